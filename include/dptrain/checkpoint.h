@@ -1,0 +1,59 @@
+/* dptrain — weights and checkpoints in HDF5.
+ *
+ * Weights use Keras 2's legacy HDF5 layout (root attributes layer_names, backend, keras_version;
+ * one group per layer with weight_names; <layer>/<layer>/kernel:0 (in, out), bias:0), so Keras's
+ * model.load_weights() reads our files and we read Keras's. A checkpoint is such a file plus a
+ * `dptrain` group: optimizer state, progress, seed, world size, config text, format version and a
+ * checksum of the weights. Written by ONE rank (serial HDF5): to NAME.tmp, fsynced, renamed, the
+ * directory fsynced: a reader never sees a torn file. Functions are local unless said otherwise.
+ */
+#ifndef DPTRAIN_CHECKPOINT_H
+#define DPTRAIN_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "dptrain/nn.h"
+#include "dptrain/optim.h"
+#include "dptrain/status.h"
+
+#define DPT_CKPT_FORMAT_VERSION 1
+
+/* Writes the model's weights in Keras 2 legacy layout to `path` (atomically). */
+DPT_NODISCARD dpt_status dpt_weights_save_keras(const char *path, const dpt_model *m);
+
+/* Loads weights into the model, by position as Keras does (layers with weights, in order), shapes
+ * checked. Accepts Keras 2 legacy files (root or /model_weights), Keras 3 legacy .h5 and Keras 3
+ * `.weights.h5`. DPT_ERR_CHECKPOINT naming the file and the layer on any mismatch. */
+DPT_NODISCARD dpt_status dpt_weights_load_keras(const char *path, dpt_model *m);
+
+/* Progress saved with a checkpoint. */
+typedef struct {
+    int64_t epoch;         /* epochs completed before this position (0-based epoch being run) */
+    int64_t step_in_epoch; /* optimizer steps done inside `epoch` */
+    int64_t global_step;   /* optimizer steps done in total */
+    uint32_t seed;
+    int world_size;
+} dpt_ckpt_meta;
+
+/* Writes DIR/ckpt-<epoch>-<step>.h5 (epoch 1-based as printed, step = global_step) and replaces
+ * DIR/last.h5, each atomically; keeps the newest `keep` ckpt-* files. `config_text` is stored.
+ * DPT_ERR_IO naming the path on any failure (unwritable directory, disk full). */
+DPT_NODISCARD dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *o,
+                                        const dpt_ckpt_meta *meta, const char *config_text,
+                                        int keep);
+
+/* Reads the stored config text of a checkpoint (heap string; free()). */
+DPT_NODISCARD dpt_status dpt_ckpt_read_config(const char *path, char **config_text);
+
+/* Verifies (format version, checksum) and loads weights, optimizer state (o may be NULL) and meta
+ * (may be NULL). DPT_ERR_CHECKPOINT naming the file and what is wrong. */
+DPT_NODISCARD dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim *o,
+                                       dpt_ckpt_meta *meta);
+
+/* Finds the newest checkpoint in `dir` that verifies (last.h5 first, then ckpt-* newest first);
+ * damaged ones are skipped with a warning on stderr. Writes its path to out (DPT_PATH_MAX).
+ * DPT_ERR_CHECKPOINT if none. */
+DPT_NODISCARD dpt_status dpt_ckpt_find_latest(const char *dir, const dpt_model *m, char *out,
+                                              size_t out_len);
+
+#endif

@@ -1,0 +1,63 @@
+/* dptrain — small core services: checked allocation, always-on assertions, logging rank prefix,
+ * shape arithmetic that cannot overflow, and the Philox-4x32-10 counter-based generator.
+ * Knows nothing of MPI or HDF5 (the abort hook is installed by the dist module).
+ */
+#ifndef DPTRAIN_CORE_H
+#define DPTRAIN_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/status.h"
+
+/* ---- assertions that stay on in release builds -------------------------------------------- */
+
+/* Called by DPT_ASSERT after printing; the dist module installs one that calls MPI_Abort.
+ * Default: abort(). */
+typedef void (*dpt_abort_fn)(int code);
+void dpt_set_abort_hook(dpt_abort_fn fn);
+/* Sets the "[rank r/N]" prefix that assertion and log lines carry. Local. */
+void dpt_set_log_rank(int rank, int size);
+void dpt_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
+#define DPT_ASSERT(c) ((c) ? (void)0 : dpt_assert_fail(#c, __FILE__, __LINE__))
+
+/* ---- allocation --------------------------------------------------------------------------- */
+
+/* Zeroed, 64-byte aligned allocation. Returns DPT_ERR_NOMEM with a message naming `what` when it
+ * fails or when n_bytes is absurd (> 2^46). Free with dpt_free. */
+DPT_NODISCARD dpt_status dpt_alloc(size_t n_bytes, const char *what, void **out);
+void dpt_free(void *p);
+
+/* out = a * b, failing (DPT_ERR_NOMEM, message naming `what`) on int64 overflow or negatives. */
+DPT_NODISCARD dpt_status dpt_mul_i64(int64_t a, int64_t b, const char *what, int64_t *out);
+
+/* ---- Philox-4x32-10 ----------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t v[4];
+} dpt_u32x4;
+
+/* One Philox-4x32-10 block: 4 random 32-bit words from (counter, key). Pure function. */
+dpt_u32x4 dpt_philox4x32_10(dpt_u32x4 counter, uint32_t key0, uint32_t key1);
+
+/* Uniform float in [0, 1) from a 32-bit word (top 24 bits). */
+static inline float dpt_u32_to_unit(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
+
+/* A small sequential stream on top of Philox for initialisers and shuffles:
+ * key = (seed lo, seed hi ^ stream), counter increments. Same seed + stream -> same numbers. */
+typedef struct {
+    uint32_t key0, key1;
+    uint64_t ctr;
+    dpt_u32x4 buf;
+    int pos;
+} dpt_rng;
+void dpt_rng_init(dpt_rng *r, uint64_t seed, uint32_t stream);
+uint32_t dpt_rng_u32(dpt_rng *r);
+float dpt_rng_uniform(dpt_rng *r);                  /* [0, 1) */
+uint64_t dpt_rng_below(dpt_rng *r, uint64_t bound); /* [0, bound), unbiased; bound > 0 */
+
+/* ---- time --------------------------------------------------------------------------------- */
+double dpt_now(void); /* monotonic seconds */
+
+#endif

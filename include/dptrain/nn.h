@@ -1,0 +1,187 @@
+/* dptrain — layers, losses, metrics and the Sequential model.
+ *
+ * A model owns ONE flat parameter buffer and ONE flat gradient buffer; each layer holds views into
+ * them (layer i's parameters are contiguous, in Keras weight order: Dense = kernel (in, out)
+ * row-major, then bias (out)). Activation buffers are sized once for the largest local batch.
+ * Nothing here allocates inside forward/backward, does I/O or calls MPI. All functions are local.
+ */
+#ifndef DPTRAIN_NN_H
+#define DPTRAIN_NN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "dptrain/core.h"
+#include "dptrain/status.h"
+
+#define DPT_MAX_RANK 4 /* dimensions of one sample's shape */
+
+/* One sample's shape (the batch dimension is not included). */
+typedef struct {
+    int rank;
+    int64_t dim[DPT_MAX_RANK];
+} dpt_shape;
+int64_t dpt_shape_size(const dpt_shape *s); /* product of dims (validated not to overflow) */
+
+typedef enum {
+    DPT_ACT_LINEAR = 0,
+    DPT_ACT_RELU,
+    DPT_ACT_SIGMOID,
+    DPT_ACT_TANH,
+    DPT_ACT_SOFTMAX
+} dpt_act;
+/* Keras name -> activation; false if unknown. */
+bool dpt_act_from_name(const char *name, dpt_act *out);
+const char *dpt_act_name(dpt_act a);
+/* In place over (B, n) row-major: y = act(z). Softmax is over each row. */
+void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n);
+/* dz = dy * act'(.) given the activation OUTPUT y (all five derivatives are functions of y).
+ * dz may alias dy. (B, n). */
+void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int64_t B, int64_t n);
+
+/* ---- what a forward/backward pass needs to know ------------------------------------------- */
+typedef struct {
+    bool training;  /* dropout on, batch statistics, ... */
+    uint32_t seed;  /* run seed */
+    uint32_t rank;  /* MPI rank: part of the dropout key */
+    uint64_t step;  /* global optimizer step (or MC-dropout pass): part of the dropout counter */
+    uint32_t stream; /* 0 for training; other values for e.g. MC-dropout passes */
+} dpt_pass;
+
+/* Dropout keep mask and scale, for element `idx` of layer `layer_index`:
+ * Philox-4x32-10 with key (seed, rank ^ (stream << 20)), counter (idx / 4, layer_index, step lo, step hi),
+ * word idx % 4, unit u = top 24 bits / 2^24; kept iff u >= rate. Pure function; exposed for tests. */
+bool dpt_dropout_keep(const dpt_pass *p, uint32_t layer_index, uint64_t idx, float rate);
+
+/* ---- layers --------------------------------------------------------------------------------- */
+typedef struct dpt_layer dpt_layer;
+
+typedef struct {
+    const char *class_name; /* Keras class name, e.g. "Dense" */
+    /* Number of float parameters (0 for Dropout, Activation, ...). */
+    int64_t (*n_params)(const dpt_layer *l);
+    /* Fill the layer's parameter view with its initial values (Keras initialisers). */
+    void (*init_params)(dpt_layer *l, dpt_rng *rng);
+    /* y = f(x). x (B, in_size), y (B, out_size). */
+    void (*forward)(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B);
+    /* Given x, y (from forward) and dy: ACCUMULATES parameter gradients into the gradient view
+     * (the model zeroes them each step) and writes dx (may be NULL for the first layer).
+     * dy may be overwritten (used as scratch). */
+    void (*backward)(dpt_layer *l, const dpt_pass *p, const float *x, const float *y, float *dy,
+                     float *dx, int64_t B);
+    /* Keras weight names and shapes, in Keras weight order, for checkpoints:
+     * returns the number of weight tensors; fills names[i] ("kernel", "bias") and shapes[i]. */
+    int (*weights)(const dpt_layer *l, const char **names, dpt_shape *shapes, int max);
+    /* Writes this layer's Keras JSON config (used by checkpoints' model_config). New reference. */
+    json_t *(*to_json)(const dpt_layer *l);
+    void (*destroy)(dpt_layer *l); /* frees the layer's own extra storage, not the struct */
+} dpt_layer_ops;
+
+/* The base every layer kind embeds first. */
+struct dpt_layer {
+    const dpt_layer_ops *ops;
+    char name[128];
+    int index;               /* position in the model, 0-based */
+    dpt_shape in_shape, out_shape;
+    int64_t in_size, out_size; /* per sample */
+    float *params;           /* view into the model's flat buffer (n_params floats) or NULL */
+    float *grads;            /* view into the model's flat gradient buffer, or NULL */
+    int64_t param_offset;    /* offset of params in the flat buffer */
+    bool trainable;
+};
+
+/* Where a config value came from, for error messages: "<file>: <path>: <what>". */
+typedef struct {
+    const char *file; /* e.g. "examples/tutorial.json" */
+    char path[256];   /* e.g. "model.config.layers[2].config" */
+} dpt_json_ctx;
+
+/* Builds a layer from its Keras "config" object. `in` is the incoming sample shape.
+ * Unknown keys are ignored; keys we do not implement that change the math (a non-null
+ * kernel_regularizer, noise_shape, ...) are refused with DPT_ERR_CONFIG naming ctx->path.key.
+ * On success *out is heap-allocated (free with dpt_layer_destroy). */
+typedef dpt_status (*dpt_layer_create_fn)(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+/* Registry: class name -> constructor; NULL if unknown. "InputLayer" is handled by the model. */
+dpt_layer_create_fn dpt_layer_lookup(const char *class_name);
+/* Names of registered classes, NULL-terminated (for messages and generic tests). */
+const char *const *dpt_layer_class_names(void);
+void dpt_layer_destroy(dpt_layer **l);
+
+/* ---- losses and metrics --------------------------------------------------------------------- */
+typedef enum {
+    DPT_LOSS_BINARY_CROSSENTROPY = 0,
+    DPT_LOSS_CATEGORICAL_CROSSENTROPY,
+    DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+    DPT_LOSS_MSE
+} dpt_loss_kind;
+bool dpt_loss_from_name(const char *name, dpt_loss_kind *out); /* Keras names and aliases */
+const char *dpt_loss_name(dpt_loss_kind k);
+
+/* Number of target floats per sample the loss expects for a model output of `out_size` units:
+ * sparse CE -> 1 (the class index as a float), the others -> out_size. */
+int64_t dpt_loss_target_size(dpt_loss_kind k, int64_t out_size);
+
+/* Loss over a batch, as a SUM over samples (means are taken after the global reduction).
+ *   out    (B, K): the model output. If `logits_act` is DPT_ACT_SIGMOID or DPT_ACT_SOFTMAX, `out`
+ *                  holds the LOGITS of that final activation and the loss is computed from logits
+ *                  exactly as Keras does when the loss follows a sigmoid/softmax output;
+ *                  with DPT_ACT_LINEAR `out` holds the final values (probabilities for CE, which
+ *                  are clipped to [1e-7, 1 - 1e-7] as Keras does).
+ *   target (B, T): T = dpt_loss_target_size(k, K).
+ *   dout   (B, K): if not NULL, d(sum of losses)/d(out).
+ *   loss_sum:  += sum of per-sample losses (double).
+ *   correct:   if not NULL, += number of correct predictions for Keras "accuracy" with this loss
+ *              (binary: pred > 0.5 vs target > 0.5 per unit, averaged over units; categorical:
+ *              argmax; sparse: argmax == index; mse: binary if K == 1 else categorical).
+ * Returns DPT_ERR_DATA if a sparse target is not an integer in [0, K). */
+DPT_NODISCARD dpt_status dpt_loss_compute(dpt_loss_kind k, dpt_act logits_act, const float *out,
+                                          const float *target, int64_t B, int64_t K, float *dout,
+                                          double *loss_sum, double *correct);
+
+/* ---- the Sequential model ------------------------------------------------------------------- */
+typedef struct dpt_model dpt_model;
+
+/* Builds the model from the Keras model JSON (any accepted form: see io/config) already
+ * normalised to a list of layer objects {"class_name", "config"} plus the input shape.
+ * `max_batch` sizes the activation buffers (local batch). Parameters are initialised from `seed`
+ * (identical on every rank). If the model's loss will be fused with the last activation, call
+ * dpt_model_set_fused_head afterwards. */
+DPT_NODISCARD dpt_status dpt_model_create(const json_t *layers, const dpt_shape *input,
+                                          int64_t max_batch, uint32_t seed, const dpt_json_ctx *ctx,
+                                          dpt_model **out);
+void dpt_model_destroy(dpt_model **m);
+
+/* If the last layer has a sigmoid/softmax activation and the loss is (binary/categorical/sparse)
+ * cross-entropy, the last activation is folded into the loss: forward then returns logits, and
+ * dpt_model_head_act() says which activation to apply for predictions. Returns that activation
+ * (DPT_ACT_LINEAR if nothing was fused). */
+dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss);
+dpt_act dpt_model_head_act(const dpt_model *m);
+
+int dpt_model_n_layers(const dpt_model *m);
+dpt_layer *dpt_model_layer(const dpt_model *m, int i);
+int64_t dpt_model_n_params(const dpt_model *m);
+float *dpt_model_params(dpt_model *m); /* (n_params) flat */
+float *dpt_model_grads(dpt_model *m);  /* (n_params) flat */
+const dpt_shape *dpt_model_input_shape(const dpt_model *m);
+int64_t dpt_model_input_size(const dpt_model *m);
+int64_t dpt_model_output_size(const dpt_model *m);
+int64_t dpt_model_max_batch(const dpt_model *m);
+
+/* Forward over B <= max_batch samples. x (B, input_size). Returns a view of the output
+ * (B, output_size), valid until the next forward (logits if the head is fused). */
+const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, int64_t B);
+/* Zeroes the gradient buffer. */
+void dpt_model_zero_grads(dpt_model *m);
+/* Backward after dpt_model_forward with the same arguments: dout (B, output_size) is
+ * d(loss)/d(output) and may be overwritten. Accumulates into the gradient buffer. */
+void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B);
+
+/* Keras-like summary table into buf (layer, output shape, params; totals). Returns chars written
+ * (like snprintf). */
+int dpt_model_summary(const dpt_model *m, char *buf, size_t n);
+
+#endif

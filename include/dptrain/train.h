@@ -1,0 +1,37 @@
+/* dptrain — the training loop: fit, evaluate, predict over a dpt_comm. Collective: every rank of
+ * the communicator calls these with the same configuration. Rank 0 prints progress and writes the
+ * run directory's files. Uses nn, optim, data, dist and io; holds no command-line parsing.
+ */
+#ifndef DPTRAIN_TRAIN_H
+#define DPTRAIN_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dptrain/comm.h"
+#include "dptrain/config.h"
+#include "dptrain/status.h"
+
+/* Options that come from the command line rather than the config file. */
+typedef struct {
+    const char *run_dir;      /* NULL or "": no run directory (no history / checkpoints) */
+    const char *config_text;  /* the config bytes, stored in checkpoints */
+    int verbose;              /* 0 silent, 1 one line per epoch (default), 2 more */
+    bool no_allreduce;        /* benchmark only: skip the gradient reduction */
+    FILE *out;                /* where rank 0 prints progress (stdout) */
+} dpt_fit_opts;
+
+/* Result of fit: final metrics (agreed on every rank). */
+typedef struct {
+    int epochs_run;
+    double loss, accuracy, val_loss, val_accuracy; /* last epoch; NaN if not computed */
+    double seconds;
+    double samples_per_s;
+} dpt_fit_result;
+
+/* Trains the model described by `cfg` on cfg->data_path. Collective. */
+DPT_NODISCARD dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts *o,
+                                 dpt_fit_result *res);
+
+#endif

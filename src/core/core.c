@@ -1,0 +1,59 @@
+/* Core services: checked allocation, assertions, overflow-checked arithmetic, monotonic time.
+ * The MPI_Abort behaviour of assertions is injected by src/dist (dpt_set_abort_hook). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dptrain/core.h"
+
+static dpt_abort_fn g_abort;
+static int g_rank = 0, g_size = 1;
+
+void dpt_set_abort_hook(dpt_abort_fn fn) { g_abort = fn; }
+
+void dpt_set_log_rank(int rank, int size) {
+    g_rank = rank;
+    g_size = size;
+}
+
+void dpt_assert_fail(const char *cond, const char *file, int line) {
+    fprintf(stderr, "[rank %d/%d] %s:%d: internal error: assertion failed: %s\n", g_rank, g_size,
+            file, line, cond);
+    fflush(stderr);
+    if (g_abort) g_abort(DPT_ERR_INTERNAL);
+    abort();
+}
+
+#define DPT_ALLOC_LIMIT ((size_t)1 << 46) /* 64 TiB: anything larger is a bug or absurd input */
+
+dpt_status dpt_alloc(size_t n_bytes, const char *what, void **out) {
+    *out = NULL;
+    if (n_bytes > DPT_ALLOC_LIMIT)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: size %zu bytes is too large", what, n_bytes);
+    size_t rounded = (n_bytes + 63) / 64 * 64;
+    if (rounded == 0) rounded = 64;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory (%zu bytes)", what, n_bytes);
+    memset(p, 0, rounded);
+    *out = p;
+    return DPT_OK;
+}
+
+void dpt_free(void *p) { free(p); }
+
+dpt_status dpt_mul_i64(int64_t a, int64_t b, const char *what, int64_t *out) {
+    int64_t r;
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r))
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: size %lld x %lld overflows", what, (long long)a,
+                             (long long)b);
+    *out = r;
+    return DPT_OK;
+}
+
+double dpt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,48 @@
+/* Shared helpers for dptrain's cmocka tests. */
+#define _POSIX_C_SOURCE 200809L
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+const char *dpt_test_tmpdir(const char *tag) {
+    static char path[4096];
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    snprintf(path, sizeof path, "%s/dpt-test-%s-XXXXXX", base, tag);
+    if (!mkdtemp(path)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return path;
+}
+
+const char *dpt_test_source_dir(void) {
+    const char *s = getenv("DPT_SOURCE_DIR");
+    return (s && *s) ? s : ".";
+}
+
+const char *dpt_test_fixtures_dir(void) {
+    const char *s = getenv("DPT_FIXTURES_DIR");
+    struct stat st;
+    if (s && *s && stat(s, &st) == 0 && S_ISDIR(st.st_mode)) return s;
+    return NULL;
+}
+
+int dpt_test_mpi_main(int argc, char **argv, const struct CMUnitTest *tests, size_t n,
+                      const char *group_name) {
+    (void)argc;
+    (void)argv;
+    MPI_Init(&argc, &argv);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    int failed = _cmocka_run_group_tests(group_name, tests, n, NULL, NULL);
+    int any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return any ? 1 : 0;
+}
