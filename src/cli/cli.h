@@ -1,0 +1,22 @@
+/* Private to src/cli: helpers shared by the subcommands. */
+#ifndef DPT_CLI_H
+#define DPT_CLI_H
+
+#include "dptrain/dptrain.h"
+
+/* Integer option value in [lo, hi]; DPT_ERR_USAGE naming the option otherwise. Local. */
+DPT_NODISCARD dpt_status dpt_cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi,
+                                           int64_t *out);
+/* Rank 0 reads the file, every rank receives the bytes (or the same error). Collective. */
+DPT_NODISCARD dpt_status dpt_cli_read_bcast(const dpt_comm *c, const char *path, dpt_status what,
+                                            char **text, size_t *len);
+/* Reads (rank 0), broadcasts and parses a config; agreed. *text_out (if not NULL) gets the bytes
+ * (free()). Collective. */
+DPT_NODISCARD dpt_status dpt_cli_load_config(const dpt_comm *c, const char *path, dpt_config *cfg,
+                                             char **text_out);
+/* `dptrain data ...`: runs on rank 0, agreed. Collective. */
+DPT_NODISCARD dpt_status dpt_cli_data(const dpt_comm *c, int argc, char **argv);
+/* `dptrain help COMMAND`: prints that command's help; returns the exit code. Local. */
+int dpt_cli_help(const char *command);
+
+#endif

@@ -1,0 +1,220 @@
+/* The `dptrain` command: argument parsing, reading the config on rank 0 and broadcasting it, and
+ * dispatch to the library (fit, summary, data ...). Holds no training logic. Every failure ends
+ * with ONE line on rank 0 and the status as exit code on every rank (README "Exit codes"). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpi.h>
+
+#include "dptrain/dptrain.h"
+#include "cli.h"
+
+static const char *USAGE =
+    "usage: dptrain COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  fit CONFIG [options]       train the model of CONFIG across the MPI ranks\n"
+    "      --data FILE.h5         dataset (overrides data.path)\n"
+    "      --epochs N             overrides fit.epochs\n"
+    "      --batch-size B         GLOBAL batch size, overrides fit.batch_size\n"
+    "      --seed S               overrides fit.seed\n"
+    "      --run-dir DIR          write history.csv and final.h5 (Keras weights) into DIR\n"
+    "      --verbose 0|1|2        0 silent, 1 one line per epoch (default)\n"
+    "      --no-allreduce         benchmark only: skip the gradient reduction\n"
+    "  summary CONFIG             print the model: layers, output shapes, parameters\n"
+    "  data synth --out FILE.h5 [--samples N] [--features F] [--seed S]\n"
+    "                             write the tutorial's synthetic data (uniform features, 0/1 labels)\n"
+    "  data fashion-mnist --out FILE.h5 [--from DIR]\n"
+    "                             convert the Fashion-MNIST IDX files (default DIR\n"
+    "                             /usr/share/datasets/fashion-mnist)\n"
+    "  data csv FILE.csv --label COLUMN --out FILE.h5\n"
+    "                             convert a CSV file with a header row\n"
+    "  data inspect FILE.h5       print groups, shapes, dtypes and label counts\n"
+    "  help, --help, -h           this text\n"
+    "  --version                  print the version\n"
+    "\n"
+    "exit codes: 0 success, 1 internal error, 2 usage, 3 config, 4 data, 5 checkpoint,\n"
+    "            6 numeric (non-finite loss), 7 output I/O, 8 out of memory,\n"
+    "            75 preempted after a checkpoint (resumable)\n";
+
+/* ---- small argument helpers ---------------------------------------------------------------- */
+
+dpt_status dpt_cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno)
+        return dpt_error_set(DPT_ERR_USAGE, "%s: expected an integer, got \"%s\"", opt,
+                             s ? s : "");
+    if (v < lo || v > hi)
+        return dpt_error_set(DPT_ERR_USAGE, "%s: must be in [%lld, %lld], got %lld", opt,
+                             (long long)lo, (long long)hi, v);
+    *out = v;
+    return DPT_OK;
+}
+
+/* Reads the file on rank 0 and broadcasts it; every rank gets the same bytes or the same error. */
+dpt_status dpt_cli_read_bcast(const dpt_comm *c, const char *path, dpt_status what, char **text,
+                              size_t *len) {
+    int64_t n = -1;
+    dpt_status st = DPT_OK;
+    *text = NULL;
+    if (c->rank == 0) {
+        st = dpt_read_file(path, what, text, len);
+        if (st == DPT_OK) n = (int64_t)*len;
+    }
+    st = dpt_comm_agree(c, st);
+    if (st != DPT_OK) {
+        free(*text);
+        *text = NULL;
+        return st;
+    }
+    dpt_comm_bcast(c, &n, sizeof n);
+    if (c->rank != 0) {
+        *text = malloc((size_t)n + 1);
+        if (!*text) dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path));
+        (*text)[n] = '\0';
+    }
+    dpt_comm_bcast(c, *text, n);
+    *len = (size_t)n;
+    return DPT_OK;
+}
+
+dpt_status dpt_cli_load_config(const dpt_comm *c, const char *path, dpt_config *cfg,
+                               char **text_out) {
+    char *text = NULL;
+    size_t len = 0;
+    dpt_status st = dpt_cli_read_bcast(c, path, DPT_ERR_CONFIG, &text, &len);
+    if (st != DPT_OK) return st;
+    st = dpt_config_parse(text, len, path, cfg); /* same bytes: same result on every rank */
+    if (st == DPT_OK && text_out)
+        *text_out = text;
+    else
+        free(text);
+    return dpt_comm_agree(c, st);
+}
+
+/* ---- fit ----------------------------------------------------------------------------------- */
+
+static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
+    if (argc < 1 || argv[0][0] == '-')
+        return dpt_error_set(DPT_ERR_USAGE, "fit: missing CONFIG (usage: dptrain fit CONFIG "
+                                            "[--data FILE] [--epochs N] ...)");
+    const char *cfg_path = argv[0];
+    const char *data = NULL, *run_dir = NULL;
+    int64_t epochs = -1, batch = -1, seed = -1, verbose = 1;
+    bool no_allreduce = false;
+    dpt_status st = DPT_OK;
+    for (int i = 1; i < argc && st == DPT_OK; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-allreduce")) {
+            no_allreduce = true;
+            continue;
+        }
+        bool takes = !strcmp(a, "--data") || !strcmp(a, "--epochs") ||
+                     !strcmp(a, "--batch-size") || !strcmp(a, "--seed") ||
+                     !strcmp(a, "--run-dir") || !strcmp(a, "--verbose");
+        if (!takes) {
+            st = dpt_error_set(DPT_ERR_USAGE, "fit: unknown option \"%s\" (see dptrain --help)", a);
+            break;
+        }
+        if (!v) {
+            st = dpt_error_set(DPT_ERR_USAGE, "fit: %s needs a value", a);
+            break;
+        }
+        i++;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--run-dir")) run_dir = v;
+        else if (!strcmp(a, "--epochs")) st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &epochs);
+        else if (!strcmp(a, "--batch-size")) st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &batch);
+        else if (!strcmp(a, "--seed")) st = dpt_cli_parse_i64(a, v, 0, UINT32_MAX, &seed);
+        else if (!strcmp(a, "--verbose")) st = dpt_cli_parse_i64(a, v, 0, 2, &verbose);
+    }
+    if (st != DPT_OK) return st;
+
+    dpt_config cfg;
+    char *text = NULL;
+    st = dpt_cli_load_config(c, cfg_path, &cfg, &text);
+    if (st != DPT_OK) return st;
+    if (data) snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
+    if (epochs > 0) cfg.epochs = (int)epochs;
+    if (batch > 0) cfg.batch_size = batch;
+    if (seed >= 0) cfg.seed = (uint32_t)seed;
+    dpt_fit_opts o = {.run_dir = run_dir, .config_text = text, .verbose = (int)verbose,
+                      .no_allreduce = no_allreduce, .out = stdout};
+    dpt_fit_result res;
+    st = dpt_fit(c, &cfg, &o, &res);
+    dpt_config_deinit(&cfg);
+    free(text);
+    return st;
+}
+
+static dpt_status cmd_summary(const dpt_comm *c, int argc, char **argv) {
+    if (argc < 1) return dpt_error_set(DPT_ERR_USAGE, "summary: missing CONFIG");
+    dpt_config cfg;
+    dpt_status st = dpt_cli_load_config(c, argv[0], &cfg, NULL);
+    if (st != DPT_OK) return st;
+    if (!cfg.has_input_shape) {
+        dpt_data_info info;
+        if (!cfg.data_path[0])
+            st = dpt_error_set(DPT_ERR_CONFIG, "%s: model: no input shape, and no data.path to "
+                                               "take it from", cfg.file);
+        else
+            st = dpt_data_probe(cfg.data_path, cfg.train_group, &info);
+        if (st == DPT_OK) cfg.input_shape = info.x_shape;
+    }
+    dpt_model *m = NULL;
+    dpt_json_ctx ctx = {.file = cfg.model_file[0] ? cfg.model_file : cfg.file};
+    if (st == DPT_OK) st = dpt_model_create(cfg.layers, &cfg.input_shape, 1, cfg.seed, &ctx, &m);
+    if (st == DPT_OK && c->rank == 0) {
+        char buf[16384];
+        dpt_model_summary(m, buf, sizeof buf);
+        fputs(buf, stdout);
+    }
+    dpt_model_destroy(&m);
+    dpt_config_deinit(&cfg);
+    return dpt_comm_agree(c, st);
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+                      !strcmp(argv[1], "help"))) {
+        if (argc >= 3) return dpt_cli_help(argv[2]);
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        printf("dptrain %s\n", DPTRAIN_VERSION);
+        return 0;
+    }
+    MPI_Init(&argc, &argv);
+    dpt_comm c;
+    dpt_status st = dpt_comm_init(&c, MPI_COMM_WORLD);
+    if (st != DPT_OK) {
+        fprintf(stderr, "dptrain: %s\n", dpt_error_message());
+        MPI_Abort(MPI_COMM_WORLD, st);
+    }
+    if (argc < 2) {
+        st = dpt_error_set(DPT_ERR_USAGE, "missing COMMAND (see dptrain --help)");
+    } else if (!strcmp(argv[1], "fit")) {
+        st = cmd_fit(&c, argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "summary")) {
+        st = cmd_summary(&c, argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "data")) {
+        st = dpt_cli_data(&c, argc - 2, argv + 2);
+    } else {
+        st = dpt_error_set(DPT_ERR_USAGE, "unknown command \"%s\" (see dptrain --help)", argv[1]);
+    }
+    if (st != DPT_OK && c.rank == 0) {
+        fprintf(stderr, "dptrain: %s: %s\n", dpt_status_name(st), dpt_error_message());
+        fflush(stderr);
+    }
+    dpt_comm_deinit(&c);
+    MPI_Finalize();
+    return (int)st;
+}

@@ -1,0 +1,96 @@
+/* The MPI world: rank/size, node-local placement, reductions, error agreement.
+ * Knows nothing of layers or files. Failures inside the step abort the job (MPI_Abort): a rank
+ * that returns while the others wait in a collective would hang them forever. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/comm.h"
+#include "dptrain/core.h"
+
+static MPI_Comm g_abort_comm = MPI_COMM_WORLD;
+
+static void abort_hook(int code) { MPI_Abort(g_abort_comm, code); }
+
+dpt_status dpt_comm_init(dpt_comm *c, MPI_Comm parent) {
+    memset(c, 0, sizeof *c);
+    if (MPI_Comm_dup(parent, &c->comm) != MPI_SUCCESS)
+        return dpt_error_set(DPT_ERR_INTERNAL, "MPI_Comm_dup failed");
+    MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(c->comm, &c->rank);
+    MPI_Comm_size(c->comm, &c->size);
+    if (MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &c->node) !=
+        MPI_SUCCESS)
+        return dpt_error_set(DPT_ERR_INTERNAL, "MPI_Comm_split_type failed");
+    MPI_Comm_rank(c->node, &c->node_rank);
+    MPI_Comm_size(c->node, &c->node_size);
+    g_abort_comm = c->comm;
+    dpt_set_abort_hook(abort_hook);
+    dpt_set_log_rank(c->rank, c->size);
+    return DPT_OK;
+}
+
+void dpt_comm_deinit(dpt_comm *c) {
+    if (c->node != MPI_COMM_NULL && c->node) MPI_Comm_free(&c->node);
+    if (c->comm != MPI_COMM_NULL && c->comm) MPI_Comm_free(&c->comm);
+    g_abort_comm = MPI_COMM_WORLD;
+}
+
+void dpt_comm_abort(const dpt_comm *c, dpt_status code) {
+    fprintf(stderr, "[rank %d/%d] dptrain: %s\n", c->rank, c->size, dpt_error_message());
+    fflush(stderr);
+    MPI_Abort(c->comm, (int)code);
+    abort(); /* not reached */
+}
+
+static void check(const dpt_comm *c, int rc, const char *what) {
+    if (rc != MPI_SUCCESS) {
+        char s[MPI_MAX_ERROR_STRING];
+        int len = 0;
+        MPI_Error_string(rc, s, &len);
+        dpt_error_set(DPT_ERR_INTERNAL, "%s failed: %s", what, s);
+        dpt_comm_abort(c, DPT_ERR_INTERNAL);
+    }
+}
+
+dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
+    int mine = (int)local, worst = 0;
+    check(c, MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, c->comm), "MPI_Allreduce");
+    if (worst == 0) return DPT_OK;
+    /* the lowest failing rank tells everyone its message */
+    int cand = local != DPT_OK ? c->rank : c->size, first = 0;
+    check(c, MPI_Allreduce(&cand, &first, 1, MPI_INT, MPI_MIN, c->comm), "MPI_Allreduce");
+    char msg[2048];
+    int code = 0;
+    if (c->rank == first) {
+        snprintf(msg, sizeof msg, "%s", dpt_error_message());
+        code = mine;
+    }
+    check(c, MPI_Bcast(msg, sizeof msg, MPI_CHAR, first, c->comm), "MPI_Bcast");
+    check(c, MPI_Bcast(&code, 1, MPI_INT, first, c->comm), "MPI_Bcast");
+    msg[sizeof msg - 1] = '\0';
+    return dpt_error_set((dpt_status)code, "%s", msg);
+}
+
+#define CHUNK (1 << 30)
+
+void dpt_comm_allreduce_sum_f32(const dpt_comm *c, float *buf, int64_t n) {
+    for (int64_t off = 0; off < n; off += CHUNK) {
+        int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
+        check(c, MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, c->comm),
+              "MPI_Allreduce(gradients)");
+    }
+}
+
+void dpt_comm_allreduce_sum_f64(const dpt_comm *c, double *buf, int n) {
+    check(c, MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, c->comm), "MPI_Allreduce");
+}
+
+void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes) {
+    char *p = buf;
+    for (int64_t off = 0; off < n_bytes; off += CHUNK) {
+        int cnt = (int)(n_bytes - off < CHUNK ? n_bytes - off : CHUNK);
+        check(c, MPI_Bcast(p + off, cnt, MPI_BYTE, 0, c->comm), "MPI_Bcast");
+    }
+}

@@ -1,0 +1,40 @@
+/* Private to src/train: the trainer's state, shared by fit, resume and the tests. */
+#ifndef DPT_TRAIN_INTERNAL_H
+#define DPT_TRAIN_INTERNAL_H
+
+#include <stdio.h>
+
+#include "dptrain/comm.h"
+#include "dptrain/config.h"
+#include "dptrain/data.h"
+#include "dptrain/nn.h"
+#include "dptrain/optim.h"
+#include "dptrain/train.h"
+
+typedef struct {
+    const dpt_comm *c;
+    const dpt_config *cfg;
+    dpt_fit_opts opts;
+    dpt_data_info info, vinfo, tinfo;
+    int64_t n_train, n_val;
+    int64_t lo, hi;         /* this rank's training rows */
+    dpt_model *model;
+    dpt_optim *optim;
+    dpt_shard *train, *val;
+    float *xb, *yb, *dout;  /* (max_local, x_size), (max_local, y_size), (max_local, out) */
+    int64_t *rows;          /* (max_local) shard-local rows of the current step */
+    int64_t epoch, global_step;
+    int threads;
+    FILE *history;
+} dpt_train;
+
+DPT_NODISCARD dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg,
+                                         const dpt_fit_opts *o, dpt_train *t);
+DPT_NODISCARD dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res);
+void dpt_train_teardown(dpt_train *t);
+DPT_NODISCARD dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
+                                        const dpt_shard *s, uint32_t seed, double sums[3]);
+int dpt_train_setup_threads(const dpt_comm *c);
+DPT_NODISCARD dpt_status dpt_mkdir_p(const char *path);
+
+#endif

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs what is missing, builds the project and an
+# ASan+UBSan build of the unit tests, and runs ctest on both. Exits non-zero on any failure.
+#   tests/run.sh [ctest args...]     e.g. tests/run.sh -R unit/
+# Environment: DPT_SKIP_ASAN=1 skips the sanitizer build; JOBS (default: nproc).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+jobs=${JOBS:-$(nproc)}
+
+"$root/launch/install-deps.sh"
+
+# Root and oversubscription for mpiexec (same as --allow-run-as-root / --oversubscribe).
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_pml=ob1 OPENBLAS_NUM_THREADS=1
+
+echo "== build (build/)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+
+rc=0
+echo "== ctest (build/)"
+(cd build && ctest --output-on-failure -j"$jobs" "$@") || rc=1
+
+if [ "${DPT_SKIP_ASAN:-0}" != 1 ]; then
+    echo "== ASan + UBSan build of the unit tests (build-asan/)"
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDPT_SANITIZE=ON >/dev/null
+    cmake --build build-asan -j"$jobs"
+    # leak checking is off: Open MPI's own allocations at MPI_Init are reported as leaks
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --output-on-failure -j"$jobs" -L unit) || rc=1
+fi
+exit $rc
