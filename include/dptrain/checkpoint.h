@@ -33,6 +33,8 @@ typedef struct {
     int64_t global_step;   /* optimizer steps done in total */
     uint32_t seed;
     int world_size;
+    double epoch_sums[3];  /* the running epoch's (loss sum, correct, count) at step_in_epoch, so a
+                              resumed epoch reports the same numbers as an uninterrupted one */
 } dpt_ckpt_meta;
 
 /* Writes DIR/ckpt-<epoch>-<step>.h5 (epoch 1-based as printed, step = global_step) and replaces

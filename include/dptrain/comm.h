@@ -4,6 +4,7 @@
 #ifndef DPTRAIN_COMM_H
 #define DPTRAIN_COMM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <mpi.h>
@@ -32,6 +33,10 @@ void dpt_comm_allreduce_sum_f32(const dpt_comm *c, float *buf, int64_t n);
 void dpt_comm_allreduce_sum_f64(const dpt_comm *c, double *buf, int n);
 /* Collective: broadcast n bytes from rank 0 (chunked). Aborts on MPI failure. */
 void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes);
+
+/* Collective: gathers host names and thread counts; rank 0 gets one line in buf ("placement: 4
+ * ranks on 2 hosts (a: 2, b: 2), 1 OpenBLAS thread per rank"). Returns chars written (0 elsewhere). */
+int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n);
 
 /* Local: prints "[rank r/N] dptrain: <message>" to stderr and MPI_Aborts the job with `code`. */
 void dpt_comm_abort(const dpt_comm *c, dpt_status code) __attribute__((noreturn));

@@ -19,6 +19,10 @@ typedef struct {
     const char *config_text;  /* the config bytes, stored in checkpoints */
     int verbose;              /* 0 silent, 1 one line per epoch (default), 2 more */
     bool no_allreduce;        /* benchmark only: skip the gradient reduction */
+    bool resume;              /* continue from the newest valid checkpoint in run_dir, if any */
+    int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's */
+    int keep;                 /* ckpt-* files kept besides last.h5; -1 = config's */
+    bool handle_signals;      /* install SIGTERM/SIGUSR1/SIGINT handlers (the CLI does) */
     FILE *out;                /* where rank 0 prints progress (stdout) */
 } dpt_fit_opts;
 

@@ -22,7 +22,13 @@ static const char *USAGE =
     "      --epochs N             overrides fit.epochs\n"
     "      --batch-size B         GLOBAL batch size, overrides fit.batch_size\n"
     "      --seed S               overrides fit.seed\n"
-    "      --run-dir DIR          write history.csv and final.h5 (Keras weights) into DIR\n"
+    "      --run-dir DIR          write history.csv, checkpoints (last.h5, ckpt-*.h5) and\n"
+    "                             final.h5 (Keras weights) into DIR\n"
+    "      --resume               continue exactly from the newest valid checkpoint in DIR\n"
+    "                             (starts from the beginning when DIR has none)\n"
+    "      --checkpoint-every N|epoch  steps between checkpoints (default: config, else epoch)\n"
+    "      --keep K               ckpt-*.h5 files kept besides last.h5 (default 3)\n"
+    "      SIGTERM / SIGUSR1 / SIGINT: checkpoint at the next step, exit 75 (resumable)\n"
     "      --verbose 0|1|2        0 silent, 1 one line per epoch (default)\n"
     "      --no-allreduce         benchmark only: skip the gradient reduction\n"
     "  summary CONFIG             print the model: layers, output shapes, parameters\n"
@@ -106,19 +112,21 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                                             "[--data FILE] [--epochs N] ...)");
     const char *cfg_path = argv[0];
     const char *data = NULL, *run_dir = NULL;
-    int64_t epochs = -1, batch = -1, seed = -1, verbose = 1;
-    bool no_allreduce = false;
+    int64_t epochs = -1, batch = -1, seed = -1, verbose = 1, every = -1, keep = -1;
+    bool no_allreduce = false, resume = false;
     dpt_status st = DPT_OK;
     for (int i = 1; i < argc && st == DPT_OK; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--no-allreduce")) {
-            no_allreduce = true;
+        if (!strcmp(a, "--no-allreduce") || !strcmp(a, "--resume")) {
+            if (a[2] == 'n') no_allreduce = true;
+            else resume = true;
             continue;
         }
         bool takes = !strcmp(a, "--data") || !strcmp(a, "--epochs") ||
                      !strcmp(a, "--batch-size") || !strcmp(a, "--seed") ||
-                     !strcmp(a, "--run-dir") || !strcmp(a, "--verbose");
+                     !strcmp(a, "--run-dir") || !strcmp(a, "--verbose") ||
+                     !strcmp(a, "--checkpoint-every") || !strcmp(a, "--keep");
         if (!takes) {
             st = dpt_error_set(DPT_ERR_USAGE, "fit: unknown option \"%s\" (see dptrain --help)", a);
             break;
@@ -134,7 +142,15 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         else if (!strcmp(a, "--batch-size")) st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &batch);
         else if (!strcmp(a, "--seed")) st = dpt_cli_parse_i64(a, v, 0, UINT32_MAX, &seed);
         else if (!strcmp(a, "--verbose")) st = dpt_cli_parse_i64(a, v, 0, 2, &verbose);
+        else if (!strcmp(a, "--keep")) st = dpt_cli_parse_i64(a, v, 0, 1000000, &keep);
+        else if (!strcmp(a, "--checkpoint-every")) {
+            if (!strcmp(v, "epoch")) every = 0;
+            else st = dpt_cli_parse_i64(a, v, 1, INT64_MAX, &every);
+        }
     }
+    if (st == DPT_OK && (resume || every >= 0 || keep >= 0) && !run_dir)
+        st = dpt_error_set(DPT_ERR_USAGE, "fit: --resume, --checkpoint-every and --keep need "
+                                          "--run-dir DIR");
     if (st != DPT_OK) return st;
 
     dpt_config cfg;
@@ -146,7 +162,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     if (batch > 0) cfg.batch_size = batch;
     if (seed >= 0) cfg.seed = (uint32_t)seed;
     dpt_fit_opts o = {.run_dir = run_dir, .config_text = text, .verbose = (int)verbose,
-                      .no_allreduce = no_allreduce, .out = stdout};
+                      .no_allreduce = no_allreduce, .out = stdout, .resume = resume,
+                      .checkpoint_every = every, .keep = (int)keep, .handle_signals = true};
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);
     dpt_config_deinit(&cfg);

@@ -2,6 +2,7 @@
  * Knows nothing of layers or files. Failures inside the step abort the job (MPI_Abort): a rank
  * that returns while the others wait in a collective would hang them forever. */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,4 +94,48 @@ void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes) {
         int cnt = (int)(n_bytes - off < CHUNK ? n_bytes - off : CHUNK);
         check(c, MPI_Bcast(p + off, cnt, MPI_BYTE, 0, c->comm), "MPI_Bcast");
     }
+}
+
+int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n) {
+    char name[MPI_MAX_PROCESSOR_NAME] = {0};
+    int len = 0;
+    MPI_Get_processor_name(name, &len);
+    char *all = NULL;
+    if (c->rank == 0) all = calloc((size_t)c->size, MPI_MAX_PROCESSOR_NAME);
+    int th = threads, *ths = NULL;
+    if (c->rank == 0) ths = calloc((size_t)c->size, sizeof(int));
+    MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0,
+               c->comm);
+    MPI_Gather(&th, 1, MPI_INT, ths, 1, MPI_INT, 0, c->comm);
+    int w = 0;
+    if (c->rank == 0 && all && ths) {
+        /* hosts in order of first appearance, with their rank counts */
+        int hosts = 0, min_t = ths[0], max_t = ths[0];
+        char list[1024] = "";
+        size_t used = 0;
+        for (int r = 0; r < c->size; r++) {
+            if (ths[r] < min_t) min_t = ths[r];
+            if (ths[r] > max_t) max_t = ths[r];
+            const char *h = all + (size_t)r * MPI_MAX_PROCESSOR_NAME;
+            bool seen = false;
+            for (int q = 0; q < r && !seen; q++)
+                seen = !strcmp(h, all + (size_t)q * MPI_MAX_PROCESSOR_NAME);
+            if (seen) continue;
+            int cnt = 0;
+            for (int q = r; q < c->size; q++) cnt += !strcmp(h, all + (size_t)q * MPI_MAX_PROCESSOR_NAME);
+            hosts++;
+            if (used < sizeof list - 64)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s: %d", hosts > 1 ? ", " : "",
+                                         h, cnt);
+        }
+        if (min_t == max_t)
+            w = snprintf(buf, n, "placement: %d ranks on %d host%s (%s), %d OpenBLAS thread%s per rank",
+                         c->size, hosts, hosts > 1 ? "s" : "", list, min_t, min_t > 1 ? "s" : "");
+        else
+            w = snprintf(buf, n, "placement: %d ranks on %d host%s (%s), %d-%d OpenBLAS threads per rank",
+                         c->size, hosts, hosts > 1 ? "s" : "", list, min_t, max_t);
+    }
+    free(all);
+    free(ths);
+    return w;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <dirent.h>
 
 #include <cblas.h>
 
@@ -93,6 +94,101 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
     return DPT_OK;
 }
 
+/* ---- checkpoints ----------------------------------------------------------------------------- */
+
+static bool has_checkpoint_files(const char *dir) {
+    char path[DPT_PATH_MAX];
+    snprintf(path, sizeof path, "%s/last.h5", dir);
+    if (access(path, F_OK) == 0) return true;
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool any = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (!strncmp(e->d_name, "ckpt-", 5)) any = true;
+    closedir(d);
+    return any;
+}
+
+/* Rank 0 finds and reads the newest valid checkpoint; every rank receives its state. Collective. */
+static dpt_status resume_from_checkpoint(dpt_train *t) {
+    const dpt_comm *c = t->c;
+    dpt_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    int found = 0;
+    dpt_status st = DPT_OK;
+    if (c->rank == 0 && has_checkpoint_files(t->opts.run_dir)) {
+        st = dpt_ckpt_find_latest(t->opts.run_dir, t->model, t->resumed_from,
+                                  sizeof t->resumed_from);
+        if (st == DPT_OK) st = dpt_ckpt_read(t->resumed_from, t->model, t->optim, &meta);
+        if (st == DPT_OK && meta.seed != t->cfg->seed)
+            st = dpt_error_set(DPT_ERR_CHECKPOINT,
+                               "%s: written with seed %u, but this run's seed is %u: an exact resume "
+                               "needs the same seed",
+                               t->resumed_from, meta.seed, t->cfg->seed);
+        if (st == DPT_OK && meta.epoch > t->cfg->epochs)
+            st = dpt_error_set(DPT_ERR_CHECKPOINT,
+                               "%s: already %lld epochs done, more than this run's %d",
+                               t->resumed_from, (long long)meta.epoch, t->cfg->epochs);
+        found = st == DPT_OK;
+    }
+    st = dpt_comm_agree(c, st);
+    if (st != DPT_OK) return st;
+    dpt_comm_bcast(c, &found, sizeof found);
+    if (!found) {
+        if (c->rank == 0 && t->opts.verbose > 0)
+            fprintf(t->opts.out, "resume: no checkpoint in %s: starting from the beginning\n",
+                    t->opts.run_dir);
+        return DPT_OK;
+    }
+    dpt_comm_bcast(c, &meta, sizeof meta);
+    dpt_comm_bcast(c, t->resumed_from, sizeof t->resumed_from);
+    int64_t np = dpt_model_n_params(t->model);
+    dpt_comm_bcast(c, dpt_model_params(t->model), np * (int64_t)sizeof(float));
+    for (int i = 0; i < dpt_optim_n_slots(t->optim); i++)
+        dpt_comm_bcast(c, dpt_optim_slot(t->optim, i), np * (int64_t)sizeof(float));
+    int64_t it = dpt_optim_iterations(t->optim);
+    dpt_comm_bcast(c, &it, sizeof it);
+    dpt_optim_set_iterations(t->optim, it);
+    t->epoch = meta.epoch;
+    t->global_step = meta.global_step;
+    t->start_step_in_epoch = meta.step_in_epoch;
+    memcpy(t->resume_sums, meta.epoch_sums, sizeof t->resume_sums);
+    if (c->rank == 0 && t->opts.verbose > 0) {
+        fprintf(t->opts.out, "resume: %s: epoch %lld, step %lld of the epoch (global step %lld)\n",
+                t->resumed_from, (long long)meta.epoch + 1, (long long)meta.step_in_epoch,
+                (long long)meta.global_step);
+        if (meta.world_size != c->size)
+            fprintf(t->opts.out,
+                    "resume: the checkpoint was written by %d ranks, this run has %d: the batches "
+                    "are the same, the dropout masks (drawn per rank) are not\n",
+                    meta.world_size, c->size);
+    }
+    return DPT_OK;
+}
+
+/* Rank 0 writes a checkpoint of the current state; agreed. Collective. */
+static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epoch,
+                                   const double sums[3]) {
+    dpt_status st = DPT_OK;
+    if (t->c->rank == 0) {
+        dpt_ckpt_meta meta;
+        memset(&meta, 0, sizeof meta);
+        meta.epoch = epoch;
+        meta.step_in_epoch = step_in_epoch;
+        meta.global_step = t->global_step;
+        meta.seed = t->cfg->seed;
+        meta.world_size = t->c->size;
+        memcpy(meta.epoch_sums, sums, sizeof meta.epoch_sums);
+        int keep = t->opts.keep >= 0 ? t->opts.keep : t->cfg->keep;
+        st = dpt_ckpt_write(t->opts.run_dir, t->model, t->optim, &meta, t->opts.config_text
+                                                                           ? t->opts.config_text
+                                                                           : "",
+                            keep);
+    }
+    return dpt_comm_agree(t->c, st);
+}
+
 /* ---- fit ----------------------------------------------------------------------------------- */
 
 static void print_epoch(FILE *f, int e, int epochs, double secs, const double tr[3],
@@ -172,6 +268,13 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     if (st != DPT_OK) return st;
     dpt_comm_bcast(c, dpt_model_params(t->model),
                    dpt_model_n_params(t->model) * (int64_t)sizeof(float));
+    if (o->resume && o->run_dir && o->run_dir[0]) {
+        st = resume_from_checkpoint(t);
+        if (st != DPT_OK) {
+            dpt_train_teardown(t);
+            return st;
+        }
+    }
 
     /* 3. this rank's shards */
     dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};
@@ -207,6 +310,8 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     }
 
     t->threads = dpt_train_setup_threads(c);
+    char placement[1536] = "";
+    dpt_comm_describe(c, t->threads, placement, sizeof placement);
     if (lead && t->opts.verbose > 0) {
         char buf[8192];
         dpt_model_summary(t->model, buf, sizeof buf);
@@ -214,8 +319,7 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
         fprintf(out, "data: %s /%s: %lld train, %lld validation samples; about %lld per rank\n",
                 cfg->data_path, cfg->train_group, (long long)t->n_train, (long long)t->n_val,
                 (long long)(t->n_train / c->size));
-        fprintf(out, "ranks: %d (%d on this node), OpenBLAS threads per rank: %d, global batch: %lld\n",
-                c->size, c->node_size, t->threads, (long long)B);
+        fprintf(out, "%s; global batch %lld\n", placement, (long long)B);
         if (o->run_dir && o->run_dir[0]) fprintf(out, "run directory: %s\n", o->run_dir);
         fflush(out);
     }
@@ -237,7 +341,7 @@ void dpt_train_teardown(dpt_train *t) {
 
 /* One optimizer step on global batch k of the epoch's order. Collective. Returns the reduced
  * batch sums (loss, correct, count) in sums. */
-static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, double sums[3]) {
+static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, double sums[4]) {
     const dpt_comm *c = t->c;
     const dpt_config *cfg = t->cfg;
     int64_t B = cfg->batch_size, p0 = k * B;
@@ -249,7 +353,8 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     }
     dpt_model *m = t->model;
     dpt_model_zero_grads(m);
-    double local[3] = {0, 0, (double)cnt};
+    /* (loss sum, correct, count, preemption signal seen): one small reduction per step */
+    double local[4] = {0, 0, (double)cnt, dpt_signals_pending() ? 1.0 : 0.0};
     dpt_status st = DPT_OK;
     if (cnt > 0) {
         dpt_shard_gather(t->train, t->rows, cnt, t->xb, t->yb);
@@ -264,7 +369,7 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     float *g = dpt_model_grads(m);
     int64_t np = dpt_model_n_params(m);
     if (!t->opts.no_allreduce) dpt_comm_allreduce_sum_f32(c, g, np);
-    dpt_comm_allreduce_sum_f64(c, local, 3);
+    dpt_comm_allreduce_sum_f64(c, local, 4);
     memcpy(sums, local, sizeof local);
     if (!isfinite(local[0]))
         return dpt_error_set(DPT_ERR_NUMERIC,
@@ -282,10 +387,32 @@ static dpt_status history_open(dpt_train *t) {
     if (t->c->rank != 0 || !t->opts.run_dir || !t->opts.run_dir[0]) return DPT_OK;
     char path[DPT_PATH_MAX];
     snprintf(path, sizeof path, "%s/history.csv", t->opts.run_dir);
+    /* on resume keep the rows of the epochs the checkpoint had completed, drop later ones */
+    char *kept = NULL;
+    size_t kept_len = 0;
+    if (t->resumed_from[0]) {
+        FILE *old = fopen(path, "r");
+        if (old) {
+            FILE *mem = open_memstream(&kept, &kept_len);
+            char line[4096];
+            bool header = true;
+            while (mem && fgets(line, sizeof line, old)) {
+                if (!header && atoll(line) > t->epoch) break;
+                if (!header) fputs(line, mem);
+                header = false;
+            }
+            if (mem) fclose(mem);
+            fclose(old);
+        }
+    }
     t->history = fopen(path, "w");
-    if (!t->history)
+    if (!t->history) {
+        free(kept);
         return dpt_error_set(DPT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
     fprintf(t->history, "epoch,loss,accuracy,val_loss,val_accuracy,seconds,samples_per_s\n");
+    if (kept) fwrite(kept, 1, kept_len, t->history);
+    free(kept);
     fflush(t->history);
     return DPT_OK;
 }
@@ -296,21 +423,48 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     bool lead = c->rank == 0;
     dpt_status st = dpt_comm_agree(c, history_open(t));
     if (st != DPT_OK) return st;
+    if (t->opts.handle_signals) dpt_signals_install();
     int64_t B = cfg->batch_size, steps = (t->n_train + B - 1) / B;
     double t_start = dpt_now();
     double tr[3] = {0}, va[3] = {0};
-    for (t->epoch = 0; t->epoch < cfg->epochs; t->epoch++) {
+    bool ckpt = t->opts.run_dir && t->opts.run_dir[0];
+    int64_t every = t->opts.checkpoint_every >= 0 ? t->opts.checkpoint_every : cfg->checkpoint_every;
+    int64_t first = t->start_step_in_epoch;
+    for (; t->epoch < cfg->epochs; t->epoch++, first = 0) {
         double t0 = dpt_now();
         dpt_order ord;
         dpt_order_init(&ord, t->n_train, cfg->seed, t->epoch, cfg->shuffle);
-        tr[0] = tr[1] = tr[2] = 0;
-        for (int64_t k = 0; k < steps; k++) {
-            double s[3];
+        if (first > 0)
+            memcpy(tr, t->resume_sums, sizeof tr);
+        else
+            tr[0] = tr[1] = tr[2] = 0;
+        for (int64_t k = first; k < steps; k++) {
+            double s[4];
             st = train_step(t, &ord, k, s);
             if (st != DPT_OK) goto done;
             tr[0] += s[0];
             tr[1] += s[1];
             tr[2] += s[2];
+            if (s[3] > 0) { /* some rank got SIGTERM / SIGUSR1 / SIGINT: all stop here */
+                if (!ckpt) {
+                    st = dpt_error_set(DPT_PREEMPTED,
+                                       "stopped by a signal at epoch %lld, step %lld; no --run-dir, "
+                                       "so nothing was saved",
+                                       (long long)t->epoch + 1, (long long)k + 1);
+                    goto done;
+                }
+                st = write_checkpoint(t, t->epoch, k + 1, tr);
+                if (st == DPT_OK)
+                    st = dpt_error_set(DPT_PREEMPTED,
+                                       "stopped by a signal at epoch %lld, step %lld: checkpoint "
+                                       "written to %s/last.h5; continue with --resume",
+                                       (long long)t->epoch + 1, (long long)k + 1, t->opts.run_dir);
+                goto done;
+            }
+            if (ckpt && every > 0 && t->global_step % every == 0 && k + 1 < steps) {
+                st = write_checkpoint(t, t->epoch, k + 1, tr);
+                if (st != DPT_OK) goto done;
+            }
         }
         double secs = dpt_now() - t0;
         va[0] = va[1] = va[2] = 0;
@@ -330,6 +484,11 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
                 fprintf(t->history, ",,");
             fprintf(t->history, "%.4f,%.1f\n", secs, tr[2] / secs);
             fflush(t->history);
+        }
+        if (ckpt) {
+            double zero[3] = {0, 0, 0};
+            st = write_checkpoint(t, t->epoch + 1, 0, zero);
+            if (st != DPT_OK) goto done;
         }
     }
     if (res) {

@@ -26,6 +26,9 @@ typedef struct {
     int64_t epoch, global_step;
     int threads;
     FILE *history;
+    int64_t start_step_in_epoch; /* > 0 when resuming inside an epoch */
+    double resume_sums[3];       /* the resumed epoch's (loss, correct, count) so far */
+    char resumed_from[4096];     /* checkpoint path when resumed, else "" */
 } dpt_train;
 
 DPT_NODISCARD dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg,
@@ -36,5 +39,10 @@ DPT_NODISCARD dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_los
                                         const dpt_shard *s, uint32_t seed, double sums[3]);
 int dpt_train_setup_threads(const dpt_comm *c);
 DPT_NODISCARD dpt_status dpt_mkdir_p(const char *path);
+
+/* Preemption signals (signals.c): handlers only set a flag. Local. */
+void dpt_signals_install(void);
+int dpt_signals_pending(void); /* the last signal received, or 0 */
+void dpt_signals_clear(void);
 
 #endif
