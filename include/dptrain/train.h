@@ -23,6 +23,10 @@ typedef struct {
     int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's */
     int keep;                 /* ckpt-* files kept besides last.h5; -1 = config's */
     bool handle_signals;      /* install SIGTERM/SIGUSR1/SIGINT handlers (the CLI does) */
+    bool skip_nonfinite;      /* skip a batch whose loss or gradient is not finite, instead of
+                                 stopping (Keras TerminateOnNaN is the default: stop) */
+    int64_t check_replicas;   /* compare a parameter checksum across ranks every N steps (0 off) */
+    double watchdog_s;        /* end the job when no step finished for this long (0 = off) */
     FILE *out;                /* where rank 0 prints progress (stdout) */
 } dpt_fit_opts;
 

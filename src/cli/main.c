@@ -28,6 +28,11 @@ static const char *USAGE =
     "                             (starts from the beginning when DIR has none)\n"
     "      --checkpoint-every N|epoch  steps between checkpoints (default: config, else epoch)\n"
     "      --keep K               ckpt-*.h5 files kept besides last.h5 (default 3)\n"
+    "      --skip-nonfinite       skip a batch with a NaN/Inf loss or gradient (default: stop,\n"
+    "                             exit 6, keeping the last good checkpoint)\n"
+    "      --check-replicas N     compare a parameter checksum across ranks every N steps\n"
+    "                             (default 100; 0 = off)\n"
+    "      --watchdog SECONDS     end the job when no step finished for SECONDS (default off)\n"
     "      SIGTERM / SIGUSR1 / SIGINT: checkpoint at the next step, exit 75 (resumable)\n"
     "      --verbose 0|1|2        0 silent, 1 one line per epoch (default)\n"
     "      --no-allreduce         benchmark only: skip the gradient reduction\n"
@@ -113,20 +118,29 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     const char *cfg_path = argv[0];
     const char *data = NULL, *run_dir = NULL;
     int64_t epochs = -1, batch = -1, seed = -1, verbose = 1, every = -1, keep = -1;
-    bool no_allreduce = false, resume = false;
+    int64_t check_replicas = 100, watchdog = 0;
+    bool no_allreduce = false, resume = false, skip_nonfinite = false;
     dpt_status st = DPT_OK;
     for (int i = 1; i < argc && st == DPT_OK; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--no-allreduce") || !strcmp(a, "--resume")) {
-            if (a[2] == 'n') no_allreduce = true;
-            else resume = true;
+        if (!strcmp(a, "--no-allreduce")) {
+            no_allreduce = true;
+            continue;
+        }
+        if (!strcmp(a, "--resume")) {
+            resume = true;
+            continue;
+        }
+        if (!strcmp(a, "--skip-nonfinite")) {
+            skip_nonfinite = true;
             continue;
         }
         bool takes = !strcmp(a, "--data") || !strcmp(a, "--epochs") ||
                      !strcmp(a, "--batch-size") || !strcmp(a, "--seed") ||
                      !strcmp(a, "--run-dir") || !strcmp(a, "--verbose") ||
-                     !strcmp(a, "--checkpoint-every") || !strcmp(a, "--keep");
+                     !strcmp(a, "--checkpoint-every") || !strcmp(a, "--keep") ||
+                     !strcmp(a, "--check-replicas") || !strcmp(a, "--watchdog");
         if (!takes) {
             st = dpt_error_set(DPT_ERR_USAGE, "fit: unknown option \"%s\" (see dptrain --help)", a);
             break;
@@ -143,6 +157,9 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         else if (!strcmp(a, "--seed")) st = dpt_cli_parse_i64(a, v, 0, UINT32_MAX, &seed);
         else if (!strcmp(a, "--verbose")) st = dpt_cli_parse_i64(a, v, 0, 2, &verbose);
         else if (!strcmp(a, "--keep")) st = dpt_cli_parse_i64(a, v, 0, 1000000, &keep);
+        else if (!strcmp(a, "--check-replicas"))
+            st = dpt_cli_parse_i64(a, v, 0, INT64_MAX, &check_replicas);
+        else if (!strcmp(a, "--watchdog")) st = dpt_cli_parse_i64(a, v, 0, 86400 * 365, &watchdog);
         else if (!strcmp(a, "--checkpoint-every")) {
             if (!strcmp(v, "epoch")) every = 0;
             else st = dpt_cli_parse_i64(a, v, 1, INT64_MAX, &every);
@@ -163,7 +180,9 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     if (seed >= 0) cfg.seed = (uint32_t)seed;
     dpt_fit_opts o = {.run_dir = run_dir, .config_text = text, .verbose = (int)verbose,
                       .no_allreduce = no_allreduce, .out = stdout, .resume = resume,
-                      .checkpoint_every = every, .keep = (int)keep, .handle_signals = true};
+                      .checkpoint_every = every, .keep = (int)keep, .handle_signals = true,
+                      .skip_nonfinite = skip_nonfinite, .check_replicas = check_replicas,
+                      .watchdog_s = (double)watchdog};
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);
     dpt_config_deinit(&cfg);

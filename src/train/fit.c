@@ -371,13 +371,29 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     if (!t->opts.no_allreduce) dpt_comm_allreduce_sum_f32(c, g, np);
     dpt_comm_allreduce_sum_f64(c, local, 4);
     memcpy(sums, local, sizeof local);
-    if (!isfinite(local[0]))
-        return dpt_error_set(DPT_ERR_NUMERIC,
-                             "epoch %lld, step %lld: loss is not finite (%g); stopping",
-                             (long long)t->epoch + 1, (long long)k + 1, local[0]);
-    /* mean over the samples actually in this global batch (same number on every rank) */
-    float scale = 1.0f / (float)(p1 - p0);
-    for (int64_t i = 0; i < np; i++) g[i] *= scale;
+    /* mean over the samples actually in this global batch (same number on every rank); the scan
+     * for non-finite values rides along (z becomes NaN iff some gradient is NaN or infinite) */
+    float scale = 1.0f / (float)(p1 - p0), z = 0.0f;
+    for (int64_t i = 0; i < np; i++) {
+        g[i] *= scale;
+        z += g[i] * 0.0f;
+    }
+    if (!isfinite(local[0]) || z != 0.0f) {
+        const char *what = !isfinite(local[0]) ? "loss" : "gradient";
+        if (!t->opts.skip_nonfinite)
+            return dpt_error_set(DPT_ERR_NUMERIC,
+                                 "epoch %lld, step %lld: the %s is not finite; stopping (the last "
+                                 "good checkpoint is kept; --skip-nonfinite skips such batches)",
+                                 (long long)t->epoch + 1, (long long)k + 1, what);
+        t->skipped++;
+        if (c->rank == 0)
+            fprintf(stderr, "dptrain: warning: epoch %lld, step %lld: the %s is not finite; batch "
+                            "skipped\n",
+                    (long long)t->epoch + 1, (long long)k + 1, what);
+        sums[0] = sums[1] = sums[2] = 0; /* the skipped batch does not count in the metrics */
+        t->global_step++;
+        return DPT_OK;
+    }
     dpt_optim_step(t->optim, dpt_model_params(m), g);
     t->global_step++;
     return DPT_OK;
@@ -424,6 +440,7 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     dpt_status st = dpt_comm_agree(c, history_open(t));
     if (st != DPT_OK) return st;
     if (t->opts.handle_signals) dpt_signals_install();
+    dpt_watchdog_start(t->opts.watchdog_s, c->rank, c->size);
     int64_t B = cfg->batch_size, steps = (t->n_train + B - 1) / B;
     double t_start = dpt_now();
     double tr[3] = {0}, va[3] = {0};
@@ -461,6 +478,12 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
                                        (long long)t->epoch + 1, (long long)k + 1, t->opts.run_dir);
                 goto done;
             }
+            dpt_watchdog_kick(t->global_step);
+            if (t->opts.check_replicas > 0 && t->global_step % t->opts.check_replicas == 0) {
+                st = dpt_check_replicas(c, dpt_model_params(t->model),
+                                        dpt_model_n_params(t->model), t->global_step);
+                if (st != DPT_OK) goto done;
+            }
             if (ckpt && every > 0 && t->global_step % every == 0 && k + 1 < steps) {
                 st = write_checkpoint(t, t->epoch, k + 1, tr);
                 if (st != DPT_OK) goto done;
@@ -472,6 +495,7 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
             st = dpt_eval_shard(c, t->model, cfg->loss, t->val, cfg->seed, va);
             if (st != DPT_OK) goto done;
         }
+        dpt_watchdog_kick(t->global_step);
         if (lead && t->opts.verbose > 0)
             print_epoch(t->opts.out, (int)t->epoch + 1, cfg->epochs, secs, tr, va,
                         cfg->metric_accuracy);
@@ -530,6 +554,7 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
         st = dpt_comm_agree(c, ws);
     }
 done:
+    dpt_watchdog_stop();
     if (t->history) fclose(t->history);
     t->history = NULL;
     return st;

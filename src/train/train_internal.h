@@ -24,6 +24,7 @@ typedef struct {
     float *xb, *yb, *dout;  /* (max_local, x_size), (max_local, y_size), (max_local, out) */
     int64_t *rows;          /* (max_local) shard-local rows of the current step */
     int64_t epoch, global_step;
+    int64_t skipped;        /* batches skipped for non-finite values */
     int threads;
     FILE *history;
     int64_t start_step_in_epoch; /* > 0 when resuming inside an epoch */
@@ -44,5 +45,15 @@ DPT_NODISCARD dpt_status dpt_mkdir_p(const char *path);
 void dpt_signals_install(void);
 int dpt_signals_pending(void); /* the last signal received, or 0 */
 void dpt_signals_clear(void);
+
+/* Watchdog (watchdog.c): ends the job when no step finished for `seconds` (0 = off). Local. */
+void dpt_watchdog_start(double seconds, int rank, int size);
+void dpt_watchdog_kick(int64_t step);
+void dpt_watchdog_stop(void);
+
+/* Collective: compares a checksum of the parameters across ranks; DPT_ERR_INTERNAL naming the
+ * ranks whose replica differs from rank 0's. */
+DPT_NODISCARD dpt_status dpt_check_replicas(const dpt_comm *c, const float *params, int64_t n,
+                                            int64_t step);
 
 #endif
