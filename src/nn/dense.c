@@ -1,0 +1,177 @@
+/* The Keras Dense layer: y = act(x·K + b), K (in, out) row-major then b (out) in the flat
+ * parameter buffer (Keras weight order). Forward is one sgemm plus one fused bias + activation
+ * pass; backward is the activation derivative from y, dK += xᵀ·dz, db += column sums of dz and
+ * dx = dz·Kᵀ. Regularizers, constraints and LoRA are refused (they change the math and live
+ * nowhere yet); the model decides whether the final activation is folded into the loss.
+ */
+#include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn_internal.h"
+
+typedef struct {
+    dpt_layer base; /* first: a dpt_dense * is a dpt_layer * */
+    int64_t units;
+    bool use_bias;
+    dpt_head head; /* activation, and whether the loss absorbed it */
+    dpt_init_spec kernel_init, bias_init;
+} dpt_dense;
+
+static int64_t dense_n_params(const dpt_layer *l) {
+    const dpt_dense *d = (const dpt_dense *)l;
+    return l->in_size * d->units + (d->use_bias ? d->units : 0);
+}
+
+static void dense_init_params(dpt_layer *l, dpt_rng *rng) {
+    dpt_dense *d = (dpt_dense *)l;
+    int64_t in = l->in_size, out = d->units;
+    dpt_init_fill(&d->kernel_init, l->params, in * out, in, out, rng); /* (in, out) */
+    if (d->use_bias) dpt_init_fill(&d->bias_init, l->params + in * out, out, out, out, rng);
+}
+
+/* x (B, in), y (B, out) */
+static void dense_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
+    (void)p;
+    dpt_dense *d = (dpt_dense *)l;
+    int in = (int)l->in_size, out = (int)d->units;
+    if (B <= 0) return;
+    const float *K = l->params;                                    /* (in, out) */
+    const float *b = d->use_bias ? l->params + (int64_t)in * out : NULL; /* (out) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, out, in, 1.0f, x, in, K, out,
+                0.0f, y, out);
+    dpt_act_bias_forward(d->head.folded ? DPT_ACT_LINEAR : d->head.act, y, b, B, out);
+}
+
+/* x (B, in), y (B, out), dy (B, out) overwritten with dz, dx (B, in) or NULL */
+static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
+                           float *dy, float *dx, int64_t B) {
+    (void)p;
+    dpt_dense *d = (dpt_dense *)l;
+    int in = (int)l->in_size, out = (int)d->units;
+    if (B <= 0) return;
+    if (!d->head.folded) dpt_act_backward(d->head.act, y, dy, dy, B, out);
+    const float *dz = dy; /* (B, out) */
+    if (l->trainable) {
+        float *dK = l->grads; /* (in, out) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)B, 1.0f, x, in, dz, out,
+                    1.0f, dK, out);
+        if (d->use_bias) {
+            float *db = l->grads + (int64_t)in * out; /* (out) */
+            for (int64_t i = 0; i < B; i++) {
+                const float *r = dz + i * out;
+                for (int j = 0; j < out; j++) db[j] += r[j];
+            }
+        }
+    }
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, in, out, 1.0f, dz, out,
+                    l->params, out, 0.0f, dx, in);
+}
+
+static int dense_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
+    const dpt_dense *d = (const dpt_dense *)l;
+    int n = 0;
+    if (n < max) {
+        names[n] = "kernel";
+        shapes[n] = (dpt_shape){.rank = 2, .dim = {l->in_size, d->units}};
+        n++;
+    }
+    if (d->use_bias && n < max) {
+        names[n] = "bias";
+        shapes[n] = (dpt_shape){.rank = 1, .dim = {d->units}};
+        n++;
+    }
+    return n;
+}
+
+static json_t *dense_to_json(const dpt_layer *l) {
+    const dpt_dense *d = (const dpt_dense *)l;
+    json_t *c = dpt_layer_base_json(l);
+    json_object_set_new(c, "units", json_integer(d->units));
+    json_object_set_new(c, "activation", json_string(dpt_act_name(d->head.act)));
+    json_object_set_new(c, "use_bias", json_boolean(d->use_bias));
+    json_object_set_new(c, "kernel_initializer", dpt_init_to_json(&d->kernel_init));
+    json_object_set_new(c, "bias_initializer", dpt_init_to_json(&d->bias_init));
+    static const char *const nulls[] = {"kernel_regularizer", "bias_regularizer",
+                                        "activity_regularizer", "kernel_constraint",
+                                        "bias_constraint"};
+    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
+        json_object_set_new(c, nulls[i], json_null());
+    return c;
+}
+
+static void dense_destroy(dpt_layer *l) { (void)l; }
+
+static const dpt_layer_ops dense_ops = {
+    .class_name = "Dense",
+    .n_params = dense_n_params,
+    .init_params = dense_init_params,
+    .forward = dense_forward,
+    .backward = dense_backward,
+    .weights = dense_weights,
+    .to_json = dense_to_json,
+    .destroy = dense_destroy,
+};
+
+dpt_head *dpt_dense_head(dpt_layer *l) {
+    return (l && l->ops == &dense_ops) ? &((dpt_dense *)l)->head : NULL;
+}
+
+static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json_ctx *ctx,
+                              const dpt_shape *in) {
+    dpt_layer *l = &d->base;
+    dpt_status st = dpt_layer_base_init(l, &dense_ops, config, ctx, in);
+    if (st != DPT_OK) return st;
+    if (in->rank != 1) {
+        char s[128];
+        dpt_shape_format(in, false, s, sizeof s);
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: Dense needs a flat input, got shape %s; add "
+                                             "Flatten",
+                             ctx->file, ctx->path, s);
+    }
+    if (l->in_size < 1 || l->in_size > INT_MAX)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: input size %lld is out of range [1, %d]",
+                             ctx->file, ctx->path, (long long)l->in_size, INT_MAX);
+    if (!json_object_get(config, "units"))
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: missing (an integer >= 1)", ctx->file,
+                             ctx->path);
+    st = dpt_json_get_int(config, "units", ctx, 0, 1, INT_MAX, &d->units);
+    if (st == DPT_OK) st = dpt_json_get_act(config, "activation", ctx, DPT_ACT_LINEAR, &d->head.act);
+    if (st == DPT_OK) st = dpt_json_get_bool(config, "use_bias", ctx, true, &d->use_bias);
+    if (st == DPT_OK)
+        st = dpt_init_parse(config, "kernel_initializer", ctx, dpt_init_glorot_uniform(),
+                            &d->kernel_init);
+    if (st == DPT_OK)
+        st = dpt_init_parse(config, "bias_initializer", ctx, dpt_init_zeros(), &d->bias_init);
+    static const char *const must_be_null[] = {"kernel_regularizer", "bias_regularizer",
+                                               "activity_regularizer", "kernel_constraint",
+                                               "bias_constraint", "lora_rank"};
+    for (size_t i = 0; st == DPT_OK && i < sizeof must_be_null / sizeof must_be_null[0]; i++)
+        st = dpt_json_require_null(config, must_be_null[i], ctx);
+    if (st != DPT_OK) return st;
+    int64_t nk;
+    st = dpt_mul_i64(l->in_size, d->units, "Dense kernel", &nk);
+    if (st != DPT_OK)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: a (%lld, %lld) kernel is too large",
+                             ctx->file, ctx->path, (long long)l->in_size, (long long)d->units);
+    d->head.folded = false;
+    l->out_shape = (dpt_shape){.rank = 1, .dim = {d->units}};
+    l->out_size = d->units;
+    return DPT_OK;
+}
+
+dpt_status dpt_dense_create(const json_t *config, const dpt_json_ctx *ctx, const dpt_shape *in,
+                            dpt_layer **out) {
+    *out = NULL;
+    dpt_dense *d = calloc(1, sizeof *d);
+    if (!d) return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
+    dpt_status st = dense_parse(d, config, ctx, in);
+    if (st != DPT_OK) {
+        free(d);
+        return st;
+    }
+    *out = &d->base;
+    return DPT_OK;
+}

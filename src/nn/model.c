@@ -1,0 +1,377 @@
+/* The Sequential model: builds layers from normalised Keras layer entries through the registry,
+ * chains their shapes, owns ONE flat parameter buffer and ONE flat gradient buffer (layers hold
+ * views), initialises parameters from the seed (stream = layer index: the same on every rank),
+ * and allocates every activation buffer once for max_batch so forward/backward never allocate.
+ * It can fold a final sigmoid/softmax into a cross-entropy loss (forward then returns logits).
+ * Parsing the config file, I/O and MPI are left to io/, cli/ and dist/.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn_internal.h"
+
+struct dpt_model {
+    int n_layers;
+    dpt_layer **layers; /* (n_layers), owned */
+    dpt_shape input;
+    int64_t in_size, out_size, max_batch;
+    int64_t n_params, n_trainable;
+    float *params;     /* (n_params) flat, Keras weight order layer by layer */
+    float *grads;      /* (n_params) flat, same layout */
+    float *arena;      /* one allocation holding acts[] and scratch[] */
+    float **acts;      /* (n_layers): acts[i] is layer i's output (max_batch, out_size_i) */
+    float *scratch[2]; /* (max_batch, widest hidden width): ping-pong gradient buffers */
+    int first_bwd;     /* lowest layer whose backward matters (has trainable params); n = none */
+    const float *x;    /* (B, in_size) input of the last forward, lent by the caller */
+    dpt_act head_act;  /* activation folded into the loss, or DPT_ACT_LINEAR */
+};
+
+/* "Dense" -> "dense", "BatchNormalization" -> "batch_normalization" (Keras default names) */
+static void snake_case(const char *in, char *out, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; in[i] && k + 2 < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (isupper(c) && i > 0) out[k++] = '_';
+        out[k++] = (char)tolower(c);
+    }
+    out[k] = '\0';
+}
+
+static bool name_taken(dpt_layer **layers, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (layers[i] && strcmp(layers[i]->name, name) == 0) return true;
+    return false;
+}
+
+/* Layers without a "name" get Keras's defaults: dense, dense_1, ... skipping names in use. */
+static void assign_default_names(dpt_layer **layers, int n) {
+    for (int i = 0; i < n; i++) {
+        if (layers[i]->name[0]) continue;
+        char base[96];
+        snake_case(layers[i]->ops->class_name, base, sizeof base);
+        for (int k = 0;; k++) {
+            char cand[128];
+            if (k == 0)
+                snprintf(cand, sizeof cand, "%s", base);
+            else
+                snprintf(cand, sizeof cand, "%s_%d", base, k);
+            if (!name_taken(layers, n, cand)) {
+                strcpy(layers[i]->name, cand);
+                break;
+            }
+        }
+    }
+}
+
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+static dpt_status add_i64(int64_t a, int64_t b, const char *what, int64_t *out) {
+    if (__builtin_add_overflow(a, b, out))
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: size %lld + %lld overflows", what, (long long)a,
+                             (long long)b);
+    return DPT_OK;
+}
+
+static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_json_ctx *ctx) {
+    dpt_shape cur = m->input;
+    for (int i = 0; i < m->n_layers; i++) {
+        const json_t *e = json_array_get(layers, (size_t)i);
+        char path[256];
+        const char *p = json_string_value(json_object_get(e, "_path"));
+        if (p)
+            snprintf(path, sizeof path, "%s", p);
+        else if (snprintf(path, sizeof path, "%s%slayers[%d]", ctx->path, ctx->path[0] ? "." : "",
+                          i) >= (int)sizeof path)
+            path[sizeof path - 1] = '\0'; /* truncated: still useful in a message */
+        if (!json_is_object(e))
+            return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: must be a layer object", ctx->file, path);
+        const char *cls = json_string_value(json_object_get(e, "class_name"));
+        if (!cls)
+            return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.class_name: missing or not a string",
+                                 ctx->file, path);
+        dpt_layer_create_fn create = dpt_layer_lookup(cls);
+        if (!create) {
+            char known[256] = "";
+            for (const char *const *n = dpt_layer_class_names(); *n; n++) {
+                if (known[0]) strncat(known, ", ", sizeof known - strlen(known) - 1);
+                strncat(known, *n, sizeof known - strlen(known) - 1);
+            }
+            return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.class_name: unknown layer \"%s\" (known: %s)",
+                                 ctx->file, path, cls, known);
+        }
+        const json_t *cfg = json_object_get(e, "config");
+        if (cfg && !json_is_object(cfg))
+            return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.config: must be an object", ctx->file,
+                                 path);
+        dpt_json_ctx sub = {.file = ctx->file};
+        if (snprintf(sub.path, sizeof sub.path, "%s.config", path) >= (int)sizeof sub.path)
+            sub.path[sizeof sub.path - 1] = '\0';
+        json_t *empty = cfg ? NULL : json_object();
+        dpt_status st = create(cfg ? cfg : empty, &sub, &cur, &m->layers[i]);
+        json_decref(empty);
+        if (st != DPT_OK) return st;
+        dpt_layer *l = m->layers[i];
+        l->index = i;
+        if (l->name[0] && name_taken(m->layers, i, l->name))
+            return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.name: duplicate layer name \"%s\"",
+                                 ctx->file, sub.path, l->name);
+        cur = l->out_shape;
+    }
+    assign_default_names(m->layers, m->n_layers);
+    return DPT_OK;
+}
+
+/* Parameter offsets, the two flat buffers, initial values. */
+static dpt_status build_params(dpt_model *m, uint32_t seed) {
+    int64_t total = 0, trainable = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        int64_t n = l->ops->n_params(l);
+        l->param_offset = total;
+        dpt_status st = add_i64(total, n, "model parameters", &total);
+        if (st != DPT_OK) return st;
+        if (l->trainable) trainable += n;
+    }
+    m->n_params = total;
+    m->n_trainable = trainable;
+    int64_t bytes;
+    dpt_status st = dpt_mul_i64(total, (int64_t)sizeof(float), "model parameters", &bytes);
+    if (st == DPT_OK) st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params);
+    if (st == DPT_OK) st = dpt_alloc((size_t)bytes, "model gradients", (void **)&m->grads);
+    if (st != DPT_OK) return st;
+    m->first_bwd = m->n_layers;
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        dpt_layer *l = m->layers[i];
+        int64_t n = l->ops->n_params(l);
+        l->params = n ? m->params + l->param_offset : NULL;
+        l->grads = n ? m->grads + l->param_offset : NULL;
+        if (n && l->trainable) m->first_bwd = i;
+        if (n) {
+            dpt_rng rng;
+            dpt_rng_init(&rng, seed, (uint32_t)i);
+            l->ops->init_params(l, &rng);
+        }
+    }
+    return DPT_OK;
+}
+
+/* One arena: every layer's output for max_batch samples, then two scratch gradient buffers. */
+static dpt_status build_activations(dpt_model *m) {
+    int64_t total = 0, widest = 1, n;
+    dpt_status st = DPT_OK;
+    for (int i = 0; i < m->n_layers && st == DPT_OK; i++) {
+        st = dpt_mul_i64(m->max_batch, m->layers[i]->out_size, "activation buffers", &n);
+        if (st == DPT_OK) st = add_i64(total, round16(n), "activation buffers", &total);
+        if (i + 1 < m->n_layers && m->layers[i]->out_size > widest)
+            widest = m->layers[i]->out_size;
+    }
+    int64_t scratch = 0, bytes;
+    if (st == DPT_OK) st = dpt_mul_i64(m->max_batch, widest, "gradient buffers", &scratch);
+    scratch = round16(scratch);
+    if (st == DPT_OK) st = add_i64(total, 2 * scratch, "activation buffers", &total);
+    if (st == DPT_OK) st = dpt_mul_i64(total, (int64_t)sizeof(float), "activation buffers", &bytes);
+    if (st == DPT_OK) st = dpt_alloc((size_t)bytes, "activation buffers", (void **)&m->arena);
+    if (st == DPT_OK) {
+        m->acts = calloc((size_t)m->n_layers, sizeof *m->acts);
+        if (!m->acts) st = dpt_error_set(DPT_ERR_NOMEM, "activation buffers: out of memory");
+    }
+    if (st != DPT_OK) return st;
+    float *p = m->arena;
+    for (int i = 0; i < m->n_layers; i++) {
+        m->acts[i] = p;
+        p += round16(m->max_batch * m->layers[i]->out_size);
+    }
+    m->scratch[0] = p;
+    m->scratch[1] = p + scratch;
+    return DPT_OK;
+}
+
+dpt_status dpt_model_create(const json_t *layers, const dpt_shape *input, int64_t max_batch,
+                            uint32_t seed, const dpt_json_ctx *ctx, dpt_model **out) {
+    *out = NULL;
+    if (!json_is_array(layers))
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s%slayers: must be an array", ctx->file,
+                             ctx->path, ctx->path[0] ? "." : "");
+    if (json_array_size(layers) == 0)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s%slayers: the model has no layers", ctx->file,
+                             ctx->path, ctx->path[0] ? "." : "");
+    if (json_array_size(layers) > INT_MAX / 2)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: too many layers", ctx->file);
+    if (input->rank < 0 || input->rank > DPT_MAX_RANK)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: input shape: rank %d is not supported (max %d)",
+                             ctx->file, input->rank, DPT_MAX_RANK);
+    for (int i = 0; i < input->rank; i++)
+        if (input->dim[i] < 1) {
+            char s[128];
+            dpt_shape_format(input, false, s, sizeof s);
+            return dpt_error_set(DPT_ERR_CONFIG, "%s: input shape %s: every dimension must be >= 1",
+                                 ctx->file, s);
+        }
+    if (dpt_shape_size(input) < 0 || dpt_shape_size(input) > INT_MAX)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: input shape: too large", ctx->file);
+    if (max_batch < 1 || max_batch > INT_MAX)
+        return dpt_error_set(DPT_ERR_USAGE, "batch size %lld: must be in [1, %d]",
+                             (long long)max_batch, INT_MAX);
+
+    dpt_model *m = calloc(1, sizeof *m);
+    if (!m) return dpt_error_set(DPT_ERR_NOMEM, "model: out of memory");
+    m->n_layers = (int)json_array_size(layers);
+    m->input = *input;
+    m->in_size = dpt_shape_size(input);
+    m->max_batch = max_batch;
+    m->head_act = DPT_ACT_LINEAR;
+    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    dpt_status st = m->layers ? DPT_OK : dpt_error_set(DPT_ERR_NOMEM, "model: out of memory");
+    if (st == DPT_OK) st = build_layers(m, layers, ctx);
+    if (st == DPT_OK) {
+        m->out_size = m->layers[m->n_layers - 1]->out_size;
+        st = build_params(m, seed);
+    }
+    if (st == DPT_OK) st = build_activations(m);
+    if (st != DPT_OK) {
+        dpt_model_destroy(&m);
+        return st;
+    }
+    *out = m;
+    return DPT_OK;
+}
+
+void dpt_model_destroy(dpt_model **pm) {
+    if (!pm || !*pm) return;
+    dpt_model *m = *pm;
+    if (m->layers)
+        for (int i = 0; i < m->n_layers; i++) dpt_layer_destroy(&m->layers[i]);
+    free(m->layers);
+    free(m->acts);
+    dpt_free(m->arena);
+    dpt_free(m->params);
+    dpt_free(m->grads);
+    free(m);
+    *pm = NULL;
+}
+
+static dpt_head *head_of(dpt_layer *l) {
+    dpt_head *h = dpt_dense_head(l);
+    return h ? h : dpt_activation_head(l);
+}
+
+dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss) {
+    dpt_head *h = head_of(m->layers[m->n_layers - 1]);
+    m->head_act = DPT_ACT_LINEAR;
+    if (!h) return m->head_act;
+    h->folded = false;
+    bool ce = loss == DPT_LOSS_CATEGORICAL_CROSSENTROPY ||
+              loss == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    if ((h->act == DPT_ACT_SIGMOID && loss == DPT_LOSS_BINARY_CROSSENTROPY) ||
+        (h->act == DPT_ACT_SOFTMAX && ce)) {
+        h->folded = true;
+        m->head_act = h->act;
+    }
+    return m->head_act;
+}
+
+dpt_act dpt_model_head_act(const dpt_model *m) { return m->head_act; }
+int dpt_model_n_layers(const dpt_model *m) { return m->n_layers; }
+dpt_layer *dpt_model_layer(const dpt_model *m, int i) {
+    DPT_ASSERT(i >= 0 && i < m->n_layers);
+    return m->layers[i];
+}
+int64_t dpt_model_n_params(const dpt_model *m) { return m->n_params; }
+float *dpt_model_params(dpt_model *m) { return m->params; }
+float *dpt_model_grads(dpt_model *m) { return m->grads; }
+const dpt_shape *dpt_model_input_shape(const dpt_model *m) { return &m->input; }
+int64_t dpt_model_input_size(const dpt_model *m) { return m->in_size; }
+int64_t dpt_model_output_size(const dpt_model *m) { return m->out_size; }
+int64_t dpt_model_max_batch(const dpt_model *m) { return m->max_batch; }
+
+/* x (B, in_size) -> (B, out_size) */
+const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, int64_t B) {
+    DPT_ASSERT(B >= 0 && B <= m->max_batch);
+    m->x = x;
+    const float *cur = x;
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        l->ops->forward(l, p, cur, m->acts[i], B);
+        cur = m->acts[i];
+    }
+    return cur;
+}
+
+void dpt_model_zero_grads(dpt_model *m) {
+    if (m->n_params > 0) memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+}
+
+/* dout (B, out_size), overwritten */
+void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B) {
+    DPT_ASSERT(B >= 0 && B <= m->max_batch);
+    DPT_ASSERT(m->x != NULL || B == 0);
+    float *dy = dout;
+    int t = 0;
+    for (int i = m->n_layers - 1; i >= m->first_bwd; i--) {
+        dpt_layer *l = m->layers[i];
+        const float *x = i > 0 ? m->acts[i - 1] : m->x;
+        float *dx = i > m->first_bwd ? m->scratch[t] : NULL;
+        l->ops->backward(l, p, x, m->acts[i], dy, dx, B);
+        dy = dx;
+        t ^= 1;
+    }
+}
+
+/* ---- summary -------------------------------------------------------------------------------- */
+typedef struct {
+    char *buf;
+    size_t n, len; /* len counts everything, even what did not fit (like snprintf) */
+} appender;
+
+static void app(appender *a, const char *fmt, ...) DPT_PRINTF(2, 3);
+static void app(appender *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *dst = a->len < a->n ? a->buf + a->len : NULL;
+    size_t room = a->len < a->n ? a->n - a->len : 0;
+    int w = vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    if (w > 0) a->len += (size_t)w;
+}
+
+/* 5569 -> "5,569" */
+static void thousands(int64_t v, char *buf, size_t n) {
+    char digits[32];
+    snprintf(digits, sizeof digits, "%lld", (long long)(v < 0 ? -v : v));
+    size_t nd = strlen(digits), k = 0;
+    if (v < 0 && k + 1 < n) buf[k++] = '-';
+    for (size_t i = 0; i < nd && k + 1 < n; i++) {
+        if (i > 0 && (nd - i) % 3 == 0 && k + 1 < n) buf[k++] = ',';
+        if (k + 1 < n) buf[k++] = digits[i];
+    }
+    buf[k] = '\0';
+}
+
+int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
+    appender a = {.buf = buf, .n = n, .len = 0};
+    if (n > 0) buf[0] = '\0';
+    static const char *const rule =
+        "_________________________________________________________________";
+    static const char *const dbl =
+        "=================================================================";
+    app(&a, "%s\n %-28s%-26s%s\n%s\n", rule, "Layer (type)", "Output Shape", "Param #", dbl);
+    for (int i = 0; i < m->n_layers; i++) {
+        const dpt_layer *l = m->layers[i];
+        char col[300], shape[160], np[32];
+        snprintf(col, sizeof col, "%s (%s)", l->name, l->ops->class_name);
+        dpt_shape_format(&l->out_shape, true, shape, sizeof shape);
+        thousands(l->ops->n_params(l), np, sizeof np);
+        app(&a, " %-27s %-25s %s\n", col, shape, np);
+    }
+    char t[32], tr[32], nt[32];
+    thousands(m->n_params, t, sizeof t);
+    thousands(m->n_trainable, tr, sizeof tr);
+    thousands(m->n_params - m->n_trainable, nt, sizeof nt);
+    app(&a, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: %s\n%s\n", dbl, t,
+        tr, nt, rule);
+    return a.len > INT_MAX ? INT_MAX : (int)a.len;
+}

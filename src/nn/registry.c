@@ -1,0 +1,120 @@
+/* The layer registry (Keras class_name -> constructor) and what every layer kind shares: the
+ * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
+ * one per file (dense.c, dropout.c, activation.c, flatten.c); the model (model.c) drives them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn_internal.h"
+
+static const struct {
+    const char *class_name;
+    dpt_layer_create_fn create;
+} registry[] = {
+    {"Dense", dpt_dense_create},
+    {"Dropout", dpt_dropout_create},
+    {"Activation", dpt_activation_create},
+    {"Flatten", dpt_flatten_create},
+};
+#define N_REGISTRY (sizeof registry / sizeof registry[0])
+
+dpt_layer_create_fn dpt_layer_lookup(const char *class_name) {
+    if (!class_name) return NULL;
+    for (size_t i = 0; i < N_REGISTRY; i++)
+        if (strcmp(class_name, registry[i].class_name) == 0) return registry[i].create;
+    return NULL;
+}
+
+const char *const *dpt_layer_class_names(void) {
+    static const char *names[N_REGISTRY + 1];
+    if (!names[0])
+        for (size_t i = 0; i < N_REGISTRY; i++) names[i] = registry[i].class_name;
+    return names;
+}
+
+void dpt_layer_destroy(dpt_layer **l) {
+    if (!l || !*l) return;
+    if ((*l)->ops && (*l)->ops->destroy) (*l)->ops->destroy(*l);
+    free(*l);
+    *l = NULL;
+}
+
+int64_t dpt_shape_size(const dpt_shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dim[i] < 0 || (s->dim[i] > 0 && n > INT64_MAX / s->dim[i])) return -1;
+        n *= s->dim[i];
+    }
+    return n;
+}
+
+void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n) {
+    size_t k = 0;
+    int w = snprintf(buf, n, "(%s", with_batch ? "None" : "");
+    k = w > 0 ? (size_t)w : 0;
+    for (int i = 0; i < s->rank && k < n; i++) {
+        w = snprintf(buf + k, n - k, "%s%lld", (i > 0 || with_batch) ? ", " : "",
+                     (long long)s->dim[i]);
+        k += w > 0 ? (size_t)w : 0;
+    }
+    if (k < n) snprintf(buf + k, n - k, "%s)", (!with_batch && s->rank == 1) ? "," : "");
+}
+
+/* dtype: "float32", or Keras 3's {"class_name": "DTypePolicy", "config": {"name": "float32"}} */
+static dpt_status check_dtype(const json_t *config, const dpt_json_ctx *ctx) {
+    const json_t *v = json_object_get(config, "dtype");
+    if (!v || json_is_null(v)) return DPT_OK;
+    const char *name = NULL;
+    if (json_is_string(v)) {
+        name = json_string_value(v);
+    } else if (json_is_object(v)) {
+        const json_t *c = json_object_get(v, "config");
+        name = json_string_value(json_object_get(c, "name"));
+    }
+    if (!name)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.dtype: must be \"float32\" or a DTypePolicy",
+                             ctx->file, ctx->path);
+    if (strcmp(name, "float32") != 0)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.dtype: only float32 is supported, got \"%s\"",
+                             ctx->file, ctx->path, name);
+    return DPT_OK;
+}
+
+dpt_status dpt_layer_base_init(dpt_layer *l, const dpt_layer_ops *ops, const json_t *config,
+                               const dpt_json_ctx *ctx, const dpt_shape *in) {
+    l->ops = ops;
+    l->name[0] = '\0';
+    l->params = l->grads = NULL;
+    l->param_offset = 0;
+    l->index = 0;
+    const char *name = NULL;
+    dpt_status st = dpt_json_get_str(config, "name", ctx, "", &name);
+    if (st != DPT_OK) return st;
+    if (strlen(name) >= sizeof l->name)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.name: longer than %zu characters", ctx->file,
+                             ctx->path, sizeof l->name - 1);
+    if (strchr(name, '/'))
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.name: must not contain '/', got \"%s\"",
+                             ctx->file, ctx->path, name);
+    strcpy(l->name, name);
+    st = dpt_json_get_bool(config, "trainable", ctx, true, &l->trainable);
+    if (st != DPT_OK) return st;
+    st = check_dtype(config, ctx);
+    if (st != DPT_OK) return st;
+    if (in->rank < 0 || in->rank > DPT_MAX_RANK)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: input rank %d is not supported", ctx->file,
+                             ctx->path, in->rank);
+    l->in_shape = *in;
+    l->out_shape = *in;
+    l->in_size = l->out_size = dpt_shape_size(in);
+    if (l->in_size < 0)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: input shape is too large", ctx->file,
+                             ctx->path);
+    return DPT_OK;
+}
+
+json_t *dpt_layer_base_json(const dpt_layer *l) {
+    return json_pack("{s:s, s:b, s:s}", "name", l->name, "trainable", l->trainable, "dtype",
+                     "float32");
+}
