@@ -37,9 +37,13 @@ typedef struct {
                               resumed epoch reports the same numbers as an uninterrupted one */
 } dpt_ckpt_meta;
 
-/* Writes DIR/ckpt-<epoch>-<step>.h5 (epoch 1-based as printed, step = global_step) and replaces
- * DIR/last.h5, each atomically; keeps the newest `keep` ckpt-* files. `config_text` is stored.
- * DPT_ERR_IO naming the path on any failure (unwritable directory, disk full). */
+/* Writes DIR/ckpt-EEEEEE-SSSSSSSSS.h5 (zero-padded so that name order = time order; E = the
+ * 1-based epoch in which the last step was taken: meta->epoch + 1 if meta->step_in_epoch > 0,
+ * else meta->epoch; S = meta->global_step) and then replaces DIR/last.h5 (an independent copy),
+ * each atomically (NAME.tmp, fsync, rename, fsync DIR); keeps the newest `keep` ckpt-* files
+ * (keep = 0: only last.h5). Creates DIR if it is missing (one level). `config_text` is stored;
+ * o may be NULL (no optimizer state). DPT_ERR_IO naming the path on any failure (unwritable
+ * directory, disk full); the .tmp is removed and the previous last.h5 stays intact. */
 DPT_NODISCARD dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *o,
                                         const dpt_ckpt_meta *meta, const char *config_text,
                                         int keep);
@@ -53,8 +57,10 @@ DPT_NODISCARD dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim
                                        dpt_ckpt_meta *meta);
 
 /* Finds the newest checkpoint in `dir` that verifies (last.h5 first, then ckpt-* newest first);
- * damaged ones are skipped with a warning on stderr. Writes its path to out (DPT_PATH_MAX).
- * DPT_ERR_CHECKPOINT if none. */
+ * verifying = format version, checksum and (if m is not NULL) the architecture, read into scratch
+ * memory: m is not modified. Damaged ones are skipped with a line on stderr
+ * "dptrain: warning: DIR/last.h5: <why>; using DIR/ckpt-....h5". Writes its path to out
+ * (DPT_PATH_MAX). DPT_ERR_CHECKPOINT if none. */
 DPT_NODISCARD dpt_status dpt_ckpt_find_latest(const char *dir, const dpt_model *m, char *out,
                                               size_t out_len);
 
