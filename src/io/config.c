@@ -1,0 +1,799 @@
+/* The run configuration: parses a dptrain JSON config (model + compile + fit + data + checkpoint)
+ * into a dpt_config, with one-line errors "<file>: <json path>: <what>" (DPT_ERR_CONFIG).
+ *
+ * The model section accepts every Keras form of a Sequential model.to_json(): Keras <= 2.2.2's bare
+ * list, 2.2.3-2.12's {"name", "layers"} with or without an InputLayer, 2.13+'s entries with
+ * module/registered_name/build_config, Keras 3 (InputLayer batch_shape, DTypePolicy objects), a bare
+ * list of layers, or a path to a file holding any of these. It is normalised to a list of
+ * {"class_name", "config", "_path"} without the InputLayer, plus the input shape. Unknown keys are
+ * ignored in the model (Keras adds keys over versions) and refused everywhere else (typos must not
+ * pass silently). Options that would change the math and that we do not implement are refused.
+ *
+ * Leaves to others: validating layer classes and their keys (src/nn builds the model from the
+ * normalised list), checking the data file (src/data), command-line overrides (src/cli). Parsing
+ * is pure and local: the same bytes fail the same way on every rank. A `model` path is read here,
+ * relative to the current directory, on every rank that parses (the callers agree on the result).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dptrain/config.h"
+#include "dptrain/core.h"
+
+#define DPT_READ_FILE_MAX ((size_t)1 << 30) /* a config or model file larger than this is absurd */
+
+/* ---- reading a file ------------------------------------------------------------------------ */
+
+dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t *len) {
+    *text = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dpt_error_set(what, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    dpt_status st = buf ? DPT_OK : dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+    while (st == DPT_OK) {
+        if (cap - n < 2) {
+            if (cap >= DPT_READ_FILE_MAX) {
+                st = dpt_error_set(what, "%s: larger than %zu bytes", path, DPT_READ_FILE_MAX);
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, cap * 2);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - 1 - n, f);
+        n += r;
+        if (r == 0) {
+            if (ferror(f)) st = dpt_error_set(what, "%s: cannot read: %s", path, strerror(errno));
+            break;
+        }
+    }
+    fclose(f);
+    if (st != DPT_OK) {
+        free(buf);
+        return st;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return DPT_OK;
+}
+
+/* ---- message helpers ----------------------------------------------------------------------- */
+
+static const char *type_name(const json_t *v) {
+    if (!v) return "nothing";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array"; /* as src/core/json_get.c says it */
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+/* "<file>: <path>[.<key>]: <what>" (or "<file>: <key>: ..." when path is empty). */
+static dpt_status cfg_error(const dpt_json_ctx *ctx, const char *key, const char *fmt, ...)
+    DPT_PRINTF(3, 4);
+static dpt_status cfg_error(const dpt_json_ctx *ctx, const char *key, const char *fmt, ...) {
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    const char *sep = (ctx->path[0] && key) ? "." : "";
+    return dpt_error_set(DPT_ERR_CONFIG, "%s: %s%s%s: %s", ctx->file, ctx->path, sep,
+                         key ? key : "", what);
+}
+
+/* A child context: parent path + ".key" or "[i]" (fmt decides). */
+static void ctx_child(dpt_json_ctx *child, const dpt_json_ctx *parent, const char *fmt, ...)
+    DPT_PRINTF(3, 4);
+static void ctx_child(dpt_json_ctx *child, const dpt_json_ctx *parent, const char *fmt, ...) {
+    char tail[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tail, sizeof tail, fmt, ap);
+    va_end(ap);
+    child->file = parent->file;
+    /* a key directly under the top level has no leading dot */
+    const char *t = (!parent->path[0] && tail[0] == '.') ? tail + 1 : tail;
+    int w = snprintf(child->path, sizeof child->path, "%s%s", parent->path, t);
+    if (w < 0 || (size_t)w >= sizeof child->path) /* absurdly deep: say it was cut */
+        memcpy(child->path + sizeof child->path - 4, "...", 4);
+}
+
+/* Refuses any key of obj not in `known` (NULL-terminated), listing the known ones. */
+static dpt_status check_keys(const json_t *obj, const dpt_json_ctx *ctx,
+                             const char *const *known) {
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)obj, key, val) {
+        (void)val;
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++) ok = !strcmp(key, *k);
+        if (ok) continue;
+        char list[512] = "";
+        size_t used = 0;
+        for (const char *const *k = known; *k; k++) {
+            int w = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", *k);
+            if (w < 0 || (size_t)w >= sizeof list - used) break;
+            used += (size_t)w;
+        }
+        return cfg_error(ctx, key, "unknown key (known: %s)", list);
+    }
+    return DPT_OK;
+}
+
+/* A section that must be an object when present; *out NULL when absent or null. */
+static dpt_status get_section(const json_t *root, const char *key, const dpt_json_ctx *ctx,
+                              const json_t **out) {
+    const json_t *v = json_object_get(root, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return DPT_OK;
+    if (!json_is_object(v)) return cfg_error(ctx, key, "must be an object, got %s", type_name(v));
+    *out = v;
+    return DPT_OK;
+}
+
+/* Copies a string option into a fixed buffer; empty strings are refused (omit the key instead). */
+static dpt_status get_str_buf(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
+                              const char *def, char *buf, size_t n) {
+    const char *s = NULL;
+    dpt_status st = dpt_json_get_str(obj, key, ctx, def, &s);
+    if (st != DPT_OK) return st;
+    if (!s) {
+        buf[0] = '\0';
+        return DPT_OK;
+    }
+    if (!s[0]) return cfg_error(ctx, key, "must not be empty (omit the key instead)");
+    if (strlen(s) >= n) return cfg_error(ctx, key, "longer than %zu characters", n - 1);
+    memcpy(buf, s, strlen(s) + 1);
+    return DPT_OK;
+}
+
+/* ---- model --------------------------------------------------------------------------------- */
+
+/* Parses a list of dimensions into shape. with_batch: the list starts with the batch dimension
+ * (null or a positive integer), which is dropped. ctx names the list itself. */
+static dpt_status parse_dims(const json_t *list, bool with_batch, const dpt_json_ctx *ctx,
+                             dpt_shape *shape) {
+    if (!json_is_array(list))
+        return cfg_error(ctx, NULL, "must be a list of dimensions, got %s", type_name(list));
+    size_t n = json_array_size(list), first = with_batch ? 1 : 0;
+    dpt_json_ctx c;
+    if (with_batch && n >= 1) {
+        const json_t *b = json_array_get(list, 0);
+        if (!json_is_null(b) && !(json_is_integer(b) && json_integer_value(b) > 0)) {
+            ctx_child(&c, ctx, "[0]");
+            return cfg_error(&c, NULL, "the batch dimension must be null or a positive integer, "
+                                       "got %s", type_name(b));
+        }
+    }
+    if (n <= first)
+        return cfg_error(ctx, NULL, "needs at least one dimension%s",
+                         with_batch ? " besides the batch dimension" : "");
+    if (n - first > DPT_MAX_RANK)
+        return cfg_error(ctx, NULL, "%zu dimensions per sample, at most %d are supported",
+                         n - first, DPT_MAX_RANK);
+    dpt_shape s;
+    memset(&s, 0, sizeof s);
+    s.rank = (int)(n - first);
+    int64_t prod = 1;
+    for (size_t i = first; i < n; i++) {
+        const json_t *d = json_array_get(list, i);
+        ctx_child(&c, ctx, "[%zu]", i);
+        if (!json_is_integer(d))
+            return cfg_error(&c, NULL, "must be a positive integer, got %s", type_name(d));
+        json_int_t v = json_integer_value(d);
+        if (v <= 0) return cfg_error(&c, NULL, "must be a positive integer, got %lld", (long long)v);
+        if (dpt_mul_i64(prod, (int64_t)v, "input shape", &prod) != DPT_OK)
+            return cfg_error(ctx, NULL, "the number of values per sample overflows int64");
+        s.dim[i - first] = (int64_t)v;
+    }
+    *shape = s;
+    return DPT_OK;
+}
+
+/* "[null, 28, 28]": a sample shape as Keras writes a batch shape. */
+static void format_shape(const dpt_shape *s, char *buf, size_t n) {
+    size_t used = (size_t)snprintf(buf, n, "[null");
+    for (int i = 0; i < s->rank && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, ", %lld", (long long)s->dim[i]);
+    if (used < n) snprintf(buf + used, n - used, "]");
+}
+
+static bool same_shape(const dpt_shape *a, const dpt_shape *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i]) return false;
+    return true;
+}
+
+/* The input shape a (non-Input) first layer declares in Keras 2 style, if any: its config's
+ * batch_input_shape, input_shape or input_dim, else the entry's build_config.input_shape (2.13+). */
+static dpt_status first_layer_shape(const json_t *entry, const json_t *config,
+                                    const dpt_json_ctx *ectx, bool *found, dpt_shape *shape) {
+    dpt_json_ctx c;
+    const json_t *v;
+    *found = true;
+    if ((v = json_object_get(config, "batch_input_shape")) && !json_is_null(v)) {
+        ctx_child(&c, ectx, ".config.batch_input_shape");
+        return parse_dims(v, true, &c, shape);
+    }
+    if ((v = json_object_get(config, "input_shape")) && !json_is_null(v)) {
+        ctx_child(&c, ectx, ".config.input_shape");
+        return parse_dims(v, false, &c, shape);
+    }
+    if ((v = json_object_get(config, "input_dim")) && !json_is_null(v)) {
+        ctx_child(&c, ectx, ".config");
+        int64_t d = 0;
+        dpt_status st = dpt_json_get_int(config, "input_dim", &c, 0, 1, INT64_MAX, &d);
+        if (st != DPT_OK) return st;
+        memset(shape, 0, sizeof *shape);
+        shape->rank = 1;
+        shape->dim[0] = d;
+        return DPT_OK;
+    }
+    const json_t *bc = json_object_get(entry, "build_config");
+    if (json_is_object(bc) && (v = json_object_get(bc, "input_shape")) && !json_is_null(v)) {
+        ctx_child(&c, ectx, ".build_config.input_shape");
+        return parse_dims(v, true, &c, shape);
+    }
+    *found = false;
+    return DPT_OK;
+}
+
+/* Normalises the layer list `arr` (at lctx) into c->layers and the input shape. `model_config` is
+ * the model's config object (dict forms) or NULL; it may hold build_input_shape. */
+static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config,
+                                   const dpt_json_ctx *lctx, dpt_config *c) {
+    if (!json_is_array(arr))
+        return cfg_error(lctx, NULL, "must be a list of layers, got %s", type_name(arr));
+    json_t *out = json_array();
+    if (!out) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", lctx->file);
+    dpt_status st = DPT_OK;
+    bool have_shape = false, from_input_layer = false;
+    dpt_shape shape;
+    memset(&shape, 0, sizeof shape);
+    size_t n = json_array_size(arr);
+    for (size_t i = 0; i < n && st == DPT_OK; i++) {
+        const json_t *e = json_array_get(arr, i);
+        dpt_json_ctx ectx, c2;
+        ctx_child(&ectx, lctx, "[%zu]", i);
+        if (!json_is_object(e)) {
+            st = cfg_error(&ectx, NULL, "must be a layer object, got %s", type_name(e));
+            break;
+        }
+        const json_t *cn = json_object_get(e, "class_name");
+        if (!json_is_string(cn)) {
+            st = cn ? cfg_error(&ectx, "class_name", "must be a string, got %s", type_name(cn))
+                    : cfg_error(&ectx, "class_name", "required (the layer's Keras class)");
+            break;
+        }
+        const char *cls = json_string_value(cn);
+        const json_t *lc = json_object_get(e, "config");
+        if (!json_is_object(lc)) {
+            st = cfg_error(&ectx, "config", "must be an object, got %s", type_name(lc));
+            break;
+        }
+        if (!strcmp(cls, "InputLayer")) {
+            if (json_array_size(out) > 0 || from_input_layer) {
+                st = cfg_error(&ectx, NULL, "an InputLayer is only supported as the first layer");
+                break;
+            }
+            const json_t *bs = json_object_get(lc, "batch_input_shape");
+            const char *key = "batch_input_shape";
+            if (!bs || json_is_null(bs)) {
+                bs = json_object_get(lc, "batch_shape"); /* Keras 3 */
+                key = "batch_shape";
+            }
+            if (!bs || json_is_null(bs)) {
+                st = cfg_error(&ectx, "config", "InputLayer needs batch_input_shape or batch_shape");
+                break;
+            }
+            ctx_child(&c2, &ectx, ".config.%s", key);
+            st = parse_dims(bs, true, &c2, &shape);
+            have_shape = from_input_layer = true;
+            continue;
+        }
+        if (json_array_size(out) == 0) {
+            bool found = false;
+            dpt_shape s;
+            st = first_layer_shape(e, lc, &ectx, &found, &s);
+            if (st != DPT_OK) break;
+            if (found && have_shape && !same_shape(&s, &shape)) {
+                char a[128], b[128];
+                format_shape(&s, a, sizeof a);
+                format_shape(&shape, b, sizeof b);
+                st = cfg_error(&ectx, "config", "the declared input shape %s disagrees with the "
+                                                "InputLayer's %s", a, b);
+                break;
+            }
+            if (found && !have_shape) {
+                shape = s;
+                have_shape = true;
+            }
+        }
+        json_t *norm = json_pack("{s:s, s:O, s:s}", "class_name", cls, "config", lc, "_path",
+                                 ectx.path);
+        if (!norm || json_array_append_new(out, norm) != 0)
+            st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", lctx->file);
+    }
+    if (st == DPT_OK && json_array_size(out) == 0)
+        st = cfg_error(lctx, NULL, "no layers%s", from_input_layer ? " besides the InputLayer" : "");
+    if (st == DPT_OK && !have_shape && model_config) {
+        /* Keras 2.x/3 write build_input_shape when the model was built without an input shape */
+        const json_t *bis = json_object_get(model_config, "build_input_shape");
+        if (bis && !json_is_null(bis)) {
+            /* lctx is "<...>config.layers": name the sibling key "<...>config.build_input_shape" */
+            dpt_json_ctx parent = *lctx, c2;
+            char *dot = strrchr(parent.path, '.');
+            if (dot) *dot = '\0';
+            ctx_child(&c2, &parent, ".build_input_shape");
+            st = parse_dims(bis, true, &c2, &shape);
+            have_shape = true;
+        }
+    }
+    if (st != DPT_OK) {
+        json_decref(out);
+        return st;
+    }
+    c->layers = out;
+    c->has_input_shape = have_shape;
+    c->input_shape = shape;
+    return DPT_OK;
+}
+
+/* The model value (object or list) at mctx ("model" inline, "" at the top of a model file). */
+static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, dpt_config *c) {
+    if (json_is_array(m)) return parse_layer_list(m, NULL, mctx, c);
+    if (!json_is_object(m))
+        return cfg_error(mctx, NULL, "must be a Keras model (model.to_json()), a list of layers or "
+                                     "the path of a model JSON file, got %s", type_name(m));
+    const json_t *cn = json_object_get(m, "class_name");
+    if (!json_is_string(cn))
+        return cn ? cfg_error(mctx, "class_name", "must be \"Sequential\", got %s", type_name(cn))
+                  : cfg_error(mctx, "class_name", "required (\"Sequential\")");
+    if (strcmp(json_string_value(cn), "Sequential") != 0)
+        return cfg_error(mctx, "class_name", "only Sequential models are supported, got \"%s\"",
+                         json_string_value(cn));
+    const json_t *cfg = json_object_get(m, "config");
+    dpt_json_ctx cctx, lctx;
+    ctx_child(&cctx, mctx, ".config");
+    if (json_is_array(cfg)) return parse_layer_list(cfg, NULL, &cctx, c); /* Keras <= 2.2.2 */
+    if (!json_is_object(cfg))
+        return cfg_error(&cctx, NULL, "must be an object with \"layers\" (or a list of layers), "
+                                      "got %s", type_name(cfg));
+    ctx_child(&lctx, &cctx, ".layers");
+    const json_t *layers = json_object_get(cfg, "layers");
+    if (!layers) return cfg_error(&lctx, NULL, "required (the list of layers)");
+    return parse_layer_list(layers, cfg, &lctx, c);
+}
+
+/* Loads a JSON text with line/column errors "<file>:<line>:<column>: invalid JSON: <text>". */
+static dpt_status load_json(const char *text, size_t len, const char *file, json_t **out) {
+    json_error_t err;
+    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!*out)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s:%d:%d: invalid JSON: %s", file, err.line,
+                             err.column, err.text);
+    return DPT_OK;
+}
+
+static dpt_status parse_model(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
+    const json_t *m = json_object_get(root, "model");
+    if (!m || json_is_null(m)) return cfg_error(top, "model", "required");
+    if (!json_is_string(m)) {
+        dpt_json_ctx mctx;
+        ctx_child(&mctx, top, ".model");
+        dpt_status st = parse_model_value(m, &mctx, c);
+        if (st == DPT_OK) c->model_json = json_incref((json_t *)m);
+        return st;
+    }
+    const char *path = json_string_value(m);
+    if (!path[0]) return cfg_error(top, "model", "must not be empty");
+    if (strlen(path) >= sizeof c->model_file)
+        return cfg_error(top, "model", "path longer than %zu characters", sizeof c->model_file - 1);
+    char *text = NULL;
+    size_t len = 0;
+    dpt_status st = dpt_read_file(path, DPT_ERR_CONFIG, &text, &len);
+    if (st != DPT_OK) {
+        char inner[1024];
+        snprintf(inner, sizeof inner, "%s", dpt_error_message());
+        return cfg_error(top, "model", "%s", inner);
+    }
+    json_t *mj = NULL;
+    st = load_json(text, len, path, &mj);
+    free(text);
+    if (st != DPT_OK) return st;
+    snprintf(c->model_file, sizeof c->model_file, "%s", path);
+    dpt_json_ctx mctx = {.file = c->model_file, .path = ""}; /* paths inside that file */
+    st = parse_model_value(mj, &mctx, c);
+    if (st != DPT_OK) {
+        json_decref(mj);
+        return st;
+    }
+    c->model_json = mj;
+    return DPT_OK;
+}
+
+/* ---- compile ------------------------------------------------------------------------------- */
+
+static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *ctx,
+                                         dpt_optim_spec *s) {
+    static const char *const adam_keys[] = {
+        "name", "learning_rate", "lr", "beta_1", "beta_2", "epsilon", "amsgrad", "decay",
+        "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum",
+        "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps",
+        "jit_compile", "is_legacy_optimizer", NULL};
+    static const char *const sgd_keys[] = {
+        "name", "learning_rate", "lr", "momentum", "nesterov", "decay", "weight_decay",
+        "clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum",
+        "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps",
+        "jit_compile", "is_legacy_optimizer", NULL};
+    const bool adam = s->kind == DPT_OPT_ADAM;
+    dpt_status st = check_keys(oc, ctx, adam ? adam_keys : sgd_keys);
+    if (st != DPT_OK) return st;
+
+    /* learning rate: "learning_rate" (Keras >= 2.3) or the legacy "lr"; a schedule object is not
+     * supported (the getter refuses a non-number) */
+    const bool has_lr = json_object_get(oc, "lr") && !json_is_null(json_object_get(oc, "lr"));
+    const bool has_lrn = json_object_get(oc, "learning_rate") &&
+                         !json_is_null(json_object_get(oc, "learning_rate"));
+    if (has_lr && has_lrn) return cfg_error(ctx, "lr", "give learning_rate or lr, not both");
+    const char *lr_key = has_lr ? "lr" : "learning_rate";
+    double lr = 0;
+    st = dpt_json_get_num(oc, lr_key, ctx, s->learning_rate, -HUGE_VAL, HUGE_VAL, false, &lr);
+    if (st != DPT_OK) return st;
+    if (!(lr > 0)) return cfg_error(ctx, lr_key, "must be > 0, got %g", lr);
+    s->learning_rate = lr;
+
+    /* options that change the math and that we do not implement */
+    double x = 0;
+    bool b = false;
+    if ((st = dpt_json_get_num(oc, "decay", ctx, 0, -HUGE_VAL, HUGE_VAL, false, &x)) != DPT_OK)
+        return st;
+    if (x != 0) return cfg_error(ctx, "decay", "not supported yet (must be 0), got %g", x);
+    if ((st = dpt_json_get_num(oc, "weight_decay", ctx, 0, -HUGE_VAL, HUGE_VAL, false, &x)) !=
+        DPT_OK)
+        return st;
+    if (x != 0)
+        return cfg_error(ctx, "weight_decay", "not supported yet (must be null or 0), got %g", x);
+    static const char *const null_keys[] = {"clipnorm", "clipvalue", "global_clipnorm",
+                                            "loss_scale_factor", "gradient_accumulation_steps",
+                                            NULL};
+    for (const char *const *k = null_keys; *k; k++)
+        if ((st = dpt_json_require_null(oc, *k, ctx)) != DPT_OK) return st;
+    if ((st = dpt_json_get_bool(oc, "use_ema", ctx, false, &b)) != DPT_OK) return st;
+    if (b) return cfg_error(ctx, "use_ema", "not supported yet (must be false)");
+
+    if (adam) {
+        if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) != DPT_OK ||
+            (st = dpt_json_get_num(oc, "beta_2", ctx, s->beta_2, 0, 1, true, &s->beta_2)) != DPT_OK ||
+            (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
+                                   &s->epsilon)) != DPT_OK ||
+            (st = dpt_json_get_bool(oc, "amsgrad", ctx, false, &b)) != DPT_OK)
+            return st;
+        if (b) return cfg_error(ctx, "amsgrad", "not supported yet (must be false)");
+        /* the optimizer uses the betas as float32, as Keras does */
+        if ((float)s->beta_1 >= 1.0f)
+            return cfg_error(ctx, "beta_1", "must be < 1 in float32, got %.9g", s->beta_1);
+        if ((float)s->beta_2 >= 1.0f)
+            return cfg_error(ctx, "beta_2", "must be < 1 in float32, got %.9g", s->beta_2);
+    } else {
+        if ((st = dpt_json_get_num(oc, "momentum", ctx, s->momentum, 0, 1, false, &s->momentum)) !=
+                DPT_OK ||
+            (st = dpt_json_get_bool(oc, "nesterov", ctx, s->nesterov, &s->nesterov)) != DPT_OK)
+            return st;
+    }
+    return DPT_OK;
+}
+
+static bool optimizer_kind(const char *name, dpt_optim_kind *k) {
+    if (!strcasecmp(name, "adam")) *k = DPT_OPT_ADAM;
+    else if (!strcasecmp(name, "sgd")) *k = DPT_OPT_SGD;
+    else return false;
+    return true;
+}
+
+static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, dpt_optim_spec *s) {
+    const json_t *o = comp ? json_object_get(comp, "optimizer") : NULL;
+    dpt_optim_kind kind = DPT_OPT_ADAM;
+    if (!o || json_is_null(o)) {
+        *s = dpt_optim_defaults(kind);
+        return DPT_OK;
+    }
+    if (json_is_string(o)) {
+        if (!optimizer_kind(json_string_value(o), &kind))
+            return cfg_error(cctx, "optimizer", "unknown optimizer \"%s\" (supported: adam, sgd)",
+                             json_string_value(o));
+        *s = dpt_optim_defaults(kind);
+        return DPT_OK;
+    }
+    dpt_json_ctx octx, ocfg;
+    ctx_child(&octx, cctx, ".optimizer");
+    if (!json_is_object(o))
+        return cfg_error(&octx, NULL, "must be a name (\"adam\", \"sgd\") or a Keras optimizer "
+                                      "object, got %s", type_name(o));
+    const json_t *cn = json_object_get(o, "class_name");
+    if (!json_is_string(cn))
+        return cn ? cfg_error(&octx, "class_name", "must be a string, got %s", type_name(cn))
+                  : cfg_error(&octx, "class_name", "required (\"Adam\" or \"SGD\")");
+    if (!optimizer_kind(json_string_value(cn), &kind))
+        return cfg_error(&octx, "class_name", "unknown optimizer \"%s\" (supported: Adam, SGD)",
+                         json_string_value(cn));
+    *s = dpt_optim_defaults(kind);
+    const json_t *oc = json_object_get(o, "config");
+    if (!oc || json_is_null(oc)) return DPT_OK;
+    ctx_child(&ocfg, &octx, ".config");
+    if (!json_is_object(oc)) return cfg_error(&ocfg, NULL, "must be an object, got %s", type_name(oc));
+    return parse_optimizer_config(oc, &ocfg, s);
+}
+
+/* Keras loss class names -> the function names dpt_loss_from_name knows. */
+static const char *loss_class_to_name(const char *cls) {
+    static const char *const map[][2] = {
+        {"BinaryCrossentropy", "binary_crossentropy"},
+        {"CategoricalCrossentropy", "categorical_crossentropy"},
+        {"SparseCategoricalCrossentropy", "sparse_categorical_crossentropy"},
+        {"MeanSquaredError", "mean_squared_error"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(cls, map[i][0])) return map[i][1];
+    return NULL;
+}
+
+#define DPT_LOSS_NAMES                                                                             \
+    "binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy, "            \
+    "mean_squared_error"
+
+static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_loss_kind *loss) {
+    const json_t *l = comp ? json_object_get(comp, "loss") : NULL;
+    if (!l || json_is_null(l)) return cfg_error(cctx, "loss", "required");
+    if (json_is_string(l)) {
+        if (!dpt_loss_from_name(json_string_value(l), loss))
+            return cfg_error(cctx, "loss", "unknown loss \"%s\" (supported: " DPT_LOSS_NAMES ")",
+                             json_string_value(l));
+        return DPT_OK;
+    }
+    dpt_json_ctx lctx, cfgctx;
+    ctx_child(&lctx, cctx, ".loss");
+    if (!json_is_object(l))
+        return cfg_error(&lctx, NULL, "must be a loss name or a Keras loss object, got %s",
+                         type_name(l));
+    const json_t *cn = json_object_get(l, "class_name");
+    if (!json_is_string(cn))
+        return cn ? cfg_error(&lctx, "class_name", "must be a string, got %s", type_name(cn))
+                  : cfg_error(&lctx, "class_name", "required (e.g. \"BinaryCrossentropy\")");
+    const json_t *lc = json_object_get(l, "config");
+    const char *name = loss_class_to_name(json_string_value(cn));
+    if (!strcmp(json_string_value(cn), "function") && json_is_string(lc))
+        name = json_string_value(lc); /* a loss function serialised by name */
+    if (!name || !dpt_loss_from_name(name, loss))
+        return cfg_error(&lctx, "class_name", "unknown loss \"%s\" (supported: "
+                                              "BinaryCrossentropy, CategoricalCrossentropy, "
+                                              "SparseCategoricalCrossentropy, MeanSquaredError)",
+                         json_string_value(cn));
+    if (!lc || json_is_null(lc) || json_is_string(lc)) return DPT_OK;
+    ctx_child(&cfgctx, &lctx, ".config");
+    if (!json_is_object(lc)) return cfg_error(&cfgctx, NULL, "must be an object, got %s", type_name(lc));
+    static const char *const keys[] = {"name", "reduction", "dtype", "from_logits",
+                                       "label_smoothing", "axis", "ignore_class", NULL};
+    dpt_status st = check_keys(lc, &cfgctx, keys);
+    if (st != DPT_OK) return st;
+    bool b = false;
+    double x = 0;
+    int64_t axis = -1;
+    const char *red = NULL;
+    if ((st = dpt_json_get_bool(lc, "from_logits", &cfgctx, false, &b)) != DPT_OK) return st;
+    if (b)
+        return cfg_error(&cfgctx, "from_logits", "not supported (must be false: end the model with "
+                                                 "a sigmoid/softmax; it is fused with the loss)");
+    if ((st = dpt_json_get_num(lc, "label_smoothing", &cfgctx, 0, -HUGE_VAL, HUGE_VAL, false,
+                               &x)) != DPT_OK)
+        return st;
+    if (x != 0) return cfg_error(&cfgctx, "label_smoothing", "not supported yet (must be 0), got %g", x);
+    if ((st = dpt_json_get_int(lc, "axis", &cfgctx, -1, INT64_MIN, INT64_MAX, &axis)) != DPT_OK)
+        return st;
+    if (axis != -1) return cfg_error(&cfgctx, "axis", "not supported (must be -1), got %lld", (long long)axis);
+    if ((st = dpt_json_require_null(lc, "ignore_class", &cfgctx)) != DPT_OK) return st;
+    if ((st = dpt_json_get_str(lc, "reduction", &cfgctx, NULL, &red)) != DPT_OK) return st;
+    if (red && strcmp(red, "auto") != 0 && strcmp(red, "sum_over_batch_size") != 0)
+        return cfg_error(&cfgctx, "reduction", "not supported (must be \"sum_over_batch_size\" or "
+                                               "\"auto\"), got \"%s\"", red);
+    return DPT_OK;
+}
+
+static dpt_status parse_metrics(const json_t *comp, const dpt_json_ctx *cctx, bool *accuracy) {
+    const json_t *m = comp ? json_object_get(comp, "metrics") : NULL;
+    *accuracy = false;
+    if (!m || json_is_null(m)) return DPT_OK;
+    if (!json_is_array(m))
+        return cfg_error(cctx, "metrics", "must be a list (e.g. [\"accuracy\"]), got %s", type_name(m));
+    for (size_t i = 0; i < json_array_size(m); i++) {
+        const json_t *v = json_array_get(m, i);
+        dpt_json_ctx ictx;
+        ctx_child(&ictx, cctx, ".metrics[%zu]", i);
+        if (!json_is_string(v))
+            return cfg_error(&ictx, NULL, "unsupported metric (%s; supported: \"accuracy\")",
+                             type_name(v));
+        const char *s = json_string_value(v);
+        if (strcmp(s, "accuracy") != 0 && strcmp(s, "acc") != 0)
+            return cfg_error(&ictx, NULL, "unsupported metric \"%s\" (supported: accuracy)", s);
+        *accuracy = true;
+    }
+    return DPT_OK;
+}
+
+static dpt_status parse_compile(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
+    const json_t *comp = NULL;
+    dpt_status st = get_section(root, "compile", top, &comp);
+    if (st != DPT_OK) return st;
+    dpt_json_ctx cctx;
+    ctx_child(&cctx, top, ".compile");
+    if (comp) {
+        /* besides ours, the keys of Keras 3's compile_config that do not change the math */
+        static const char *const keys[] = {"optimizer", "loss", "metrics", "loss_weights",
+                                           "weighted_metrics", "run_eagerly",
+                                           "steps_per_execution", "jit_compile", "auto_scale_loss",
+                                           NULL};
+        bool b;
+        int64_t i64;
+        if ((st = check_keys(comp, &cctx, keys)) != DPT_OK ||
+            (st = dpt_json_require_null(comp, "loss_weights", &cctx)) != DPT_OK ||
+            (st = dpt_json_require_null(comp, "weighted_metrics", &cctx)) != DPT_OK ||
+            (st = dpt_json_get_bool(comp, "run_eagerly", &cctx, false, &b)) != DPT_OK ||
+            (st = dpt_json_get_bool(comp, "jit_compile", &cctx, false, &b)) != DPT_OK ||
+            (st = dpt_json_get_bool(comp, "auto_scale_loss", &cctx, true, &b)) != DPT_OK ||
+            (st = dpt_json_get_int(comp, "steps_per_execution", &cctx, 1, 1, INT64_MAX, &i64)) !=
+                DPT_OK)
+            return st;
+    }
+    if ((st = parse_optimizer(comp, &cctx, &c->optim)) != DPT_OK) return st;
+    if ((st = parse_loss(comp, &cctx, &c->loss)) != DPT_OK) return st;
+    return parse_metrics(comp, &cctx, &c->metric_accuracy);
+}
+
+/* ---- fit, data, checkpoint ----------------------------------------------------------------- */
+
+static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
+    const json_t *fit = NULL;
+    dpt_status st = get_section(root, "fit", top, &fit);
+    c->epochs = 1;
+    c->batch_size = 32;
+    c->validation_split = 0;
+    c->shuffle = true;
+    c->seed = 0;
+    if (st != DPT_OK || !fit) return st;
+    dpt_json_ctx ctx;
+    ctx_child(&ctx, top, ".fit");
+    static const char *const keys[] = {"epochs", "batch_size", "validation_split", "shuffle",
+                                       "seed", NULL};
+    int64_t epochs = 1, seed = 0;
+    if ((st = check_keys(fit, &ctx, keys)) != DPT_OK ||
+        (st = dpt_json_get_int(fit, "epochs", &ctx, 1, 1, INT_MAX, &epochs)) != DPT_OK ||
+        (st = dpt_json_get_int(fit, "batch_size", &ctx, 32, 1, (int64_t)1 << 31,
+                               &c->batch_size)) != DPT_OK ||
+        (st = dpt_json_get_num(fit, "validation_split", &ctx, 0, 0, 1, true,
+                               &c->validation_split)) != DPT_OK ||
+        (st = dpt_json_get_bool(fit, "shuffle", &ctx, true, &c->shuffle)) != DPT_OK ||
+        (st = dpt_json_get_int(fit, "seed", &ctx, 0, 0, UINT32_MAX, &seed)) != DPT_OK)
+        return st;
+    c->epochs = (int)epochs;
+    c->seed = (uint32_t)seed;
+    return DPT_OK;
+}
+
+static dpt_status parse_data(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
+    const json_t *d = NULL;
+    dpt_status st = get_section(root, "data", top, &d);
+    snprintf(c->train_group, sizeof c->train_group, "train");
+    c->data_path[0] = c->validation_group[0] = c->test_group[0] = '\0';
+    if (st != DPT_OK || !d) return st;
+    dpt_json_ctx ctx;
+    ctx_child(&ctx, top, ".data");
+    static const char *const keys[] = {"path", "train", "validation", "test", NULL};
+    if ((st = check_keys(d, &ctx, keys)) != DPT_OK ||
+        (st = get_str_buf(d, "path", &ctx, NULL, c->data_path, sizeof c->data_path)) != DPT_OK ||
+        (st = get_str_buf(d, "train", &ctx, "train", c->train_group, sizeof c->train_group)) !=
+            DPT_OK ||
+        (st = get_str_buf(d, "validation", &ctx, NULL, c->validation_group,
+                          sizeof c->validation_group)) != DPT_OK ||
+        (st = get_str_buf(d, "test", &ctx, NULL, c->test_group, sizeof c->test_group)) != DPT_OK)
+        return st;
+    return DPT_OK;
+}
+
+static dpt_status parse_checkpoint(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
+    const json_t *k = NULL;
+    dpt_status st = get_section(root, "checkpoint", top, &k);
+    c->checkpoint_every = 0;
+    c->keep = 3;
+    if (st != DPT_OK || !k) return st;
+    dpt_json_ctx ctx;
+    ctx_child(&ctx, top, ".checkpoint");
+    static const char *const keys[] = {"every", "keep", NULL};
+    if ((st = check_keys(k, &ctx, keys)) != DPT_OK) return st;
+    const json_t *every = json_object_get(k, "every");
+    if (json_is_string(every)) {
+        if (strcmp(json_string_value(every), "epoch") != 0)
+            return cfg_error(&ctx, "every", "must be a number of steps or \"epoch\", got \"%s\"",
+                             json_string_value(every));
+        c->checkpoint_every = 0;
+    } else if ((st = dpt_json_get_int(k, "every", &ctx, 0, 0, INT64_MAX, &c->checkpoint_every)) !=
+               DPT_OK) {
+        return st;
+    }
+    int64_t keep = 3;
+    if ((st = dpt_json_get_int(k, "keep", &ctx, 3, 0, INT_MAX, &keep)) != DPT_OK) return st;
+    c->keep = (int)keep;
+    return DPT_OK;
+}
+
+/* ---- the whole config ---------------------------------------------------------------------- */
+
+static dpt_status parse_root(const json_t *root, dpt_config *c) {
+    dpt_json_ctx top = {.file = c->file, .path = ""};
+    if (!json_is_object(root))
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: the top level must be an object with \"model\", "
+                                             "\"compile\", \"fit\", \"data\", \"checkpoint\", got %s",
+                             c->file, type_name(root));
+    if (json_object_get(root, "class_name") && json_object_get(root, "config") &&
+        !json_object_get(root, "model"))
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: class_name: this looks like a Keras model file, "
+                                             "not a dptrain config; write a config with "
+                                             "\"model\": \"%s\" and a \"compile\" section",
+                             c->file, c->file);
+    static const char *const keys[] = {"model", "compile", "fit", "data", "checkpoint", NULL};
+    dpt_status st;
+    if ((st = check_keys(root, &top, keys)) != DPT_OK) return st;
+    if ((st = parse_model(root, &top, c)) != DPT_OK) return st;
+    if ((st = parse_compile(root, &top, c)) != DPT_OK) return st;
+    if ((st = parse_fit(root, &top, c)) != DPT_OK) return st;
+    if ((st = parse_data(root, &top, c)) != DPT_OK) return st;
+    return parse_checkpoint(root, &top, c);
+}
+
+dpt_status dpt_config_parse(const char *text, size_t len, const char *file, dpt_config *out) {
+    if (!file) file = "<config>";
+    dpt_config *c = calloc(1, sizeof *c);
+    if (!c) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", file);
+    snprintf(c->file, sizeof c->file, "%s", file);
+    json_t *root = NULL;
+    dpt_status st = load_json(text, len, c->file, &root);
+    if (st == DPT_OK) st = parse_root(root, c);
+    json_decref(root);
+    if (st != DPT_OK) {
+        dpt_config_deinit(c);
+        free(c);
+        return st;
+    }
+    *out = *c;
+    free(c);
+    return DPT_OK;
+}
+
+void dpt_config_deinit(dpt_config *c) {
+    if (!c) return;
+    json_decref(c->layers);
+    json_decref(c->model_json);
+    c->layers = NULL;
+    c->model_json = NULL;
+}
