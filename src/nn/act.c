@@ -17,7 +17,8 @@ bool dpt_act_from_name(const char *name, dpt_act *out) {
                  {"sigmoid", DPT_ACT_SIGMOID},
                  {"tanh", DPT_ACT_TANH},
                  {"softmax", DPT_ACT_SOFTMAX}};
-    if (!name) return false;
+    if (!name)
+        return false;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].name) == 0) {
             *out = names[i].act;
@@ -28,17 +29,23 @@ bool dpt_act_from_name(const char *name, dpt_act *out) {
 
 const char *dpt_act_name(dpt_act a) {
     switch (a) {
-    case DPT_ACT_LINEAR: return "linear";
-    case DPT_ACT_RELU: return "relu";
-    case DPT_ACT_SIGMOID: return "sigmoid";
-    case DPT_ACT_TANH: return "tanh";
-    case DPT_ACT_SOFTMAX: return "softmax";
+    case DPT_ACT_LINEAR:
+        return "linear";
+    case DPT_ACT_RELU:
+        return "relu";
+    case DPT_ACT_SIGMOID:
+        return "sigmoid";
+    case DPT_ACT_TANH:
+        return "tanh";
+    case DPT_ACT_SOFTMAX:
+        return "softmax";
     }
     return "?";
 }
 
 static inline float sigmoidf(float z) {
-    if (z >= 0.0f) return 1.0f / (1.0f + expf(-z));
+    if (z >= 0.0f)
+        return 1.0f / (1.0f + expf(-z));
     float e = expf(z);
     return e / (1.0f + e);
 }
@@ -46,14 +53,16 @@ static inline float sigmoidf(float z) {
 /* One row of softmax in place: y (n). */
 static void softmax_row(float *y, int64_t n) {
     float m = y[0];
-    for (int64_t j = 1; j < n; j++) m = y[j] > m ? y[j] : m;
+    for (int64_t j = 1; j < n; j++)
+        m = y[j] > m ? y[j] : m;
     float s = 0.0f;
     for (int64_t j = 0; j < n; j++) {
         y[j] = expf(y[j] - m);
         s += y[j];
     }
     float inv = 1.0f / s;
-    for (int64_t j = 0; j < n; j++) y[j] *= inv;
+    for (int64_t j = 0; j < n; j++)
+        y[j] *= inv;
 }
 
 void dpt_act_bias_forward(dpt_act a, float *y, const float *b, int64_t B, int64_t n) {
@@ -62,7 +71,8 @@ void dpt_act_bias_forward(dpt_act a, float *y, const float *b, int64_t B, int64_
         case DPT_ACT_LINEAR:
             for (int64_t i = 0; i < B; i++) {
                 float *r = y + i * n; /* (n) */
-                for (int64_t j = 0; j < n; j++) r[j] += b[j];
+                for (int64_t j = 0; j < n; j++)
+                    r[j] += b[j];
             }
             return;
         case DPT_ACT_RELU:
@@ -77,19 +87,22 @@ void dpt_act_bias_forward(dpt_act a, float *y, const float *b, int64_t B, int64_
         case DPT_ACT_SIGMOID:
             for (int64_t i = 0; i < B; i++) {
                 float *r = y + i * n;
-                for (int64_t j = 0; j < n; j++) r[j] = sigmoidf(r[j] + b[j]);
+                for (int64_t j = 0; j < n; j++)
+                    r[j] = sigmoidf(r[j] + b[j]);
             }
             return;
         case DPT_ACT_TANH:
             for (int64_t i = 0; i < B; i++) {
                 float *r = y + i * n;
-                for (int64_t j = 0; j < n; j++) r[j] = tanhf(r[j] + b[j]);
+                for (int64_t j = 0; j < n; j++)
+                    r[j] = tanhf(r[j] + b[j]);
             }
             return;
         case DPT_ACT_SOFTMAX:
             for (int64_t i = 0; i < B; i++) {
                 float *r = y + i * n;
-                for (int64_t j = 0; j < n; j++) r[j] += b[j];
+                for (int64_t j = 0; j < n; j++)
+                    r[j] += b[j];
                 softmax_row(r, n);
             }
             return;
@@ -102,19 +115,24 @@ void dpt_act_bias_forward(dpt_act a, float *y, const float *b, int64_t B, int64_
 void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n) {
     int64_t total = B * n;
     switch (a) {
-    case DPT_ACT_LINEAR: return;
+    case DPT_ACT_LINEAR:
+        return;
     case DPT_ACT_RELU:
-        for (int64_t k = 0; k < total; k++) y[k] = y[k] > 0.0f ? y[k] : 0.0f;
+        for (int64_t k = 0; k < total; k++)
+            y[k] = y[k] > 0.0f ? y[k] : 0.0f;
         return;
     case DPT_ACT_SIGMOID:
-        for (int64_t k = 0; k < total; k++) y[k] = sigmoidf(y[k]);
+        for (int64_t k = 0; k < total; k++)
+            y[k] = sigmoidf(y[k]);
         return;
     case DPT_ACT_TANH:
-        for (int64_t k = 0; k < total; k++) y[k] = tanhf(y[k]);
+        for (int64_t k = 0; k < total; k++)
+            y[k] = tanhf(y[k]);
         return;
     case DPT_ACT_SOFTMAX:
         if (n > 0)
-            for (int64_t i = 0; i < B; i++) softmax_row(y + i * n, n);
+            for (int64_t i = 0; i < B; i++)
+                softmax_row(y + i * n, n);
         return;
     }
 }
@@ -123,16 +141,20 @@ void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int
     int64_t total = B * n;
     switch (a) {
     case DPT_ACT_LINEAR:
-        if (dz != dy) memmove(dz, dy, (size_t)total * sizeof(float));
+        if (dz != dy)
+            memmove(dz, dy, (size_t)total * sizeof(float));
         return;
     case DPT_ACT_RELU:
-        for (int64_t k = 0; k < total; k++) dz[k] = y[k] > 0.0f ? dy[k] : 0.0f;
+        for (int64_t k = 0; k < total; k++)
+            dz[k] = y[k] > 0.0f ? dy[k] : 0.0f;
         return;
     case DPT_ACT_SIGMOID:
-        for (int64_t k = 0; k < total; k++) dz[k] = dy[k] * y[k] * (1.0f - y[k]);
+        for (int64_t k = 0; k < total; k++)
+            dz[k] = dy[k] * y[k] * (1.0f - y[k]);
         return;
     case DPT_ACT_TANH:
-        for (int64_t k = 0; k < total; k++) dz[k] = dy[k] * (1.0f - y[k] * y[k]);
+        for (int64_t k = 0; k < total; k++)
+            dz[k] = dy[k] * (1.0f - y[k] * y[k]);
         return;
     case DPT_ACT_SOFTMAX:
         /* dz_j = y_j * (dy_j - sum_k dy_k y_k) */
@@ -140,8 +162,10 @@ void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int
             const float *yr = y + i * n, *dyr = dy + i * n; /* (n) */
             float *dzr = dz + i * n;
             float s = 0.0f;
-            for (int64_t j = 0; j < n; j++) s += dyr[j] * yr[j];
-            for (int64_t j = 0; j < n; j++) dzr[j] = yr[j] * (dyr[j] - s);
+            for (int64_t j = 0; j < n; j++)
+                s += dyr[j] * yr[j];
+            for (int64_t j = 0; j < n; j++)
+                dzr[j] = yr[j] * (dyr[j] - s);
         }
         return;
     }

@@ -28,9 +28,12 @@ static void activation_forward(dpt_layer *l, const dpt_pass *p, const float *x, 
     (void)p;
     dpt_activation *a = (dpt_activation *)l;
     int64_t total = B * l->in_size;
-    if (total <= 0) return;
-    if (y != x) memcpy(y, x, (size_t)total * sizeof(float));
-    if (!a->head.folded) dpt_act_forward(a->head.act, y, B, l->in_size);
+    if (total <= 0)
+        return;
+    if (y != x)
+        memcpy(y, x, (size_t)total * sizeof(float));
+    if (!a->head.folded)
+        dpt_act_forward(a->head.act, y, B, l->in_size);
 }
 
 /* y (B, n), dy (B, n), dx (B, n) or NULL */
@@ -39,7 +42,8 @@ static void activation_backward(dpt_layer *l, const dpt_pass *p, const float *x,
     (void)p;
     (void)x;
     dpt_activation *a = (dpt_activation *)l;
-    if (!dx || B <= 0) return;
+    if (!dx || B <= 0)
+        return;
     dpt_act_backward(a->head.folded ? DPT_ACT_LINEAR : a->head.act, y, dy, dx, B, l->in_size);
 }
 
@@ -79,7 +83,8 @@ dpt_status dpt_activation_create(const json_t *config, const dpt_json_ctx *ctx, 
                                  dpt_layer **out) {
     *out = NULL;
     dpt_activation *a = calloc(1, sizeof *a);
-    if (!a) return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
+    if (!a)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
     dpt_status st = dpt_layer_base_init(&a->base, &activation_ops, config, ctx, in);
     if (st == DPT_OK && !json_object_get(config, "activation"))
         st = dpt_error_set(DPT_ERR_CONFIG, "%s: %s.activation: missing", ctx->file, ctx->path);

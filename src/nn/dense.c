@@ -28,7 +28,8 @@ static void dense_init_params(dpt_layer *l, dpt_rng *rng) {
     dpt_dense *d = (dpt_dense *)l;
     int64_t in = l->in_size, out = d->units;
     dpt_init_fill(&d->kernel_init, l->params, in * out, in, out, rng); /* (in, out) */
-    if (d->use_bias) dpt_init_fill(&d->bias_init, l->params + in * out, out, out, out, rng);
+    if (d->use_bias)
+        dpt_init_fill(&d->bias_init, l->params + in * out, out, out, out, rng);
 }
 
 /* x (B, in), y (B, out) */
@@ -36,8 +37,9 @@ static void dense_forward(dpt_layer *l, const dpt_pass *p, const float *x, float
     (void)p;
     dpt_dense *d = (dpt_dense *)l;
     int in = (int)l->in_size, out = (int)d->units;
-    if (B <= 0) return;
-    const float *K = l->params;                                    /* (in, out) */
+    if (B <= 0)
+        return;
+    const float *K = l->params;                                          /* (in, out) */
     const float *b = d->use_bias ? l->params + (int64_t)in * out : NULL; /* (out) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, out, in, 1.0f, x, in, K, out,
                 0.0f, y, out);
@@ -50,8 +52,10 @@ static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, cons
     (void)p;
     dpt_dense *d = (dpt_dense *)l;
     int in = (int)l->in_size, out = (int)d->units;
-    if (B <= 0) return;
-    if (!d->head.folded) dpt_act_backward(d->head.act, y, dy, dy, B, out);
+    if (B <= 0)
+        return;
+    if (!d->head.folded)
+        dpt_act_backward(d->head.act, y, dy, dy, B, out);
     const float *dz = dy; /* (B, out) */
     if (l->trainable) {
         float *dK = l->grads; /* (in, out) */
@@ -61,7 +65,8 @@ static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, cons
             float *db = l->grads + (int64_t)in * out; /* (out) */
             for (int64_t i = 0; i < B; i++) {
                 const float *r = dz + i * out;
-                for (int j = 0; j < out; j++) db[j] += r[j];
+                for (int j = 0; j < out; j++)
+                    db[j] += r[j];
             }
         }
     }
@@ -123,12 +128,14 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
                               const dpt_shape *in) {
     dpt_layer *l = &d->base;
     dpt_status st = dpt_layer_base_init(l, &dense_ops, config, ctx, in);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (in->rank != 1) {
         char s[128];
         dpt_shape_format(in, false, s, sizeof s);
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: Dense needs a flat input, got shape %s; add "
-                                             "Flatten",
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s: Dense needs a flat input, got shape %s; add "
+                             "Flatten",
                              ctx->file, ctx->path, s);
     }
     if (l->in_size < 1 || l->in_size > INT_MAX)
@@ -138,19 +145,22 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: missing (an integer >= 1)", ctx->file,
                              ctx->path);
     st = dpt_json_get_int(config, "units", ctx, 0, 1, INT_MAX, &d->units);
-    if (st == DPT_OK) st = dpt_json_get_act(config, "activation", ctx, DPT_ACT_LINEAR, &d->head.act);
-    if (st == DPT_OK) st = dpt_json_get_bool(config, "use_bias", ctx, true, &d->use_bias);
+    if (st == DPT_OK)
+        st = dpt_json_get_act(config, "activation", ctx, DPT_ACT_LINEAR, &d->head.act);
+    if (st == DPT_OK)
+        st = dpt_json_get_bool(config, "use_bias", ctx, true, &d->use_bias);
     if (st == DPT_OK)
         st = dpt_init_parse(config, "kernel_initializer", ctx, dpt_init_glorot_uniform(),
                             &d->kernel_init);
     if (st == DPT_OK)
         st = dpt_init_parse(config, "bias_initializer", ctx, dpt_init_zeros(), &d->bias_init);
-    static const char *const must_be_null[] = {"kernel_regularizer", "bias_regularizer",
+    static const char *const must_be_null[] = {"kernel_regularizer",   "bias_regularizer",
                                                "activity_regularizer", "kernel_constraint",
-                                               "bias_constraint", "lora_rank"};
+                                               "bias_constraint",      "lora_rank"};
     for (size_t i = 0; st == DPT_OK && i < sizeof must_be_null / sizeof must_be_null[0]; i++)
         st = dpt_json_require_null(config, must_be_null[i], ctx);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     int64_t nk;
     st = dpt_mul_i64(l->in_size, d->units, "Dense kernel", &nk);
     if (st != DPT_OK)
@@ -166,7 +176,8 @@ dpt_status dpt_dense_create(const json_t *config, const dpt_json_ctx *ctx, const
                             dpt_layer **out) {
     *out = NULL;
     dpt_dense *d = calloc(1, sizeof *d);
-    if (!d) return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
+    if (!d)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
     dpt_status st = dense_parse(d, config, ctx, in);
     if (st != DPT_OK) {
         free(d);

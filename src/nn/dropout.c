@@ -19,7 +19,8 @@ typedef struct {
 } dpt_dropout;
 
 bool dpt_dropout_keep(const dpt_pass *p, uint32_t layer_index, uint64_t idx, float rate) {
-    dpt_u32x4 c = {{(uint32_t)(idx / 4), layer_index, (uint32_t)p->step, (uint32_t)(p->step >> 32)}};
+    dpt_u32x4 c = {
+        {(uint32_t)(idx / 4), layer_index, (uint32_t)p->step, (uint32_t)(p->step >> 32)}};
     dpt_u32x4 r = dpt_philox4x32_10(c, p->seed, p->rank ^ (p->stream << 20));
     return dpt_u32_to_unit(r.v[idx % 4]) >= rate;
 }
@@ -38,7 +39,8 @@ static void apply_mask(const dpt_dropout *d, const dpt_pass *p, const float *in,
         dpt_u32x4 r = dpt_philox4x32_10((dpt_u32x4){{(uint32_t)q, layer, slo, shi}}, k0, k1);
         const float *a = in + 4 * q;
         float *b = out + 4 * q;
-        for (int w = 0; w < 4; w++) b[w] = (r.v[w] >> 8) >= thr ? a[w] * scale : 0.0f;
+        for (int w = 0; w < 4; w++)
+            b[w] = (r.v[w] >> 8) >= thr ? a[w] * scale : 0.0f;
     }
     if (full * 4 < total) {
         dpt_u32x4 r = dpt_philox4x32_10((dpt_u32x4){{(uint32_t)full, layer, slo, shi}}, k0, k1);
@@ -61,9 +63,11 @@ static void dropout_init_params(dpt_layer *l, dpt_rng *rng) {
 static void dropout_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     dpt_dropout *d = (dpt_dropout *)l;
     int64_t total = B * l->in_size;
-    if (total <= 0) return;
+    if (total <= 0)
+        return;
     if (!p->training || d->rate == 0.0) {
-        if (y != x) memcpy(y, x, (size_t)total * sizeof(float));
+        if (y != x)
+            memcpy(y, x, (size_t)total * sizeof(float));
         return;
     }
     apply_mask(d, p, x, y, total);
@@ -76,9 +80,11 @@ static void dropout_backward(dpt_layer *l, const dpt_pass *p, const float *x, co
     (void)y;
     dpt_dropout *d = (dpt_dropout *)l;
     int64_t total = B * l->in_size;
-    if (!dx || total <= 0) return;
+    if (!dx || total <= 0)
+        return;
     if (!p->training || d->rate == 0.0) {
-        if (dx != dy) memcpy(dx, dy, (size_t)total * sizeof(float));
+        if (dx != dy)
+            memcpy(dx, dy, (size_t)total * sizeof(float));
         return;
     }
     apply_mask(d, p, dy, dx, total);
@@ -118,19 +124,23 @@ dpt_status dpt_dropout_create(const json_t *config, const dpt_json_ctx *ctx, con
                               dpt_layer **out) {
     *out = NULL;
     dpt_dropout *d = calloc(1, sizeof *d);
-    if (!d) return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
+    if (!d)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
     dpt_status st = dpt_layer_base_init(&d->base, &dropout_ops, config, ctx, in);
     if (st == DPT_OK && !json_object_get(config, "rate"))
         st = dpt_error_set(DPT_ERR_CONFIG, "%s: %s.rate: missing (a number in [0, 1))", ctx->file,
                            ctx->path);
-    if (st == DPT_OK) st = dpt_json_get_num(config, "rate", ctx, 0.0, 0.0, 1.0, true, &d->rate);
-    if (st == DPT_OK) st = dpt_json_require_null(config, "noise_shape", ctx);
+    if (st == DPT_OK)
+        st = dpt_json_get_num(config, "rate", ctx, 0.0, 0.0, 1.0, true, &d->rate);
+    if (st == DPT_OK)
+        st = dpt_json_require_null(config, "noise_shape", ctx);
     if (st != DPT_OK) {
         free(d);
         return st;
     }
     d->rate_f = (float)d->rate;
-    if (d->rate_f >= 1.0f) d->rate_f = nextafterf(1.0f, 0.0f); /* a rate just below 1 */
+    if (d->rate_f >= 1.0f)
+        d->rate_f = nextafterf(1.0f, 0.0f); /* a rate just below 1 */
     d->scale = (float)(1.0 / (1.0 - d->rate));
     d->thr = (uint32_t)ceil((double)d->rate_f * 16777216.0);
     *out = &d->base;

@@ -25,7 +25,8 @@ static void flatten_init_params(dpt_layer *l, dpt_rng *rng) {
 static void flatten_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     (void)p;
     int64_t total = B * l->in_size;
-    if (total > 0 && y != x) memcpy(y, x, (size_t)total * sizeof(float));
+    if (total > 0 && y != x)
+        memcpy(y, x, (size_t)total * sizeof(float));
 }
 
 /* dy (B, n), dx (B, n) or NULL */
@@ -35,7 +36,8 @@ static void flatten_backward(dpt_layer *l, const dpt_pass *p, const float *x, co
     (void)x;
     (void)y;
     int64_t total = B * l->in_size;
-    if (dx && total > 0 && dx != dy) memcpy(dx, dy, (size_t)total * sizeof(float));
+    if (dx && total > 0 && dx != dy)
+        memcpy(dx, dy, (size_t)total * sizeof(float));
 }
 
 static int flatten_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
@@ -69,10 +71,12 @@ dpt_status dpt_flatten_create(const json_t *config, const dpt_json_ctx *ctx, con
                               dpt_layer **out) {
     *out = NULL;
     dpt_flatten *f = calloc(1, sizeof *f);
-    if (!f) return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
+    if (!f)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
     const char *fmt = NULL;
     dpt_status st = dpt_layer_base_init(&f->base, &flatten_ops, config, ctx, in);
-    if (st == DPT_OK) st = dpt_json_get_str(config, "data_format", ctx, "channels_last", &fmt);
+    if (st == DPT_OK)
+        st = dpt_json_get_str(config, "data_format", ctx, "channels_last", &fmt);
     if (st == DPT_OK && strcmp(fmt, "channels_last") != 0 &&
         !(strcmp(fmt, "channels_first") == 0 && in->rank < 2))
         st = dpt_error_set(DPT_ERR_CONFIG,

@@ -28,7 +28,8 @@ dpt_init_spec dpt_init_zeros(void) {
 }
 
 static dpt_init_spec vs(double scale, dpt_fan_mode mode, dpt_init_dist dist) {
-    dpt_init_spec s = {.kind = DPT_INIT_VARIANCE_SCALING, .scale = scale, .mode = mode, .dist = dist};
+    dpt_init_spec s = {
+        .kind = DPT_INIT_VARIANCE_SCALING, .scale = scale, .mode = mode, .dist = dist};
     return s;
 }
 
@@ -36,7 +37,8 @@ static dpt_init_spec vs(double scale, dpt_fan_mode mode, dpt_init_dist dist) {
 static void normalise(const char *in, char *out, size_t n) {
     size_t k = 0;
     for (; *in && k + 1 < n; in++)
-        if (*in != '_') out[k++] = (char)tolower((unsigned char)*in);
+        if (*in != '_')
+            out[k++] = (char)tolower((unsigned char)*in);
     out[k] = '\0';
 }
 
@@ -44,7 +46,8 @@ static dpt_status get_str_choice(const json_t *cfg, const char *key, const dpt_j
                                  const char *const *choices, int n, int def, int *out) {
     const char *v = NULL;
     dpt_status st = dpt_json_get_str(cfg, key, ctx, NULL, &v);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (!v) {
         *out = def;
         return DPT_OK;
@@ -57,7 +60,8 @@ static dpt_status get_str_choice(const json_t *cfg, const char *key, const dpt_j
     char known[256] = "";
     for (int i = 0; i < n; i++) {
         strncat(known, choices[i], sizeof known - strlen(known) - 1);
-        if (i + 1 < n) strncat(known, ", ", sizeof known - strlen(known) - 1);
+        if (i + 1 < n)
+            strncat(known, ", ", sizeof known - strlen(known) - 1);
     }
     return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.%s: must be one of %s, got \"%s\"", ctx->file,
                          ctx->path, key, known, v);
@@ -90,7 +94,8 @@ dpt_status dpt_init_parse(const json_t *obj, const char *key, const dpt_json_ctx
     dpt_json_ctx sub = {.file = ctx->file};
     if (snprintf(sub.path, sizeof sub.path, "%s.%s.config", ctx->path, key) >= (int)sizeof sub.path)
         sub.path[sizeof sub.path - 1] = '\0'; /* a truncated path still helps in a message */
-    if (json_is_null(cfg)) cfg = NULL; /* the getters treat a NULL object as empty */
+    if (json_is_null(cfg))
+        cfg = NULL; /* the getters treat a NULL object as empty */
 
     char n[64];
     normalise(name, n, sizeof n);
@@ -116,16 +121,19 @@ dpt_status dpt_init_parse(const json_t *obj, const char *key, const dpt_json_ctx
         int mode = 0, dist = 1;
         s = vs(1.0, DPT_FAN_IN, DPT_DIST_TRUNCATED_NORMAL);
         st = dpt_json_get_num(cfg, "scale", &sub, 1.0, 1e-300, 1e300, false, &s.scale);
-        if (st == DPT_OK) st = get_str_choice(cfg, "mode", &sub, modes, 3, 0, &mode);
-        if (st == DPT_OK) st = get_str_choice(cfg, "distribution", &sub, dists, 4, 1, &dist);
+        if (st == DPT_OK)
+            st = get_str_choice(cfg, "mode", &sub, modes, 3, 0, &mode);
+        if (st == DPT_OK)
+            st = get_str_choice(cfg, "distribution", &sub, dists, 4, 1, &dist);
         s.mode = (dpt_fan_mode)mode;
-        s.dist = dist == 0 ? DPT_DIST_UNIFORM
+        s.dist = dist == 0   ? DPT_DIST_UNIFORM
                  : dist == 2 ? DPT_DIST_NORMAL
                              : DPT_DIST_TRUNCATED_NORMAL;
     } else if (!strcmp(n, "randomuniform") || !strcmp(n, "uniform")) {
         s = (dpt_init_spec){.kind = DPT_INIT_UNIFORM};
         st = dpt_json_get_num(cfg, "minval", &sub, -0.05, -1e30, 1e30, false, &s.a);
-        if (st == DPT_OK) st = dpt_json_get_num(cfg, "maxval", &sub, 0.05, -1e30, 1e30, false, &s.b);
+        if (st == DPT_OK)
+            st = dpt_json_get_num(cfg, "maxval", &sub, 0.05, -1e30, 1e30, false, &s.b);
         if (st == DPT_OK && s.b < s.a)
             st = dpt_error_set(DPT_ERR_CONFIG, "%s: %s.maxval: must be >= minval (%g), got %g",
                                sub.file, sub.path, s.a, s.b);
@@ -133,7 +141,8 @@ dpt_status dpt_init_parse(const json_t *obj, const char *key, const dpt_json_ctx
                !strcmp(n, "truncatednormal")) {
         s = (dpt_init_spec){.kind = n[0] == 't' ? DPT_INIT_TRUNC_NORMAL : DPT_INIT_NORMAL};
         st = dpt_json_get_num(cfg, "mean", &sub, 0.0, -1e30, 1e30, false, &s.a);
-        if (st == DPT_OK) st = dpt_json_get_num(cfg, "stddev", &sub, 0.05, 0.0, 1e30, false, &s.b);
+        if (st == DPT_OK)
+            st = dpt_json_get_num(cfg, "stddev", &sub, 0.05, 0.0, 1e30, false, &s.b);
     } else if (!strcmp(n, "zeros") || !strcmp(n, "zero")) {
         s = dpt_init_zeros();
     } else if (!strcmp(n, "ones") || !strcmp(n, "one")) {
@@ -145,7 +154,8 @@ dpt_status dpt_init_parse(const json_t *obj, const char *key, const dpt_json_ctx
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.%s: unknown initializer \"%s\" (known: %s)",
                              ctx->file, ctx->path, key, name, KNOWN_INITS);
     }
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     *out = s;
     return DPT_OK;
 }
@@ -160,7 +170,8 @@ static double std_normal(dpt_rng *rng) {
 static double trunc_normal(dpt_rng *rng) {
     for (;;) {
         double z = std_normal(rng);
-        if (fabs(z) <= 2.0) return z;
+        if (fabs(z) <= 2.0)
+            return z;
     }
 }
 
@@ -171,17 +182,21 @@ void dpt_init_fill(const dpt_init_spec *s, float *w, int64_t n, int64_t fan_in, 
     case DPT_INIT_ONES:
     case DPT_INIT_CONSTANT: {
         float v = s->kind == DPT_INIT_ZEROS ? 0.0f : s->kind == DPT_INIT_ONES ? 1.0f : (float)s->a;
-        for (int64_t i = 0; i < n; i++) w[i] = v;
+        for (int64_t i = 0; i < n; i++)
+            w[i] = v;
         return;
     }
     case DPT_INIT_UNIFORM:
-        for (int64_t i = 0; i < n; i++) w[i] = (float)(s->a + (s->b - s->a) * dpt_rng_uniform(rng));
+        for (int64_t i = 0; i < n; i++)
+            w[i] = (float)(s->a + (s->b - s->a) * dpt_rng_uniform(rng));
         return;
     case DPT_INIT_NORMAL:
-        for (int64_t i = 0; i < n; i++) w[i] = (float)(s->a + s->b * std_normal(rng));
+        for (int64_t i = 0; i < n; i++)
+            w[i] = (float)(s->a + s->b * std_normal(rng));
         return;
     case DPT_INIT_TRUNC_NORMAL:
-        for (int64_t i = 0; i < n; i++) w[i] = (float)(s->a + s->b * trunc_normal(rng));
+        for (int64_t i = 0; i < n; i++)
+            w[i] = (float)(s->a + s->b * trunc_normal(rng));
         return;
     case DPT_INIT_VARIANCE_SCALING: {
         double fan = s->mode == DPT_FAN_IN    ? (double)fan_in
@@ -195,10 +210,12 @@ void dpt_init_fill(const dpt_init_spec *s, float *w, int64_t n, int64_t fan_in, 
         } else if (s->dist == DPT_DIST_TRUNCATED_NORMAL) {
             /* stddev of a unit normal truncated to [-2, 2] */
             double sd = sqrt(scale) / 0.87962566103423978;
-            for (int64_t i = 0; i < n; i++) w[i] = (float)(sd * trunc_normal(rng));
+            for (int64_t i = 0; i < n; i++)
+                w[i] = (float)(sd * trunc_normal(rng));
         } else {
             double sd = sqrt(scale);
-            for (int64_t i = 0; i < n; i++) w[i] = (float)(sd * std_normal(rng));
+            for (int64_t i = 0; i < n; i++)
+                w[i] = (float)(sd * std_normal(rng));
         }
         return;
     }
@@ -207,8 +224,10 @@ void dpt_init_fill(const dpt_init_spec *s, float *w, int64_t n, int64_t fan_in, 
 
 json_t *dpt_init_to_json(const dpt_init_spec *s) {
     switch (s->kind) {
-    case DPT_INIT_ZEROS: return json_pack("{s:s, s:{}}", "class_name", "Zeros", "config");
-    case DPT_INIT_ONES: return json_pack("{s:s, s:{}}", "class_name", "Ones", "config");
+    case DPT_INIT_ZEROS:
+        return json_pack("{s:s, s:{}}", "class_name", "Zeros", "config");
+    case DPT_INIT_ONES:
+        return json_pack("{s:s, s:{}}", "class_name", "Ones", "config");
     case DPT_INIT_CONSTANT:
         return json_pack("{s:s, s:{s:f}}", "class_name", "Constant", "config", "value", s->a);
     case DPT_INIT_UNIFORM:
@@ -224,9 +243,9 @@ json_t *dpt_init_to_json(const dpt_init_spec *s) {
         static const char *const dists[] = {"uniform", "truncated_normal", "untruncated_normal"};
         if (s->scale == 1.0 && s->mode == DPT_FAN_AVG && s->dist == DPT_DIST_UNIFORM)
             return json_pack("{s:s, s:{s:n}}", "class_name", "GlorotUniform", "config", "seed");
-        return json_pack("{s:s, s:{s:f, s:s, s:s, s:n}}", "class_name", "VarianceScaling",
-                         "config", "scale", s->scale, "mode", modes[s->mode], "distribution",
-                         dists[s->dist], "seed");
+        return json_pack("{s:s, s:{s:f, s:s, s:s, s:n}}", "class_name", "VarianceScaling", "config",
+                         "scale", s->scale, "mode", modes[s->mode], "distribution", dists[s->dist],
+                         "seed");
     }
     }
     return json_null();

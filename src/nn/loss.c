@@ -31,7 +31,8 @@ bool dpt_loss_from_name(const char *name, dpt_loss_kind *out) {
         {"mean_squared_error", DPT_LOSS_MSE},
         {"MeanSquaredError", DPT_LOSS_MSE},
     };
-    if (!name) return false;
+    if (!name)
+        return false;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].name) == 0) {
             *out = names[i].k;
@@ -42,10 +43,14 @@ bool dpt_loss_from_name(const char *name, dpt_loss_kind *out) {
 
 const char *dpt_loss_name(dpt_loss_kind k) {
     switch (k) {
-    case DPT_LOSS_BINARY_CROSSENTROPY: return "binary_crossentropy";
-    case DPT_LOSS_CATEGORICAL_CROSSENTROPY: return "categorical_crossentropy";
-    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY: return "sparse_categorical_crossentropy";
-    case DPT_LOSS_MSE: return "mse";
+    case DPT_LOSS_BINARY_CROSSENTROPY:
+        return "binary_crossentropy";
+    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
+        return "categorical_crossentropy";
+    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+        return "sparse_categorical_crossentropy";
+    case DPT_LOSS_MSE:
+        return "mse";
     }
     return "?";
 }
@@ -55,7 +60,8 @@ int64_t dpt_loss_target_size(dpt_loss_kind k, int64_t out_size) {
 }
 
 static inline float sigmoidf(float z) {
-    if (z >= 0.0f) return 1.0f / (1.0f + expf(-z));
+    if (z >= 0.0f)
+        return 1.0f / (1.0f + expf(-z));
     float e = expf(z);
     return e / (1.0f + e);
 }
@@ -64,7 +70,8 @@ static inline float sigmoidf(float z) {
 static int64_t argmax(const float *v, int64_t n) {
     int64_t best = 0;
     for (int64_t j = 1; j < n; j++)
-        if (v[j] > v[best]) best = j;
+        if (v[j] > v[best])
+            best = j;
     return best;
 }
 
@@ -82,7 +89,8 @@ static void bce(bool logits, const float *out, const float *target, int64_t B, i
             if (logits) {
                 double zd = z;
                 row += (zd > 0.0 ? zd : 0.0) - zd * t + log1p(exp(-fabs(zd)));
-                if (dout) dout[i * K + j] = (sigmoidf(z) - t) * invK;
+                if (dout)
+                    dout[i * K + j] = (sigmoidf(z) - t) * invK;
                 rh += (z > 0.0f) == (t > 0.5f);
             } else {
                 float p = z < CLIP_LO ? CLIP_LO : z > CLIP_HI ? CLIP_HI : z;
@@ -97,7 +105,8 @@ static void bce(bool logits, const float *out, const float *target, int64_t B, i
         hits += (double)rh / (double)K;
     }
     *loss_sum += sum;
-    if (correct) *correct += hits;
+    if (correct)
+        *correct += hits;
 }
 
 /* out, target, dout: (B, K) */
@@ -115,17 +124,21 @@ static void cce(bool logits, const float *out, const float *target, int64_t B, i
                 float e = expf(o[j] - m);
                 s += e;
                 sy += y[j];
-                if (d) d[j] = e;
+                if (d)
+                    d[j] = e;
             }
             double lse = (double)m + log(s);
-            for (int64_t j = 0; j < K; j++) row += y[j] * (lse - (double)o[j]);
+            for (int64_t j = 0; j < K; j++)
+                row += y[j] * (lse - (double)o[j]);
             if (d) {
                 float scale = (float)(sy / s);
-                for (int64_t j = 0; j < K; j++) d[j] = d[j] * scale - y[j];
+                for (int64_t j = 0; j < K; j++)
+                    d[j] = d[j] * scale - y[j];
             }
         } else {
             double s = 0.0;
-            for (int64_t j = 0; j < K; j++) s += o[j];
+            for (int64_t j = 0; j < K; j++)
+                s += o[j];
             float inv = (float)(1.0 / s);
             double gq = 0.0;
             for (int64_t j = 0; j < K; j++) {
@@ -139,13 +152,15 @@ static void cce(bool logits, const float *out, const float *target, int64_t B, i
                 }
             }
             if (d)
-                for (int64_t j = 0; j < K; j++) d[j] = (d[j] - (float)gq) * inv;
+                for (int64_t j = 0; j < K; j++)
+                    d[j] = (d[j] - (float)gq) * inv;
         }
         sum += row;
         hits += argmax(o, K) == argmax(y, K);
     }
     *loss_sum += sum;
-    if (correct) *correct += hits;
+    if (correct)
+        *correct += hits;
 }
 
 /* out, dout: (B, K); target: (B) class indices (validated) */
@@ -162,12 +177,14 @@ static void scce(bool logits, const float *out, const float *target, int64_t B, 
             for (int64_t j = 0; j < K; j++) {
                 float e = expf(o[j] - m);
                 s += e;
-                if (d) d[j] = e;
+                if (d)
+                    d[j] = e;
             }
             sum += (double)m + log(s) - (double)o[t];
             if (d) {
                 float inv = (float)(1.0 / s);
-                for (int64_t j = 0; j < K; j++) d[j] *= inv;
+                for (int64_t j = 0; j < K; j++)
+                    d[j] *= inv;
                 d[t] -= 1.0f;
             }
         } else {
@@ -190,7 +207,8 @@ static void scce(bool logits, const float *out, const float *target, int64_t B, 
         hits += argmax(o, K) == t;
     }
     *loss_sum += sum;
-    if (correct) *correct += hits;
+    if (correct)
+        *correct += hits;
 }
 
 /* out, target, dout: (B, K) */
@@ -204,7 +222,8 @@ static void mse(const float *out, const float *target, int64_t B, int64_t K, flo
         for (int64_t j = 0; j < K; j++) {
             float e = o[j] - y[j];
             row += (double)e * e;
-            if (dout) dout[i * K + j] = g * e;
+            if (dout)
+                dout[i * K + j] = g * e;
         }
         sum += row / (double)K;
         if (K == 1)
@@ -213,7 +232,8 @@ static void mse(const float *out, const float *target, int64_t B, int64_t K, flo
             hits += argmax(o, K) == argmax(y, K);
     }
     *loss_sum += sum;
-    if (correct) *correct += hits;
+    if (correct)
+        *correct += hits;
 }
 
 dpt_status dpt_loss_compute(dpt_loss_kind k, dpt_act logits_act, const float *out,

@@ -35,7 +35,8 @@ static void snake_case(const char *in, char *out, size_t n) {
     size_t k = 0;
     for (size_t i = 0; in[i] && k + 2 < n; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (isupper(c) && i > 0) out[k++] = '_';
+        if (isupper(c) && i > 0)
+            out[k++] = '_';
         out[k++] = (char)tolower(c);
     }
     out[k] = '\0';
@@ -43,14 +44,16 @@ static void snake_case(const char *in, char *out, size_t n) {
 
 static bool name_taken(dpt_layer **layers, int n, const char *name) {
     for (int i = 0; i < n; i++)
-        if (layers[i] && strcmp(layers[i]->name, name) == 0) return true;
+        if (layers[i] && strcmp(layers[i]->name, name) == 0)
+            return true;
     return false;
 }
 
 /* Layers without a "name" get Keras's defaults: dense, dense_1, ... skipping names in use. */
 static void assign_default_names(dpt_layer **layers, int n) {
     for (int i = 0; i < n; i++) {
-        if (layers[i]->name[0]) continue;
+        if (layers[i]->name[0])
+            continue;
         char base[96];
         snake_case(layers[i]->ops->class_name, base, sizeof base);
         for (int k = 0;; k++) {
@@ -97,11 +100,13 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
         if (!create) {
             char known[256] = "";
             for (const char *const *n = dpt_layer_class_names(); *n; n++) {
-                if (known[0]) strncat(known, ", ", sizeof known - strlen(known) - 1);
+                if (known[0])
+                    strncat(known, ", ", sizeof known - strlen(known) - 1);
                 strncat(known, *n, sizeof known - strlen(known) - 1);
             }
-            return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.class_name: unknown layer \"%s\" (known: %s)",
-                                 ctx->file, path, cls, known);
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "%s: %s.class_name: unknown layer \"%s\" (known: %s)", ctx->file,
+                                 path, cls, known);
         }
         const json_t *cfg = json_object_get(e, "config");
         if (cfg && !json_is_object(cfg))
@@ -113,7 +118,8 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
         json_t *empty = cfg ? NULL : json_object();
         dpt_status st = create(cfg ? cfg : empty, &sub, &cur, &m->layers[i]);
         json_decref(empty);
-        if (st != DPT_OK) return st;
+        if (st != DPT_OK)
+            return st;
         dpt_layer *l = m->layers[i];
         l->index = i;
         if (l->name[0] && name_taken(m->layers, i, l->name))
@@ -133,23 +139,29 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         int64_t n = l->ops->n_params(l);
         l->param_offset = total;
         dpt_status st = add_i64(total, n, "model parameters", &total);
-        if (st != DPT_OK) return st;
-        if (l->trainable) trainable += n;
+        if (st != DPT_OK)
+            return st;
+        if (l->trainable)
+            trainable += n;
     }
     m->n_params = total;
     m->n_trainable = trainable;
     int64_t bytes;
     dpt_status st = dpt_mul_i64(total, (int64_t)sizeof(float), "model parameters", &bytes);
-    if (st == DPT_OK) st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params);
-    if (st == DPT_OK) st = dpt_alloc((size_t)bytes, "model gradients", (void **)&m->grads);
-    if (st != DPT_OK) return st;
+    if (st == DPT_OK)
+        st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params);
+    if (st == DPT_OK)
+        st = dpt_alloc((size_t)bytes, "model gradients", (void **)&m->grads);
+    if (st != DPT_OK)
+        return st;
     m->first_bwd = m->n_layers;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         dpt_layer *l = m->layers[i];
         int64_t n = l->ops->n_params(l);
         l->params = n ? m->params + l->param_offset : NULL;
         l->grads = n ? m->grads + l->param_offset : NULL;
-        if (n && l->trainable) m->first_bwd = i;
+        if (n && l->trainable)
+            m->first_bwd = i;
         if (n) {
             dpt_rng rng;
             dpt_rng_init(&rng, seed, (uint32_t)i);
@@ -165,21 +177,28 @@ static dpt_status build_activations(dpt_model *m) {
     dpt_status st = DPT_OK;
     for (int i = 0; i < m->n_layers && st == DPT_OK; i++) {
         st = dpt_mul_i64(m->max_batch, m->layers[i]->out_size, "activation buffers", &n);
-        if (st == DPT_OK) st = add_i64(total, round16(n), "activation buffers", &total);
+        if (st == DPT_OK)
+            st = add_i64(total, round16(n), "activation buffers", &total);
         if (i + 1 < m->n_layers && m->layers[i]->out_size > widest)
             widest = m->layers[i]->out_size;
     }
     int64_t scratch = 0, bytes;
-    if (st == DPT_OK) st = dpt_mul_i64(m->max_batch, widest, "gradient buffers", &scratch);
+    if (st == DPT_OK)
+        st = dpt_mul_i64(m->max_batch, widest, "gradient buffers", &scratch);
     scratch = round16(scratch);
-    if (st == DPT_OK) st = add_i64(total, 2 * scratch, "activation buffers", &total);
-    if (st == DPT_OK) st = dpt_mul_i64(total, (int64_t)sizeof(float), "activation buffers", &bytes);
-    if (st == DPT_OK) st = dpt_alloc((size_t)bytes, "activation buffers", (void **)&m->arena);
+    if (st == DPT_OK)
+        st = add_i64(total, 2 * scratch, "activation buffers", &total);
+    if (st == DPT_OK)
+        st = dpt_mul_i64(total, (int64_t)sizeof(float), "activation buffers", &bytes);
+    if (st == DPT_OK)
+        st = dpt_alloc((size_t)bytes, "activation buffers", (void **)&m->arena);
     if (st == DPT_OK) {
         m->acts = calloc((size_t)m->n_layers, sizeof *m->acts);
-        if (!m->acts) st = dpt_error_set(DPT_ERR_NOMEM, "activation buffers: out of memory");
+        if (!m->acts)
+            st = dpt_error_set(DPT_ERR_NOMEM, "activation buffers: out of memory");
     }
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     float *p = m->arena;
     for (int i = 0; i < m->n_layers; i++) {
         m->acts[i] = p;
@@ -218,7 +237,8 @@ dpt_status dpt_model_create(const json_t *layers, const dpt_shape *input, int64_
                              (long long)max_batch, INT_MAX);
 
     dpt_model *m = calloc(1, sizeof *m);
-    if (!m) return dpt_error_set(DPT_ERR_NOMEM, "model: out of memory");
+    if (!m)
+        return dpt_error_set(DPT_ERR_NOMEM, "model: out of memory");
     m->n_layers = (int)json_array_size(layers);
     m->input = *input;
     m->in_size = dpt_shape_size(input);
@@ -226,12 +246,14 @@ dpt_status dpt_model_create(const json_t *layers, const dpt_shape *input, int64_
     m->head_act = DPT_ACT_LINEAR;
     m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
     dpt_status st = m->layers ? DPT_OK : dpt_error_set(DPT_ERR_NOMEM, "model: out of memory");
-    if (st == DPT_OK) st = build_layers(m, layers, ctx);
+    if (st == DPT_OK)
+        st = build_layers(m, layers, ctx);
     if (st == DPT_OK) {
         m->out_size = m->layers[m->n_layers - 1]->out_size;
         st = build_params(m, seed);
     }
-    if (st == DPT_OK) st = build_activations(m);
+    if (st == DPT_OK)
+        st = build_activations(m);
     if (st != DPT_OK) {
         dpt_model_destroy(&m);
         return st;
@@ -241,10 +263,12 @@ dpt_status dpt_model_create(const json_t *layers, const dpt_shape *input, int64_
 }
 
 void dpt_model_destroy(dpt_model **pm) {
-    if (!pm || !*pm) return;
+    if (!pm || !*pm)
+        return;
     dpt_model *m = *pm;
     if (m->layers)
-        for (int i = 0; i < m->n_layers; i++) dpt_layer_destroy(&m->layers[i]);
+        for (int i = 0; i < m->n_layers; i++)
+            dpt_layer_destroy(&m->layers[i]);
     free(m->layers);
     free(m->acts);
     dpt_free(m->arena);
@@ -262,7 +286,8 @@ static dpt_head *head_of(dpt_layer *l) {
 dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss) {
     dpt_head *h = head_of(m->layers[m->n_layers - 1]);
     m->head_act = DPT_ACT_LINEAR;
-    if (!h) return m->head_act;
+    if (!h)
+        return m->head_act;
     h->folded = false;
     bool ce = loss == DPT_LOSS_CATEGORICAL_CROSSENTROPY ||
               loss == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
@@ -302,7 +327,8 @@ const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, 
 }
 
 void dpt_model_zero_grads(dpt_model *m) {
-    if (m->n_params > 0) memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    if (m->n_params > 0)
+        memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
 }
 
 /* dout (B, out_size), overwritten */
@@ -335,7 +361,8 @@ static void app(appender *a, const char *fmt, ...) {
     size_t room = a->len < a->n ? a->n - a->len : 0;
     int w = vsnprintf(dst, room, fmt, ap);
     va_end(ap);
-    if (w > 0) a->len += (size_t)w;
+    if (w > 0)
+        a->len += (size_t)w;
 }
 
 /* 5569 -> "5,569" */
@@ -343,17 +370,21 @@ static void thousands(int64_t v, char *buf, size_t n) {
     char digits[32];
     snprintf(digits, sizeof digits, "%lld", (long long)(v < 0 ? -v : v));
     size_t nd = strlen(digits), k = 0;
-    if (v < 0 && k + 1 < n) buf[k++] = '-';
+    if (v < 0 && k + 1 < n)
+        buf[k++] = '-';
     for (size_t i = 0; i < nd && k + 1 < n; i++) {
-        if (i > 0 && (nd - i) % 3 == 0 && k + 1 < n) buf[k++] = ',';
-        if (k + 1 < n) buf[k++] = digits[i];
+        if (i > 0 && (nd - i) % 3 == 0 && k + 1 < n)
+            buf[k++] = ',';
+        if (k + 1 < n)
+            buf[k++] = digits[i];
     }
     buf[k] = '\0';
 }
 
 int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
     appender a = {.buf = buf, .n = n, .len = 0};
-    if (n > 0) buf[0] = '\0';
+    if (n > 0)
+        buf[0] = '\0';
     static const char *const rule =
         "_________________________________________________________________";
     static const char *const dbl =

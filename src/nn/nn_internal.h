@@ -41,8 +41,8 @@ void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n);
 
 /* A layer that ends in an activation the loss may absorb (Dense, Activation). */
 typedef struct {
-    dpt_act act;  /* as configured */
-    bool folded;  /* true: forward stops before `act` (returns logits), backward starts after it */
+    dpt_act act; /* as configured */
+    bool folded; /* true: forward stops before `act` (returns logits), backward starts after it */
 } dpt_head;
 /* The head of l if its kind has one (Dense, Activation), else NULL. */
 dpt_head *dpt_dense_head(dpt_layer *l);
@@ -57,9 +57,9 @@ typedef enum {
     DPT_INIT_ZEROS = 0,
     DPT_INIT_ONES,
     DPT_INIT_CONSTANT,
-    DPT_INIT_UNIFORM,        /* a = minval, b = maxval */
-    DPT_INIT_NORMAL,         /* a = mean, b = stddev */
-    DPT_INIT_TRUNC_NORMAL,   /* a = mean, b = stddev, redrawn beyond 2 stddev */
+    DPT_INIT_UNIFORM,         /* a = minval, b = maxval */
+    DPT_INIT_NORMAL,          /* a = mean, b = stddev */
+    DPT_INIT_TRUNC_NORMAL,    /* a = mean, b = stddev, redrawn beyond 2 stddev */
     DPT_INIT_VARIANCE_SCALING /* scale, mode, distribution */
 } dpt_init_kind;
 
@@ -68,8 +68,8 @@ typedef enum { DPT_DIST_UNIFORM = 0, DPT_DIST_TRUNCATED_NORMAL, DPT_DIST_NORMAL 
 
 typedef struct {
     dpt_init_kind kind;
-    double a, b;         /* see dpt_init_kind; constant: a = value */
-    double scale;        /* variance scaling */
+    double a, b;  /* see dpt_init_kind; constant: a = value */
+    double scale; /* variance scaling */
     dpt_fan_mode mode;
     dpt_init_dist dist;
 } dpt_init_spec;

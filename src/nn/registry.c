@@ -20,22 +20,27 @@ static const struct {
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 
 dpt_layer_create_fn dpt_layer_lookup(const char *class_name) {
-    if (!class_name) return NULL;
+    if (!class_name)
+        return NULL;
     for (size_t i = 0; i < N_REGISTRY; i++)
-        if (strcmp(class_name, registry[i].class_name) == 0) return registry[i].create;
+        if (strcmp(class_name, registry[i].class_name) == 0)
+            return registry[i].create;
     return NULL;
 }
 
 const char *const *dpt_layer_class_names(void) {
     static const char *names[N_REGISTRY + 1];
     if (!names[0])
-        for (size_t i = 0; i < N_REGISTRY; i++) names[i] = registry[i].class_name;
+        for (size_t i = 0; i < N_REGISTRY; i++)
+            names[i] = registry[i].class_name;
     return names;
 }
 
 void dpt_layer_destroy(dpt_layer **l) {
-    if (!l || !*l) return;
-    if ((*l)->ops && (*l)->ops->destroy) (*l)->ops->destroy(*l);
+    if (!l || !*l)
+        return;
+    if ((*l)->ops && (*l)->ops->destroy)
+        (*l)->ops->destroy(*l);
     free(*l);
     *l = NULL;
 }
@@ -43,7 +48,8 @@ void dpt_layer_destroy(dpt_layer **l) {
 int64_t dpt_shape_size(const dpt_shape *s) {
     int64_t n = 1;
     for (int i = 0; i < s->rank; i++) {
-        if (s->dim[i] < 0 || (s->dim[i] > 0 && n > INT64_MAX / s->dim[i])) return -1;
+        if (s->dim[i] < 0 || (s->dim[i] > 0 && n > INT64_MAX / s->dim[i]))
+            return -1;
         n *= s->dim[i];
     }
     return n;
@@ -58,13 +64,15 @@ void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n) 
                      (long long)s->dim[i]);
         k += w > 0 ? (size_t)w : 0;
     }
-    if (k < n) snprintf(buf + k, n - k, "%s)", (!with_batch && s->rank == 1) ? "," : "");
+    if (k < n)
+        snprintf(buf + k, n - k, "%s)", (!with_batch && s->rank == 1) ? "," : "");
 }
 
 /* dtype: "float32", or Keras 3's {"class_name": "DTypePolicy", "config": {"name": "float32"}} */
 static dpt_status check_dtype(const json_t *config, const dpt_json_ctx *ctx) {
     const json_t *v = json_object_get(config, "dtype");
-    if (!v || json_is_null(v)) return DPT_OK;
+    if (!v || json_is_null(v))
+        return DPT_OK;
     const char *name = NULL;
     if (json_is_string(v)) {
         name = json_string_value(v);
@@ -90,7 +98,8 @@ dpt_status dpt_layer_base_init(dpt_layer *l, const dpt_layer_ops *ops, const jso
     l->index = 0;
     const char *name = NULL;
     dpt_status st = dpt_json_get_str(config, "name", ctx, "", &name);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (strlen(name) >= sizeof l->name)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.name: longer than %zu characters", ctx->file,
                              ctx->path, sizeof l->name - 1);
@@ -99,9 +108,11 @@ dpt_status dpt_layer_base_init(dpt_layer *l, const dpt_layer_ops *ops, const jso
                              ctx->file, ctx->path, name);
     strcpy(l->name, name);
     st = dpt_json_get_bool(config, "trainable", ctx, true, &l->trainable);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     st = check_dtype(config, ctx);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (in->rank < 0 || in->rank > DPT_MAX_RANK)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: input rank %d is not supported", ctx->file,
                              ctx->path, in->rank);

@@ -10,7 +10,8 @@
 
 #include "testutil.h"
 
-/* ---- Philox ----------------------------------------------------------------------------------- */
+/* ---- Philox -----------------------------------------------------------------------------------
+ */
 
 static void check_philox(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
                          uint32_t k1, uint32_t e0, uint32_t e1, uint32_t e2, uint32_t e3) {
@@ -40,7 +41,8 @@ static void test_u32_to_unit(void **state) {
     assert_true(dpt_u32_to_unit(0x000000ffu) == 0.0f); /* only the top 24 bits count */
 }
 
-/* ---- dpt_rng ---------------------------------------------------------------------------------- */
+/* ---- dpt_rng ----------------------------------------------------------------------------------
+ */
 
 static void test_rng_deterministic(void **state) {
     (void)state;
@@ -69,9 +71,11 @@ static void test_rng_below(void **state) {
     (void)state;
     dpt_rng r;
     dpt_rng_init(&r, 7, 0);
-    for (int i = 0; i < 100; i++) assert_int_equal(dpt_rng_below(&r, 1), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(dpt_rng_below(&r, 1), 0);
     uint64_t big = (UINT64_C(1) << 63) + 12345;
-    for (int i = 0; i < 1000; i++) assert_true(dpt_rng_below(&r, big) < big);
+    for (int i = 0; i < 1000; i++)
+        assert_true(dpt_rng_below(&r, big) < big);
     /* chi-square over 10 bins, 100000 draws: df 9, P(chi2 > 33.7) = 1e-4 */
     enum { BINS = 10, N = 100000 };
     int64_t count[BINS] = {0};
@@ -81,17 +85,20 @@ static void test_rng_below(void **state) {
         count[v]++;
     }
     double chi2 = 0.0, e = (double)N / BINS;
-    for (int k = 0; k < BINS; k++) chi2 += ((double)count[k] - e) * ((double)count[k] - e) / e;
+    for (int k = 0; k < BINS; k++)
+        chi2 += ((double)count[k] - e) * ((double)count[k] - e) / e;
     assert_true(chi2 < 33.7);
     /* a bound that is not a power of two and large: the top half must be reached about half
      * the time (a modulo bias of 1/3 would show up here) */
     uint64_t b3 = UINT64_MAX / 3 * 2;
     int64_t top = 0;
-    for (int i = 0; i < N; i++) top += dpt_rng_below(&r, b3) >= b3 / 2;
+    for (int i = 0; i < N; i++)
+        top += dpt_rng_below(&r, b3) >= b3 / 2;
     assert_true(fabs((double)top / N - 0.5) < 0.01);
 }
 
-/* ---- allocation and arithmetic ------------------------------------------------------------------ */
+/* ---- allocation and arithmetic ------------------------------------------------------------------
+ */
 
 static void test_alloc(void **state) {
     (void)state;
@@ -99,7 +106,8 @@ static void test_alloc(void **state) {
     assert_ok(dpt_alloc(1000 * sizeof(float), "test buffer", (void **)&p));
     assert_non_null(p);
     assert_int_equal((uintptr_t)p % 64, 0);
-    for (int i = 0; i < 1000; i++) assert_true(p[i] == 0.0f);
+    for (int i = 0; i < 1000; i++)
+        assert_true(p[i] == 0.0f);
     dpt_free(p);
     void *z = NULL;
     assert_ok(dpt_alloc(0, "empty", &z));
@@ -160,19 +168,22 @@ static void test_status(void **state) {
     assert_non_null(dpt_status_name((dpt_status)999));
 }
 
-/* ---- JSON getters --------------------------------------------------------------------------------- */
+/* ---- JSON getters
+ * --------------------------------------------------------------------------------- */
 
 static json_t *parse(const char *text) {
     json_error_t e;
     json_t *j = json_loads(text, 0, &e);
-    if (!j) fail_msg("bad test JSON: %s", e.text);
+    if (!j)
+        fail_msg("bad test JSON: %s", e.text);
     return j;
 }
 
 static void test_json_get_int(void **state) {
     (void)state;
     dpt_json_ctx ctx = {.file = "examples/a.json", .path = "model.config.layers[2].config"};
-    json_t *o = parse("{\"units\": 64, \"f\": 3.0, \"g\": 3.5, \"s\": \"x\", \"z\": 0, \"n\": null}");
+    json_t *o =
+        parse("{\"units\": 64, \"f\": 3.0, \"g\": 3.5, \"s\": \"x\", \"z\": 0, \"n\": null}");
     int64_t v = -1;
     assert_ok(dpt_json_get_int(o, "units", &ctx, 1, 1, 1000, &v));
     assert_true(v == 64);
@@ -233,10 +244,11 @@ static void test_json_get_num_bool_str(void **state) {
 static void test_json_require_null_and_act(void **state) {
     (void)state;
     dpt_json_ctx ctx = {.file = "m.json", .path = "model.config.layers[0].config"};
-    json_t *o = parse("{\"kernel_regularizer\": {\"class_name\": \"L2\"}, \"bias_regularizer\": "
-                      "null, \"a1\": \"relu\", \"a2\": {\"class_name\": \"softmax\"}, \"a3\": "
-                      "{\"module\": \"keras.activations\", \"class_name\": \"function\", \"config\": "
-                      "\"tanh\"}, \"a4\": \"swish\", \"a5\": 3}");
+    json_t *o =
+        parse("{\"kernel_regularizer\": {\"class_name\": \"L2\"}, \"bias_regularizer\": "
+              "null, \"a1\": \"relu\", \"a2\": {\"class_name\": \"softmax\"}, \"a3\": "
+              "{\"module\": \"keras.activations\", \"class_name\": \"function\", \"config\": "
+              "\"tanh\"}, \"a4\": \"swish\", \"a5\": 3}");
     assert_ok(dpt_json_require_null(o, "bias_regularizer", &ctx));
     assert_ok(dpt_json_require_null(o, "missing", &ctx));
     assert_status_msg(dpt_json_require_null(o, "kernel_regularizer", &ctx), DPT_ERR_CONFIG,

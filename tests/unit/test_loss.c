@@ -70,8 +70,8 @@ static void test_bce_values(void **state) {
     assert_near(loss_of(k, DPT_ACT_SIGMOID, z, t, 2, 1), 0.126928 + 0.313262, 1e-5);
     /* soft targets */
     float ts[1] = {0.25f}, ps[1] = {0.6f};
-    assert_near(loss_of(k, DPT_ACT_LINEAR, ps, ts, 1, 1),
-                       -(0.25 * log(0.6) + 0.75 * log(0.4)), 1e-6);
+    assert_near(loss_of(k, DPT_ACT_LINEAR, ps, ts, 1, 1), -(0.25 * log(0.6) + 0.75 * log(0.4)),
+                1e-6);
     /* logits are not clipped: a confident wrong logit costs its full size, finitely */
     float zl[2] = {100.0f, -100.0f}, tl[2] = {0, 0};
     double lw = loss_of(k, DPT_ACT_SIGMOID, zl, tl, 2, 1);
@@ -91,7 +91,8 @@ static void test_bce_clipping(void **state) {
     assert_near(s, want, 1e-4);
     assert_true(isfinite(s));
     assert_near(-log((double)1e-7f), 16.118095, 1e-5); /* the ceiling Keras reports */
-    for (int i = 0; i < 4; i++) assert_true(d[i] == 0.0f); /* the clip has zero gradient */
+    for (int i = 0; i < 4; i++)
+        assert_true(d[i] == 0.0f); /* the clip has zero gradient */
     /* same for categorical and sparse from probabilities */
     float q[3] = {0.0f, 0.0f, 1.0f}, oh[3] = {1, 0, 0}, dq[3];
     s = 0;
@@ -119,8 +120,7 @@ static void test_cce_values(void **state) {
     float big[3] = {1000, 2000, 3000}; /* stable */
     assert_near(loss_of(k, DPT_ACT_SOFTMAX, big, t, 1, 3), 0.0, 1e-6);
     float soft[3] = {0.5f, 0.5f, 0};
-    assert_near(loss_of(k, DPT_ACT_SOFTMAX, z, soft, 1, 3), 0.5 * 2.407606 + 0.5 * 1.407606,
-                       1e-5);
+    assert_near(loss_of(k, DPT_ACT_SOFTMAX, z, soft, 1, 3), 0.5 * 2.407606 + 0.5 * 1.407606, 1e-5);
     const dpt_loss_kind s = DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
     float idx[2] = {2, 0}, z2[6] = {1, 2, 3, 1, 2, 3}, p2[6] = {0.2f, 0.3f, 0.5f, 0.2f, 0.3f, 0.5f};
     assert_near(loss_of(s, DPT_ACT_SOFTMAX, z2, idx, 2, 3), 0.407606 + 2.407606, 1e-5);
@@ -137,8 +137,8 @@ static void test_sparse_out_of_range(void **state) {
     double s = 0, c = 0;
     float bad[][2] = {{0, 3}, {-1, 0}, {1.5f, 0}, {0, NAN}};
     for (size_t i = 0; i < 4; i++) {
-        assert_status_msg(dpt_loss_compute(DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, DPT_ACT_SOFTMAX,
-                                           out, bad[i], 2, 3, d, &s, &c),
+        assert_status_msg(dpt_loss_compute(DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                           DPT_ACT_SOFTMAX, out, bad[i], 2, 3, d, &s, &c),
                           DPT_ERR_DATA, "is not a class index in [0, 3)");
         assert_true(s == 0 && c == 0); /* nothing accumulated */
     }
@@ -148,8 +148,8 @@ static void test_sparse_out_of_range(void **state) {
 }
 
 /* finite differences of the summed loss wrt out, against dout */
-static void check_grad(dpt_loss_kind k, dpt_act a, float *out, const float *t, int64_t B,
-                       int64_t K, const char *what) {
+static void check_grad(dpt_loss_kind k, dpt_act a, float *out, const float *t, int64_t B, int64_t K,
+                       const char *what) {
     float *d = malloc((size_t)(B * K) * sizeof(float));
     double s = 0;
     assert_ok(dpt_loss_compute(k, a, out, t, B, K, d, &s, NULL));
@@ -219,25 +219,26 @@ static void test_gradients(void **state) {
                                dp, &b, NULL));
     assert_near(a, b, 1e-5);
     dpt_act_backward(DPT_ACT_SOFTMAX, sm, dp, dp, B, K);
-    for (int i = 0; i < B * K; i++) assert_near(dl[i], dp[i], 1e-5f);
+    for (int i = 0; i < B * K; i++)
+        assert_near(dl[i], dp[i], 1e-5f);
 }
 
 static void test_accuracy(void **state) {
     (void)state;
     double s = 0, c = 0;
     float p[4] = {0.7f, 0.4f, 0.5f, 0.9f}, t[4] = {1, 0, 1, 0};
-    assert_ok(dpt_loss_compute(DPT_LOSS_BINARY_CROSSENTROPY, DPT_ACT_LINEAR, p, t, 4, 1, NULL, &s,
-                               &c));
+    assert_ok(
+        dpt_loss_compute(DPT_LOSS_BINARY_CROSSENTROPY, DPT_ACT_LINEAR, p, t, 4, 1, NULL, &s, &c));
     assert_true(c == 2.0); /* 0.5 is not > 0.5 */
     float z[4] = {0.1f, -2.0f, 0.0f, 3.0f};
     c = 0;
-    assert_ok(dpt_loss_compute(DPT_LOSS_BINARY_CROSSENTROPY, DPT_ACT_SIGMOID, z, t, 4, 1, NULL, &s,
-                               &c));
+    assert_ok(
+        dpt_loss_compute(DPT_LOSS_BINARY_CROSSENTROPY, DPT_ACT_SIGMOID, z, t, 4, 1, NULL, &s, &c));
     assert_true(c == 2.0);
     c = 0; /* two units per sample: the mean over units */
     float p2[2] = {0.7f, 0.2f}, t2[2] = {1, 1};
-    assert_ok(dpt_loss_compute(DPT_LOSS_BINARY_CROSSENTROPY, DPT_ACT_LINEAR, p2, t2, 1, 2, NULL, &s,
-                               &c));
+    assert_ok(
+        dpt_loss_compute(DPT_LOSS_BINARY_CROSSENTROPY, DPT_ACT_LINEAR, p2, t2, 1, 2, NULL, &s, &c));
     assert_true(c == 0.5);
     /* categorical: argmax; accumulates across calls */
     float q[6] = {0.1f, 0.7f, 0.2f, 0.5f, 0.3f, 0.2f}, oh[6] = {0, 1, 0, 0, 0, 1};
@@ -267,9 +268,12 @@ static void test_accuracy(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),         cmocka_unit_test(test_bce_values),
-        cmocka_unit_test(test_bce_clipping),  cmocka_unit_test(test_cce_values),
-        cmocka_unit_test(test_sparse_out_of_range), cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_bce_values),
+        cmocka_unit_test(test_bce_clipping),
+        cmocka_unit_test(test_cce_values),
+        cmocka_unit_test(test_sparse_out_of_range),
+        cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_accuracy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

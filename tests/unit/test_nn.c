@@ -15,7 +15,8 @@
 static json_t *parse(const char *text) {
     json_error_t e;
     json_t *j = json_loads(text, 0, &e);
-    if (!j) fail_msg("bad test JSON: %s (%s)", e.text, text);
+    if (!j)
+        fail_msg("bad test JSON: %s (%s)", e.text, text);
     return j;
 }
 
@@ -25,7 +26,8 @@ static dpt_status make_layer(const char *cls, const char *cfg_text, dpt_shape in
     json_t *cfg = parse(cfg_text);
     dpt_json_ctx ctx = {.file = "t.json", .path = "model.config.layers[3].config"};
     dpt_layer_create_fn create = dpt_layer_lookup(cls);
-    if (!create) fail_msg("no layer class %s", cls);
+    if (!create)
+        fail_msg("no layer class %s", cls);
     dpt_status st = create(cfg, &ctx, &in, out);
     json_decref(cfg);
     return st;
@@ -44,14 +46,16 @@ static void bind_params(dpt_layer *l, uint64_t seed) {
 }
 
 static void free_layer(dpt_layer **l) {
-    if (!*l) return;
+    if (!*l)
+        return;
     free((*l)->params);
     free((*l)->grads);
     dpt_layer_destroy(l);
 }
 
 static void fill_uniform(float *v, int64_t n, float lo, float hi, dpt_rng *r) {
-    for (int64_t i = 0; i < n; i++) v[i] = lo + (hi - lo) * dpt_rng_uniform(r);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * dpt_rng_uniform(r);
 }
 
 /* ---- the finite-difference checker ---------------------------------------------------------- */
@@ -74,7 +78,8 @@ static void gc_compare(gc_result *r, double analytic, double fm, double f0, doub
     }
     double err = fabs(analytic - num) / (1e-2 * fmax(fabs(analytic), fabs(num)) + 2e-3);
     r->checked++;
-    if (err > r->worst) r->worst = err;
+    if (err > r->worst)
+        r->worst = err;
     if (err > 1.0) {
         r->bad++;
         if (getenv("DPT_GC_VERBOSE"))
@@ -88,7 +93,8 @@ static double layer_f(dpt_layer *l, const dpt_pass *p, const float *x, float *y,
                       int64_t B) {
     l->ops->forward(l, p, x, y, B);
     double f = 0;
-    for (int64_t k = 0; k < B * l->out_size; k++) f += (double)y[k] * w[k];
+    for (int64_t k = 0; k < B * l->out_size; k++)
+        f += (double)y[k] * w[k];
     return f;
 }
 
@@ -107,7 +113,8 @@ static gc_result grad_check_layer(dpt_layer *l, const dpt_pass *p, int64_t B, ui
     float *dy = malloc((size_t)nout * sizeof(float)); /* (B, out) */
     fill_uniform(x, nin, -1.5f, 1.5f, &rng);
     fill_uniform(w, nout, -1.0f, 1.0f, &rng);
-    if (np) memset(l->grads, 0, (size_t)np * sizeof(float));
+    if (np)
+        memset(l->grads, 0, (size_t)np * sizeof(float));
     l->ops->forward(l, p, x, y, B);
     memcpy(dy, w, (size_t)nout * sizeof(float));
     l->ops->backward(l, p, x, y, dy, dx, B);
@@ -156,7 +163,8 @@ static void assert_gc_ok(gc_result r, const char *what) {
 
 static const dpt_pass train_pass = {.training = true, .seed = 1234, .rank = 1, .step = 77};
 
-/* ---- activations ------------------------------------------------------------------------------ */
+/* ---- activations ------------------------------------------------------------------------------
+ */
 
 static void test_act_names(void **state) {
     (void)state;
@@ -174,7 +182,8 @@ static void test_act_stable(void **state) {
     (void)state;
     float v[6] = {-1000.0f, -100.0f, -20.0f, 20.0f, 100.0f, 1000.0f};
     dpt_act_forward(DPT_ACT_SIGMOID, v, 1, 6);
-    for (int i = 0; i < 6; i++) assert_true(isfinite(v[i]) && v[i] >= 0.0f && v[i] <= 1.0f);
+    for (int i = 0; i < 6; i++)
+        assert_true(isfinite(v[i]) && v[i] >= 0.0f && v[i] <= 1.0f);
     assert_true(v[0] == 0.0f && v[5] == 1.0f);
     assert_true(v[2] > 0.0f && v[2] < 1e-8f); /* exp(-20) is representable: not flushed to 0 */
     float s[2][3] = {{1000.0f, 1001.0f, 1002.0f}, {-1000.0f, -1000.0f, -1000.0f}};
@@ -225,7 +234,8 @@ static void test_act_backward(void **state) {
                 t[k] += (float)s * 1e-3f;
                 dpt_act_forward((dpt_act)a, t, B, N);
                 f[s + 1] = 0;
-                for (int q = 0; q < B * N; q++) f[s + 1] += (double)t[q] * w[q];
+                for (int q = 0; q < B * N; q++)
+                    f[s + 1] += (double)t[q] * w[q];
             }
             gc_compare(&r, dz[k], f[0], f[1], f[2], 1e-3);
         }
@@ -233,7 +243,8 @@ static void test_act_backward(void **state) {
     }
 }
 
-/* ---- gradient checks ----------------------------------------------------------------------------- */
+/* ---- gradient checks
+ * ----------------------------------------------------------------------------- */
 
 /* the checker must be able to fail */
 static void test_grad_check_self_test(void **state) {
@@ -265,7 +276,8 @@ static void test_grad_dense_each_activation(void **state) {
             bind_params(l, 3);
             /* non-zero biases so the bias enters the check */
             if (bias)
-                for (int j = 0; j < 5; j++) l->params[30 + j] = 0.1f * (float)(j - 2);
+                for (int j = 0; j < 5; j++)
+                    l->params[30 + j] = 0.1f * (float)(j - 2);
             assert_int_equal(l->ops->n_params(l), 30 + (bias ? 5 : 0));
             gc_result r = grad_check_layer(l, &train_pass, 4, 100 + a, false);
             assert_gc_ok(r, cfg);
@@ -281,14 +293,17 @@ static void test_grad_dense_accumulates(void **state) {
     float x[2 * 3] = {1, 2, 3, -1, 0.5f, 2}, y[2 * 2], dy[2 * 2];
     l->ops->forward(l, &train_pass, x, y, 2);
     memset(l->grads, 0, 8 * sizeof(float));
-    for (int i = 0; i < 4; i++) dy[i] = 1.0f;
+    for (int i = 0; i < 4; i++)
+        dy[i] = 1.0f;
     l->ops->backward(l, &train_pass, x, y, dy, NULL, 2); /* dx NULL: first layer */
     float once[8];
     memcpy(once, l->grads, sizeof once);
-    for (int i = 0; i < 4; i++) dy[i] = 1.0f;
+    for (int i = 0; i < 4; i++)
+        dy[i] = 1.0f;
     l->ops->backward(l, &train_pass, x, y, dy, NULL, 2);
-    for (int k = 0; k < 8; k++) assert_float_equal(l->grads[k], 2 * once[k], 1e-6f);
-    assert_float_equal(once[6], 2.0f, 0); /* db = column sums */
+    for (int k = 0; k < 8; k++)
+        assert_float_equal(l->grads[k], 2 * once[k], 1e-6f);
+    assert_float_equal(once[6], 2.0f, 0);     /* db = column sums */
     assert_float_equal(once[0], 0.0f, 1e-6f); /* dK[0][0] = x[0][0] + x[1][0] = 0 */
     assert_float_equal(once[2], 2.5f, 1e-6f); /* dK[1][0] = 2 + 0.5 */
     free_layer(&l);
@@ -296,10 +311,14 @@ static void test_grad_dense_accumulates(void **state) {
 
 /* a config for every registered class: adding a layer kind without one fails here */
 static const char *sample_config(const char *cls) {
-    if (!strcmp(cls, "Dense")) return "{\"units\": 5, \"activation\": \"tanh\"}";
-    if (!strcmp(cls, "Dropout")) return "{\"rate\": 0.3}";
-    if (!strcmp(cls, "Activation")) return "{\"activation\": \"sigmoid\"}";
-    if (!strcmp(cls, "Flatten")) return "{}";
+    if (!strcmp(cls, "Dense"))
+        return "{\"units\": 5, \"activation\": \"tanh\"}";
+    if (!strcmp(cls, "Dropout"))
+        return "{\"rate\": 0.3}";
+    if (!strcmp(cls, "Activation"))
+        return "{\"activation\": \"sigmoid\"}";
+    if (!strcmp(cls, "Flatten"))
+        return "{}";
     return NULL;
 }
 
@@ -308,7 +327,8 @@ static void test_registry_generic(void **state) {
     int n = 0;
     for (const char *const *c = dpt_layer_class_names(); *c; c++, n++) {
         const char *cfg = sample_config(*c);
-        if (!cfg) fail_msg("no sample config for registered layer %s", *c);
+        if (!cfg)
+            fail_msg("no sample config for registered layer %s", *c);
         dpt_layer *l = NULL;
         assert_ok(make_layer(*c, cfg, shape1(6), &l));
         assert_string_equal(l->ops->class_name, *c);
@@ -321,7 +341,8 @@ static void test_registry_generic(void **state) {
         dpt_shape shapes[8];
         int nw = l->ops->weights(l, names, shapes, 8);
         int64_t sum = 0;
-        for (int i = 0; i < nw; i++) sum += dpt_shape_size(&shapes[i]);
+        for (int i = 0; i < nw; i++)
+            sum += dpt_shape_size(&shapes[i]);
         assert_true(sum == l->ops->n_params(l));
         /* gradient check in training mode (Dropout: a fixed mask) */
         assert_gc_ok(grad_check_layer(l, &train_pass, 4, 7, false), *c);
@@ -346,7 +367,8 @@ static void test_registry_generic(void **state) {
     assert_null(dpt_layer_lookup(NULL));
 }
 
-/* ---- Dropout ----------------------------------------------------------------------------------- */
+/* ---- Dropout -----------------------------------------------------------------------------------
+ */
 
 static void dropout_fraction(double rate) {
     enum { N = 1000000 };
@@ -367,7 +389,8 @@ static void dropout_fraction(double rate) {
             zeros++;
             continue;
         }
-        if (y[k] != x[k] * scale) fail_msg("kept unit %lld: %g != %g * %g", (long long)k, y[k], x[k], scale);
+        if (y[k] != x[k] * scale)
+            fail_msg("kept unit %lld: %g != %g * %g", (long long)k, y[k], x[k], scale);
         assert_true(fabsf(y[k] - x[k] / (float)(1.0 - rate)) <= 1e-6f * y[k]);
     }
     double sigma = sqrt(rate * (1 - rate) / N);
@@ -393,7 +416,8 @@ static int64_t mask_diff(const dpt_pass *a, uint32_t la, const dpt_pass *b, uint
                          int64_t n) {
     int64_t d = 0;
     for (int64_t k = 0; k < n; k++)
-        d += dpt_dropout_keep(a, la, (uint64_t)k, 0.5f) != dpt_dropout_keep(b, lb, (uint64_t)k, 0.5f);
+        d += dpt_dropout_keep(a, la, (uint64_t)k, 0.5f) !=
+             dpt_dropout_keep(b, lb, (uint64_t)k, 0.5f);
     return d;
 }
 
@@ -419,7 +443,8 @@ static void test_dropout_keys(void **state) {
     assert_true(mask_diff(&p, 1, &q, 1, N) > N / 3);
     assert_true(mask_diff(&p, 1, &p, 3, N) > N / 3); /* another layer */
     /* rate 0 keeps all, the counter layout: word idx % 4 of block idx / 4 */
-    for (int k = 0; k < 64; k++) assert_true(dpt_dropout_keep(&p, 1, (uint64_t)k, 0.0f));
+    for (int k = 0; k < 64; k++)
+        assert_true(dpt_dropout_keep(&p, 1, (uint64_t)k, 0.0f));
     dpt_u32x4 c = {{5, 1, (uint32_t)p.step, 0}};
     dpt_u32x4 r = dpt_philox4x32_10(c, p.seed, p.rank ^ (p.stream << 20));
     for (int w = 0; w < 4; w++)
@@ -431,11 +456,12 @@ static void test_dropout_modes(void **state) {
     (void)state;
     enum { B = 3, N = 7 }; /* 21 elements: a partial Philox block at the end */
     dpt_layer *l = NULL;
-    assert_ok(make_layer("Dropout", "{\"rate\": 0.5, \"noise_shape\": null, \"seed\": 5}", shape1(N),
-                         &l));
+    assert_ok(make_layer("Dropout", "{\"rate\": 0.5, \"noise_shape\": null, \"seed\": 5}",
+                         shape1(N), &l));
     l->index = 4;
     float x[B * N], y[B * N], y2[B * N], dy[B * N], dx[B * N];
-    for (int k = 0; k < B * N; k++) x[k] = (float)(k % 5) - 1.0f; /* includes zeros */
+    for (int k = 0; k < B * N; k++)
+        x[k] = (float)(k % 5) - 1.0f; /* includes zeros */
     /* inference: identity */
     dpt_pass inf = train_pass;
     inf.training = false;
@@ -445,7 +471,8 @@ static void test_dropout_modes(void **state) {
     l->ops->forward(l, &train_pass, x, y, B);
     l->ops->forward(l, &train_pass, x, y2, B);
     assert_memory_equal(y, y2, sizeof y);
-    for (int k = 0; k < B * N; k++) dy[k] = 1.0f + (float)k;
+    for (int k = 0; k < B * N; k++)
+        dy[k] = 1.0f + (float)k;
     l->ops->backward(l, &train_pass, x, y, dy, dx, B);
     int kept_zero_x = 0;
     for (int k = 0; k < B * N; k++) {
@@ -474,14 +501,14 @@ static void test_dropout_config_errors(void **state) {
                       "config.rate: must be in");
     assert_status_msg(make_layer("Dropout", "{}", shape1(4), &l), DPT_ERR_CONFIG,
                       "config.rate: missing");
-    assert_status_msg(make_layer("Dropout", "{\"rate\": 0.5, \"noise_shape\": [null, 1]}",
-                                 shape1(4), &l),
-                      DPT_ERR_CONFIG,
-                      "t.json: model.config.layers[3].config.noise_shape: not supported yet");
+    assert_status_msg(
+        make_layer("Dropout", "{\"rate\": 0.5, \"noise_shape\": [null, 1]}", shape1(4), &l),
+        DPT_ERR_CONFIG, "t.json: model.config.layers[3].config.noise_shape: not supported yet");
     assert_null(l);
 }
 
-/* ---- Dense config and initialisers ------------------------------------------------------------ */
+/* ---- Dense config and initialisers ------------------------------------------------------------
+ */
 
 static void test_dense_config_errors(void **state) {
     (void)state;
@@ -496,8 +523,9 @@ static void test_dense_config_errors(void **state) {
                       "config.units: must be an integer, got a string");
     assert_status_msg(make_layer("Dense", "{}", shape1(4), &l), DPT_ERR_CONFIG,
                       "config.units: missing");
-    assert_status_msg(make_layer("Dense", "{\"units\": 3, \"activation\": \"gelu\"}", shape1(4), &l),
-                      DPT_ERR_CONFIG, "config.activation: unknown activation \"gelu\"");
+    assert_status_msg(
+        make_layer("Dense", "{\"units\": 3, \"activation\": \"gelu\"}", shape1(4), &l),
+        DPT_ERR_CONFIG, "config.activation: unknown activation \"gelu\"");
     assert_status_msg(make_layer("Dense", "{\"units\": 3, \"use_bias\": 1}", shape1(4), &l),
                       DPT_ERR_CONFIG, "config.use_bias: must be true or false");
     const char *nulls[] = {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
@@ -554,7 +582,8 @@ static void kernel_stats(const char *cfg, int64_t in, double *lo, double *hi, do
     }
     *mean = s / (double)n;
     *var = s2 / (double)n - *mean * *mean;
-    for (int64_t j = 0; j < units; j++) assert_true(l->params[n + j] == 0.0f); /* zero bias */
+    for (int64_t j = 0; j < units; j++)
+        assert_true(l->params[n + j] == 0.0f); /* zero bias */
     free_layer(&l);
 }
 
@@ -570,7 +599,8 @@ static void test_initializers(void **state) {
         "{\"units\": 100, \"kernel_initializer\": {\"module\": \"keras.initializers\", "
         "\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}, \"registered_name\": "
         "null}}",
-        "{\"units\": 100, \"kernel_initializer\": {\"class_name\": \"VarianceScaling\", \"config\": "
+        "{\"units\": 100, \"kernel_initializer\": {\"class_name\": \"VarianceScaling\", "
+        "\"config\": "
         "{\"scale\": 1.0, \"mode\": \"fan_avg\", \"distribution\": \"uniform\", \"seed\": null}}}",
     };
     double l = sqrt(6.0 / (200 + 100)), lo, hi, mean, var;
@@ -603,7 +633,8 @@ static void test_initializers(void **state) {
                          "\"config\": {\"value\": 0.25}}}",
                          shape1(3), &d));
     bind_params(d, 1);
-    for (int j = 0; j < 4; j++) assert_true(d->params[12 + j] == 0.25f);
+    for (int j = 0; j < 4; j++)
+        assert_true(d->params[12 + j] == 0.25f);
     free_layer(&d);
 }
 
@@ -635,7 +666,8 @@ static void test_shape_size(void **state) {
     assert_true(dpt_shape_size(&big) < 0);
 }
 
-/* ---- the model --------------------------------------------------------------------------------- */
+/* ---- the model ---------------------------------------------------------------------------------
+ */
 
 static const char *tutorial_layers =
     "[{\"class_name\": \"Dense\", \"config\": {\"units\": 64, \"activation\": \"relu\"}, "
@@ -702,9 +734,11 @@ static void test_model_tutorial(void **state) {
     assert_memory_not_equal(dpt_model_params(m), dpt_model_params(m3), 1344 * sizeof(float));
     /* biases start at zero, kernels within the glorot limit */
     const float *p = dpt_model_params(m);
-    for (int j = 0; j < 64; j++) assert_true(p[1280 + j] == 0.0f);
+    for (int j = 0; j < 64; j++)
+        assert_true(p[1280 + j] == 0.0f);
     float lim = sqrtf(6.0f / 84.0f);
-    for (int k = 0; k < 1280; k++) assert_true(fabsf(p[k]) <= lim);
+    for (int k = 0; k < 1280; k++)
+        assert_true(fabsf(p[k]) <= lim);
     dpt_model_destroy(&m);
     dpt_model_destroy(&m2);
     dpt_model_destroy(&m3);
@@ -715,7 +749,8 @@ static void test_model_tutorial(void **state) {
 static double model_f(dpt_model *m, const dpt_pass *p, const float *x, const float *w, int64_t B) {
     const float *out = dpt_model_forward(m, p, x, B);
     double f = 0;
-    for (int64_t k = 0; k < B * dpt_model_output_size(m); k++) f += (double)out[k] * w[k];
+    for (int64_t k = 0; k < B * dpt_model_output_size(m); k++)
+        f += (double)out[k] * w[k];
     return f;
 }
 
@@ -731,7 +766,8 @@ static void test_model_grad_check(void **state) {
     fill_uniform(w, B, -1.0f, 1.0f, &rng);
     float *params = dpt_model_params(m), *grads = dpt_model_grads(m);
     /* non-zero biases so every parameter matters */
-    for (int64_t k = 0; k < dpt_model_n_params(m); k++) params[k] += 0.05f * (dpt_rng_uniform(&rng) - 0.5f);
+    for (int64_t k = 0; k < dpt_model_n_params(m); k++)
+        params[k] += 0.05f * (dpt_rng_uniform(&rng) - 0.5f);
     dpt_pass p = {.training = true, .seed = 99, .rank = 0, .step = 5};
     dpt_model_zero_grads(m);
     dpt_model_forward(m, &p, x, B);
@@ -756,7 +792,8 @@ static void test_model_grad_check(void **state) {
     assert_true(zero_grads > 100 && zero_grads < dpt_model_n_params(m));
     /* zero_grads clears, backward accumulates */
     dpt_model_zero_grads(m);
-    for (int64_t k = 0; k < dpt_model_n_params(m); k++) assert_true(grads[k] == 0.0f);
+    for (int64_t k = 0; k < dpt_model_n_params(m); k++)
+        assert_true(grads[k] == 0.0f);
     /* an empty batch does nothing */
     dpt_model_forward(m, &p, x, 0);
     dpt_model_backward(m, &p, dout, 0);
@@ -775,16 +812,19 @@ static void test_model_first_layer_without_params(void **state) {
     assert_true(dpt_model_n_params(m) == 7850);
     assert_true(dpt_model_input_size(m) == 784 && dpt_model_output_size(m) == 10);
     float *x = calloc(8 * 784, sizeof(float));
-    for (int k = 0; k < 8 * 784; k++) x[k] = (float)(k % 13) / 13.0f;
+    for (int k = 0; k < 8 * 784; k++)
+        x[k] = (float)(k % 13) / 13.0f;
     dpt_pass p = {.training = true, .seed = 1};
     const float *out = dpt_model_forward(m, &p, x, 8);
     for (int i = 0; i < 8; i++) {
         float s = 0;
-        for (int j = 0; j < 10; j++) s += out[i * 10 + j];
+        for (int j = 0; j < 10; j++)
+            s += out[i * 10 + j];
         assert_float_equal(s, 1.0f, 1e-5f);
     }
     float dout[80];
-    for (int k = 0; k < 80; k++) dout[k] = 0.1f;
+    for (int k = 0; k < 80; k++)
+        dout[k] = 0.1f;
     dpt_model_zero_grads(m);
     dpt_model_backward(m, &p, dout, 8);
     char buf[2048];
@@ -799,13 +839,14 @@ static void test_model_first_layer_without_params(void **state) {
 static void test_model_errors(void **state) {
     (void)state;
     dpt_model *m = NULL;
-    assert_status_msg(make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 4}, "
-                                 "\"_path\": \"model.config.layers[1]\"}, {\"class_name\": "
-                                 "\"Conv3D\", \"config\": {}, \"_path\": \"model.config.layers[2]\"}]",
-                                 shape1(3), 4, 0, &m),
-                      DPT_ERR_CONFIG,
-                      "x.json: model.config.layers[2].class_name: unknown layer \"Conv3D\" "
-                      "(known: Dense, Dropout, Activation");
+    assert_status_msg(
+        make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 4}, "
+                   "\"_path\": \"model.config.layers[1]\"}, {\"class_name\": "
+                   "\"Conv3D\", \"config\": {}, \"_path\": \"model.config.layers[2]\"}]",
+                   shape1(3), 4, 0, &m),
+        DPT_ERR_CONFIG,
+        "x.json: model.config.layers[2].class_name: unknown layer \"Conv3D\" "
+        "(known: Dense, Dropout, Activation");
     assert_null(m);
     dpt_shape img = {.rank = 2, .dim = {28, 28}};
     assert_status_msg(make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 4}, "
@@ -827,9 +868,10 @@ static void test_model_errors(void **state) {
                                  shape1(3), 4, 0, &m),
                       DPT_ERR_CONFIG, "layers[1].config.name: duplicate layer name \"d\"");
     /* absurd sizes are refused before allocating */
-    assert_status_msg(make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 1073741824}}]",
-                                 shape1(1 << 20), 1, 0, &m),
-                      DPT_ERR_NOMEM, "model parameters");
+    assert_status_msg(
+        make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 1073741824}}]",
+                   shape1(1 << 20), 1, 0, &m),
+        DPT_ERR_NOMEM, "model parameters");
     assert_status_msg(make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 4}}]",
                                  shape1(3), 0, 0, &m),
                       DPT_ERR_USAGE, "batch size");
@@ -889,7 +931,8 @@ static void test_model_fused_head(void **state) {
     dpt_model_backward(m, &p, dout, B);
     assert_float_equal(l1, l2, 1e-5 * fabs(l1));
     const float *g2 = dpt_model_grads(m);
-    for (int64_t k = 0; k < np; k++) assert_float_equal(g1[k], g2[k], 1e-4f + 1e-3f * fabsf(g1[k]));
+    for (int64_t k = 0; k < np; k++)
+        assert_float_equal(g1[k], g2[k], 1e-4f + 1e-3f * fabsf(g1[k]));
     free(g1);
     dpt_model_destroy(&m);
 
@@ -909,7 +952,8 @@ static void test_model_fused_head(void **state) {
     float lg[6];
     memcpy(lg, dpt_model_forward(m, &p, xs, 2), sizeof lg);
     dpt_act_forward(DPT_ACT_SOFTMAX, lg, 2, 3);
-    for (int k = 0; k < 6; k++) assert_float_equal(lg[k], pr[k], 1e-6f);
+    for (int k = 0; k < 6; k++)
+        assert_float_equal(lg[k], pr[k], 1e-6f);
     dpt_model_destroy(&m);
 }
 
