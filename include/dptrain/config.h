@@ -24,10 +24,15 @@ typedef struct {
     /* model */
     json_t *layers;            /* normalised: array of {"class_name": s, "config": o, "_path": s}
                                   without the InputLayer; "_path" is the JSON path of the entry in
-                                  the file, e.g. "model.config.layers[2]". Owned. */
-    json_t *model_json;        /* the model object as given (owned), for checkpoints */
+                                  the file, e.g. "model.config.layers[2]" (or "config.layers[2]"
+                                  inside model_file when `model` was a path: messages about
+                                  layers then name model_file). Each "config" is shared with
+                                  model_json: read only. Owned. */
+    json_t *model_json;        /* the model object as given (the parsed file when `model` was a
+                                  path), owned, for checkpoints */
     dpt_shape input_shape;     /* from InputLayer batch_input_shape/batch_shape, or the first
-                                  layer's batch_input_shape / input_shape / input_dim */
+                                  layer's batch_input_shape / input_shape / input_dim, or the
+                                  build_config.input_shape / build_input_shape Keras writes */
     bool has_input_shape;      /* false: taken from the dataset */
     char model_file[DPT_PATH_MAX]; /* when `model` was a path: that file (messages name it) */
     /* compile */

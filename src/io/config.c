@@ -3,8 +3,8 @@
  *
  * The model section accepts every Keras form of a Sequential model.to_json(): Keras <= 2.2.2's bare
  * list, 2.2.3-2.12's {"name", "layers"} with or without an InputLayer, 2.13+'s entries with
- * module/registered_name/build_config, Keras 3 (InputLayer batch_shape, DTypePolicy objects), a bare
- * list of layers, or a path to a file holding any of these. It is normalised to a list of
+ * module/registered_name/build_config, Keras 3 (InputLayer batch_shape, DTypePolicy objects), a
+ * bare list of layers, or a path to a file holding any of these. It is normalised to a list of
  * {"class_name", "config", "_path"} without the InputLayer, plus the input shape. Unknown keys are
  * ignored in the model (Keras adds keys over versions) and refused everywhere else (typos must not
  * pass silently). Options that would change the math and that we do not implement are refused.
@@ -27,7 +27,8 @@
 #include "dptrain/config.h"
 #include "dptrain/core.h"
 
-#define DPT_READ_FILE_MAX ((size_t)1 << 30) /* a config or model file larger than this is absurd */
+#define DPT_READ_FILE_MAX ((size_t)1 << 30) /* a config or model file larger than this is absurd   \
+                                             */
 
 /* ---- reading a file ------------------------------------------------------------------------ */
 
@@ -97,6 +98,7 @@ static dpt_status cfg_error(const dpt_json_ctx *ctx, const char *key, const char
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    if (!ctx->path[0] && !key) return dpt_error_set(DPT_ERR_CONFIG, "%s: %s", ctx->file, what);
     const char *sep = (ctx->path[0] && key) ? "." : "";
     return dpt_error_set(DPT_ERR_CONFIG, "%s: %s%s%s: %s", ctx->file, ctx->path, sep,
                          key ? key : "", what);
@@ -120,14 +122,14 @@ static void ctx_child(dpt_json_ctx *child, const dpt_json_ctx *parent, const cha
 }
 
 /* Refuses any key of obj not in `known` (NULL-terminated), listing the known ones. */
-static dpt_status check_keys(const json_t *obj, const dpt_json_ctx *ctx,
-                             const char *const *known) {
+static dpt_status check_keys(const json_t *obj, const dpt_json_ctx *ctx, const char *const *known) {
     const char *key;
     const json_t *val;
     json_object_foreach((json_t *)obj, key, val) {
         (void)val;
         bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++) ok = !strcmp(key, *k);
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = !strcmp(key, *k);
         if (ok) continue;
         char list[512] = "";
         size_t used = 0;
@@ -182,8 +184,10 @@ static dpt_status parse_dims(const json_t *list, bool with_batch, const dpt_json
         const json_t *b = json_array_get(list, 0);
         if (!json_is_null(b) && !(json_is_integer(b) && json_integer_value(b) > 0)) {
             ctx_child(&c, ctx, "[0]");
-            return cfg_error(&c, NULL, "the batch dimension must be null or a positive integer, "
-                                       "got %s", type_name(b));
+            return cfg_error(&c, NULL,
+                             "the batch dimension must be null or a positive integer, "
+                             "got %s",
+                             type_name(b));
         }
     }
     if (n <= first)
@@ -202,7 +206,8 @@ static dpt_status parse_dims(const json_t *list, bool with_batch, const dpt_json
         if (!json_is_integer(d))
             return cfg_error(&c, NULL, "must be a positive integer, got %s", type_name(d));
         json_int_t v = json_integer_value(d);
-        if (v <= 0) return cfg_error(&c, NULL, "must be a positive integer, got %lld", (long long)v);
+        if (v <= 0)
+            return cfg_error(&c, NULL, "must be a positive integer, got %lld", (long long)v);
         if (dpt_mul_i64(prod, (int64_t)v, "input shape", &prod) != DPT_OK)
             return cfg_error(ctx, NULL, "the number of values per sample overflows int64");
         s.dim[i - first] = (int64_t)v;
@@ -227,7 +232,8 @@ static bool same_shape(const dpt_shape *a, const dpt_shape *b) {
 }
 
 /* The input shape a (non-Input) first layer declares in Keras 2 style, if any: its config's
- * batch_input_shape, input_shape or input_dim, else the entry's build_config.input_shape (2.13+). */
+ * batch_input_shape, input_shape or input_dim, else the entry's build_config.input_shape (2.13+).
+ */
 static dpt_status first_layer_shape(const json_t *entry, const json_t *config,
                                     const dpt_json_ctx *ectx, bool *found, dpt_shape *shape) {
     dpt_json_ctx c;
@@ -305,7 +311,8 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
                 key = "batch_shape";
             }
             if (!bs || json_is_null(bs)) {
-                st = cfg_error(&ectx, "config", "InputLayer needs batch_input_shape or batch_shape");
+                st =
+                    cfg_error(&ectx, "config", "InputLayer needs batch_input_shape or batch_shape");
                 break;
             }
             ctx_child(&c2, &ectx, ".config.%s", key);
@@ -322,8 +329,10 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
                 char a[128], b[128];
                 format_shape(&s, a, sizeof a);
                 format_shape(&shape, b, sizeof b);
-                st = cfg_error(&ectx, "config", "the declared input shape %s disagrees with the "
-                                                "InputLayer's %s", a, b);
+                st = cfg_error(&ectx, "config",
+                               "the declared input shape %s disagrees with the "
+                               "InputLayer's %s",
+                               a, b);
                 break;
             }
             if (found && !have_shape) {
@@ -331,13 +340,14 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
                 have_shape = true;
             }
         }
-        json_t *norm = json_pack("{s:s, s:O, s:s}", "class_name", cls, "config", lc, "_path",
-                                 ectx.path);
+        json_t *norm =
+            json_pack("{s:s, s:O, s:s}", "class_name", cls, "config", lc, "_path", ectx.path);
         if (!norm || json_array_append_new(out, norm) != 0)
             st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", lctx->file);
     }
     if (st == DPT_OK && json_array_size(out) == 0)
-        st = cfg_error(lctx, NULL, "no layers%s", from_input_layer ? " besides the InputLayer" : "");
+        st =
+            cfg_error(lctx, NULL, "no layers%s", from_input_layer ? " besides the InputLayer" : "");
     if (st == DPT_OK && !have_shape && model_config) {
         /* Keras 2.x/3 write build_input_shape when the model was built without an input shape */
         const json_t *bis = json_object_get(model_config, "build_input_shape");
@@ -365,9 +375,15 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
 static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, dpt_config *c) {
     if (json_is_array(m)) return parse_layer_list(m, NULL, mctx, c);
     if (!json_is_object(m))
-        return cfg_error(mctx, NULL, "must be a Keras model (model.to_json()), a list of layers or "
-                                     "the path of a model JSON file, got %s", type_name(m));
+        return cfg_error(mctx, NULL,
+                         "must be a Keras model (model.to_json()), a list of layers or "
+                         "the path of a model JSON file, got %s",
+                         type_name(m));
     const json_t *cn = json_object_get(m, "class_name");
+    if (!cn && json_object_get(m, "model"))
+        return cfg_error(mctx, NULL,
+                         "this is a dptrain config, not a Keras model "
+                         "(model.to_json())");
     if (!json_is_string(cn))
         return cn ? cfg_error(mctx, "class_name", "must be \"Sequential\", got %s", type_name(cn))
                   : cfg_error(mctx, "class_name", "required (\"Sequential\")");
@@ -379,8 +395,10 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
     ctx_child(&cctx, mctx, ".config");
     if (json_is_array(cfg)) return parse_layer_list(cfg, NULL, &cctx, c); /* Keras <= 2.2.2 */
     if (!json_is_object(cfg))
-        return cfg_error(&cctx, NULL, "must be an object with \"layers\" (or a list of layers), "
-                                      "got %s", type_name(cfg));
+        return cfg_error(&cctx, NULL,
+                         "must be an object with \"layers\" (or a list of layers), "
+                         "got %s",
+                         type_name(cfg));
     ctx_child(&lctx, &cctx, ".layers");
     const json_t *layers = json_object_get(cfg, "layers");
     if (!layers) return cfg_error(&lctx, NULL, "required (the list of layers)");
@@ -438,16 +456,44 @@ static dpt_status parse_model(const json_t *root, const dpt_json_ctx *top, dpt_c
 
 static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *ctx,
                                          dpt_optim_spec *s) {
-    static const char *const adam_keys[] = {
-        "name", "learning_rate", "lr", "beta_1", "beta_2", "epsilon", "amsgrad", "decay",
-        "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum",
-        "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps",
-        "jit_compile", "is_legacy_optimizer", NULL};
-    static const char *const sgd_keys[] = {
-        "name", "learning_rate", "lr", "momentum", "nesterov", "decay", "weight_decay",
-        "clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum",
-        "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps",
-        "jit_compile", "is_legacy_optimizer", NULL};
+    static const char *const adam_keys[] = {"name",
+                                            "learning_rate",
+                                            "lr",
+                                            "beta_1",
+                                            "beta_2",
+                                            "epsilon",
+                                            "amsgrad",
+                                            "decay",
+                                            "weight_decay",
+                                            "clipnorm",
+                                            "clipvalue",
+                                            "global_clipnorm",
+                                            "use_ema",
+                                            "ema_momentum",
+                                            "ema_overwrite_frequency",
+                                            "loss_scale_factor",
+                                            "gradient_accumulation_steps",
+                                            "jit_compile",
+                                            "is_legacy_optimizer",
+                                            NULL};
+    static const char *const sgd_keys[] = {"name",
+                                           "learning_rate",
+                                           "lr",
+                                           "momentum",
+                                           "nesterov",
+                                           "decay",
+                                           "weight_decay",
+                                           "clipnorm",
+                                           "clipvalue",
+                                           "global_clipnorm",
+                                           "use_ema",
+                                           "ema_momentum",
+                                           "ema_overwrite_frequency",
+                                           "loss_scale_factor",
+                                           "gradient_accumulation_steps",
+                                           "jit_compile",
+                                           "is_legacy_optimizer",
+                                           NULL};
     const bool adam = s->kind == DPT_OPT_ADAM;
     dpt_status st = check_keys(oc, ctx, adam ? adam_keys : sgd_keys);
     if (st != DPT_OK) return st;
@@ -455,8 +501,8 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
     /* learning rate: "learning_rate" (Keras >= 2.3) or the legacy "lr"; a schedule object is not
      * supported (the getter refuses a non-number) */
     const bool has_lr = json_object_get(oc, "lr") && !json_is_null(json_object_get(oc, "lr"));
-    const bool has_lrn = json_object_get(oc, "learning_rate") &&
-                         !json_is_null(json_object_get(oc, "learning_rate"));
+    const bool has_lrn =
+        json_object_get(oc, "learning_rate") && !json_is_null(json_object_get(oc, "learning_rate"));
     if (has_lr && has_lrn) return cfg_error(ctx, "lr", "give learning_rate or lr, not both");
     const char *lr_key = has_lr ? "lr" : "learning_rate";
     double lr = 0;
@@ -476,8 +522,11 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
         return st;
     if (x != 0)
         return cfg_error(ctx, "weight_decay", "not supported yet (must be null or 0), got %g", x);
-    static const char *const null_keys[] = {"clipnorm", "clipvalue", "global_clipnorm",
-                                            "loss_scale_factor", "gradient_accumulation_steps",
+    static const char *const null_keys[] = {"clipnorm",
+                                            "clipvalue",
+                                            "global_clipnorm",
+                                            "loss_scale_factor",
+                                            "gradient_accumulation_steps",
                                             NULL};
     for (const char *const *k = null_keys; *k; k++)
         if ((st = dpt_json_require_null(oc, *k, ctx)) != DPT_OK) return st;
@@ -485,8 +534,10 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
     if (b) return cfg_error(ctx, "use_ema", "not supported yet (must be false)");
 
     if (adam) {
-        if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) != DPT_OK ||
-            (st = dpt_json_get_num(oc, "beta_2", ctx, s->beta_2, 0, 1, true, &s->beta_2)) != DPT_OK ||
+        if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) !=
+                DPT_OK ||
+            (st = dpt_json_get_num(oc, "beta_2", ctx, s->beta_2, 0, 1, true, &s->beta_2)) !=
+                DPT_OK ||
             (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
                                    &s->epsilon)) != DPT_OK ||
             (st = dpt_json_get_bool(oc, "amsgrad", ctx, false, &b)) != DPT_OK)
@@ -507,9 +558,12 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
 }
 
 static bool optimizer_kind(const char *name, dpt_optim_kind *k) {
-    if (!strcasecmp(name, "adam")) *k = DPT_OPT_ADAM;
-    else if (!strcasecmp(name, "sgd")) *k = DPT_OPT_SGD;
-    else return false;
+    if (!strcasecmp(name, "adam"))
+        *k = DPT_OPT_ADAM;
+    else if (!strcasecmp(name, "sgd"))
+        *k = DPT_OPT_SGD;
+    else
+        return false;
     return true;
 }
 
@@ -530,8 +584,10 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
     dpt_json_ctx octx, ocfg;
     ctx_child(&octx, cctx, ".optimizer");
     if (!json_is_object(o))
-        return cfg_error(&octx, NULL, "must be a name (\"adam\", \"sgd\") or a Keras optimizer "
-                                      "object, got %s", type_name(o));
+        return cfg_error(&octx, NULL,
+                         "must be a name (\"adam\", \"sgd\") or a Keras optimizer "
+                         "object, got %s",
+                         type_name(o));
     const json_t *cn = json_object_get(o, "class_name");
     if (!json_is_string(cn))
         return cn ? cfg_error(&octx, "class_name", "must be a string, got %s", type_name(cn))
@@ -543,7 +599,8 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
     const json_t *oc = json_object_get(o, "config");
     if (!oc || json_is_null(oc)) return DPT_OK;
     ctx_child(&ocfg, &octx, ".config");
-    if (!json_is_object(oc)) return cfg_error(&ocfg, NULL, "must be an object, got %s", type_name(oc));
+    if (!json_is_object(oc))
+        return cfg_error(&ocfg, NULL, "must be an object, got %s", type_name(oc));
     return parse_optimizer_config(oc, &ocfg, s);
 }
 
@@ -561,7 +618,7 @@ static const char *loss_class_to_name(const char *cls) {
 }
 
 #define DPT_LOSS_NAMES                                                                             \
-    "binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy, "            \
+    "binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy, "             \
     "mean_squared_error"
 
 static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_loss_kind *loss) {
@@ -587,15 +644,18 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
     if (!strcmp(json_string_value(cn), "function") && json_is_string(lc))
         name = json_string_value(lc); /* a loss function serialised by name */
     if (!name || !dpt_loss_from_name(name, loss))
-        return cfg_error(&lctx, "class_name", "unknown loss \"%s\" (supported: "
-                                              "BinaryCrossentropy, CategoricalCrossentropy, "
-                                              "SparseCategoricalCrossentropy, MeanSquaredError)",
+        return cfg_error(&lctx, "class_name",
+                         "unknown loss \"%s\" (supported: "
+                         "BinaryCrossentropy, CategoricalCrossentropy, "
+                         "SparseCategoricalCrossentropy, MeanSquaredError)",
                          json_string_value(cn));
     if (!lc || json_is_null(lc) || json_is_string(lc)) return DPT_OK;
     ctx_child(&cfgctx, &lctx, ".config");
-    if (!json_is_object(lc)) return cfg_error(&cfgctx, NULL, "must be an object, got %s", type_name(lc));
-    static const char *const keys[] = {"name", "reduction", "dtype", "from_logits",
-                                       "label_smoothing", "axis", "ignore_class", NULL};
+    if (!json_is_object(lc))
+        return cfg_error(&cfgctx, NULL, "must be an object, got %s", type_name(lc));
+    static const char *const keys[] = {
+        "name", "reduction",    "dtype", "from_logits", "label_smoothing",
+        "axis", "ignore_class", NULL};
     dpt_status st = check_keys(lc, &cfgctx, keys);
     if (st != DPT_OK) return st;
     bool b = false;
@@ -604,20 +664,25 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
     const char *red = NULL;
     if ((st = dpt_json_get_bool(lc, "from_logits", &cfgctx, false, &b)) != DPT_OK) return st;
     if (b)
-        return cfg_error(&cfgctx, "from_logits", "not supported (must be false: end the model with "
-                                                 "a sigmoid/softmax; it is fused with the loss)");
+        return cfg_error(&cfgctx, "from_logits",
+                         "not supported (must be false: end the model with "
+                         "a sigmoid/softmax; it is fused with the loss)");
     if ((st = dpt_json_get_num(lc, "label_smoothing", &cfgctx, 0, -HUGE_VAL, HUGE_VAL, false,
                                &x)) != DPT_OK)
         return st;
-    if (x != 0) return cfg_error(&cfgctx, "label_smoothing", "not supported yet (must be 0), got %g", x);
+    if (x != 0)
+        return cfg_error(&cfgctx, "label_smoothing", "not supported yet (must be 0), got %g", x);
     if ((st = dpt_json_get_int(lc, "axis", &cfgctx, -1, INT64_MIN, INT64_MAX, &axis)) != DPT_OK)
         return st;
-    if (axis != -1) return cfg_error(&cfgctx, "axis", "not supported (must be -1), got %lld", (long long)axis);
+    if (axis != -1)
+        return cfg_error(&cfgctx, "axis", "not supported (must be -1), got %lld", (long long)axis);
     if ((st = dpt_json_require_null(lc, "ignore_class", &cfgctx)) != DPT_OK) return st;
     if ((st = dpt_json_get_str(lc, "reduction", &cfgctx, NULL, &red)) != DPT_OK) return st;
     if (red && strcmp(red, "auto") != 0 && strcmp(red, "sum_over_batch_size") != 0)
-        return cfg_error(&cfgctx, "reduction", "not supported (must be \"sum_over_batch_size\" or "
-                                               "\"auto\"), got \"%s\"", red);
+        return cfg_error(&cfgctx, "reduction",
+                         "not supported (must be \"sum_over_batch_size\" or "
+                         "\"auto\"), got \"%s\"",
+                         red);
     return DPT_OK;
 }
 
@@ -626,7 +691,8 @@ static dpt_status parse_metrics(const json_t *comp, const dpt_json_ctx *cctx, bo
     *accuracy = false;
     if (!m || json_is_null(m)) return DPT_OK;
     if (!json_is_array(m))
-        return cfg_error(cctx, "metrics", "must be a list (e.g. [\"accuracy\"]), got %s", type_name(m));
+        return cfg_error(cctx, "metrics", "must be a list (e.g. [\"accuracy\"]), got %s",
+                         type_name(m));
     for (size_t i = 0; i < json_array_size(m); i++) {
         const json_t *v = json_array_get(m, i);
         dpt_json_ctx ictx;
@@ -650,9 +716,15 @@ static dpt_status parse_compile(const json_t *root, const dpt_json_ctx *top, dpt
     ctx_child(&cctx, top, ".compile");
     if (comp) {
         /* besides ours, the keys of Keras 3's compile_config that do not change the math */
-        static const char *const keys[] = {"optimizer", "loss", "metrics", "loss_weights",
-                                           "weighted_metrics", "run_eagerly",
-                                           "steps_per_execution", "jit_compile", "auto_scale_loss",
+        static const char *const keys[] = {"optimizer",
+                                           "loss",
+                                           "metrics",
+                                           "loss_weights",
+                                           "weighted_metrics",
+                                           "run_eagerly",
+                                           "steps_per_execution",
+                                           "jit_compile",
+                                           "auto_scale_loss",
                                            NULL};
         bool b;
         int64_t i64;
@@ -684,13 +756,13 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
     if (st != DPT_OK || !fit) return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".fit");
-    static const char *const keys[] = {"epochs", "batch_size", "validation_split", "shuffle",
-                                       "seed", NULL};
+    static const char *const keys[] = {"epochs",  "batch_size", "validation_split",
+                                       "shuffle", "seed",       NULL};
     int64_t epochs = 1, seed = 0;
     if ((st = check_keys(fit, &ctx, keys)) != DPT_OK ||
         (st = dpt_json_get_int(fit, "epochs", &ctx, 1, 1, INT_MAX, &epochs)) != DPT_OK ||
-        (st = dpt_json_get_int(fit, "batch_size", &ctx, 32, 1, (int64_t)1 << 31,
-                               &c->batch_size)) != DPT_OK ||
+        (st = dpt_json_get_int(fit, "batch_size", &ctx, 32, 1, (int64_t)1 << 31, &c->batch_size)) !=
+            DPT_OK ||
         (st = dpt_json_get_num(fit, "validation_split", &ctx, 0, 0, 1, true,
                                &c->validation_split)) != DPT_OK ||
         (st = dpt_json_get_bool(fit, "shuffle", &ctx, true, &c->shuffle)) != DPT_OK ||
@@ -752,14 +824,16 @@ static dpt_status parse_checkpoint(const json_t *root, const dpt_json_ctx *top, 
 static dpt_status parse_root(const json_t *root, dpt_config *c) {
     dpt_json_ctx top = {.file = c->file, .path = ""};
     if (!json_is_object(root))
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: the top level must be an object with \"model\", "
-                                             "\"compile\", \"fit\", \"data\", \"checkpoint\", got %s",
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: the top level must be an object with \"model\", "
+                             "\"compile\", \"fit\", \"data\", \"checkpoint\", got %s",
                              c->file, type_name(root));
     if (json_object_get(root, "class_name") && json_object_get(root, "config") &&
         !json_object_get(root, "model"))
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: class_name: this looks like a Keras model file, "
-                                             "not a dptrain config; write a config with "
-                                             "\"model\": \"%s\" and a \"compile\" section",
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: class_name: this looks like a Keras model file, "
+                             "not a dptrain config; write a config with "
+                             "\"model\": \"%s\" and a \"compile\" section",
                              c->file, c->file);
     static const char *const keys[] = {"model", "compile", "fit", "data", "checkpoint", NULL};
     dpt_status st;

@@ -19,10 +19,10 @@
 
 struct dpt_optim {
     dpt_optim_spec spec;
-    int64_t n;                            /* parameters */
-    int64_t t;                            /* optimizer steps taken (Keras `iterations`) */
-    int n_slots;                          /* Adam 2, SGD with momentum 1, plain SGD 0 */
-    float *slot[DPT_OPTIM_MAX_SLOTS];     /* each (n); Adam: m, v; SGD: momentum */
+    int64_t n;                        /* parameters */
+    int64_t t;                        /* optimizer steps taken (Keras `iterations`) */
+    int n_slots;                      /* Adam 2, SGD with momentum 1, plain SGD 0 */
+    float *slot[DPT_OPTIM_MAX_SLOTS]; /* each (n); Adam: m, v; SGD: momentum */
     const char *slot_name[DPT_OPTIM_MAX_SLOTS];
 };
 
@@ -100,7 +100,8 @@ dpt_status dpt_optim_create(const dpt_optim_spec *spec, int64_t n_params, dpt_op
 
 void dpt_optim_destroy(dpt_optim **p) {
     if (!p || !*p) return;
-    for (int i = 0; i < DPT_OPTIM_MAX_SLOTS; i++) dpt_free((*p)->slot[i]);
+    for (int i = 0; i < DPT_OPTIM_MAX_SLOTS; i++)
+        dpt_free((*p)->slot[i]);
     free(*p);
     *p = NULL;
 }
@@ -109,7 +110,8 @@ void dpt_optim_destroy(dpt_optim **p) {
 
 /* w -= lr * g.  w, g (n) */
 static void sgd_plain(float *restrict w, const float *restrict g, int64_t n, float lr) {
-    for (int64_t i = 0; i < n; i++) w[i] -= lr * g[i];
+    for (int64_t i = 0; i < n; i++)
+        w[i] -= lr * g[i];
 }
 
 /* Keras 2 OptimizerV2 (ResourceApplyKerasMomentum) and Keras 3 SGD:

@@ -135,12 +135,13 @@ typedef struct {
 } form_case;
 
 static const form_case forms[] = {
-    {"k2.0.5_list.json", "config[%zu]", 0},                /* Keras <= 2.2.2: bare list */
-    {"k2.3.1_dict.json", "config.layers[%zu]", 0},         /* dict, no InputLayer */
-    {"k2.4.0_input.json", "config.layers[%zu]", 1},        /* dict + InputLayer */
-    {"k2.13.1_module.json", "config.layers[%zu]", 1},      /* module/registered_name/build_config */
-    {"k3.10.0.json", "config.layers[%zu]", 1},             /* batch_shape, DTypePolicy */
-    {"k2.6.0_build_input_shape.json", "config.layers[%zu]", 0}, /* shape only in build_input_shape */
+    {"k2.0.5_list.json", "config[%zu]", 0},           /* Keras <= 2.2.2: bare list */
+    {"k2.3.1_dict.json", "config.layers[%zu]", 0},    /* dict, no InputLayer */
+    {"k2.4.0_input.json", "config.layers[%zu]", 1},   /* dict + InputLayer */
+    {"k2.13.1_module.json", "config.layers[%zu]", 1}, /* module/registered_name/build_config */
+    {"k3.10.0.json", "config.layers[%zu]", 1},        /* batch_shape, DTypePolicy */
+    {"k2.6.0_build_input_shape.json", "config.layers[%zu]",
+     0}, /* shape only in build_input_shape */
 };
 
 static void test_forms_inline(void **state) {
@@ -148,7 +149,8 @@ static void test_forms_inline(void **state) {
     for (size_t k = 0; k < sizeof forms / sizeof forms[0]; k++) {
         char *path = fmt("%s/%s", forms_dir(), forms[k].file);
         char *model = slurp(path);
-        char *text = fmt("{\"model\": %s, \"compile\": {\"loss\": \"binary_crossentropy\"}}", model);
+        char *text =
+            fmt("{\"model\": %s, \"compile\": {\"loss\": \"binary_crossentropy\"}}", model);
         char *pfmt = fmt("model.%s", forms[k].path_fmt);
         dpt_config c;
         dpt_status st = parse(text, "inline.json", &c);
@@ -167,7 +169,8 @@ static void test_forms_by_path(void **state) {
     (void)state;
     for (size_t k = 0; k < sizeof forms / sizeof forms[0]; k++) {
         char *path = fmt("%s/%s", forms_dir(), forms[k].file);
-        char *text = fmt("{\"model\": \"%s\", \"compile\": {\"loss\": \"binary_crossentropy\"}}", path);
+        char *text =
+            fmt("{\"model\": \"%s\", \"compile\": {\"loss\": \"binary_crossentropy\"}}", path);
         dpt_config c;
         dpt_status st = parse(text, "bypath.json", &c);
         if (st != DPT_OK) fail_msg("%s: %s", forms[k].file, dpt_error_message());
@@ -204,7 +207,14 @@ static void test_model_relative_path(void **state) {
     assert_status_msg(parse("{\"model\": \"tests/data/configs/bad_model_syntax.json\", "
                             "\"compile\": {\"loss\": \"binary_crossentropy\"}}",
                             "rel.json", &c),
-                      DPT_ERR_CONFIG, "tests/data/configs/bad_model_syntax.json:4:3: invalid JSON: ");
+                      DPT_ERR_CONFIG,
+                      "tests/data/configs/bad_model_syntax.json:4:3: invalid JSON: ");
+    /* a dptrain config given where a Keras model belongs */
+    assert_status_msg(parse("{\"model\": \"examples/tutorial.json\", "
+                            "\"compile\": {\"loss\": \"binary_crossentropy\"}}",
+                            "rel.json", &c),
+                      DPT_ERR_CONFIG,
+                      "examples/tutorial.json: this is a dptrain config, not a Keras model");
     assert_int_equal(chdir(cwd), 0);
 }
 
@@ -220,9 +230,9 @@ static void test_model_path_missing(void **state) {
 
 static void test_bare_list_and_keras2_shapes(void **state) {
     (void)state;
-    static const char *const shapes[] = {
-        "\"batch_input_shape\": [null, 28, 28]", "\"input_shape\": [28, 28]",
-        "\"batch_input_shape\": [128, 28, 28]"};
+    static const char *const shapes[] = {"\"batch_input_shape\": [null, 28, 28]",
+                                         "\"input_shape\": [28, 28]",
+                                         "\"batch_input_shape\": [128, 28, 28]"};
     for (size_t k = 0; k < 3; k++) {
         char *text = fmt("{\"model\": [{\"class_name\": \"Flatten\", \"config\": {%s}}, "
                          "{\"class_name\": \"Dense\", \"config\": {\"units\": 10}}], "
@@ -249,11 +259,12 @@ static void test_bare_list_and_keras2_shapes(void **state) {
     assert_int_equal(c.input_shape.dim[0], 7);
     dpt_config_deinit(&c);
     /* a 4-d sample is the most we take */
-    assert_ok(parse("{\"model\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
-                    "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 2, 3, 4, 5]}},"
-                    "{\"class_name\": \"Flatten\", \"config\": {}}]}}, "
-                    "\"compile\": {\"loss\": \"binary_crossentropy\"}}",
-                    "r4.json", &c));
+    assert_ok(
+        parse("{\"model\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+              "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 2, 3, 4, 5]}},"
+              "{\"class_name\": \"Flatten\", \"config\": {}}]}}, "
+              "\"compile\": {\"loss\": \"binary_crossentropy\"}}",
+              "r4.json", &c));
     assert_int_equal(c.input_shape.rank, 4);
     assert_int_equal(c.input_shape.dim[3], 5);
     assert_string_equal(layer_path(&c, 0), "model.config.layers[1]");
@@ -273,9 +284,11 @@ static void test_no_input_shape(void **state) {
     dpt_config_deinit(&c);
 }
 
-/* ---- compile / fit / data / checkpoint --------------------------------------------------------- */
+/* ---- compile / fit / data / checkpoint ---------------------------------------------------------
+ */
 
-#define MODEL "\"model\": [{\"class_name\": \"Dense\", \"config\": {\"units\": 1, \"input_dim\": 4}}]"
+#define MODEL                                                                                      \
+    "\"model\": [{\"class_name\": \"Dense\", \"config\": {\"units\": 1, \"input_dim\": 4}}]"
 #define LOSS "\"loss\": \"binary_crossentropy\""
 
 static void test_defaults(void **state) {
@@ -301,13 +314,14 @@ static void test_options(void **state) {
     (void)state;
     dpt_config c;
     /* Keras 2 legacy SGD object with "lr" */
-    assert_ok(parse("{" MODEL ", \"compile\": {\"optimizer\": {\"class_name\": \"SGD\", \"config\": "
-                    "{\"lr\": 0.05, \"momentum\": 0.9, \"decay\": 0.0, \"nesterov\": true}}, " LOSS
-                    ", \"metrics\": [\"acc\"]}, \"fit\": {\"epochs\": 3, \"batch_size\": 2147483648, "
-                    "\"validation_split\": 0, \"shuffle\": false, \"seed\": 4294967295}, "
-                    "\"data\": {\"path\": \"d.h5\", \"train\": \"tr\", \"validation\": \"va\", "
-                    "\"test\": \"te\"}, \"checkpoint\": {\"every\": 100, \"keep\": 0}}",
-                    "o.json", &c));
+    assert_ok(
+        parse("{" MODEL ", \"compile\": {\"optimizer\": {\"class_name\": \"SGD\", \"config\": "
+              "{\"lr\": 0.05, \"momentum\": 0.9, \"decay\": 0.0, \"nesterov\": true}}, " LOSS
+              ", \"metrics\": [\"acc\"]}, \"fit\": {\"epochs\": 3, \"batch_size\": 2147483648, "
+              "\"validation_split\": 0, \"shuffle\": false, \"seed\": 4294967295}, "
+              "\"data\": {\"path\": \"d.h5\", \"train\": \"tr\", \"validation\": \"va\", "
+              "\"test\": \"te\"}, \"checkpoint\": {\"every\": 100, \"keep\": 0}}",
+              "o.json", &c));
     assert_int_equal(c.optim.kind, DPT_OPT_SGD);
     assert_true(c.optim.learning_rate == 0.05 && c.optim.momentum == 0.9 && c.optim.nesterov);
     assert_true(c.metric_accuracy);
@@ -325,21 +339,25 @@ static void test_options(void **state) {
 
     /* Keras 3 compile_config: Adam and BinaryCrossentropy objects with module keys */
     assert_ok(parse(
-        "{" MODEL ", \"compile\": {\"optimizer\": {\"module\": \"keras.optimizers\", \"class_name\": "
-        "\"Adam\", \"config\": {\"name\": \"adam\", \"learning_rate\": 0.002, \"weight_decay\": null, "
+        "{" MODEL
+        ", \"compile\": {\"optimizer\": {\"module\": \"keras.optimizers\", \"class_name\": "
+        "\"Adam\", \"config\": {\"name\": \"adam\", \"learning_rate\": 0.002, \"weight_decay\": "
+        "null, "
         "\"clipnorm\": null, \"global_clipnorm\": null, \"clipvalue\": null, \"use_ema\": false, "
         "\"ema_momentum\": 0.99, \"ema_overwrite_frequency\": null, \"loss_scale_factor\": null, "
-        "\"gradient_accumulation_steps\": null, \"beta_1\": 0.8, \"beta_2\": 0.99, \"epsilon\": 1e-08, "
+        "\"gradient_accumulation_steps\": null, \"beta_1\": 0.8, \"beta_2\": 0.99, \"epsilon\": "
+        "1e-08, "
         "\"amsgrad\": false}, \"registered_name\": null}, \"loss\": {\"module\": \"keras.losses\", "
         "\"class_name\": \"BinaryCrossentropy\", \"config\": {\"name\": \"binary_crossentropy\", "
         "\"reduction\": \"sum_over_batch_size\", \"from_logits\": false, \"label_smoothing\": 0.0, "
         "\"axis\": -1}, \"registered_name\": null}, \"loss_weights\": null, \"metrics\": "
         "[\"accuracy\"], \"weighted_metrics\": null, \"run_eagerly\": false, "
-        "\"steps_per_execution\": 1, \"jit_compile\": false}, \"checkpoint\": {\"every\": \"epoch\"}}",
+        "\"steps_per_execution\": 1, \"jit_compile\": false}, \"checkpoint\": {\"every\": "
+        "\"epoch\"}}",
         "k3.json", &c));
     assert_int_equal(c.optim.kind, DPT_OPT_ADAM);
-    assert_true(c.optim.learning_rate == 0.002 && c.optim.beta_1 == 0.8 &&
-                c.optim.beta_2 == 0.99 && c.optim.epsilon == 1e-8);
+    assert_true(c.optim.learning_rate == 0.002 && c.optim.beta_1 == 0.8 && c.optim.beta_2 == 0.99 &&
+                c.optim.epsilon == 1e-8);
     assert_int_equal(c.loss, DPT_LOSS_BINARY_CROSSENTROPY);
     assert_true(c.metric_accuracy);
     assert_int_equal(c.checkpoint_every, 0);
@@ -375,7 +393,8 @@ static void test_keras_fixtures(void **state) {
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         char *path = fmt("%s/%s", fx, cases[k].file);
-        char *text = fmt("{\"model\": \"%s\", \"compile\": {\"loss\": \"binary_crossentropy\"}}", path);
+        char *text =
+            fmt("{\"model\": \"%s\", \"compile\": {\"loss\": \"binary_crossentropy\"}}", path);
         dpt_config c;
         dpt_status st = parse(text, "fx.json", &c);
         if (st != DPT_OK) fail_msg("%s: %s", cases[k].file, dpt_error_message());
@@ -404,7 +423,8 @@ static void test_read_file(void **state) {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     /* larger than the first buffer, to exercise growing it */
-    for (int i = 0; i < 100000; i++) fputc('a' + i % 26, f);
+    for (int i = 0; i < 100000; i++)
+        fputc('a' + i % 26, f);
     fclose(f);
     char *text = NULL;
     size_t len = 0;
@@ -434,21 +454,28 @@ typedef struct {
     const char *needle; /* expected in the message, which starts with "bad.json" */
 } bad_case;
 
-#define ML(layers) "\"model\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": " layers "}}"
+#define ML(layers)                                                                                 \
+    "\"model\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": " layers "}}"
 #define DENSE "{\"class_name\": \"Dense\", \"config\": {\"units\": 1}}"
-#define INPUT(shape) "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": " shape "}}"
+#define INPUT(shape)                                                                               \
+    "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": " shape "}}"
 #define COMPILE "\"compile\": {" LOSS "}"
-#define OPT(cfg) "{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Adam\", \"config\": " cfg "}}}"
+#define OPT(cfg)                                                                                   \
+    "{" MODEL ", \"compile\": {" LOSS                                                              \
+    ", \"optimizer\": {\"class_name\": \"Adam\", \"config\": " cfg "}}}"
 
 static const bad_case bad[] = {
     /* JSON syntax: file, line and column */
-    {"{\n  \"model\": [],\n  \"fit\": {\"epochs\": 3,}\n}", "bad.json:3:23: invalid JSON: string or '}' expected near '}'"},
+    {"{\n  \"model\": [],\n  \"fit\": {\"epochs\": 3,}\n}",
+     "bad.json:3:23: invalid JSON: string or '}' expected near '}'"},
     {"", "bad.json:1:0: invalid JSON"},
     {"{\"fit\": {}, \"fit\": {}}", "invalid JSON: duplicate object key"},
-    {"[1, 2]", "bad.json: the top level must be an object with \"model\", \"compile\", \"fit\", \"data\", \"checkpoint\", got an array"},
+    {"[1, 2]", "bad.json: the top level must be an object with \"model\", \"compile\", \"fit\", "
+               "\"data\", \"checkpoint\", got an array"},
     {"{\"class_name\": \"Sequential\", \"config\": []}", "looks like a Keras model file"},
     /* top level */
-    {"{" MODEL ", " COMPILE ", \"optimizer\": \"adam\"}", "bad.json: optimizer: unknown key (known: model, compile"},
+    {"{" MODEL ", " COMPILE ", \"optimizer\": \"adam\"}",
+     "bad.json: optimizer: unknown key (known: model, compile"},
     {"{" COMPILE "}", "bad.json: model: required"},
     {"{\"model\": 3, " COMPILE "}", "bad.json: model: must be a Keras model"},
     {"{\"model\": \"\", " COMPILE "}", "bad.json: model: must not be empty"},
@@ -456,85 +483,148 @@ static const bad_case bad[] = {
     /* compile */
     {"{" MODEL "}", "bad.json: compile.loss: required"},
     {"{" MODEL ", \"compile\": {\"optimizer\": \"adam\"}}", "bad.json: compile.loss: required"},
-    {"{" MODEL ", \"compile\": {\"loss\": \"hinge\"}}", "bad.json: compile.loss: unknown loss \"hinge\""},
-    {"{" MODEL ", \"compile\": {\"loss\": [\"mse\"]}}", "bad.json: compile.loss: must be a loss name"},
-    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"Hinge\"}}}", "compile.loss.class_name: unknown loss \"Hinge\""},
-    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": {\"from_logits\": true}}}}",
+    {"{" MODEL ", \"compile\": {\"loss\": \"hinge\"}}",
+     "bad.json: compile.loss: unknown loss \"hinge\""},
+    {"{" MODEL ", \"compile\": {\"loss\": [\"mse\"]}}",
+     "bad.json: compile.loss: must be a loss name"},
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"Hinge\"}}}",
+     "compile.loss.class_name: unknown loss \"Hinge\""},
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
+               "{\"from_logits\": true}}}}",
      "bad.json: compile.loss.config.from_logits: not supported"},
-    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": {\"label_smoothing\": 0.1}}}}",
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
+               "{\"label_smoothing\": 0.1}}}}",
      "bad.json: compile.loss.config.label_smoothing: not supported yet (must be 0), got 0.1"},
-    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": {\"reduction\": \"sum\"}}}}",
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
+               "{\"reduction\": \"sum\"}}}}",
      "compile.loss.config.reduction: not supported"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": \"rmsprop\"}}", "bad.json: compile.optimizer: unknown optimizer \"rmsprop\" (supported: adam, sgd)"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"RMSprop\"}}}", "bad.json: compile.optimizer.class_name: unknown optimizer \"RMSprop\""},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"config\": {}}}}", "bad.json: compile.optimizer.class_name: required"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimiser\": \"adam\"}}", "bad.json: compile.optimiser: unknown key"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"loss_weights\": [1]}}", "bad.json: compile.loss_weights: not supported yet"},
-    {OPT("{\"amsgrad\": true}"), "bad.json: compile.optimizer.config.amsgrad: not supported yet (must be false)"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": \"rmsprop\"}}",
+     "bad.json: compile.optimizer: unknown optimizer \"rmsprop\" (supported: adam, sgd)"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"RMSprop\"}}}",
+     "bad.json: compile.optimizer.class_name: unknown optimizer \"RMSprop\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"config\": {}}}}",
+     "bad.json: compile.optimizer.class_name: required"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimiser\": \"adam\"}}",
+     "bad.json: compile.optimiser: unknown key"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"loss_weights\": [1]}}",
+     "bad.json: compile.loss_weights: not supported yet"},
+    {OPT("{\"amsgrad\": true}"),
+     "bad.json: compile.optimizer.config.amsgrad: not supported yet (must be false)"},
     {OPT("{\"clipnorm\": 1.0}"), "bad.json: compile.optimizer.config.clipnorm: not supported yet"},
-    {OPT("{\"global_clipnorm\": 1.0}"), "compile.optimizer.config.global_clipnorm: not supported yet"},
+    {OPT("{\"global_clipnorm\": 1.0}"),
+     "compile.optimizer.config.global_clipnorm: not supported yet"},
     {OPT("{\"clipvalue\": 0.5}"), "compile.optimizer.config.clipvalue: not supported yet"},
     {OPT("{\"weight_decay\": 0.004}"), "compile.optimizer.config.weight_decay: not supported yet"},
     {OPT("{\"use_ema\": true}"), "compile.optimizer.config.use_ema: not supported yet"},
     {OPT("{\"decay\": 1e-6}"), "compile.optimizer.config.decay: not supported yet (must be 0)"},
-    {OPT("{\"learning_rate\": 0}"), "bad.json: compile.optimizer.config.learning_rate: must be > 0, got 0"},
-    {OPT("{\"learning_rate\": {\"class_name\": \"ExponentialDecay\"}}"), "compile.optimizer.config.learning_rate: must be a number"},
-    {OPT("{\"lr\": 0.1, \"learning_rate\": 0.1}"), "compile.optimizer.config.lr: give learning_rate or lr, not both"},
+    {OPT("{\"learning_rate\": 0}"),
+     "bad.json: compile.optimizer.config.learning_rate: must be > 0, got 0"},
+    {OPT("{\"learning_rate\": {\"class_name\": \"ExponentialDecay\"}}"),
+     "compile.optimizer.config.learning_rate: must be a number"},
+    {OPT("{\"lr\": 0.1, \"learning_rate\": 0.1}"),
+     "compile.optimizer.config.lr: give learning_rate or lr, not both"},
     {OPT("{\"beta_1\": 1.0}"), "compile.optimizer.config.beta_1: must be in [0, 1), got 1"},
     {OPT("{\"epsilon\": -1}"), "compile.optimizer.config.epsilon: must be in [0, inf], got -1"},
     {OPT("{\"beta1\": 0.9}"), "bad.json: compile.optimizer.config.beta1: unknown key"},
     {OPT("{\"momentum\": 0.9}"), "compile.optimizer.config.momentum: unknown key"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"SGD\", \"config\": {\"momentum\": 1.5}}}}",
+    {"{" MODEL ", \"compile\": {" LOSS
+     ", \"optimizer\": {\"class_name\": \"SGD\", \"config\": {\"momentum\": 1.5}}}}",
      "compile.optimizer.config.momentum: must be in [0, 1], got 1.5"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [\"accuracy\", \"auc\"]}}", "bad.json: compile.metrics[1]: unsupported metric \"auc\""},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": \"accuracy\"}}", "bad.json: compile.metrics: must be a list"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [\"accuracy\", \"auc\"]}}",
+     "bad.json: compile.metrics[1]: unsupported metric \"auc\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": \"accuracy\"}}",
+     "bad.json: compile.metrics: must be a list"},
     /* fit */
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"batch_size\": 0}}", "bad.json: fit.batch_size: must be in [1, 2147483648], got 0"},
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"batch_size\": 2147483649}}", "bad.json: fit.batch_size: must be in [1, 2147483648], got 2147483649"},
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"batch_size\": \"32\"}}", "bad.json: fit.batch_size: must be an integer, got a string"},
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"epochs\": -1}}", "bad.json: fit.epochs: must be in [1, 2147483647], got -1"},
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"epochs\": 2.5}}", "bad.json: fit.epochs: must be an integer"},
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"validation_split\": 1.0}}", "bad.json: fit.validation_split: must be in [0, 1), got 1"},
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"seed\": 4294967296}}", "bad.json: fit.seed: must be in [0, 4294967295]"},
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"shuffle\": \"yes\"}}", "bad.json: fit.shuffle: must be true or false"},
-    {"{" MODEL ", " COMPILE ", \"fit\": {\"epoch\": 3}}", "bad.json: fit.epoch: unknown key (known: epochs, batch_size, validation_split, shuffle, seed)"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"batch_size\": 0}}",
+     "bad.json: fit.batch_size: must be in [1, 2147483648], got 0"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"batch_size\": 2147483649}}",
+     "bad.json: fit.batch_size: must be in [1, 2147483648], got 2147483649"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"batch_size\": \"32\"}}",
+     "bad.json: fit.batch_size: must be an integer, got a string"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"epochs\": -1}}",
+     "bad.json: fit.epochs: must be in [1, 2147483647], got -1"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"epochs\": 2.5}}",
+     "bad.json: fit.epochs: must be an integer"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"validation_split\": 1.0}}",
+     "bad.json: fit.validation_split: must be in [0, 1), got 1"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"seed\": 4294967296}}",
+     "bad.json: fit.seed: must be in [0, 4294967295]"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"shuffle\": \"yes\"}}",
+     "bad.json: fit.shuffle: must be true or false"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"epoch\": 3}}",
+     "bad.json: fit.epoch: unknown key (known: epochs, batch_size, validation_split, shuffle, "
+     "seed)"},
     /* data, checkpoint */
-    {"{" MODEL ", " COMPILE ", \"data\": {\"file\": \"x.h5\"}}", "bad.json: data.file: unknown key"},
-    {"{" MODEL ", " COMPILE ", \"data\": {\"path\": \"\"}}", "bad.json: data.path: must not be empty"},
+    {"{" MODEL ", " COMPILE ", \"data\": {\"file\": \"x.h5\"}}",
+     "bad.json: data.file: unknown key"},
+    {"{" MODEL ", " COMPILE ", \"data\": {\"path\": \"\"}}",
+     "bad.json: data.path: must not be empty"},
     {"{" MODEL ", " COMPILE ", \"data\": {\"path\": 3}}", "bad.json: data.path: must be a string"},
-    {"{" MODEL ", " COMPILE ", \"checkpoint\": {\"every\": \"step\"}}", "bad.json: checkpoint.every: must be a number of steps or \"epoch\""},
-    {"{" MODEL ", " COMPILE ", \"checkpoint\": {\"every\": -1}}", "bad.json: checkpoint.every: must be in [0,"},
-    {"{" MODEL ", " COMPILE ", \"checkpoint\": {\"keep\": -1}}", "bad.json: checkpoint.keep: must be in [0,"},
-    {"{" MODEL ", " COMPILE ", \"checkpoint\": {\"dir\": \"x\"}}", "bad.json: checkpoint.dir: unknown key"},
+    {"{" MODEL ", " COMPILE ", \"checkpoint\": {\"every\": \"step\"}}",
+     "bad.json: checkpoint.every: must be a number of steps or \"epoch\""},
+    {"{" MODEL ", " COMPILE ", \"checkpoint\": {\"every\": -1}}",
+     "bad.json: checkpoint.every: must be in [0,"},
+    {"{" MODEL ", " COMPILE ", \"checkpoint\": {\"keep\": -1}}",
+     "bad.json: checkpoint.keep: must be in [0,"},
+    {"{" MODEL ", " COMPILE ", \"checkpoint\": {\"dir\": \"x\"}}",
+     "bad.json: checkpoint.dir: unknown key"},
     /* model */
     {"{\"model\": {\"class_name\": \"Functional\", \"config\": {\"layers\": []}}, " COMPILE "}",
      "bad.json: model.class_name: only Sequential models are supported, got \"Functional\""},
-    {"{\"model\": {\"config\": {\"layers\": []}}, " COMPILE "}", "bad.json: model.class_name: required"},
-    {"{\"model\": {\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\"}}, " COMPILE "}", "bad.json: model.config.layers: required"},
-    {"{" ML("{\"a\": 1}") ", " COMPILE "}", "bad.json: model.config.layers: must be a list of layers, got an object"},
-    {"{\"model\": {\"class_name\": \"Sequential\", \"config\": 3}, " COMPILE "}", "bad.json: model.config: must be an object"},
-    {"{" ML("[" DENSE ", {\"config\": {}}]") ", " COMPILE "}", "bad.json: model.config.layers[1].class_name: required"},
-    {"{" ML("[" DENSE ", {\"class_name\": 7, \"config\": {}}]") ", " COMPILE "}", "bad.json: model.config.layers[1].class_name: must be a string"},
-    {"{" ML("[{\"class_name\": \"Dense\"}]") ", " COMPILE "}", "bad.json: model.config.layers[0].config: must be an object, got nothing"},
-    {"{\"model\": [" DENSE ", 3], " COMPILE "}", "bad.json: model[1]: must be a layer object, got an integer"},
+    {"{\"model\": {\"config\": {\"layers\": []}}, " COMPILE "}",
+     "bad.json: model.class_name: required"},
+    {"{\"model\": {\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\"}}, " COMPILE "}",
+     "bad.json: model.config.layers: required"},
+    {"{" ML("{\"a\": 1}") ", " COMPILE "}",
+     "bad.json: model.config.layers: must be a list of layers, got an object"},
+    {"{\"model\": {\"class_name\": \"Sequential\", \"config\": 3}, " COMPILE "}",
+     "bad.json: model.config: must be an object"},
+    {"{" ML("[" DENSE ", {\"config\": {}}]") ", " COMPILE "}",
+     "bad.json: model.config.layers[1].class_name: required"},
+    {"{" ML("[" DENSE ", {\"class_name\": 7, \"config\": {}}]") ", " COMPILE "}",
+     "bad.json: model.config.layers[1].class_name: must be a string"},
+    {"{" ML("[{\"class_name\": \"Dense\"}]") ", " COMPILE "}",
+     "bad.json: model.config.layers[0].config: must be an object, got nothing"},
+    {"{\"model\": [" DENSE ", 3], " COMPILE "}",
+     "bad.json: model[1]: must be a layer object, got an integer"},
     {"{" ML("[]") ", " COMPILE "}", "bad.json: model.config.layers: no layers"},
-    {"{" ML("[" INPUT("[null, 4]") "]") ", " COMPILE "}", "bad.json: model.config.layers: no layers besides the InputLayer"},
-    {"{" ML("[" DENSE ", " INPUT("[null, 4]") "]") ", " COMPILE "}", "bad.json: model.config.layers[1]: an InputLayer is only supported as the first layer"},
-    {"{" ML("[{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\"}}, " DENSE "]") ", " COMPILE "}",
+    {"{" ML("[" INPUT("[null, 4]") "]") ", " COMPILE "}",
+     "bad.json: model.config.layers: no layers besides the InputLayer"},
+    {"{" ML("[" DENSE ", " INPUT("[null, 4]") "]") ", " COMPILE "}",
+     "bad.json: model.config.layers[1]: an InputLayer is only supported as the first layer"},
+    {"{" ML("[{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\"}}, " DENSE
+            "]") ", " COMPILE "}",
      "bad.json: model.config.layers[0].config: InputLayer needs batch_input_shape or batch_shape"},
-    {"{" ML("[" INPUT("[null, 0]") ", " DENSE "]") ", " COMPILE "}", "bad.json: model.config.layers[0].config.batch_input_shape[1]: must be a positive integer, got 0"},
-    {"{" ML("[" INPUT("[null, 4, -3]") ", " DENSE "]") ", " COMPILE "}", "bad.json: model.config.layers[0].config.batch_input_shape[2]: must be a positive integer, got -3"},
-    {"{" ML("[" INPUT("[null, null]") ", " DENSE "]") ", " COMPILE "}", "model.config.layers[0].config.batch_input_shape[1]: must be a positive integer, got null"},
-    {"{" ML("[" INPUT("[null]") ", " DENSE "]") ", " COMPILE "}", "model.config.layers[0].config.batch_input_shape: needs at least one dimension besides the batch dimension"},
-    {"{" ML("[" INPUT("[\"x\", 4]") ", " DENSE "]") ", " COMPILE "}", "model.config.layers[0].config.batch_input_shape[0]: the batch dimension must be null"},
-    {"{" ML("[" INPUT("[null, 2, 2, 2, 2, 2]") ", " DENSE "]") ", " COMPILE "}", "batch_input_shape: 5 dimensions per sample, at most 4 are supported"},
+    {"{" ML("[" INPUT("[null, 0]") ", " DENSE "]") ", " COMPILE "}",
+     "bad.json: model.config.layers[0].config.batch_input_shape[1]: must be a positive integer, "
+     "got 0"},
+    {"{" ML("[" INPUT("[null, 4, -3]") ", " DENSE "]") ", " COMPILE "}",
+     "bad.json: model.config.layers[0].config.batch_input_shape[2]: must be a positive integer, "
+     "got -3"},
+    {"{" ML("[" INPUT("[null, null]") ", " DENSE "]") ", " COMPILE "}",
+     "model.config.layers[0].config.batch_input_shape[1]: must be a positive integer, got null"},
+    {"{" ML("[" INPUT("[null]") ", " DENSE "]") ", " COMPILE "}",
+     "model.config.layers[0].config.batch_input_shape: needs at least one dimension besides the "
+     "batch dimension"},
+    {"{" ML("[" INPUT("[\"x\", 4]") ", " DENSE "]") ", " COMPILE "}",
+     "model.config.layers[0].config.batch_input_shape[0]: the batch dimension must be null"},
+    {"{" ML("[" INPUT("[null, 2, 2, 2, 2, 2]") ", " DENSE "]") ", " COMPILE "}",
+     "batch_input_shape: 5 dimensions per sample, at most 4 are supported"},
     {"{" ML("[" INPUT("[null, 4294967296, 4294967296]") ", " DENSE "]") ", " COMPILE "}",
-     "bad.json: model.config.layers[0].config.batch_input_shape: the number of values per sample overflows int64"},
-    {"{" ML("[" INPUT("7") ", " DENSE "]") ", " COMPILE "}", "batch_input_shape: must be a list of dimensions, got an integer"},
-    {"{" ML("[" INPUT("[null, 4]") ", {\"class_name\": \"Dense\", \"config\": {\"units\": 1, \"batch_input_shape\": [null, 5]}}]") ", " COMPILE "}",
-     "bad.json: model.config.layers[1].config: the declared input shape [null, 5] disagrees with the InputLayer's [null, 4]"},
-    {"{\"model\": [{\"class_name\": \"Dense\", \"config\": {\"units\": 1, \"input_dim\": 0}}], " COMPILE "}", "bad.json: model[0].config.input_dim: must be in [1,"},
-    {"{\"model\": [{\"class_name\": \"Dense\", \"config\": {\"units\": 1, \"input_shape\": [3, 0]}}], " COMPILE "}", "bad.json: model[0].config.input_shape[1]: must be a positive integer, got 0"},
+     "bad.json: model.config.layers[0].config.batch_input_shape: the number of values per sample "
+     "overflows int64"},
+    {"{" ML("[" INPUT("7") ", " DENSE "]") ", " COMPILE "}",
+     "batch_input_shape: must be a list of dimensions, got an integer"},
+    {"{" ML("[" INPUT("[null, 4]") ", {\"class_name\": \"Dense\", \"config\": {\"units\": 1, "
+                                   "\"batch_input_shape\": [null, 5]}}]") ", " COMPILE "}",
+     "bad.json: model.config.layers[1].config: the declared input shape [null, 5] disagrees with "
+     "the InputLayer's [null, 4]"},
+    {"{\"model\": [{\"class_name\": \"Dense\", \"config\": {\"units\": 1, \"input_dim\": "
+     "0}}], " COMPILE "}",
+     "bad.json: model[0].config.input_dim: must be in [1,"},
+    {"{\"model\": [{\"class_name\": \"Dense\", \"config\": {\"units\": 1, \"input_shape\": [3, "
+     "0]}}], " COMPILE "}",
+     "bad.json: model[0].config.input_shape[1]: must be a positive integer, got 0"},
 };
 
 static void test_bad_configs(void **state) {
@@ -546,11 +636,11 @@ static void test_bad_configs(void **state) {
         dpt_error_clear();
         dpt_status st = parse(bad[k].text, "bad.json", &c);
         const char *msg = dpt_error_message();
-        if (st != DPT_ERR_CONFIG || !strstr(msg, bad[k].needle) || strncmp(msg, "bad.json", 8) != 0 ||
-            strchr(msg, '\n'))
+        if (st != DPT_ERR_CONFIG || !strstr(msg, bad[k].needle) ||
+            strncmp(msg, "bad.json", 8) != 0 || strchr(msg, '\n'))
             fail_msg("case %zu: %s\n  expected status %d with \"%s\"\n  got %d: \"%s\"", k,
                      bad[k].text, (int)DPT_ERR_CONFIG, bad[k].needle, (int)st, msg);
-        assert_memory_equal(&c, &before, sizeof c); /* *out untouched on failure */
+        assert_memory_equal(&c, &before, sizeof c);           /* *out untouched on failure */
         if (getenv("DPT_SHOW_MESSAGES")) printf("%s\n", msg); /* to review the wording */
     }
 }

@@ -19,7 +19,8 @@ static const float grads[STEPS][N] = {
     {0.2f, 0.05f, -0.4f, -0.01f, 0.5f},
 };
 
-static void assert_close(const float *got, const double *want, int n, double rtol, const char *what) {
+static void assert_close(const float *got, const double *want, int n, double rtol,
+                         const char *what) {
     for (int i = 0; i < n; i++) {
         double tol = rtol * fmax(fabs(want[i]), 1e-3);
         if (!(fabs((double)got[i] - want[i]) <= tol))
@@ -68,7 +69,8 @@ static void test_sgd_plain(void **state) {
     double want[N];
     for (int i = 0; i < N; i++) {
         double x = w0[i];
-        for (int s = 0; s < STEPS; s++) x = x - 0.1 * grads[s][i];
+        for (int s = 0; s < STEPS; s++)
+            x = x - 0.1 * grads[s][i];
         want[i] = x;
     }
     assert_close(w, want, N, 1e-6, "sgd w");
