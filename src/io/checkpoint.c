@@ -36,8 +36,10 @@
 
 static const char *optim_kind_name(dpt_optim_kind k) {
     switch (k) {
-    case DPT_OPT_SGD: return "sgd";
-    case DPT_OPT_ADAM: return "adam";
+    case DPT_OPT_SGD:
+        return "sgd";
+    case DPT_OPT_ADAM:
+        return "adam";
     }
     return "unknown";
 }
@@ -56,9 +58,11 @@ static dpt_status attr_write(hid_t obj, const char *name, hid_t ftype, hid_t mty
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t e = a >= 0 ? H5Awrite(a, mtype, v) : -1;
-    if (a >= 0) H5Aclose(a);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(sp);
-    if (e < 0) return dpt_error_set(DPT_ERR_IO, "%s: cannot write attribute %s", path, name);
+    if (e < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot write attribute %s", path, name);
     return DPT_OK;
 }
 static dpt_status attr_i64(hid_t obj, const char *name, int64_t v, const char *path) {
@@ -77,9 +81,11 @@ static dpt_status attr_f64_array(hid_t obj, const char *name, const double *v, i
     hid_t sp = H5Screate_simple(1, dims, NULL);
     hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t e = a >= 0 ? H5Awrite(a, H5T_NATIVE_DOUBLE, v) : -1;
-    if (a >= 0) H5Aclose(a);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(sp);
-    if (e < 0) return dpt_error_set(DPT_ERR_IO, "%s: cannot write attribute %s", path, name);
+    if (e < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot write attribute %s", path, name);
     return DPT_OK;
 }
 
@@ -104,10 +110,12 @@ static dpt_status write_vlen_dataset(hid_t g, const char *name, const char *text
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t d = H5Dcreate2(g, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t e = d >= 0 ? H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &text) : -1;
-    if (d >= 0) H5Dclose(d);
+    if (d >= 0)
+        H5Dclose(d);
     H5Sclose(sp);
     H5Tclose(t);
-    if (e < 0) return dpt_error_set(DPT_ERR_IO, "%s: cannot write /dptrain/%s", path, name);
+    if (e < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot write /dptrain/%s", path, name);
     return DPT_OK;
 }
 
@@ -116,10 +124,12 @@ static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
     /* dpt_optim_slot takes a non-const optimizer; we only read the slots */
     dpt_optim *o = (dpt_optim *)(uintptr_t)c->o;
     dpt_status st = dpt_ckpt_h5_write_weights(f, path, c->m);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     hid_t g = H5Gcreate2(f, "dptrain", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t og = H5I_INVALID_HID;
-    if (g < 0) return dpt_error_set(DPT_ERR_IO, "%s: cannot create /dptrain", path);
+    if (g < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot create /dptrain", path);
     int64_t n = dpt_model_n_params(c->m);
     uint32_t seed = c->meta->seed;
     if ((st = attr_i32(g, "format_version", DPT_CKPT_FORMAT_VERSION, path)) ||
@@ -144,7 +154,8 @@ static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
         st = dpt_error_set(DPT_ERR_INTERNAL, "%s: %d optimizer slots", path, ns);
         goto out;
     }
-    for (int i = 0; i < ns; i++) snames[i] = dpt_optim_slot_name(o, i);
+    for (int i = 0; i < ns; i++)
+        snames[i] = dpt_optim_slot_name(o, i);
     if (o) {
         const dpt_optim_spec *sp = dpt_optim_get_spec(o);
         if ((st = dpt_ckpt_h5_write_str(og, "kind", path, optim_kind_name(sp->kind))) ||
@@ -159,17 +170,19 @@ static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
     } else if ((st = dpt_ckpt_h5_write_str(og, "kind", path, "none"))) {
         goto out;
     }
-    if ((st = dpt_ckpt_h5_write_strs(og, "slot_names", path, snames, ns))) goto out;
+    if ((st = dpt_ckpt_h5_write_strs(og, "slot_names", path, snames, ns)))
+        goto out;
     for (int i = 0; i < ns; i++) {
         const float *slot = dpt_optim_slot(o, i);
         hsize_t dims[1] = {(hsize_t)n};
         hid_t sp = H5Screate_simple(1, dims, NULL);
-        hid_t d = H5Dcreate2(og, snames[i], H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                             H5P_DEFAULT);
+        hid_t d =
+            H5Dcreate2(og, snames[i], H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         herr_t e = d >= 0 && n > 0
                        ? H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, slot)
                        : (d >= 0 ? 0 : -1);
-        if (d >= 0) H5Dclose(d);
+        if (d >= 0)
+            H5Dclose(d);
         H5Sclose(sp);
         if (e < 0) {
             st = dpt_error_set(DPT_ERR_IO, "%s: cannot write /dptrain/optimizer/%s (disk full?)",
@@ -182,7 +195,8 @@ static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
         (st = dpt_ckpt_h5_write_str(g, "checksum_algorithm", path, CKPT_CHECKSUM_ALGO)))
         goto out;
 out:
-    if (og >= 0) H5Gclose(og);
+    if (og >= 0)
+        H5Gclose(og);
     H5Gclose(g);
     return st;
 }
@@ -195,14 +209,18 @@ static int64_t name_epoch(const dpt_ckpt_meta *meta) {
 
 /* Is `name` "ckpt-<digits>-<digits>.h5"? Parses the numbers. */
 static bool parse_ckpt_name(const char *name, int64_t *ep, int64_t *step) {
-    if (strncmp(name, "ckpt-", 5)) return false;
+    if (strncmp(name, "ckpt-", 5))
+        return false;
     const char *p = name + 5;
     char *e;
-    if (*p < '0' || *p > '9') return false;
+    if (*p < '0' || *p > '9')
+        return false;
     long long a = strtoll(p, &e, 10);
-    if (*e != '-' || e[1] < '0' || e[1] > '9') return false;
+    if (*e != '-' || e[1] < '0' || e[1] > '9')
+        return false;
     long long b = strtoll(e + 1, &e, 10);
-    if (strcmp(e, ".h5")) return false;
+    if (strcmp(e, ".h5"))
+        return false;
     *ep = a;
     *step = b;
     return true;
@@ -215,8 +233,10 @@ typedef struct {
 
 static int entry_cmp_desc(const void *pa, const void *pb) {
     const ckpt_entry *a = pa, *b = pb;
-    if (a->step != b->step) return a->step < b->step ? 1 : -1;
-    if (a->ep != b->ep) return a->ep < b->ep ? 1 : -1;
+    if (a->step != b->step)
+        return a->step < b->step ? 1 : -1;
+    if (a->ep != b->ep)
+        return a->ep < b->ep ? 1 : -1;
     return strcmp(b->name, a->name);
 }
 
@@ -225,7 +245,8 @@ static dpt_status list_ckpts(const char *dir, ckpt_entry **out, int *n_out, dpt_
     *out = NULL;
     *n_out = 0;
     DIR *d = opendir(dir);
-    if (!d) return dpt_error_set(code, "%s: cannot list the directory: %s", dir, strerror(errno));
+    if (!d)
+        return dpt_error_set(code, "%s: cannot list the directory: %s", dir, strerror(errno));
     ckpt_entry *v = NULL;
     int n = 0, cap = 0;
     struct dirent *de;
@@ -249,7 +270,8 @@ static dpt_status list_ckpts(const char *dir, ckpt_entry **out, int *n_out, dpt_
         n++;
     }
     closedir(d);
-    if (n > 1) qsort(v, (size_t)n, sizeof *v, entry_cmp_desc);
+    if (n > 1)
+        qsort(v, (size_t)n, sizeof *v, entry_cmp_desc);
     *out = v;
     *n_out = n;
     return DPT_OK;
@@ -259,7 +281,8 @@ dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *
                           const dpt_ckpt_meta *meta, const char *config_text, int keep) {
     DPT_ASSERT(dir && m && meta);
     dpt_ckpt_h5_quiet();
-    if (keep < 0) keep = 0;
+    if (keep < 0)
+        keep = 0;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return dpt_error_set(DPT_ERR_IO, "%s: cannot create the directory: %s", dir,
                              strerror(errno));
@@ -271,13 +294,15 @@ dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *
                      name_epoch(meta), meta->global_step) >= (int)sizeof path)
             return dpt_error_set(DPT_ERR_IO, "%s: path too long", dir);
         st = dpt_ckpt_h5_write_atomic(path, fill_ckpt, &c);
-        if (st != DPT_OK) return st;
+        if (st != DPT_OK)
+            return st;
     }
     /* an independent copy (not a hard link): a damaged last.h5 leaves the ckpt-* intact */
     if (snprintf(path, sizeof path, "%s/last.h5", dir) >= (int)sizeof path)
         return dpt_error_set(DPT_ERR_IO, "%s: path too long", dir);
     st = dpt_ckpt_h5_write_atomic(path, fill_ckpt, &c);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     /* keep the newest `keep` ckpt-* files */
     ckpt_entry *v;
     int n;
@@ -310,7 +335,8 @@ typedef struct {
 
 static void ckpt_data_free(ckpt_data *d) {
     free(d->params);
-    for (int i = 0; i < d->n_slots; i++) free(d->slots ? d->slots[i] : NULL);
+    for (int i = 0; i < d->n_slots; i++)
+        free(d->slots ? d->slots[i] : NULL);
     free(d->slots);
     dpt_ckpt_h5_free_strs(d->slot_names, d->n_slots);
     memset(d, 0, sizeof *d);
@@ -324,8 +350,10 @@ static dpt_status attr_read(hid_t obj, const char *name, hid_t mtype, void *v, c
     hid_t s = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
     hssize_t np = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
     herr_t e = np == 1 ? H5Aread(a, mtype, v) : -1;
-    if (s >= 0) H5Sclose(s);
-    if (a >= 0) H5Aclose(a);
+    if (s >= 0)
+        H5Sclose(s);
+    if (a >= 0)
+        H5Aclose(a);
     if (e < 0)
         return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s: unreadable (expected one number)",
                              path, where, name);
@@ -338,7 +366,8 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
     memset(d, 0, sizeof *d);
     hid_t f, g = H5I_INVALID_HID, og = H5I_INVALID_HID;
     dpt_status st = dpt_ckpt_h5_open(path, &f);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (H5Lexists(f, "dptrain", H5P_DEFAULT) <= 0 ||
         (g = H5Gopen2(f, "dptrain", H5P_DEFAULT)) < 0) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT,
@@ -348,7 +377,8 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         goto out;
     }
     int32_t ver = 0;
-    if ((st = attr_read(g, "format_version", H5T_NATIVE_INT32, &ver, path, "/dptrain"))) goto out;
+    if ((st = attr_read(g, "format_version", H5T_NATIVE_INT32, &ver, path, "/dptrain")))
+        goto out;
     if (ver > DPT_CKPT_FORMAT_VERSION || ver < 1) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT,
                            ver > DPT_CKPT_FORMAT_VERSION
@@ -381,8 +411,10 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         herr_t e = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 3
                        ? H5Aread(a, H5T_NATIVE_DOUBLE, d->meta.epoch_sums)
                        : -1;
-        if (sp >= 0) H5Sclose(sp);
-        if (a >= 0) H5Aclose(a);
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (a >= 0)
+            H5Aclose(a);
         if (e < 0) {
             st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/epoch_sums: expected 3 numbers",
                                path);
@@ -398,7 +430,8 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
             st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
             goto out;
         }
-        if ((st = dpt_ckpt_h5_read_weights(f, path, m, d->params, NULL, NULL))) goto out;
+        if ((st = dpt_ckpt_h5_read_weights(f, path, m, d->params, NULL, NULL)))
+            goto out;
         if (n_file != d->n_params) {
             st = dpt_error_set(DPT_ERR_CHECKPOINT,
                                "%s: the checkpoint has %lld parameters, the model %lld", path,
@@ -431,8 +464,8 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         (st = attr_read(og, "iterations", H5T_NATIVE_INT64, &d->iterations, path,
                         "/dptrain/optimizer")))
         goto out;
-    if ((st = dpt_ckpt_h5_read_strs(og, "slot_names", path, "/dptrain/optimizer",
-                                    &d->slot_names, &d->n_slots)))
+    if ((st = dpt_ckpt_h5_read_strs(og, "slot_names", path, "/dptrain/optimizer", &d->slot_names,
+                                    &d->n_slots)))
         goto out;
     d->slots = calloc((size_t)(d->n_slots > 0 ? d->n_slots : 1), sizeof(float *));
     if (!d->slots) {
@@ -444,14 +477,16 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         hid_t ds = H5I_INVALID_HID, sp = H5I_INVALID_HID;
         hsize_t dims[2] = {0, 0};
         if (H5Lexists(og, sn, H5P_DEFAULT) <= 0 || (ds = H5Dopen2(og, sn, H5P_DEFAULT)) < 0) {
-            st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/optimizer/%s is missing", path,
-                               sn);
+            st =
+                dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/optimizer/%s is missing", path, sn);
             goto out;
         }
         sp = H5Dget_space(ds);
         int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-        if (r == 1) H5Sget_simple_extent_dims(sp, dims, NULL);
-        if (sp >= 0) H5Sclose(sp);
+        if (r == 1)
+            H5Sget_simple_extent_dims(sp, dims, NULL);
+        if (sp >= 0)
+            H5Sclose(sp);
         if (r != 1 || (int64_t)dims[0] != d->n_params) {
             H5Dclose(ds);
             st = dpt_error_set(DPT_ERR_CHECKPOINT,
@@ -474,9 +509,9 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         }
     }
     /* checksum */
-    uint64_t h = m ? checksum_model(m, d->params, DPT_FNV1A64_INIT)
-                   : dpt_ckpt_fnv1a64(DPT_FNV1A64_INIT, d->params,
-                                      sizeof(float) * (size_t)d->n_params);
+    uint64_t h =
+        m ? checksum_model(m, d->params, DPT_FNV1A64_INIT)
+          : dpt_ckpt_fnv1a64(DPT_FNV1A64_INIT, d->params, sizeof(float) * (size_t)d->n_params);
     for (int i = 0; i < d->n_slots; i++)
         h = dpt_ckpt_fnv1a64(h, d->slots[i], sizeof(float) * (size_t)d->n_params);
     if (h != sum_file) {
@@ -485,10 +520,13 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         goto out;
     }
 out:
-    if (og >= 0) H5Gclose(og);
-    if (g >= 0) H5Gclose(g);
+    if (og >= 0)
+        H5Gclose(og);
+    if (g >= 0)
+        H5Gclose(g);
     H5Fclose(f);
-    if (st != DPT_OK) ckpt_data_free(d);
+    if (st != DPT_OK)
+        ckpt_data_free(d);
     return st;
 }
 
@@ -496,7 +534,8 @@ dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim *o, dpt_ckpt_
     DPT_ASSERT(path && m);
     ckpt_data d;
     dpt_status st = ckpt_load(path, m, &d);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (o) {
         const char *want = optim_kind_name(dpt_optim_get_spec(o)->kind);
         int ns = dpt_optim_n_slots(o);
@@ -509,8 +548,8 @@ dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim *o, dpt_ckpt_
         }
         if (ns != d.n_slots) {
             st = dpt_error_set(DPT_ERR_CHECKPOINT,
-                               "%s: /dptrain/optimizer: %d state slots, the optimizer has %d",
-                               path, d.n_slots, ns);
+                               "%s: /dptrain/optimizer: %d state slots, the optimizer has %d", path,
+                               d.n_slots, ns);
             goto out;
         }
         for (int i = 0; i < ns; i++)
@@ -528,7 +567,8 @@ dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim *o, dpt_ckpt_
     }
     if (d.n_params > 0)
         memcpy(dpt_model_params(m), d.params, sizeof(float) * (size_t)d.n_params);
-    if (meta) *meta = d.meta;
+    if (meta)
+        *meta = d.meta;
 out:
     ckpt_data_free(&d);
     return st;
@@ -539,7 +579,8 @@ dpt_status dpt_ckpt_read_config(const char *path, char **config_text) {
     *config_text = NULL;
     hid_t f;
     dpt_status st = dpt_ckpt_h5_open(path, &f);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, sp = H5I_INVALID_HID, mt = H5I_INVALID_HID;
     if (H5Lexists(f, "dptrain", H5P_DEFAULT) <= 0 ||
         H5Lexists(f, "dptrain/config", H5P_DEFAULT) <= 0 ||
@@ -550,8 +591,7 @@ dpt_status dpt_ckpt_read_config(const char *path, char **config_text) {
     }
     t = H5Dget_type(d);
     sp = H5Dget_space(d);
-    if (t < 0 || sp < 0 || H5Tget_class(t) != H5T_STRING ||
-        H5Sget_simple_extent_npoints(sp) != 1) {
+    if (t < 0 || sp < 0 || H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/config: expected one string", path);
         goto out;
     }
@@ -578,12 +618,17 @@ dpt_status dpt_ckpt_read_config(const char *path, char **config_text) {
         }
         *config_text = s;
     }
-    if (!*config_text) st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+    if (!*config_text)
+        st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
 out:
-    if (mt >= 0) H5Tclose(mt);
-    if (sp >= 0) H5Sclose(sp);
-    if (t >= 0) H5Tclose(t);
-    if (d >= 0) H5Dclose(d);
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (d >= 0)
+        H5Dclose(d);
     H5Fclose(f);
     return st;
 }
@@ -595,7 +640,8 @@ dpt_status dpt_ckpt_find_latest(const char *dir, const dpt_model *m, char *out, 
     ckpt_entry *v = NULL;
     int n = 0;
     dpt_status st = list_ckpts(dir, &v, &n, DPT_ERR_CHECKPOINT);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     /* candidates: last.h5, then ckpt-* newest first. (A crash between writing ckpt-N and
      * replacing last.h5 resumes from last.h5 = N-1: older, but complete and exact.) */
     char last[CKPT_PATH_MAX];
@@ -617,8 +663,10 @@ dpt_status dpt_ckpt_find_latest(const char *dir, const dpt_model *m, char *out, 
         return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", dir);
     }
     int k = 0;
-    if (have_last) snprintf(cand[k++], CKPT_PATH_MAX, "%s", last);
-    for (int i = 0; i < n; i++) snprintf(cand[k++], CKPT_PATH_MAX, "%s/%s", dir, v[i].name);
+    if (have_last)
+        snprintf(cand[k++], CKPT_PATH_MAX, "%s", last);
+    for (int i = 0; i < n; i++)
+        snprintf(cand[k++], CKPT_PATH_MAX, "%s/%s", dir, v[i].name);
     int found = -1;
     for (int i = 0; i < n_cand && found < 0; i++) {
         ckpt_data d;

@@ -38,7 +38,8 @@ uint64_t dpt_ckpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes) {
 }
 
 static void close_id(hid_t *id, herr_t (*fn)(hid_t)) {
-    if (*id >= 0) fn(*id);
+    if (*id >= 0)
+        fn(*id);
     *id = H5I_INVALID_HID;
 }
 
@@ -48,13 +49,16 @@ static void fmt_dims(char *buf, size_t n, int rank, const int64_t *dims) {
     k += (size_t)snprintf(buf + k, n - k, "(");
     for (int i = 0; i < rank && k < n; i++)
         k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
-    if (k < n) snprintf(buf + k, n - k, rank == 1 ? ",)" : ")");
+    if (k < n)
+        snprintf(buf + k, n - k, rank == 1 ? ",)" : ")");
 }
 
 static bool dims_equal(int ra, const int64_t *a, int rb, const int64_t *b) {
-    if (ra != rb) return false;
+    if (ra != rb)
+        return false;
     for (int i = 0; i < ra; i++)
-        if (a[i] != b[i]) return false;
+        if (a[i] != b[i])
+            return false;
     return true;
 }
 
@@ -72,7 +76,8 @@ dpt_status dpt_ckpt_h5_open(const char *path, hid_t *out) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         return dpt_error_set(DPT_ERR_CHECKPOINT,
-                             "%s: damaged HDF5 file (truncated or corrupted; cannot open it)", path);
+                             "%s: damaged HDF5 file (truncated or corrupted; cannot open it)",
+                             path);
     *out = f;
     return DPT_OK;
 }
@@ -80,8 +85,10 @@ dpt_status dpt_ckpt_h5_open(const char *path, hid_t *out) {
 /* ---- string attributes -------------------------------------------------------------------- */
 
 void dpt_ckpt_h5_free_strs(char **s, int n) {
-    if (!s) return;
-    for (int i = 0; i < n; i++) free(s[i]);
+    if (!s)
+        return;
+    for (int i = 0; i < n; i++)
+        free(s[i]);
     free(s);
 }
 
@@ -105,7 +112,8 @@ static dpt_status read_strs_one(hid_t obj, const char *name, const char *file, c
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s@%s: unreadable attribute", file, wp, name);
         goto out;
     }
-    if (np == 0) goto out; /* Keras's empty list: float64 (0,) */
+    if (np == 0)
+        goto out; /* Keras's empty list: float64 (0,) */
     if (H5Tget_class(t) != H5T_STRING) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s@%s: expected strings", file, wp, name);
         goto out;
@@ -125,7 +133,8 @@ static dpt_status read_strs_one(hid_t obj, const char *name, const char *file, c
             st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s@%s: cannot read", file, wp, name);
             goto out;
         }
-        for (hssize_t i = 0; i < np; i++) (*v)[(*n)++] = strdup(vl[i] ? vl[i] : "");
+        for (hssize_t i = 0; i < np; i++)
+            (*v)[(*n)++] = strdup(vl[i] ? vl[i] : "");
         H5Dvlen_reclaim(mt, s, H5P_DEFAULT, vl);
     } else {
         size_t sz = H5Tget_size(t);
@@ -139,7 +148,8 @@ static dpt_status read_strs_one(hid_t obj, const char *name, const char *file, c
         for (hssize_t i = 0; i < np; i++) {
             const char *p = raw + (size_t)i * sz;
             size_t len = strnlen(p, sz);
-            while (len > 0 && p[len - 1] == ' ') len--; /* SPACEPAD */
+            while (len > 0 && p[len - 1] == ' ')
+                len--; /* SPACEPAD */
             (*v)[(*n)++] = strndup(p, len);
         }
     }
@@ -172,9 +182,11 @@ dpt_status dpt_ckpt_h5_read_strs(hid_t obj, const char *name, const char *file,
         int k = 0;
         for (;; k++) {
             snprintf(nm, sizeof nm, "%s%d", name, k);
-            if (H5Aexists(obj, nm) <= 0) break;
+            if (H5Aexists(obj, nm) <= 0)
+                break;
             st = read_strs_one(obj, nm, file, what_path, out, n);
-            if (st != DPT_OK) break;
+            if (st != DPT_OK)
+                break;
         }
         if (st == DPT_OK && k == 0)
             st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s: attribute %s is missing", file,
@@ -198,21 +210,26 @@ dpt_status dpt_ckpt_h5_write_strs(hid_t obj, const char *name, const char *file,
     if (n == 0) {
         double dummy = 0;
         a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-        if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &dummy) < 0) goto fail;
+        if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &dummy) < 0)
+            goto fail;
         goto out;
     }
     size_t w = 1;
     for (int i = 0; i < n; i++)
-        if (strlen(s[i]) > w) w = strlen(s[i]);
+        if (strlen(s[i]) > w)
+            w = strlen(s[i]);
     buf = calloc((size_t)n, w);
-    if (!buf) goto fail;
-    for (int i = 0; i < n; i++) memcpy(buf + (size_t)i * w, s[i], strlen(s[i]));
+    if (!buf)
+        goto fail;
+    for (int i = 0; i < n; i++)
+        memcpy(buf + (size_t)i * w, s[i], strlen(s[i]));
     t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, w);
     H5Tset_strpad(t, H5T_STR_NULLPAD);
     H5Tset_cset(t, H5T_CSET_ASCII);
     a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, t, buf) < 0) goto fail;
+    if (a < 0 || H5Awrite(a, t, buf) < 0)
+        goto fail;
     goto out;
 fail:
     st = dpt_error_set(DPT_ERR_IO, "%s: cannot write attribute %s", file, name);
@@ -261,8 +278,10 @@ dpt_status dpt_ckpt_h5_write_weights(hid_t f, const char *path, const dpt_model 
             goto out;
         }
     }
-    if ((st = dpt_ckpt_h5_write_strs(f, "layer_names", path, lnames, nl)) != DPT_OK) goto out;
-    if ((st = dpt_ckpt_h5_write_str(f, "backend", path, DPT_KERAS_BACKEND)) != DPT_OK) goto out;
+    if ((st = dpt_ckpt_h5_write_strs(f, "layer_names", path, lnames, nl)) != DPT_OK)
+        goto out;
+    if ((st = dpt_ckpt_h5_write_str(f, "backend", path, DPT_KERAS_BACKEND)) != DPT_OK)
+        goto out;
     if ((st = dpt_ckpt_h5_write_str(f, "keras_version", path, DPT_KERAS_VERSION)) != DPT_OK)
         goto out;
     for (int i = 0; i < nl; i++) {
@@ -288,13 +307,14 @@ dpt_status dpt_ckpt_h5_write_weights(hid_t f, const char *path, const dpt_model 
                                path, l->name);
             goto out;
         }
-        if ((st = dpt_ckpt_h5_write_strs(g, "weight_names", path, fp, nw)) != DPT_OK) goto out;
+        if ((st = dpt_ckpt_h5_write_strs(g, "weight_names", path, fp, nw)) != DPT_OK)
+            goto out;
         int64_t off = 0;
         for (int j = 0; j < nw; j++) {
             hsize_t dims[DPT_MAX_RANK];
-            for (int k = 0; k < ws[j].rank; k++) dims[k] = (hsize_t)ws[j].dim[k];
-            sp = ws[j].rank > 0 ? H5Screate_simple(ws[j].rank, dims, NULL)
-                                : H5Screate(H5S_SCALAR);
+            for (int k = 0; k < ws[j].rank; k++)
+                dims[k] = (hsize_t)ws[j].dim[k];
+            sp = ws[j].rank > 0 ? H5Screate_simple(ws[j].rank, dims, NULL) : H5Screate(H5S_SCALAR);
             d = H5Dcreate2(g, fp[j], H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
             int64_t sz = dpt_shape_size(&ws[j]);
             if (off + sz > np) {
@@ -342,10 +362,12 @@ static int write_all(int fd, const unsigned char *buf, size_t n) {
     while (n > 0) {
         ssize_t w = write(fd, buf, n);
         if (w < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return errno;
         }
-        if (w == 0) return EIO;
+        if (w == 0)
+            return EIO;
         buf += w;
         n -= (size_t)w;
     }
@@ -379,13 +401,15 @@ dpt_status dpt_ckpt_h5_write_atomic(const char *path, dpt_ckpt_h5_fill_fn fill, 
     st = fill(f, path, ctx);
     if (st == DPT_OK && H5Fflush(f, H5F_SCOPE_LOCAL) < 0)
         st = dpt_error_set(DPT_ERR_IO, "%s: HDF5 could not finish the file", path);
-    if (st == DPT_OK) n_img = H5Fget_file_image(f, NULL, 0);
+    if (st == DPT_OK)
+        n_img = H5Fget_file_image(f, NULL, 0);
     if (st == DPT_OK && (n_img <= 0 || !(img = malloc((size_t)n_img)) ||
                          H5Fget_file_image(f, img, (size_t)n_img) != n_img))
         st = dpt_error_set(n_img > 0 && !img ? DPT_ERR_NOMEM : DPT_ERR_IO,
                            "%s: cannot get the file image (%lld bytes)", path, (long long)n_img);
     H5Fclose(f);
-    if (st != DPT_OK) goto out;
+    if (st != DPT_OK)
+        goto out;
     int e = write_all(fd, img, (size_t)n_img);
     if (e) {
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(e));
@@ -411,13 +435,16 @@ dpt_status dpt_ckpt_h5_write_atomic(const char *path, dpt_ckpt_h5_fill_fn fill, 
     char dir[4200];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) slash[1] = '\0';
-    else *slash = '\0';
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     if (dfd < 0)
-        return dpt_error_set(DPT_ERR_IO, "%s: cannot open directory %s to fsync it: %s", path,
-                             dir, strerror(errno));
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot open directory %s to fsync it: %s", path, dir,
+                             strerror(errno));
     /* some file systems cannot fsync a directory (EINVAL): the rename is done anyway */
     if (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot fsync directory %s: %s", path, dir,
@@ -425,7 +452,8 @@ dpt_status dpt_ckpt_h5_write_atomic(const char *path, dpt_ckpt_h5_fill_fn fill, 
     close(dfd);
     return st;
 out:
-    if (fd >= 0) close(fd);
+    if (fd >= 0)
+        close(fd);
     free(img);
     unlink(tmp);
     return st;
@@ -435,17 +463,19 @@ out:
 
 /* One layer of the file: where its weights are. */
 typedef struct {
-    char *name;   /* group name in the file */
-    hid_t grp;    /* open group the weight paths are relative to */
-    char **w;     /* weight dataset paths relative to grp */
+    char *name; /* group name in the file */
+    hid_t grp;  /* open group the weight paths are relative to */
+    char **w;   /* weight dataset paths relative to grp */
     int nw;
 } flayer;
 
 static void flayers_free(flayer *fl, int n) {
-    if (!fl) return;
+    if (!fl)
+        return;
     for (int i = 0; i < n; i++) {
         free(fl[i].name);
-        if (fl[i].grp >= 0) H5Gclose(fl[i].grp);
+        if (fl[i].grp >= 0)
+            H5Gclose(fl[i].grp);
         dpt_ckpt_h5_free_strs(fl[i].w, fl[i].nw);
     }
     free(fl);
@@ -459,21 +489,23 @@ static dpt_status list_legacy(hid_t root, const char *path, const char *where, f
     char wp[300];
     snprintf(wp, sizeof wp, "%s/", where);
     dpt_status st = dpt_ckpt_h5_read_strs(root, "layer_names", path, wp, &names, &n);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     flayer *fl = calloc((size_t)(n > 0 ? n : 1), sizeof *fl);
     if (!fl) {
         dpt_ckpt_h5_free_strs(names, n);
         return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
     }
-    for (int i = 0; i < n; i++) fl[i].grp = H5I_INVALID_HID;
+    for (int i = 0; i < n; i++)
+        fl[i].grp = H5I_INVALID_HID;
     for (int i = 0; i < n && st == DPT_OK; i++) {
         fl[i].name = names[i];
         names[i] = NULL;
         snprintf(wp, sizeof wp, "%s/%s", where, fl[i].name);
         if (H5Lexists(root, fl[i].name, H5P_DEFAULT) <= 0 ||
             (fl[i].grp = H5Gopen2(root, fl[i].name, H5P_DEFAULT)) < 0) {
-            st = dpt_error_set(DPT_ERR_CHECKPOINT,
-                               "%s: %s: group listed in layer_names is missing", path, wp);
+            st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s: group listed in layer_names is missing",
+                               path, wp);
             break;
         }
         st = dpt_ckpt_h5_read_strs(fl[i].grp, "weight_names", path, wp, &fl[i].w, &fl[i].nw);
@@ -505,7 +537,8 @@ static void snake_case(const char *in, char *out, size_t n) {
     size_t o = 0;
     for (size_t i = 0; i < k && o + 2 < n; i++) {
         char c = a[i];
-        if (i > 0 && c >= 'A' && c <= 'Z' && a[i - 1] >= 'a' && a[i - 1] <= 'z') out[o++] = '_';
+        if (i > 0 && c >= 'A' && c <= 'Z' && a[i - 1] >= 'a' && a[i - 1] <= 'z')
+            out[o++] = '_';
         out[o++] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
     }
     out[o] = '\0';
@@ -513,21 +546,20 @@ static void snake_case(const char *in, char *out, size_t n) {
 
 /* Keras 3 .weights.h5: /layers/<snake_case(class)>[_k]/vars/0..n-1, one entry per model layer
  * (so here the list is aligned with the model's layers, weightless ones included). */
-static dpt_status list_k3(hid_t f, const char *path, const dpt_model *m, flayer **out,
-                          int *n_out) {
+static dpt_status list_k3(hid_t f, const char *path, const dpt_model *m, flayer **out, int *n_out) {
     int nl = dpt_model_n_layers(m);
     dpt_status st = DPT_OK;
     hid_t lg = H5Gopen2(f, "layers", H5P_DEFAULT);
     H5G_info_t gi;
     if (lg < 0 || H5Gget_info(lg, &gi) < 0) {
-        if (lg >= 0) H5Gclose(lg);
+        if (lg >= 0)
+            H5Gclose(lg);
         return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /layers: cannot open the group", path);
     }
     if ((int64_t)gi.nlinks != nl) {
         H5Gclose(lg);
-        return dpt_error_set(DPT_ERR_CHECKPOINT,
-                             "%s: /layers holds %lld layers, the model has %d", path,
-                             (long long)gi.nlinks, nl);
+        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /layers holds %lld layers, the model has %d",
+                             path, (long long)gi.nlinks, nl);
     }
     flayer *fl = calloc((size_t)(nl > 0 ? nl : 1), sizeof *fl);
     char(*used)[128] = calloc((size_t)(nl > 0 ? nl : 1), sizeof *used);
@@ -537,13 +569,15 @@ static dpt_status list_k3(hid_t f, const char *path, const dpt_model *m, flayer 
         st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
         nl = 0;
     }
-    for (int i = 0; i < nl; i++) fl[i].grp = H5I_INVALID_HID;
+    for (int i = 0; i < nl; i++)
+        fl[i].grp = H5I_INVALID_HID;
     for (int i = 0; i < nl && st == DPT_OK; i++) {
         const dpt_layer *l = dpt_model_layer(m, i);
         char base[128], name[160];
         snake_case(l->ops->class_name, base, sizeof base);
         int u = 0;
-        while (u < n_used && strcmp(used[u], base)) u++;
+        while (u < n_used && strcmp(used[u], base))
+            u++;
         if (u == n_used) {
             snprintf(used[n_used++], sizeof used[0], "%s", base);
             snprintf(name, sizeof name, "%s", base);
@@ -566,7 +600,8 @@ static dpt_status list_k3(hid_t f, const char *path, const dpt_model *m, flayer 
         if (H5Lexists(fl[i].grp, "vars", H5P_DEFAULT) > 0) {
             hid_t vg = H5Gopen2(fl[i].grp, "vars", H5P_DEFAULT);
             if (vg < 0 || H5Gget_info(vg, &gi) < 0) {
-                if (vg >= 0) H5Gclose(vg);
+                if (vg >= 0)
+                    H5Gclose(vg);
                 st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /layers/%s/vars: unreadable", path,
                                    name);
                 break;
@@ -615,17 +650,19 @@ static dpt_status open_weight(const flayer *fl, int j, const char *path, const c
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: unreadable dataset", path, where,
                            fl->name, fl->w[j]);
     } else if (H5Tget_class(t) != H5T_FLOAT) {
-        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: not a floating-point dataset",
-                           path, where, fl->name, fl->w[j]);
+        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: not a floating-point dataset", path,
+                           where, fl->name, fl->w[j]);
     } else {
         hsize_t hd[DPT_MAX_RANK];
         H5Sget_simple_extent_dims(s, hd, NULL);
-        for (int k = 0; k < r; k++) dims[k] = (int64_t)hd[k];
+        for (int k = 0; k < r; k++)
+            dims[k] = (int64_t)hd[k];
         *rank = r;
     }
     close_id(&t, H5Tclose);
     close_id(&s, H5Sclose);
-    if (st != DPT_OK) close_id(&d, H5Dclose);
+    if (st != DPT_OK)
+        close_id(&d, H5Dclose);
     *d_out = d;
     return st;
 }
@@ -660,7 +697,8 @@ static dpt_status load_pair(const dpt_layer *l, const flayer *fl, const char *pa
         int r = 0;
         int64_t dims[DPT_MAX_RANK];
         dpt_status st = open_weight(fl, j, path, where, &d, &r, dims);
-        if (st != DPT_OK) return st;
+        if (st != DPT_OK)
+            return st;
         if (!dims_equal(r, dims, ws[j].rank, ws[j].dim)) {
             char a[128], b[128];
             fmt_dims(a, sizeof a, r, dims);
@@ -672,7 +710,8 @@ static dpt_status load_pair(const dpt_layer *l, const flayer *fl, const char *pa
         }
         st = read_weight(d, flat + off, path, where, fl, j);
         H5Dclose(d);
-        if (st != DPT_OK) return st;
+        if (st != DPT_OK)
+            return st;
         off += dpt_shape_size(&ws[j]);
     }
     return DPT_OK;
@@ -693,7 +732,8 @@ static dpt_status load_file_order(const flayer *fl, int n, const char *path, con
                 free(buf);
                 return st;
             }
-            for (int k = 0; k < r; k++) sz *= dims[k];
+            for (int k = 0; k < r; k++)
+                sz *= dims[k];
             float *nb = realloc(buf, sizeof(float) * (size_t)(len + sz + 1));
             if (!nb) {
                 H5Dclose(d);
@@ -740,7 +780,8 @@ dpt_status dpt_ckpt_h5_read_weights(hid_t f, const char *path, const dpt_model *
                            "/model_weights, no /layers)",
                            path);
     }
-    if (st != DPT_OK) goto out;
+    if (st != DPT_OK)
+        goto out;
     if (!m) {
         st = load_file_order(fl, nf, path, where, flat_alloc, n_alloc);
         goto out;
@@ -757,10 +798,12 @@ dpt_status dpt_ckpt_h5_read_weights(hid_t f, const char *path, const dpt_model *
         const dpt_layer *l = dpt_model_layer(m, i);
         const char *wn[MAX_W];
         dpt_shape ws[MAX_W];
-        if (l->ops->weights && l->ops->weights(l, wn, ws, MAX_W) > 0) nm++;
+        if (l->ops->weights && l->ops->weights(l, wn, ws, MAX_W) > 0)
+            nm++;
     }
     for (int i = 0; i < nf; i++)
-        if (fl[i].nw > 0) nfw++;
+        if (fl[i].nw > 0)
+            nfw++;
     if (nm != nfw) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT,
                            "%s: the file has weights for %d layers, the model has %d layers "
@@ -773,8 +816,10 @@ dpt_status dpt_ckpt_h5_read_weights(hid_t f, const char *path, const dpt_model *
         const dpt_layer *l = dpt_model_layer(m, i);
         const char *wn[MAX_W];
         dpt_shape ws[MAX_W];
-        if (!l->ops->weights || l->ops->weights(l, wn, ws, MAX_W) == 0) continue;
-        while (fl[k].nw == 0) k++;
+        if (!l->ops->weights || l->ops->weights(l, wn, ws, MAX_W) == 0)
+            continue;
+        while (fl[k].nw == 0)
+            k++;
         st = load_pair(l, &fl[k], path, where, flat);
         k++;
     }
@@ -799,14 +844,17 @@ dpt_status dpt_weights_load_keras(const char *path, dpt_model *m) {
     DPT_ASSERT(path && m);
     hid_t f;
     dpt_status st = dpt_ckpt_h5_open(path, &f);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     int64_t n = dpt_model_n_params(m);
     float *scratch = NULL;
     st = dpt_alloc(sizeof(float) * (size_t)(n > 0 ? n : 1), "weights being loaded",
                    (void **)&scratch);
-    if (st == DPT_OK) st = dpt_ckpt_h5_read_weights(f, path, m, scratch, NULL, NULL);
+    if (st == DPT_OK)
+        st = dpt_ckpt_h5_read_weights(f, path, m, scratch, NULL, NULL);
     H5Fclose(f);
-    if (st == DPT_OK && n > 0) memcpy(dpt_model_params(m), scratch, sizeof(float) * (size_t)n);
+    if (st == DPT_OK && n > 0)
+        memcpy(dpt_model_params(m), scratch, sizeof(float) * (size_t)n);
     dpt_free(scratch);
     return st;
 }

@@ -33,8 +33,8 @@ static int fail(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4 || (strcmp(argv[1], "save") && strcmp(argv[1], "load") &&
-                      strcmp(argv[1], "ckpt"))) {
+    if (argc != 4 ||
+        (strcmp(argv[1], "save") && strcmp(argv[1], "load") && strcmp(argv[1], "ckpt"))) {
         fprintf(stderr, "usage: predict_dump save|ckpt|load FILE_OR_DIR OUT.txt\n");
         return 2;
     }
@@ -43,26 +43,31 @@ int main(int argc, char **argv) {
     dpt_shape in = {.rank = 1, .dim = {IN}};
     dpt_json_ctx ctx = {.file = "predict_dump", .path = "model.config"};
     dpt_model *m = NULL;
-    if (!layers || dpt_model_create(layers, &in, N, 7, &ctx, &m) != DPT_OK) return fail("model");
+    if (!layers || dpt_model_create(layers, &in, N, 7, &ctx, &m) != DPT_OK)
+        return fail("model");
     json_decref(layers);
     /* non-zero biases, so a swapped kernel/bias would show */
     for (int i = 0; i < dpt_model_n_layers(m); i++) {
         dpt_layer *l = dpt_model_layer(m, i);
         int64_t np = l->ops->n_params(l);
         int64_t nb = l->out_size; /* Dense: the last out_size parameters are the bias */
-        for (int64_t j = np - nb; np > 0 && j < np; j++) l->params[j] = 0.05f * sinf((float)j);
+        for (int64_t j = np - nb; np > 0 && j < np; j++)
+            l->params[j] = 0.05f * sinf((float)j);
     }
     if (!strcmp(argv[1], "save")) {
-        if (dpt_weights_save_keras(argv[2], m) != DPT_OK) return fail(argv[2]);
+        if (dpt_weights_save_keras(argv[2], m) != DPT_OK)
+            return fail(argv[2]);
     } else if (!strcmp(argv[1], "ckpt")) {
-        dpt_ckpt_meta meta = {.epoch = 0, .step_in_epoch = 1, .global_step = 1, .seed = 7,
-                              .world_size = 1};
-        if (dpt_ckpt_write(argv[2], m, NULL, &meta, "{}", 1) != DPT_OK) return fail(argv[2]);
+        dpt_ckpt_meta meta = {
+            .epoch = 0, .step_in_epoch = 1, .global_step = 1, .seed = 7, .world_size = 1};
+        if (dpt_ckpt_write(argv[2], m, NULL, &meta, "{}", 1) != DPT_OK)
+            return fail(argv[2]);
     } else if (dpt_weights_load_keras(argv[2], m) != DPT_OK) {
         return fail(argv[2]);
     }
     float x[N * IN];
-    for (int i = 0; i < N * IN; i++) x[i] = 1.5f * sinf(0.37f * (float)i + 0.1f);
+    for (int i = 0; i < N * IN; i++)
+        x[i] = 1.5f * sinf(0.37f * (float)i + 0.1f);
     dpt_pass p = {.training = false};
     const float *y = dpt_model_forward(m, &p, x, N);
     FILE *f = fopen(argv[3], "w");
@@ -71,7 +76,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     for (int i = 0; i < N; i++) {
-        for (int j = 0; j < IN; j++) fprintf(f, "%.9g ", (double)x[i * IN + j]);
+        for (int j = 0; j < IN; j++)
+            fprintf(f, "%.9g ", (double)x[i * IN + j]);
         fprintf(f, "| %.9g\n", (double)y[i]);
     }
     if (fclose(f) != 0) {

@@ -32,7 +32,8 @@ static const char *MLP =
 static dpt_model *make_model(const char *layers_json, int64_t in, uint32_t seed) {
     json_error_t je;
     json_t *layers = json_loads(layers_json, 0, &je);
-    if (!layers) fail_msg("bad test JSON: %s", je.text);
+    if (!layers)
+        fail_msg("bad test JSON: %s", je.text);
     dpt_shape s = {.rank = 1, .dim = {in}};
     dpt_json_ctx ctx = {.file = "test.json", .path = "model.config"};
     dpt_model *m = NULL;
@@ -53,7 +54,8 @@ static void train_a_bit(dpt_model *m, dpt_optim *o, int steps) {
     int64_t n = dpt_model_n_params(m);
     float *g = calloc((size_t)n, sizeof(float));
     for (int s = 0; s < steps; s++) {
-        for (int64_t i = 0; i < n; i++) g[i] = sinf((float)(i * 7 + s * 13)) * 0.1f;
+        for (int64_t i = 0; i < n; i++)
+            g[i] = sinf((float)(i * 7 + s * 13)) * 0.1f;
         dpt_optim_step(o, dpt_model_params(m), g);
     }
     free(g);
@@ -79,7 +81,8 @@ static int count_prefix(const char *dir, const char *prefix) {
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (!strncmp(e->d_name, prefix, strlen(prefix))) n++;
+        if (!strncmp(e->d_name, prefix, strlen(prefix)))
+            n++;
     closedir(d);
     return n;
 }
@@ -91,7 +94,8 @@ static int count_suffix(const char *dir, const char *suffix) {
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t a = strlen(e->d_name), b = strlen(suffix);
-        if (a >= b && !strcmp(e->d_name + a - b, suffix)) n++;
+        if (a >= b && !strcmp(e->d_name + a - b, suffix))
+            n++;
     }
     closedir(d);
     return n;
@@ -103,8 +107,8 @@ static bool file_exists(const char *p) {
 }
 
 /* Runs find_latest with stderr captured into buf. */
-static dpt_status find_latest_capture(const char *dir, const dpt_model *m, char *out,
-                                      char *buf, size_t n) {
+static dpt_status find_latest_capture(const char *dir, const dpt_model *m, char *out, char *buf,
+                                      size_t n) {
     char tmpl[] = "/tmp/dpt-stderr-XXXXXX";
     int fd = mkstemp(tmpl);
     assert_true(fd >= 0);
@@ -227,8 +231,9 @@ static void test_weights_other_architecture(void **state) {
                               " {\"class_name\":\"Dense\",\"config\":{\"units\":1}}]",
                               20, 3);
     float first = dpt_model_params(c)[0];
-    assert_status_msg(dpt_weights_load_keras(path, c), DPT_ERR_CHECKPOINT,
-                      "layer 2 (dense_1): kernel shape (64, 32) does not match the model's (64, 64)");
+    assert_status_msg(
+        dpt_weights_load_keras(path, c), DPT_ERR_CHECKPOINT,
+        "layer 2 (dense_1): kernel shape (64, 32) does not match the model's (64, 64)");
     assert_non_null(strstr(dpt_error_message(), path));
     assert_true(dpt_model_params(c)[0] == first); /* untouched */
     dpt_model *two = make_model("[{\"class_name\":\"Dense\",\"config\":{\"units\":64}},"
@@ -282,7 +287,8 @@ static void test_ckpt_roundtrip(void **state) {
     dpt_optim *oa = make_adam(a);
     train_a_bit(a, oa, 5);
     dpt_ckpt_meta meta = meta_at(1, 50, 150);
-    const char *cfg = "{\"model\": \"x\", \"fit\": {\"epochs\": 3}, \"note\": \"\xc3\xa9t\xc3\xa9\"}";
+    const char *cfg =
+        "{\"model\": \"x\", \"fit\": {\"epochs\": 3}, \"note\": \"\xc3\xa9t\xc3\xa9\"}";
     assert_ok(dpt_ckpt_write(dir, a, oa, &meta, cfg, 3));
     char p[4200], last[4200];
     snprintf(p, sizeof p, "%s/ckpt-000002-000000150.h5", dir);
@@ -508,8 +514,9 @@ static void test_ckpt_other_architecture(void **state) {
                               " {\"class_name\":\"Dense\",\"config\":{\"units\":64}},"
                               " {\"class_name\":\"Dense\",\"config\":{\"units\":1}}]",
                               20, 3);
-    assert_status_msg(dpt_ckpt_read(last, c, NULL, NULL), DPT_ERR_CHECKPOINT,
-                      "layer 2 (dense_1): kernel shape (64, 32) does not match the model's (64, 64)");
+    assert_status_msg(
+        dpt_ckpt_read(last, c, NULL, NULL), DPT_ERR_CHECKPOINT,
+        "layer 2 (dense_1): kernel shape (64, 32) does not match the model's (64, 64)");
     assert_status_msg(find_latest_capture(dir, c, out, err, sizeof err), DPT_ERR_CHECKPOINT,
                       "layer 2 (dense_1)");
     dpt_model_destroy(&m);
@@ -578,19 +585,22 @@ static const char *CHURN =
 
 static void check_churn(const char *sub, const char *file) {
     const char *fx = dpt_test_fixtures_dir();
-    if (!fx) skip();
+    if (!fx)
+        skip();
     char path[4200], ej[4200];
     snprintf(path, sizeof path, "%s/%s/%s", fx, sub, file);
     snprintf(ej, sizeof ej, "%s/%s/expected.json", fx, sub);
     json_error_t je;
     json_t *e = json_load_file(ej, 0, &je);
-    if (!e) fail_msg("%s: %s", ej, je.text);
+    if (!e)
+        fail_msg("%s: %s", ej, je.text);
     json_t *in = json_array_get(json_object_get(e, "input"), 0);
     assert_int_equal(json_array_size(in), 12);
     float x[12];
-    for (int i = 0; i < 12; i++) x[i] = (float)json_number_value(json_array_get(in, (size_t)i));
-    double want = json_number_value(json_array_get(json_array_get(json_object_get(e,
-                                                   "expected_output"), 0), 0));
+    for (int i = 0; i < 12; i++)
+        x[i] = (float)json_number_value(json_array_get(in, (size_t)i));
+    double want = json_number_value(
+        json_array_get(json_array_get(json_object_get(e, "expected_output"), 0), 0));
     dpt_model *m = make_model(CHURN, 12, 1);
     assert_ok(dpt_weights_load_keras(path, m));
     dpt_pass p = {.training = false};
@@ -602,8 +612,9 @@ static void check_churn(const char *sub, const char *file) {
                               " {\"class_name\":\"Dense\",\"config\":{\"units\":64}},"
                               " {\"class_name\":\"Dense\",\"config\":{\"units\":1}}]",
                               12, 1);
-    assert_status_msg(dpt_weights_load_keras(path, c), DPT_ERR_CHECKPOINT,
-                      "layer 2 (dense_1): kernel shape (64, 32) does not match the model's (64, 64)");
+    assert_status_msg(
+        dpt_weights_load_keras(path, c), DPT_ERR_CHECKPOINT,
+        "layer 2 (dense_1): kernel shape (64, 32) does not match the model's (64, 64)");
     json_decref(e);
     dpt_model_destroy(&m);
     dpt_model_destroy(&c);
@@ -637,14 +648,16 @@ static float *read_f32(const char *file, const char *dset, int64_t n) {
 static void test_fixture_keras231_dense_softmax(void **state) {
     (void)state;
     const char *fx = dpt_test_fixtures_dir();
-    if (!fx) skip();
+    if (!fx)
+        skip();
     char w[4200], io[4200];
     snprintf(w, sizeof w, "%s/k2.3.1_dl4j_dense_softmax/weights.h5", fx);
     snprintf(io, sizeof io, "%s/k2.3.1_dl4j_dense_softmax/inputs_and_outputs.h5", fx);
     /* config.json: input 4 -> Dense(3, linear) -> Activation(softmax) */
-    dpt_model *m = make_model("[{\"class_name\":\"Dense\",\"config\":{\"units\":3}},"
-                              " {\"class_name\":\"Activation\",\"config\":{\"activation\":\"softmax\"}}]",
-                              4, 1);
+    dpt_model *m =
+        make_model("[{\"class_name\":\"Dense\",\"config\":{\"units\":3}},"
+                   " {\"class_name\":\"Activation\",\"config\":{\"activation\":\"softmax\"}}]",
+                   4, 1);
     assert_ok(dpt_weights_load_keras(w, m));
     float *x = read_f32(io, "/inputs/dense_1_input", 12);
     float *want = read_f32(io, "/predictions/activation_1", 9);
@@ -661,10 +674,12 @@ static void test_fixture_keras231_dense_softmax(void **state) {
 static void test_fixture_keras205_dropout(void **state) {
     (void)state;
     const char *fx = dpt_test_fixtures_dir();
-    if (!fx) skip();
+    if (!fx)
+        skip();
     char w[4200];
     snprintf(w, sizeof w, "%s/k2.0.5_ccfraud_dense_dropout/model.h5", fx);
-    /* model.json: 30 -> Dense 16 relu -> 18 relu -> Dropout .25 -> 20 relu -> 24 relu -> 1 sigmoid */
+    /* model.json: 30 -> Dense 16 relu -> 18 relu -> Dropout .25 -> 20 relu -> 24 relu -> 1 sigmoid
+     */
     dpt_model *m = make_model(
         "[{\"class_name\":\"Dense\",\"config\":{\"units\":16,\"activation\":\"relu\"}},"
         " {\"class_name\":\"Dense\",\"config\":{\"units\":18,\"activation\":\"relu\"}},"
@@ -684,7 +699,8 @@ static void test_fixture_keras205_dropout(void **state) {
     const int units[] = {16, 18, 0, 20, 24, 1}, ins[] = {30, 16, 0, 18, 20, 24};
     const char *names[] = {"dense_1", "dense_2", "", "dense_3", "dense_4", "dense_5"};
     for (int i = 0; i < 6; i++) {
-        if (!units[i]) continue;
+        if (!units[i])
+            continue;
         char ds[128];
         snprintf(ds, sizeof ds, "/%s/%s/kernel:0", names[i], names[i]);
         float *kk = read_f32(w, ds, ins[i] * units[i]);
