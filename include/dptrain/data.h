@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dptrain/nn.h"
 #include "dptrain/status.h"
@@ -77,5 +78,18 @@ int64_t dpt_order_at(const dpt_order *o, int64_t pos); /* sample at position pos
 /* Tutorial data: x (n, features) uniform [0, 1) float32, y (n) int32 random 0/1, group "train". */
 DPT_NODISCARD dpt_status dpt_data_write_synth(const char *out_path, int64_t n, int64_t features,
                                               uint32_t seed);
+/* Fashion-MNIST: the four IDX files in idx_dir ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz,
+ * gzip or plain) -> groups "train" and "test": x uint8 (N, 28, 28) with attribute scale = 1/255,
+ * y uint8 (N) with attributes n_classes = 10 and class_names. Bad magic numbers, counts that
+ * disagree, truncated files: DPT_ERR_DATA naming the file. Writes OUT.tmp, then renames. Local. */
+DPT_NODISCARD dpt_status dpt_data_write_fmnist(const char *idx_dir, const char *out_path);
+/* CSV with a header row, all fields numeric: column `label_column` becomes y (int32 (N) if every
+ * value is an integer, else float32 (N, 1)), the others x float32 (N, F), group "train".
+ * Errors name the line: "x.csv:17: expected 5 fields, got 4". Local. */
+DPT_NODISCARD dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
+                                            const char *out_path);
+/* Prints the file's groups, datasets (shape, dtype, chunks), attributes, and label counts of
+ * integer `y` datasets to `out`. DPT_ERR_DATA if the file cannot be read. Local. */
+DPT_NODISCARD dpt_status dpt_data_inspect(const char *path, FILE *out);
 
 #endif

@@ -1,0 +1,314 @@
+/* This rank's shard: rows [lo, hi) of a split read with hyperslab selections, in blocks of about
+ * DPT_DATA_BLOCK_BYTES (so the extra memory beyond the shard itself is bounded), converted to
+ * float32 (uint8 and other integer x scaled by the `scale` attribute), checked (non-finite
+ * features, labels out of range, the model's input shape), and turned into the targets the loss
+ * wants (class index, one-hot, or copied floats). dpt_shard_gather copies rows for a batch.
+ * Which rows a rank owns and the epoch order are in order.c; no MPI here. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data_internal.h"
+
+struct dpt_shard {
+    int64_t lo, rows;
+    int64_t xs, ys; /* floats per sample / per target */
+    float *x;       /* (rows, xs) */
+    float *y;       /* (rows, ys) */
+};
+
+int64_t dpt_shard_lo(const dpt_shard *s) { return s->lo; }
+int64_t dpt_shard_rows(const dpt_shard *s) { return s->rows; }
+int64_t dpt_shard_x_size(const dpt_shard *s) { return s->xs; }
+int64_t dpt_shard_y_size(const dpt_shard *s) { return s->ys; }
+const float *dpt_shard_x(const dpt_shard *s) { return s->x; }
+const float *dpt_shard_y(const dpt_shard *s) { return s->y; }
+
+void dpt_shard_destroy(dpt_shard **s) {
+    if (!s || !*s) return;
+    dpt_free((*s)->x);
+    dpt_free((*s)->y);
+    free(*s);
+    *s = NULL;
+}
+
+/* rows (count) shard-local indices; x (count, xs), y (count, ys). Hot path: no allocation. */
+void dpt_shard_gather(const dpt_shard *s, const int64_t *rows, int64_t count, float *x, float *y) {
+    size_t xb = (size_t)s->xs * sizeof(float), yb = (size_t)s->ys * sizeof(float);
+    for (int64_t i = 0; i < count; i++) {
+        int64_t r = rows[i];
+        DPT_ASSERT(r >= 0 && r < s->rows);
+        memcpy(x + i * s->xs, s->x + r * s->xs, xb);
+        memcpy(y + i * s->ys, s->y + r * s->ys, yb);
+    }
+}
+
+static const char *loss_str(dpt_loss_kind k) {
+    switch (k) {
+    case DPT_LOSS_BINARY_CROSSENTROPY: return "binary_crossentropy";
+    case DPT_LOSS_CATEGORICAL_CROSSENTROPY: return "categorical_crossentropy";
+    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY: return "sparse_categorical_crossentropy";
+    case DPT_LOSS_MSE: return "mean_squared_error";
+    }
+    return "?";
+}
+
+/* How y becomes targets. */
+typedef enum { Y_COPY, Y_INDEX, Y_ONEHOT } y_mode;
+
+typedef struct {
+    y_mode mode;
+    int64_t ys;          /* floats per target */
+    bool check_range;    /* integer labels must lie in [0, n_range) */
+    int64_t n_range;
+} y_plan;
+
+static void shape_str(const dpt_shape *s, char *buf, size_t n) {
+    dpt_dims_format(s->dim, s->rank, buf, n);
+}
+
+static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, y_plan *p) {
+    const dpt_data_info *in = &h->info;
+    memset(p, 0, sizeof *p);
+    p->mode = Y_COPY;
+    p->ys = in->y_cols;
+    if (!t) return DPT_OK; /* raw: y as floats */
+    int64_t K = t->n_outputs;
+    if (K < 1)
+        return dpt_error_set(DPT_ERR_INTERNAL, "%s: %s: model has %lld outputs", h->path, h->ypath,
+                             (long long)K);
+    bool labels = in->y_cols == 1; /* one value per sample: a class index for CE */
+    char ysh[96];
+    snprintf(ysh, sizeof ysh, "(%lld, %lld)", (long long)in->n, (long long)in->y_cols);
+    switch (t->loss) {
+    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+        if (!labels)
+            return dpt_error_set(DPT_ERR_DATA,
+                                 "%s: %s: %s needs one class index per sample, but y has shape %s",
+                                 h->path, h->ypath, loss_str(t->loss), ysh);
+        p->mode = Y_INDEX;
+        p->ys = 1;
+        p->check_range = true;
+        p->n_range = K;
+        return DPT_OK;
+    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
+        if (in->y_integer) {
+            p->mode = Y_ONEHOT;
+            p->ys = K;
+            p->check_range = true;
+            p->n_range = K;
+            return DPT_OK;
+        }
+        break;
+    case DPT_LOSS_BINARY_CROSSENTROPY:
+        if (in->y_integer && K == 1) {
+            p->check_range = true;
+            p->n_range = 2;
+        }
+        break;
+    case DPT_LOSS_MSE: break;
+    }
+    if (in->y_cols != K)
+        return dpt_error_set(DPT_ERR_DATA,
+                             "%s: %s: %s needs %lld target value%s per sample (the model's "
+                             "outputs), but y has %lld",
+                             h->path, h->ypath, loss_str(t->loss), (long long)K, K == 1 ? "" : "s",
+                             (long long)in->y_cols);
+    p->ys = K;
+    return DPT_OK;
+}
+
+static dpt_status check_shape(const dpt_h5_split *h, const dpt_shape *expect) {
+    if (!expect) return DPT_OK;
+    const dpt_shape *have = &h->info.x_shape;
+    bool same = have->rank == expect->rank;
+    for (int i = 0; same && i < have->rank; i++) same = have->dim[i] == expect->dim[i];
+    if (same) return DPT_OK;
+    int64_t hs = 1, es = 1;
+    for (int i = 0; i < have->rank; i++) hs *= have->dim[i];
+    for (int i = 0; i < expect->rank; i++) es = es * expect->dim[i];
+    if (expect->rank == 1 && hs == es) return DPT_OK; /* a (28, 28) image into a 784 vector */
+    char a[128], b[128];
+    shape_str(have, a, sizeof a);
+    shape_str(expect, b, sizeof b);
+    return dpt_error_set(DPT_ERR_DATA, "%s: %s: sample shape %s does not match the model input %s",
+                         h->path, h->xpath, a, b);
+}
+
+/* Selects rows [r0, r0 + n) of dataset DS (any rank) and reads them with MEMTYPE into buf. */
+static herr_t read_rows(hid_t ds, hid_t memtype, int64_t r0, int64_t n, void *buf) {
+    hid_t fs = H5Dget_space(ds);
+    int r = H5Sget_simple_extent_ndims(fs);
+    hsize_t dims[H5S_MAX_RANK], start[H5S_MAX_RANK] = {0}, cnt[H5S_MAX_RANK];
+    H5Sget_simple_extent_dims(fs, dims, NULL);
+    for (int i = 0; i < r; i++) cnt[i] = dims[i];
+    start[0] = (hsize_t)r0;
+    cnt[0] = (hsize_t)n;
+    herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    /* same shape as the file selection: HDF5 then copies whole chunks, not element by element */
+    hid_t ms = H5Screate_simple(r, cnt, NULL);
+    if (e >= 0) e = H5Dread(ds, memtype, ms, fs, H5P_DEFAULT, buf);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return e;
+}
+
+static int64_t block_rows(int64_t row_bytes) {
+    int64_t b = (int64_t)DPT_DATA_BLOCK_BYTES / (row_bytes > 0 ? row_bytes : 1);
+    return b < 1 ? 1 : b;
+}
+
+static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s) {
+    const int64_t xs = s->xs;
+    const float scale = h->info.x_scale;
+    const bool u8 = h->info.x_uint8;
+    int64_t br = block_rows(xs * (int64_t)(u8 ? 1 : sizeof(float)));
+    if (br > s->rows) br = s->rows;
+    uint8_t *tmp = NULL;
+    dpt_status st;
+    if (u8 && (st = dpt_alloc((size_t)(br * xs), "x read buffer", (void **)&tmp)) != DPT_OK)
+        return st;
+    st = DPT_OK;
+    for (int64_t r0 = 0; r0 < s->rows && st == DPT_OK; r0 += br) {
+        int64_t n = s->rows - r0 < br ? s->rows - r0 : br;
+        float *dst = s->x + r0 * xs;
+        herr_t e = u8 ? read_rows(h->x, H5T_NATIVE_UINT8, s->lo + r0, n, tmp)
+                      : read_rows(h->x, H5T_NATIVE_FLOAT, s->lo + r0, n, dst);
+        if (e < 0) {
+            st = dpt_error_set(DPT_ERR_DATA, "%s: %s: cannot read rows [%lld, %lld) (damaged file?)",
+                               h->path, h->xpath, (long long)(s->lo + r0),
+                               (long long)(s->lo + r0 + n));
+            break;
+        }
+        int64_t m = n * xs;
+        if (u8) {
+            for (int64_t i = 0; i < m; i++) dst[i] = (float)tmp[i] * scale;
+        } else if (scale != 1.0f) {
+            for (int64_t i = 0; i < m; i++) dst[i] *= scale;
+        }
+        if (!u8) {
+            for (int64_t i = 0; i < m; i++) {
+                if (!isfinite(dst[i])) {
+                    st = dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: non-finite value",
+                                       h->path, h->xpath, (long long)(s->lo + r0 + i / xs));
+                    break;
+                }
+            }
+        }
+    }
+    dpt_free(tmp);
+    return st;
+}
+
+static dpt_status label_error(const dpt_h5_split *h, int64_t row, double v, int64_t k) {
+    if (v != floor(v))
+        return dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: label %g is not a class index",
+                             h->path, h->ypath, (long long)row, v);
+    return dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: label %lld out of range [0, %lld)",
+                         h->path, h->ypath, (long long)row, (long long)v, (long long)k);
+}
+
+static dpt_status read_y(const dpt_h5_split *h, const y_plan *p, dpt_shard *s) {
+    const int64_t cols = h->info.y_cols;
+    const bool ints = h->y_class == H5T_INTEGER;
+    int64_t br = block_rows(cols * 8);
+    if (br > s->rows) br = s->rows;
+    void *tmp = NULL;
+    dpt_status st = dpt_alloc((size_t)(br * cols) * 8, "y read buffer", &tmp);
+    if (st != DPT_OK) return st;
+    int64_t *iv = tmp;
+    double *dv = tmp;
+    for (int64_t r0 = 0; r0 < s->rows && st == DPT_OK; r0 += br) {
+        int64_t n = s->rows - r0 < br ? s->rows - r0 : br;
+        herr_t e = read_rows(h->y, ints ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, s->lo + r0, n, tmp);
+        if (e < 0) {
+            st = dpt_error_set(DPT_ERR_DATA, "%s: %s: cannot read rows [%lld, %lld) (damaged file?)",
+                               h->path, h->ypath, (long long)(s->lo + r0),
+                               (long long)(s->lo + r0 + n));
+            break;
+        }
+        for (int64_t i = 0; i < n && st == DPT_OK; i++) {
+            int64_t row = s->lo + r0 + i;
+            float *dst = s->y + (r0 + i) * s->ys;
+            if (p->mode == Y_COPY) {
+                for (int64_t j = 0; j < cols; j++) {
+                    double v = ints ? (double)iv[i * cols + j] : dv[i * cols + j];
+                    if (!isfinite(v) || !isfinite((float)v)) {
+                        st = dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: non-finite value",
+                                           h->path, h->ypath, (long long)row);
+                        break;
+                    }
+                    if (p->check_range && (v < 0 || v >= (double)p->n_range)) {
+                        st = label_error(h, row, v, p->n_range);
+                        break;
+                    }
+                    dst[j] = (float)v;
+                }
+                continue;
+            }
+            /* one class index per sample */
+            double v = ints ? (double)iv[i] : dv[i];
+            if (!isfinite(v)) {
+                st = dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: non-finite value", h->path,
+                                   h->ypath, (long long)row);
+                break;
+            }
+            if (v < 0 || v >= (double)p->n_range || v != floor(v)) {
+                st = label_error(h, row, ints ? (double)iv[i] : v, p->n_range);
+                break;
+            }
+            if (p->mode == Y_INDEX)
+                dst[0] = (float)v;
+            else
+                dst[(int64_t)v] = 1.0f; /* one-hot: the row was zeroed by dpt_alloc */
+        }
+    }
+    dpt_free(tmp);
+    return st;
+}
+
+dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64_t hi,
+                          const dpt_target_spec *t, const dpt_shape *expect_x, dpt_shard **out) {
+    *out = NULL;
+    dpt_h5_split h;
+    dpt_status st = dpt_h5_split_open(path, group, &h);
+    if (st != DPT_OK) return st;
+    dpt_h5_quiet q;
+    dpt_h5_quiet_begin(&q);
+    dpt_shard *s = NULL;
+    y_plan plan;
+    if (lo < 0 || hi < lo || hi > h.info.n)
+        st = dpt_error_set(DPT_ERR_INTERNAL, "%s: %s: rows [%lld, %lld) outside [0, %lld)", path,
+                           h.gpath, (long long)lo, (long long)hi, (long long)h.info.n);
+    if (st == DPT_OK) st = check_shape(&h, expect_x);
+    if (st == DPT_OK) st = plan_targets(&h, t, &plan);
+    if (st == DPT_OK) {
+        s = calloc(1, sizeof *s);
+        if (!s) st = dpt_error_set(DPT_ERR_NOMEM, "%s: shard: out of memory", path);
+    }
+    if (st == DPT_OK) {
+        s->lo = lo;
+        s->rows = hi - lo;
+        s->xs = 1;
+        for (int i = 0; i < h.info.x_shape.rank; i++) s->xs *= h.info.x_shape.dim[i];
+        s->ys = plan.ys;
+        int64_t nx, ny;
+        st = dpt_mul_i64(s->rows, s->xs, "shard x", &nx);
+        if (st == DPT_OK) st = dpt_mul_i64(nx, (int64_t)sizeof(float), "shard x", &nx);
+        if (st == DPT_OK) st = dpt_mul_i64(s->rows, s->ys, "shard y", &ny);
+        if (st == DPT_OK) st = dpt_mul_i64(ny, (int64_t)sizeof(float), "shard y", &ny);
+        if (st == DPT_OK) st = dpt_alloc((size_t)nx, "shard x", (void **)&s->x);
+        if (st == DPT_OK) st = dpt_alloc((size_t)ny, "shard y", (void **)&s->y);
+    }
+    if (st == DPT_OK && s->rows > 0) st = read_x(&h, s);
+    if (st == DPT_OK && s->rows > 0) st = read_y(&h, &plan, s);
+    dpt_h5_split_close(&h);
+    dpt_h5_quiet_end(&q);
+    if (st != DPT_OK) {
+        dpt_shard_destroy(&s);
+        return st;
+    }
+    *out = s;
+    return DPT_OK;
+}
