@@ -45,10 +45,10 @@ void dpt_dims_format(const int64_t *dims, int rank, char *buf, size_t n);
 /* An opened split: the file, the group and its x and y datasets, and what probe learned. */
 typedef struct {
     hid_t file, x, y;
-    char path[4096];   /* file path for messages */
-    char gpath[1024];  /* "/train" */
-    char xpath[1100];  /* "/train/x" */
-    char ypath[1100];  /* "/train/y" */
+    char path[4096];  /* file path for messages */
+    char gpath[1024]; /* "/train" */
+    char xpath[1100]; /* "/train/x" */
+    char ypath[1100]; /* "/train/y" */
     H5T_class_t x_class, y_class;
     size_t x_type_size;
     bool x_signed;

@@ -32,7 +32,8 @@ typedef struct {
 static herr_t stack_walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
     (void)n;
     stack_search *s = data;
-    if (e->desc && strstr(e->desc, s->word)) s->found = true;
+    if (e->desc && strstr(e->desc, s->word))
+        s->found = true;
     return 0;
 }
 
@@ -53,12 +54,15 @@ dpt_status dpt_h5_open_read(const char *path, hid_t *file) {
     if (S_ISDIR(st.st_mode))
         return dpt_error_set(DPT_ERR_DATA, "%s: is a directory, not an HDF5 file", path);
     FILE *f = fopen(path, "rb");
-    if (!f) return dpt_error_set(DPT_ERR_DATA, "%s: cannot read: %s", path, strerror(errno));
+    if (!f)
+        return dpt_error_set(DPT_ERR_DATA, "%s: cannot read: %s", path, strerror(errno));
     fclose(f);
     htri_t is = H5Fis_hdf5(path);
-    if (is <= 0) return dpt_error_set(DPT_ERR_DATA, "%s: not an HDF5 file", path);
+    if (is <= 0)
+        return dpt_error_set(DPT_ERR_DATA, "%s: not an HDF5 file", path);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0) return dpt_error_set(DPT_ERR_INTERNAL, "%s: H5Pcreate failed", path);
+    if (fapl < 0)
+        return dpt_error_set(DPT_ERR_INTERNAL, "%s: H5Pcreate failed", path);
     /* Keep HDF5's file locking, but do not fail on file systems that do not support it. */
     (void)H5Pset_file_locking(fapl, 1, 1);
     hid_t h = H5Fopen(path, H5F_ACC_RDONLY, fapl);
@@ -77,16 +81,20 @@ dpt_status dpt_h5_open_read(const char *path, hid_t *file) {
 }
 
 void dpt_h5_group_path(const char *group, char *buf, size_t n) {
-    while (group && *group == '/') group++;
+    while (group && *group == '/')
+        group++;
     snprintf(buf, n, "/%s", group ? group : "");
     size_t len = strlen(buf);
-    while (len > 1 && buf[len - 1] == '/') buf[--len] = '\0';
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
 }
 
 bool dpt_h5_path_exists(hid_t file, const char *path) {
     char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return false;
-    if (!strcmp(buf, "/")) return true;
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return false;
+    if (!strcmp(buf, "/"))
+        return true;
     /* check each prefix "/a", "/a/b", ... (H5Lexists fails on a missing intermediate group) */
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == '\0') {
@@ -94,8 +102,10 @@ bool dpt_h5_path_exists(hid_t file, const char *path) {
             *p = '\0';
             htri_t e = H5Lexists(file, buf, H5P_DEFAULT);
             *p = saved;
-            if (e <= 0) return false;
-            if (saved == '\0') return true;
+            if (e <= 0)
+                return false;
+            if (saved == '\0')
+                return true;
         }
     }
 }
@@ -107,16 +117,36 @@ void dpt_h5_type_name(hid_t type, char *buf, size_t n) {
     case H5T_INTEGER:
         snprintf(buf, n, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", sz * 8);
         return;
-    case H5T_FLOAT: snprintf(buf, n, "float%zu", sz * 8); return;
-    case H5T_STRING: snprintf(buf, n, "string"); return;
-    case H5T_ENUM: snprintf(buf, n, "enum (h5py bool?)"); return;
-    case H5T_COMPOUND: snprintf(buf, n, "compound"); return;
-    case H5T_ARRAY: snprintf(buf, n, "array"); return;
-    case H5T_VLEN: snprintf(buf, n, "vlen"); return;
-    case H5T_OPAQUE: snprintf(buf, n, "opaque"); return;
-    case H5T_BITFIELD: snprintf(buf, n, "bitfield"); return;
-    case H5T_REFERENCE: snprintf(buf, n, "reference"); return;
-    default: snprintf(buf, n, "unknown type"); return;
+    case H5T_FLOAT:
+        snprintf(buf, n, "float%zu", sz * 8);
+        return;
+    case H5T_STRING:
+        snprintf(buf, n, "string");
+        return;
+    case H5T_ENUM:
+        snprintf(buf, n, "enum (h5py bool?)");
+        return;
+    case H5T_COMPOUND:
+        snprintf(buf, n, "compound");
+        return;
+    case H5T_ARRAY:
+        snprintf(buf, n, "array");
+        return;
+    case H5T_VLEN:
+        snprintf(buf, n, "vlen");
+        return;
+    case H5T_OPAQUE:
+        snprintf(buf, n, "opaque");
+        return;
+    case H5T_BITFIELD:
+        snprintf(buf, n, "bitfield");
+        return;
+    case H5T_REFERENCE:
+        snprintf(buf, n, "reference");
+        return;
+    default:
+        snprintf(buf, n, "unknown type");
+        return;
     }
 }
 
@@ -128,34 +158,40 @@ void dpt_dims_format(const int64_t *dims, int rank, char *buf, size_t n) {
         w = snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
         k += w > 0 ? (size_t)w : 0;
     }
-    if (k < n) snprintf(buf + k, n - k, ")");
+    if (k < n)
+        snprintf(buf + k, n - k, ")");
 }
 
 /* Dataset dims into dims (up to max); returns rank or -1. */
 static int ds_dims(hid_t ds, int64_t *dims, int max) {
     hid_t sp = H5Dget_space(ds);
-    if (sp < 0) return -1;
+    if (sp < 0)
+        return -1;
     int r = H5Sget_simple_extent_ndims(sp);
     hsize_t d[H5S_MAX_RANK];
-    if (r >= 0 && r <= H5S_MAX_RANK) H5Sget_simple_extent_dims(sp, d, NULL);
+    if (r >= 0 && r <= H5S_MAX_RANK)
+        H5Sget_simple_extent_dims(sp, d, NULL);
     H5Sclose(sp);
-    if (r < 0) return -1;
-    for (int i = 0; i < r && i < max; i++) dims[i] = (int64_t)d[i];
+    if (r < 0)
+        return -1;
+    for (int i = 0; i < r && i < max; i++)
+        dims[i] = (int64_t)d[i];
     return r;
 }
 
 /* Reads an optional numeric scalar attribute NAME of OBJ (or a 1-element array) as double.
  * Returns 0 absent, 1 read, -1 present but not a number / not one value. */
 static int attr_number(hid_t obj, const char *name, double *v) {
-    if (H5Aexists(obj, name) <= 0) return 0;
+    if (H5Aexists(obj, name) <= 0)
+        return 0;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return -1;
+    if (a < 0)
+        return -1;
     int rc = -1;
     hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
     H5T_class_t c = H5Tget_class(t);
     hssize_t npts = H5Sget_simple_extent_npoints(sp);
-    if ((c == H5T_INTEGER || c == H5T_FLOAT) && npts == 1 &&
-        H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0)
+    if ((c == H5T_INTEGER || c == H5T_FLOAT) && npts == 1 && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0)
         rc = 1;
     H5Tclose(t);
     H5Sclose(sp);
@@ -164,9 +200,12 @@ static int attr_number(hid_t obj, const char *name, double *v) {
 }
 
 void dpt_h5_split_close(dpt_h5_split *s) {
-    if (s->x >= 0) H5Dclose(s->x);
-    if (s->y >= 0) H5Dclose(s->y);
-    if (s->file >= 0) H5Fclose(s->file);
+    if (s->x >= 0)
+        H5Dclose(s->x);
+    if (s->y >= 0)
+        H5Dclose(s->y);
+    if (s->file >= 0)
+        H5Fclose(s->file);
     s->x = s->y = s->file = H5I_INVALID_HID;
 }
 
@@ -178,7 +217,8 @@ static dpt_status split_check(dpt_h5_split *s) {
     if (!dpt_h5_path_exists(s->file, s->gpath))
         return dpt_error_set(DPT_ERR_DATA, "%s: %s: no such group", path, s->gpath);
     hid_t g = H5Gopen2(s->file, s->gpath, H5P_DEFAULT);
-    if (g < 0) return dpt_error_set(DPT_ERR_DATA, "%s: %s: not a group", path, s->gpath);
+    if (g < 0)
+        return dpt_error_set(DPT_ERR_DATA, "%s: %s: not a group", path, s->gpath);
 
     const char *names[2] = {"x", "y"};
     const char *paths[2] = {s->xpath, s->ypath};
@@ -246,11 +286,13 @@ static dpt_status split_check(dpt_h5_split *s) {
     int a = attr_number(s->x, "scale", &v);
     if (a < 0 || (a == 1 && !(isfinite(v) && isfinite((float)v) && v != 0.0))) {
         H5Gclose(g);
-        return dpt_error_set(DPT_ERR_DATA, "%s: %s: attribute scale: must be one finite, non-zero "
-                                           "number",
+        return dpt_error_set(DPT_ERR_DATA,
+                             "%s: %s: attribute scale: must be one finite, non-zero "
+                             "number",
                              path, s->xpath);
     }
-    if (a == 1) info->x_scale = (float)v;
+    if (a == 1)
+        info->x_scale = (float)v;
 
     /* y: integer (N) or (N, 1) -> labels; float (N) or (N, T), or integer (N, T>1) -> targets */
     t = H5Dget_type(s->y);
@@ -268,14 +310,15 @@ static dpt_status split_check(dpt_h5_split *s) {
     int yr = ds_dims(s->y, yd, H5S_MAX_RANK);
     if (yr < 1 || yr > 2) {
         H5Gclose(g);
-        return dpt_error_set(DPT_ERR_DATA, "%s: %s: expected shape (N) or (N, T), got %d dimensions",
-                             path, s->ypath, yr);
+        return dpt_error_set(DPT_ERR_DATA,
+                             "%s: %s: expected shape (N) or (N, T), got %d dimensions", path,
+                             s->ypath, yr);
     }
     info->y_cols = yr == 2 ? yd[1] : 1;
     if (info->y_cols < 1) {
         H5Gclose(g);
-        return dpt_error_set(DPT_ERR_DATA, "%s: %s: shape (%lld, 0) has no targets", path,
-                             s->ypath, (long long)yd[0]);
+        return dpt_error_set(DPT_ERR_DATA, "%s: %s: shape (%lld, 0) has no targets", path, s->ypath,
+                             (long long)yd[0]);
     }
     info->y_integer = s->y_class == H5T_INTEGER && info->y_cols == 1;
     if (yd[0] != info->n) {
@@ -290,12 +333,14 @@ static dpt_status split_check(dpt_h5_split *s) {
     /* n_classes: on y (what our writers do) or on the group */
     info->n_classes = 0;
     a = attr_number(s->y, "n_classes", &v);
-    if (a == 0) a = attr_number(g, "n_classes", &v);
+    if (a == 0)
+        a = attr_number(g, "n_classes", &v);
     H5Gclose(g);
     if (a < 0 || (a == 1 && !(v >= 1 && v <= 1e9 && v == floor(v))))
         return dpt_error_set(DPT_ERR_DATA, "%s: %s: attribute n_classes: must be an integer >= 1",
                              path, s->ypath);
-    if (a == 1) info->n_classes = (int64_t)v;
+    if (a == 1)
+        info->n_classes = (int64_t)v;
     return DPT_OK;
 }
 
@@ -310,8 +355,10 @@ dpt_status dpt_h5_split_open(const char *path, const char *group, dpt_h5_split *
     dpt_h5_quiet q;
     dpt_h5_quiet_begin(&q);
     dpt_status st = dpt_h5_open_read(path, &s->file);
-    if (st == DPT_OK) st = split_check(s);
-    if (st != DPT_OK) dpt_h5_split_close(s);
+    if (st == DPT_OK)
+        st = split_check(s);
+    if (st != DPT_OK)
+        dpt_h5_split_close(s);
     dpt_h5_quiet_end(&q);
     return st;
 }
@@ -319,7 +366,8 @@ dpt_status dpt_h5_split_open(const char *path, const char *group, dpt_h5_split *
 dpt_status dpt_data_probe(const char *path, const char *group, dpt_data_info *out) {
     dpt_h5_split s;
     dpt_status st = dpt_h5_split_open(path, group, &s);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     *out = s.info;
     dpt_h5_split_close(&s);
     return DPT_OK;
@@ -329,18 +377,25 @@ dpt_status dpt_data_probe(const char *path, const char *group, dpt_data_info *ou
 
 hid_t dpt_h5_create_rows(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims) {
     size_t row_bytes = H5Tget_size(type);
-    for (int i = 1; i < rank; i++) row_bytes *= (size_t)dims[i];
-    if (row_bytes == 0) row_bytes = 1;
+    for (int i = 1; i < rank; i++)
+        row_bytes *= (size_t)dims[i];
+    if (row_bytes == 0)
+        row_bytes = 1;
     hsize_t chunk[H5S_MAX_RANK];
-    for (int i = 0; i < rank; i++) chunk[i] = dims[i];
+    for (int i = 0; i < rank; i++)
+        chunk[i] = dims[i];
     hsize_t rows = (hsize_t)(DPT_DATA_CHUNK_BYTES / row_bytes);
-    if (rows < 1) rows = 1;
-    if (rows > dims[0]) rows = dims[0];
-    if (rows < 1) rows = 1;
+    if (rows < 1)
+        rows = 1;
+    if (rows > dims[0])
+        rows = dims[0];
+    if (rows < 1)
+        rows = 1;
     chunk[0] = rows;
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (dims[0] > 0) H5Pset_chunk(dcpl, rank, chunk);
+    if (dims[0] > 0)
+        H5Pset_chunk(dcpl, rank, chunk);
     hid_t ds = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(sp);
@@ -348,18 +403,21 @@ hid_t dpt_h5_create_rows(hid_t loc, const char *name, hid_t type, int rank, cons
 }
 
 herr_t dpt_h5_write_rows(hid_t ds, hid_t memtype, hsize_t row0, hsize_t count, const void *buf) {
-    if (count == 0) return 0;
+    if (count == 0)
+        return 0;
     hid_t fs = H5Dget_space(ds);
     int r = H5Sget_simple_extent_ndims(fs);
     hsize_t dims[H5S_MAX_RANK], start[H5S_MAX_RANK] = {0}, cnt[H5S_MAX_RANK];
     H5Sget_simple_extent_dims(fs, dims, NULL);
-    for (int i = 0; i < r; i++) cnt[i] = dims[i];
+    for (int i = 0; i < r; i++)
+        cnt[i] = dims[i];
     start[0] = row0;
     cnt[0] = count;
     herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
     /* same shape as the file selection: HDF5 then copies whole chunks, not element by element */
     hid_t ms = H5Screate_simple(r, cnt, NULL);
-    if (e >= 0) e = H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, buf);
+    if (e >= 0)
+        e = H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, buf);
     H5Sclose(ms);
     H5Sclose(fs);
     return e;
@@ -369,7 +427,8 @@ static herr_t attr_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, 
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t e = a < 0 ? -1 : H5Awrite(a, mtype, v);
-    if (a >= 0) H5Aclose(a);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(sp);
     return e;
 }
@@ -390,7 +449,8 @@ herr_t dpt_h5_attr_strings(hid_t loc, const char *name, const char *const *v, in
     hid_t sp = H5Screate_simple(1, &d, NULL);
     hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t e = a < 0 ? -1 : H5Awrite(a, t, v);
-    if (a >= 0) H5Aclose(a);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
     return e;
@@ -420,7 +480,8 @@ dpt_status dpt_h5_create_tmp(const char *out, char *tmp, size_t n, hid_t *file) 
 void dpt_h5_abandon_tmp(hid_t file, const char *tmp) {
     dpt_h5_quiet q;
     dpt_h5_quiet_begin(&q);
-    if (file >= 0) H5Fclose(file);
+    if (file >= 0)
+        H5Fclose(file);
     dpt_h5_quiet_end(&q);
     remove(tmp);
 }
@@ -429,7 +490,8 @@ dpt_status dpt_h5_finish_tmp(hid_t file, const char *tmp, const char *out) {
     dpt_h5_quiet q;
     dpt_h5_quiet_begin(&q);
     herr_t e = H5Fflush(file, H5F_SCOPE_GLOBAL);
-    if (H5Fclose(file) < 0) e = -1;
+    if (H5Fclose(file) < 0)
+        e = -1;
     dpt_h5_quiet_end(&q);
     if (e < 0) {
         remove(tmp);

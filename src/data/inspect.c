@@ -13,7 +13,8 @@
 #define INSPECT_MAX_LABEL 100000 /* count labels one by one up to this value */
 
 static void indent(FILE *out, int depth) {
-    for (int i = 0; i < depth; i++) fputs("  ", out);
+    for (int i = 0; i < depth; i++)
+        fputs("  ", out);
 }
 
 /* Prints an attribute's value: numbers (up to 16), strings (fixed or variable length). */
@@ -22,7 +23,8 @@ static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *ai, void *d
     FILE *out = ((FILE **)data)[0];
     int depth = (int)(intptr_t)((FILE **)data)[1];
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return 0;
+    if (a < 0)
+        return 0;
     hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
     hssize_t n = H5Sget_simple_extent_npoints(sp);
     int rank = H5Sget_simple_extent_ndims(sp);
@@ -33,17 +35,22 @@ static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *ai, void *d
         int show = n > 16 ? 16 : (int)n;
         double *v = malloc((size_t)n * sizeof(double));
         if (v && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0) {
-            if (rank > 0) fputc('[', out);
-            for (int i = 0; i < show; i++) fprintf(out, "%s%.9g", i ? ", " : "", v[i]);
-            if (show < n) fprintf(out, ", ... (%lld values)", (long long)n);
-            if (rank > 0) fputc(']', out);
+            if (rank > 0)
+                fputc('[', out);
+            for (int i = 0; i < show; i++)
+                fprintf(out, "%s%.9g", i ? ", " : "", v[i]);
+            if (show < n)
+                fprintf(out, ", ... (%lld values)", (long long)n);
+            if (rank > 0)
+                fputc(']', out);
         } else {
             fputs("<unreadable>", out);
         }
         free(v);
     } else if (c == H5T_STRING && n >= 1 && n <= 4096) {
         int show = (int)n;
-        if (rank > 0) fputc('[', out);
+        if (rank > 0)
+            fputc('[', out);
         if (H5Tis_variable_str(t) > 0) {
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, H5T_VARIABLE);
@@ -73,7 +80,8 @@ static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *ai, void *d
             free(buf);
             H5Tclose(mt);
         }
-        if (rank > 0) fputc(']', out);
+        if (rank > 0)
+            fputc(']', out);
     } else {
         char tn[64];
         dpt_h5_type_name(t, tn, sizeof tn);
@@ -95,7 +103,8 @@ static void print_attrs(FILE *out, hid_t obj, int depth) {
 /* Label counts of an integer (N) or (N, 1) dataset, read in blocks. */
 static void print_label_counts(FILE *out, hid_t ds, int64_t n, int depth) {
     int64_t br = (int64_t)DPT_DATA_BLOCK_BYTES / 8;
-    if (br > n) br = n;
+    if (br > n)
+        br = n;
     int64_t *buf = malloc((size_t)br * sizeof *buf);
     int64_t *counts = calloc(INSPECT_MAX_LABEL, sizeof *counts);
     if (!buf || !counts) {
@@ -115,8 +124,10 @@ static void print_label_counts(FILE *out, hid_t ds, int64_t n, int depth) {
         H5Sclose(ms);
         for (int64_t i = 0; ok && i < m; i++) {
             int64_t v = buf[i];
-            if (v < lo) lo = v;
-            if (v > hi) hi = v;
+            if (v < lo)
+                lo = v;
+            if (v > hi)
+                hi = v;
             if (v >= 0 && v < INSPECT_MAX_LABEL)
                 counts[v]++;
             else
@@ -133,7 +144,8 @@ static void print_label_counts(FILE *out, hid_t ds, int64_t n, int depth) {
             fputs("; counts:", out);
             int shown = 0;
             for (int64_t v = 0; v <= hi; v++) {
-                if (!counts[v]) continue;
+                if (!counts[v])
+                    continue;
                 if (shown++ == 64) {
                     fputs(" ...", out);
                     break;
@@ -154,14 +166,17 @@ static void print_dataset(FILE *out, hid_t ds, const char *name, const char *ful
     int r = H5Sget_simple_extent_ndims(sp);
     hsize_t d[H5S_MAX_RANK];
     int64_t di[H5S_MAX_RANK];
-    if (r > 0) H5Sget_simple_extent_dims(sp, d, NULL);
-    for (int i = 0; i < r; i++) di[i] = (int64_t)d[i];
+    if (r > 0)
+        H5Sget_simple_extent_dims(sp, d, NULL);
+    for (int i = 0; i < r; i++)
+        di[i] = (int64_t)d[i];
     dpt_dims_format(di, r < 0 ? 0 : r, shape, sizeof shape);
     if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED) {
         hsize_t c[H5S_MAX_RANK];
         int cr = H5Pget_chunk(dcpl, H5S_MAX_RANK, c);
         int64_t ci[H5S_MAX_RANK];
-        for (int i = 0; i < cr; i++) ci[i] = (int64_t)c[i];
+        for (int i = 0; i < cr; i++)
+            ci[i] = (int64_t)c[i];
         char cs[200];
         dpt_dims_format(ci, cr < 0 ? 0 : cr, cs, sizeof cs);
         int nf = H5Pget_nfilters(dcpl);
@@ -173,7 +188,8 @@ static void print_dataset(FILE *out, hid_t ds, const char *name, const char *ful
     if (!strcmp(name, "y") && H5Tget_class(t) == H5T_INTEGER && r >= 1 && r <= 2 &&
         (r == 1 || d[1] == 1) && d[0] > 0)
         print_label_counts(out, ds, (int64_t)d[0], depth + 1);
-    if (dcpl >= 0) H5Pclose(dcpl);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
     H5Tclose(t);
     H5Sclose(sp);
 }
@@ -182,14 +198,17 @@ static void print_group(FILE *out, hid_t g, const char *full, int depth) {
     indent(out, depth);
     fprintf(out, "%s  group\n", full);
     print_attrs(out, g, depth + 1);
-    if (depth >= INSPECT_MAX_DEPTH) return;
+    if (depth >= INSPECT_MAX_DEPTH)
+        return;
     H5G_info_t gi;
-    if (H5Gget_info(g, &gi) < 0) return;
+    if (H5Gget_info(g, &gi) < 0)
+        return;
     for (hsize_t i = 0; i < gi.nlinks; i++) {
         char name[512], child[4096];
         ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
                                          H5P_DEFAULT);
-        if (len < 0 || (size_t)len >= sizeof name) continue;
+        if (len < 0 || (size_t)len >= sizeof name)
+            continue;
         snprintf(child, sizeof child, "%s%s%s", full, strcmp(full, "/") ? "/" : "", name);
         hid_t o = H5Oopen(g, name, H5P_DEFAULT);
         if (o < 0) {

@@ -19,14 +19,18 @@ void dpt_order_init(dpt_order *o, int64_t n, uint32_t seed, int64_t epoch, bool 
     o->n = n;
     o->shuffle = shuffle && n > 1;
     int bits = 0;
-    while (bits < 63 && ((int64_t)1 << bits) < n) bits++; /* 2^bits >= n */
-    if (bits < 2) bits = 2;
-    if (bits & 1) bits++;
+    while (bits < 63 && ((int64_t)1 << bits) < n)
+        bits++; /* 2^bits >= n */
+    if (bits < 2)
+        bits = 2;
+    if (bits & 1)
+        bits++;
     o->half_bits = bits / 2;
     o->mask = bits >= 64 ? UINT64_MAX : (((uint64_t)1 << bits) - 1);
     dpt_u32x4 c = {{(uint32_t)epoch, (uint32_t)((uint64_t)epoch >> 32), 0x0D3E5u, 0x5u}};
     dpt_u32x4 k = dpt_philox4x32_10(c, seed, 0x5EEDu);
-    for (int i = 0; i < 4; i++) o->key[i] = k.v[i];
+    for (int i = 0; i < 4; i++)
+        o->key[i] = k.v[i];
 }
 
 /* Round function: multiply, fold, multiply (a cut-down 64-bit mixer). Measured against the
@@ -54,7 +58,8 @@ static inline uint64_t feistel(const dpt_order *o, uint64_t v) {
 
 int64_t dpt_order_at(const dpt_order *o, int64_t pos) {
     DPT_ASSERT(pos >= 0 && pos < o->n);
-    if (!o->shuffle) return pos;
+    if (!o->shuffle)
+        return pos;
     /* Cycle-walking: the Feistel map permutes [0, 2^bits); following it from pos until the value
      * is < n gives a permutation of [0, n). 2^bits < 4n, so a few steps on average. */
     uint64_t v = (uint64_t)pos;

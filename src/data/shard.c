@@ -26,7 +26,8 @@ const float *dpt_shard_x(const dpt_shard *s) { return s->x; }
 const float *dpt_shard_y(const dpt_shard *s) { return s->y; }
 
 void dpt_shard_destroy(dpt_shard **s) {
-    if (!s || !*s) return;
+    if (!s || !*s)
+        return;
     dpt_free((*s)->x);
     dpt_free((*s)->y);
     free(*s);
@@ -46,10 +47,14 @@ void dpt_shard_gather(const dpt_shard *s, const int64_t *rows, int64_t count, fl
 
 static const char *loss_str(dpt_loss_kind k) {
     switch (k) {
-    case DPT_LOSS_BINARY_CROSSENTROPY: return "binary_crossentropy";
-    case DPT_LOSS_CATEGORICAL_CROSSENTROPY: return "categorical_crossentropy";
-    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY: return "sparse_categorical_crossentropy";
-    case DPT_LOSS_MSE: return "mean_squared_error";
+    case DPT_LOSS_BINARY_CROSSENTROPY:
+        return "binary_crossentropy";
+    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
+        return "categorical_crossentropy";
+    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+        return "sparse_categorical_crossentropy";
+    case DPT_LOSS_MSE:
+        return "mean_squared_error";
     }
     return "?";
 }
@@ -59,8 +64,8 @@ typedef enum { Y_COPY, Y_INDEX, Y_ONEHOT } y_mode;
 
 typedef struct {
     y_mode mode;
-    int64_t ys;          /* floats per target */
-    bool check_range;    /* integer labels must lie in [0, n_range) */
+    int64_t ys;       /* floats per target */
+    bool check_range; /* integer labels must lie in [0, n_range) */
     int64_t n_range;
 } y_plan;
 
@@ -73,7 +78,8 @@ static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, 
     memset(p, 0, sizeof *p);
     p->mode = Y_COPY;
     p->ys = in->y_cols;
-    if (!t) return DPT_OK; /* raw: y as floats */
+    if (!t)
+        return DPT_OK; /* raw: y as floats */
     int64_t K = t->n_outputs;
     if (K < 1)
         return dpt_error_set(DPT_ERR_INTERNAL, "%s: %s: model has %lld outputs", h->path, h->ypath,
@@ -107,7 +113,8 @@ static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, 
             p->n_range = 2;
         }
         break;
-    case DPT_LOSS_MSE: break;
+    case DPT_LOSS_MSE:
+        break;
     }
     if (in->y_cols != K)
         return dpt_error_set(DPT_ERR_DATA,
@@ -120,15 +127,21 @@ static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, 
 }
 
 static dpt_status check_shape(const dpt_h5_split *h, const dpt_shape *expect) {
-    if (!expect) return DPT_OK;
+    if (!expect)
+        return DPT_OK;
     const dpt_shape *have = &h->info.x_shape;
     bool same = have->rank == expect->rank;
-    for (int i = 0; same && i < have->rank; i++) same = have->dim[i] == expect->dim[i];
-    if (same) return DPT_OK;
+    for (int i = 0; same && i < have->rank; i++)
+        same = have->dim[i] == expect->dim[i];
+    if (same)
+        return DPT_OK;
     int64_t hs = 1, es = 1;
-    for (int i = 0; i < have->rank; i++) hs *= have->dim[i];
-    for (int i = 0; i < expect->rank; i++) es = es * expect->dim[i];
-    if (expect->rank == 1 && hs == es) return DPT_OK; /* a (28, 28) image into a 784 vector */
+    for (int i = 0; i < have->rank; i++)
+        hs *= have->dim[i];
+    for (int i = 0; i < expect->rank; i++)
+        es = es * expect->dim[i];
+    if (expect->rank == 1 && hs == es)
+        return DPT_OK; /* a (28, 28) image into a 784 vector */
     char a[128], b[128];
     shape_str(have, a, sizeof a);
     shape_str(expect, b, sizeof b);
@@ -142,13 +155,15 @@ static herr_t read_rows(hid_t ds, hid_t memtype, int64_t r0, int64_t n, void *bu
     int r = H5Sget_simple_extent_ndims(fs);
     hsize_t dims[H5S_MAX_RANK], start[H5S_MAX_RANK] = {0}, cnt[H5S_MAX_RANK];
     H5Sget_simple_extent_dims(fs, dims, NULL);
-    for (int i = 0; i < r; i++) cnt[i] = dims[i];
+    for (int i = 0; i < r; i++)
+        cnt[i] = dims[i];
     start[0] = (hsize_t)r0;
     cnt[0] = (hsize_t)n;
     herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
     /* same shape as the file selection: HDF5 then copies whole chunks, not element by element */
     hid_t ms = H5Screate_simple(r, cnt, NULL);
-    if (e >= 0) e = H5Dread(ds, memtype, ms, fs, H5P_DEFAULT, buf);
+    if (e >= 0)
+        e = H5Dread(ds, memtype, ms, fs, H5P_DEFAULT, buf);
     H5Sclose(ms);
     H5Sclose(fs);
     return e;
@@ -164,7 +179,8 @@ static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s) {
     const float scale = h->info.x_scale;
     const bool u8 = h->info.x_uint8;
     int64_t br = block_rows(xs * (int64_t)(u8 ? 1 : sizeof(float)));
-    if (br > s->rows) br = s->rows;
+    if (br > s->rows)
+        br = s->rows;
     uint8_t *tmp = NULL;
     dpt_status st;
     if (u8 && (st = dpt_alloc((size_t)(br * xs), "x read buffer", (void **)&tmp)) != DPT_OK)
@@ -176,22 +192,24 @@ static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s) {
         herr_t e = u8 ? read_rows(h->x, H5T_NATIVE_UINT8, s->lo + r0, n, tmp)
                       : read_rows(h->x, H5T_NATIVE_FLOAT, s->lo + r0, n, dst);
         if (e < 0) {
-            st = dpt_error_set(DPT_ERR_DATA, "%s: %s: cannot read rows [%lld, %lld) (damaged file?)",
-                               h->path, h->xpath, (long long)(s->lo + r0),
-                               (long long)(s->lo + r0 + n));
+            st = dpt_error_set(DPT_ERR_DATA,
+                               "%s: %s: cannot read rows [%lld, %lld) (damaged file?)", h->path,
+                               h->xpath, (long long)(s->lo + r0), (long long)(s->lo + r0 + n));
             break;
         }
         int64_t m = n * xs;
         if (u8) {
-            for (int64_t i = 0; i < m; i++) dst[i] = (float)tmp[i] * scale;
+            for (int64_t i = 0; i < m; i++)
+                dst[i] = (float)tmp[i] * scale;
         } else if (scale != 1.0f) {
-            for (int64_t i = 0; i < m; i++) dst[i] *= scale;
+            for (int64_t i = 0; i < m; i++)
+                dst[i] *= scale;
         }
         if (!u8) {
             for (int64_t i = 0; i < m; i++) {
                 if (!isfinite(dst[i])) {
-                    st = dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: non-finite value",
-                                       h->path, h->xpath, (long long)(s->lo + r0 + i / xs));
+                    st = dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: non-finite value", h->path,
+                                       h->xpath, (long long)(s->lo + r0 + i / xs));
                     break;
                 }
             }
@@ -213,19 +231,21 @@ static dpt_status read_y(const dpt_h5_split *h, const y_plan *p, dpt_shard *s) {
     const int64_t cols = h->info.y_cols;
     const bool ints = h->y_class == H5T_INTEGER;
     int64_t br = block_rows(cols * 8);
-    if (br > s->rows) br = s->rows;
+    if (br > s->rows)
+        br = s->rows;
     void *tmp = NULL;
     dpt_status st = dpt_alloc((size_t)(br * cols) * 8, "y read buffer", &tmp);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     int64_t *iv = tmp;
     double *dv = tmp;
     for (int64_t r0 = 0; r0 < s->rows && st == DPT_OK; r0 += br) {
         int64_t n = s->rows - r0 < br ? s->rows - r0 : br;
         herr_t e = read_rows(h->y, ints ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, s->lo + r0, n, tmp);
         if (e < 0) {
-            st = dpt_error_set(DPT_ERR_DATA, "%s: %s: cannot read rows [%lld, %lld) (damaged file?)",
-                               h->path, h->ypath, (long long)(s->lo + r0),
-                               (long long)(s->lo + r0 + n));
+            st = dpt_error_set(DPT_ERR_DATA,
+                               "%s: %s: cannot read rows [%lld, %lld) (damaged file?)", h->path,
+                               h->ypath, (long long)(s->lo + r0), (long long)(s->lo + r0 + n));
             break;
         }
         for (int64_t i = 0; i < n && st == DPT_OK; i++) {
@@ -273,7 +293,8 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
     *out = NULL;
     dpt_h5_split h;
     dpt_status st = dpt_h5_split_open(path, group, &h);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     dpt_h5_quiet q;
     dpt_h5_quiet_begin(&q);
     dpt_shard *s = NULL;
@@ -281,28 +302,39 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
     if (lo < 0 || hi < lo || hi > h.info.n)
         st = dpt_error_set(DPT_ERR_INTERNAL, "%s: %s: rows [%lld, %lld) outside [0, %lld)", path,
                            h.gpath, (long long)lo, (long long)hi, (long long)h.info.n);
-    if (st == DPT_OK) st = check_shape(&h, expect_x);
-    if (st == DPT_OK) st = plan_targets(&h, t, &plan);
+    if (st == DPT_OK)
+        st = check_shape(&h, expect_x);
+    if (st == DPT_OK)
+        st = plan_targets(&h, t, &plan);
     if (st == DPT_OK) {
         s = calloc(1, sizeof *s);
-        if (!s) st = dpt_error_set(DPT_ERR_NOMEM, "%s: shard: out of memory", path);
+        if (!s)
+            st = dpt_error_set(DPT_ERR_NOMEM, "%s: shard: out of memory", path);
     }
     if (st == DPT_OK) {
         s->lo = lo;
         s->rows = hi - lo;
         s->xs = 1;
-        for (int i = 0; i < h.info.x_shape.rank; i++) s->xs *= h.info.x_shape.dim[i];
+        for (int i = 0; i < h.info.x_shape.rank; i++)
+            s->xs *= h.info.x_shape.dim[i];
         s->ys = plan.ys;
         int64_t nx, ny;
         st = dpt_mul_i64(s->rows, s->xs, "shard x", &nx);
-        if (st == DPT_OK) st = dpt_mul_i64(nx, (int64_t)sizeof(float), "shard x", &nx);
-        if (st == DPT_OK) st = dpt_mul_i64(s->rows, s->ys, "shard y", &ny);
-        if (st == DPT_OK) st = dpt_mul_i64(ny, (int64_t)sizeof(float), "shard y", &ny);
-        if (st == DPT_OK) st = dpt_alloc((size_t)nx, "shard x", (void **)&s->x);
-        if (st == DPT_OK) st = dpt_alloc((size_t)ny, "shard y", (void **)&s->y);
+        if (st == DPT_OK)
+            st = dpt_mul_i64(nx, (int64_t)sizeof(float), "shard x", &nx);
+        if (st == DPT_OK)
+            st = dpt_mul_i64(s->rows, s->ys, "shard y", &ny);
+        if (st == DPT_OK)
+            st = dpt_mul_i64(ny, (int64_t)sizeof(float), "shard y", &ny);
+        if (st == DPT_OK)
+            st = dpt_alloc((size_t)nx, "shard x", (void **)&s->x);
+        if (st == DPT_OK)
+            st = dpt_alloc((size_t)ny, "shard y", (void **)&s->y);
     }
-    if (st == DPT_OK && s->rows > 0) st = read_x(&h, s);
-    if (st == DPT_OK && s->rows > 0) st = read_y(&h, &plan, s);
+    if (st == DPT_OK && s->rows > 0)
+        st = read_x(&h, s);
+    if (st == DPT_OK && s->rows > 0)
+        st = read_y(&h, &plan, s);
     dpt_h5_split_close(&h);
     dpt_h5_quiet_end(&q);
     if (st != DPT_OK) {

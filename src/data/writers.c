@@ -19,21 +19,28 @@
 
 dpt_status dpt_data_write_synth(const char *out_path, int64_t n, int64_t features, uint32_t seed) {
     if (n < 1 || features < 1)
-        return dpt_error_set(DPT_ERR_USAGE, "%s: need at least 1 sample and 1 feature, got %lld x %lld",
-                             out_path, (long long)n, (long long)features);
+        return dpt_error_set(DPT_ERR_USAGE,
+                             "%s: need at least 1 sample and 1 feature, got %lld x %lld", out_path,
+                             (long long)n, (long long)features);
     int64_t total;
     dpt_status st = dpt_mul_i64(n, features, "synthetic data", &total);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     int64_t br = (int64_t)DPT_DATA_BLOCK_BYTES / (features * (int64_t)sizeof(float));
-    if (br < 1) br = 1;
-    if (br > n) br = n;
+    if (br < 1)
+        br = 1;
+    if (br > n)
+        br = n;
     int64_t buf_n;
-    if ((st = dpt_mul_i64(br, features, "synthetic data block", &buf_n)) != DPT_OK) return st;
+    if ((st = dpt_mul_i64(br, features, "synthetic data block", &buf_n)) != DPT_OK)
+        return st;
     float *xb = NULL;
     int32_t *yb = NULL;
-    if ((st = dpt_alloc((size_t)buf_n * sizeof(float), "synthetic x block", (void **)&xb)) != DPT_OK)
+    if ((st = dpt_alloc((size_t)buf_n * sizeof(float), "synthetic x block", (void **)&xb)) !=
+        DPT_OK)
         return st;
-    if ((st = dpt_alloc((size_t)br * sizeof(int32_t), "synthetic y block", (void **)&yb)) != DPT_OK) {
+    if ((st = dpt_alloc((size_t)br * sizeof(int32_t), "synthetic y block", (void **)&yb)) !=
+        DPT_OK) {
         dpt_free(xb);
         return st;
     }
@@ -56,14 +63,20 @@ dpt_status dpt_data_write_synth(const char *out_path, int64_t n, int64_t feature
     dpt_rng_init(&ry, seed, 2);
     for (int64_t r0 = 0; r0 < n && e >= 0; r0 += br) {
         int64_t m = n - r0 < br ? n - r0 : br;
-        for (int64_t i = 0; i < m * features; i++) xb[i] = dpt_rng_uniform(&rx);
-        for (int64_t i = 0; i < m; i++) yb[i] = (int32_t)(dpt_rng_u32(&ry) >> 31);
+        for (int64_t i = 0; i < m * features; i++)
+            xb[i] = dpt_rng_uniform(&rx);
+        for (int64_t i = 0; i < m; i++)
+            yb[i] = (int32_t)(dpt_rng_u32(&ry) >> 31);
         e = dpt_h5_write_rows(x, H5T_NATIVE_FLOAT, (hsize_t)r0, (hsize_t)m, xb);
-        if (e >= 0) e = dpt_h5_write_rows(y, H5T_NATIVE_INT32, (hsize_t)r0, (hsize_t)m, yb);
+        if (e >= 0)
+            e = dpt_h5_write_rows(y, H5T_NATIVE_INT32, (hsize_t)r0, (hsize_t)m, yb);
     }
-    if (x >= 0) H5Dclose(x);
-    if (y >= 0) H5Dclose(y);
-    if (g >= 0) H5Gclose(g);
+    if (x >= 0)
+        H5Dclose(x);
+    if (y >= 0)
+        H5Dclose(y);
+    if (g >= 0)
+        H5Gclose(g);
     dpt_h5_quiet_end(&q);
     dpt_free(xb);
     dpt_free(yb);
@@ -76,8 +89,8 @@ dpt_status dpt_data_write_synth(const char *out_path, int64_t n, int64_t feature
 
 /* ---- Fashion-MNIST ------------------------------------------------------------------------- */
 
-static const char *const FMNIST_CLASSES[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                               "Coat",        "Sandal",  "Shirt",    "Sneaker",
+static const char *const FMNIST_CLASSES[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                               "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                                "Bag",         "Ankle boot"};
 
 /* An open IDX file: gzip (or plain: zlib reads both). */
@@ -100,7 +113,8 @@ static dpt_status idx_open(const char *dir, const char *base, idx_file *f) {
     }
     fclose(t);
     f->gz = gzopen(f->path, "rb");
-    if (!f->gz) return dpt_error_set(DPT_ERR_DATA, "%s: cannot open: %s", f->path, strerror(errno));
+    if (!f->gz)
+        return dpt_error_set(DPT_ERR_DATA, "%s: cannot open: %s", f->path, strerror(errno));
     gzbuffer(f->gz, 1 << 17);
     return DPT_OK;
 }
@@ -140,9 +154,11 @@ static dpt_status fmnist_split(hid_t f, const char *dir, const char *prefix, con
     hid_t g = -1, x = -1, y = -1;
     unsigned char h[16];
     dpt_status st = idx_open(dir, ib, &fi);
-    if (st == DPT_OK) st = idx_open(dir, lb, &fl);
+    if (st == DPT_OK)
+        st = idx_open(dir, lb, &fl);
     uint32_t n = 0, rows = 0, cols = 0;
-    if (st == DPT_OK) st = idx_read(&fi, h, 16, "the header");
+    if (st == DPT_OK)
+        st = idx_read(&fi, h, 16, "the header");
     if (st == DPT_OK) {
         if (be32(h) != 0x00000803u)
             st = dpt_error_set(DPT_ERR_DATA,
@@ -152,12 +168,13 @@ static dpt_status fmnist_split(hid_t f, const char *dir, const char *prefix, con
         n = be32(h + 4);
         rows = be32(h + 8);
         cols = be32(h + 12);
-        if (st == DPT_OK && (n < 1 || n > (1u << 30) || rows < 1 || rows > 4096 || cols < 1 ||
-                             cols > 4096))
+        if (st == DPT_OK &&
+            (n < 1 || n > (1u << 30) || rows < 1 || rows > 4096 || cols < 1 || cols > 4096))
             st = dpt_error_set(DPT_ERR_DATA, "%s: implausible header: %u images of %u x %u",
                                fi.path, (unsigned)n, (unsigned)rows, (unsigned)cols);
     }
-    if (st == DPT_OK) st = idx_read(&fl, h, 8, "the header");
+    if (st == DPT_OK)
+        st = idx_read(&fl, h, 8, "the header");
     if (st == DPT_OK) {
         if (be32(h) != 0x00000801u)
             st = dpt_error_set(DPT_ERR_DATA,
@@ -170,8 +187,10 @@ static dpt_status fmnist_split(hid_t f, const char *dir, const char *prefix, con
     }
     const uint32_t block = 8192;
     size_t img_bytes = (size_t)rows * cols;
-    if (st == DPT_OK) st = dpt_alloc(img_bytes * block, "Fashion-MNIST block", (void **)&img);
-    if (st == DPT_OK) st = dpt_alloc(block, "Fashion-MNIST labels", (void **)&lab);
+    if (st == DPT_OK)
+        st = dpt_alloc(img_bytes * block, "Fashion-MNIST block", (void **)&img);
+    if (st == DPT_OK)
+        st = dpt_alloc(block, "Fashion-MNIST labels", (void **)&lab);
     dpt_h5_quiet q;
     dpt_h5_quiet_begin(&q);
     if (st == DPT_OK) {
@@ -192,7 +211,8 @@ static dpt_status fmnist_split(hid_t f, const char *dir, const char *prefix, con
         st = idx_read(&fi, img, img_bytes * m, what);
         snprintf(what, sizeof what, "labels %u..%u of %u", (unsigned)i0, (unsigned)(i0 + m),
                  (unsigned)n);
-        if (st == DPT_OK) st = idx_read(&fl, lab, m, what);
+        if (st == DPT_OK)
+            st = idx_read(&fl, lab, m, what);
         for (uint32_t i = 0; i < m && st == DPT_OK; i++)
             if (lab[i] >= 10)
                 st = dpt_error_set(DPT_ERR_DATA, "%s: item %u: label %u out of range [0, 10)",
@@ -201,14 +221,19 @@ static dpt_status fmnist_split(hid_t f, const char *dir, const char *prefix, con
                              dpt_h5_write_rows(y, H5T_NATIVE_UINT8, i0, m, lab) < 0))
             st = dpt_error_set(DPT_ERR_IO, "writing /%s failed (disk full?)", name);
     }
-    if (x >= 0) H5Dclose(x);
-    if (y >= 0) H5Dclose(y);
-    if (g >= 0) H5Gclose(g);
+    if (x >= 0)
+        H5Dclose(x);
+    if (y >= 0)
+        H5Dclose(y);
+    if (g >= 0)
+        H5Gclose(g);
     dpt_h5_quiet_end(&q);
     dpt_free(img);
     dpt_free(lab);
-    if (fi.gz) gzclose(fi.gz);
-    if (fl.gz) gzclose(fl.gz);
+    if (fi.gz)
+        gzclose(fi.gz);
+    if (fl.gz)
+        gzclose(fl.gz);
     return st;
 }
 
@@ -216,9 +241,11 @@ dpt_status dpt_data_write_fmnist(const char *idx_dir, const char *out_path) {
     char tmp[4200];
     hid_t f;
     dpt_status st = dpt_h5_create_tmp(out_path, tmp, sizeof tmp, &f);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     st = fmnist_split(f, idx_dir, "train", "train");
-    if (st == DPT_OK) st = fmnist_split(f, idx_dir, "t10k", "test");
+    if (st == DPT_OK)
+        st = fmnist_split(f, idx_dir, "t10k", "test");
     if (st != DPT_OK) {
         dpt_h5_abandon_tmp(f, tmp);
         return st;
@@ -234,12 +261,14 @@ static int64_t csv_split(char *line, char **fields, int64_t max) {
     int64_t n = 0;
     char *p = line;
     for (;;) {
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         char *start = p, *w = p;
         if (*p == '"') {
             p++;
             for (;;) {
-                if (*p == '\0') break;
+                if (*p == '\0')
+                    break;
                 if (*p == '"' && p[1] == '"') {
                     *w++ = '"';
                     p += 2;
@@ -250,16 +279,21 @@ static int64_t csv_split(char *line, char **fields, int64_t max) {
                     *w++ = *p++;
                 }
             }
-            while (*p && *p != ',') p++; /* ignore anything after the closing quote */
+            while (*p && *p != ',')
+                p++; /* ignore anything after the closing quote */
         } else {
-            while (*p && *p != ',') *w++ = *p++;
-            while (w > start && (w[-1] == ' ' || w[-1] == '\t')) w--;
+            while (*p && *p != ',')
+                *w++ = *p++;
+            while (w > start && (w[-1] == ' ' || w[-1] == '\t'))
+                w--;
         }
         char sep = *p;
         *w = '\0';
-        if (n < max) fields[n] = start;
+        if (n < max)
+            fields[n] = start;
         n++;
-        if (sep != ',') break;
+        if (sep != ',')
+            break;
         p++;
     }
     return n;
@@ -268,13 +302,16 @@ static int64_t csv_split(char *line, char **fields, int64_t max) {
 /* Reads one line (any length) into *buf; strips "\r\n". Returns false at end of file. */
 static bool csv_getline(FILE *f, char **buf, size_t *cap) {
     ssize_t len = getline(buf, cap, f);
-    if (len < 0) return false;
-    while (len > 0 && ((*buf)[len - 1] == '\n' || (*buf)[len - 1] == '\r')) (*buf)[--len] = '\0';
+    if (len < 0)
+        return false;
+    while (len > 0 && ((*buf)[len - 1] == '\n' || (*buf)[len - 1] == '\r'))
+        (*buf)[--len] = '\0';
     return true;
 }
 
 static bool blank(const char *s) {
-    while (*s == ' ' || *s == '\t') s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
     return *s == '\0';
 }
 
@@ -289,17 +326,20 @@ static dpt_status csv_grow(csv_rows *r, int64_t F, const char *path) {
     if (dpt_mul_i64(cap, F, path, &nx) != DPT_OK || nx > ((int64_t)1 << 40))
         return dpt_error_set(DPT_ERR_NOMEM, "%s: too large", path);
     float *x = realloc(r->x, (size_t)nx * sizeof(float));
-    if (!x) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+    if (!x)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
     r->x = x;
     double *y = realloc(r->y, (size_t)cap * sizeof(double));
-    if (!y) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+    if (!y)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
     r->y = y;
     r->cap = cap;
     return DPT_OK;
 }
 
 static bool parse_num(const char *s, double *v) {
-    if (!*s) return false;
+    if (!*s)
+        return false;
     char *end;
     errno = 0;
     *v = strtod(s, &end);
@@ -311,7 +351,8 @@ static dpt_status csv_write(const char *csv_path, const char *out_path, const cs
     char tmp[4200];
     hid_t f;
     dpt_status st = dpt_h5_create_tmp(out_path, tmp, sizeof tmp, &f);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     int32_t *yi = NULL;
     float *yf = NULL;
     st = ints ? dpt_alloc((size_t)r->n * sizeof(int32_t), "CSV labels", (void **)&yi)
@@ -331,18 +372,23 @@ static dpt_status csv_write(const char *csv_path, const char *out_path, const cs
     hsize_t xd[2] = {(hsize_t)r->n, (hsize_t)F}, yd[2] = {(hsize_t)r->n, 1};
     hid_t g = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t x = g < 0 ? -1 : dpt_h5_create_rows(g, "x", H5T_IEEE_F32LE, 2, xd);
-    hid_t y = g < 0 ? -1
-                    : dpt_h5_create_rows(g, "y", ints ? H5T_STD_I32LE : H5T_IEEE_F32LE,
-                                         ints ? 1 : 2, yd);
+    hid_t y =
+        g < 0 ? -1
+              : dpt_h5_create_rows(g, "y", ints ? H5T_STD_I32LE : H5T_IEEE_F32LE, ints ? 1 : 2, yd);
     herr_t e = (x < 0 || y < 0) ? -1 : 0;
-    if (e >= 0) e = dpt_h5_attr_strings(x, "feature_names", (const char *const *)names, (int)F);
-    if (e >= 0) e = dpt_h5_write_rows(x, H5T_NATIVE_FLOAT, 0, (hsize_t)r->n, r->x);
+    if (e >= 0)
+        e = dpt_h5_attr_strings(x, "feature_names", (const char *const *)names, (int)F);
+    if (e >= 0)
+        e = dpt_h5_write_rows(x, H5T_NATIVE_FLOAT, 0, (hsize_t)r->n, r->x);
     if (e >= 0)
         e = dpt_h5_write_rows(y, ints ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, 0, (hsize_t)r->n,
                               ints ? (void *)yi : (void *)yf);
-    if (x >= 0) H5Dclose(x);
-    if (y >= 0) H5Dclose(y);
-    if (g >= 0) H5Gclose(g);
+    if (x >= 0)
+        H5Dclose(x);
+    if (y >= 0)
+        H5Dclose(y);
+    if (g >= 0)
+        H5Gclose(g);
     dpt_h5_quiet_end(&q);
     dpt_free(yi);
     dpt_free(yf);
@@ -358,7 +404,8 @@ dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
                               const char *out_path) {
     FILE *in = fopen(csv_path, "r");
     if (!in) {
-        if (errno == ENOENT) return dpt_error_set(DPT_ERR_DATA, "%s: no such file", csv_path);
+        if (errno == ENOENT)
+            return dpt_error_set(DPT_ERR_DATA, "%s: no such file", csv_path);
         return dpt_error_set(DPT_ERR_DATA, "%s: cannot read: %s", csv_path, strerror(errno));
     }
     char *line = NULL, *header = NULL;
@@ -372,9 +419,11 @@ dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
     bool got = false;
     while ((got = csv_getline(in, &line, &cap))) {
         lineno++;
-        if (!blank(line)) break;
+        if (!blank(line))
+            break;
     }
-    if (!got) st = dpt_error_set(DPT_ERR_DATA, "%s: empty file (expected a header row)", csv_path);
+    if (!got)
+        st = dpt_error_set(DPT_ERR_DATA, "%s: empty file (expected a header row)", csv_path);
     if (st == DPT_OK) {
         char *h = line;
         if ((unsigned char)h[0] == 0xEF && (unsigned char)h[1] == 0xBB &&
@@ -382,7 +431,8 @@ dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
             h += 3; /* UTF-8 byte order mark */
         header = strdup(h);
         int64_t max_cols = 1; /* commas + 1 bounds the number of fields */
-        for (const char *c = h; *c; c++) max_cols += *c == ',';
+        for (const char *c = h; *c; c++)
+            max_cols += *c == ',';
         fields = calloc((size_t)max_cols + 1, sizeof *fields);
         names = calloc((size_t)max_cols + 1, sizeof *names);
         if (!header || !fields || !names)
@@ -392,7 +442,8 @@ dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
     }
     if (st == DPT_OK) {
         for (int64_t j = 0; j < ncols && st == DPT_OK; j++) {
-            if (strcmp(names[j], label_column) != 0) continue;
+            if (strcmp(names[j], label_column) != 0)
+                continue;
             if (label >= 0)
                 st = dpt_error_set(DPT_ERR_DATA, "%s:%lld: column \"%s\" appears twice", csv_path,
                                    (long long)lineno, label_column);
@@ -410,21 +461,23 @@ dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
                                csv_path, (long long)lineno, label_column, list);
         }
         if (st == DPT_OK && ncols < 2)
-            st = dpt_error_set(DPT_ERR_DATA, "%s:%lld: no feature columns besides \"%s\"",
-                               csv_path, (long long)lineno, label_column);
+            st = dpt_error_set(DPT_ERR_DATA, "%s:%lld: no feature columns besides \"%s\"", csv_path,
+                               (long long)lineno, label_column);
     }
     const int64_t F = ncols - 1;
     bool ints = true;
     while (st == DPT_OK && csv_getline(in, &line, &cap)) {
         lineno++;
-        if (blank(line)) continue;
+        if (blank(line))
+            continue;
         int64_t nf = csv_split(line, fields, ncols);
         if (nf != ncols) {
             st = dpt_error_set(DPT_ERR_DATA, "%s:%lld: expected %lld fields, got %lld", csv_path,
                                (long long)lineno, (long long)ncols, (long long)nf);
             break;
         }
-        if (rows.n == rows.cap && (st = csv_grow(&rows, F, csv_path)) != DPT_OK) break;
+        if (rows.n == rows.cap && (st = csv_grow(&rows, F, csv_path)) != DPT_OK)
+            break;
         float *xr = rows.x + rows.n * F;
         for (int64_t j = 0, k = 0; j < ncols; j++) {
             double v;
@@ -441,12 +494,14 @@ dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
             }
             if (j == label) {
                 rows.y[rows.n] = v;
-                if (v != floor(v) || v < -2147483648.0 || v > 2147483647.0) ints = false;
+                if (v != floor(v) || v < -2147483648.0 || v > 2147483647.0)
+                    ints = false;
             } else {
                 xr[k++] = (float)v;
             }
         }
-        if (st == DPT_OK) rows.n++;
+        if (st == DPT_OK)
+            rows.n++;
     }
     if (st == DPT_OK && ferror(in))
         st = dpt_error_set(DPT_ERR_DATA, "%s: read error: %s", csv_path, strerror(errno));
@@ -460,7 +515,8 @@ dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
             st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", csv_path);
         } else {
             for (int64_t j = 0, k = 0; j < ncols; j++)
-                if (j != label) fn[k++] = names[j];
+                if (j != label)
+                    fn[k++] = names[j];
             st = csv_write(csv_path, out_path, &rows, F, fn, ints);
             free(fn);
         }

@@ -30,13 +30,15 @@ static int g_rank, g_size;
 static int write_file(const char *path, int64_t bad_row) {
     float *x = malloc(sizeof(float) * N * F);
     int32_t *y = malloc(sizeof(int32_t) * N);
-    if (!x || !y) return -1;
+    if (!x || !y)
+        return -1;
     for (int i = 0; i < N; i++) {
         x[i * F] = (float)i;
         x[i * F + 1] = (float)i + 0.5f;
         y[i] = i % CLASSES;
     }
-    if (bad_row >= 0) x[bad_row * F + 1] = NAN;
+    if (bad_row >= 0)
+        x[bad_row * F + 1] = NAN;
     int rc = 0;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t g = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -44,14 +46,17 @@ static int write_file(const char *path, int64_t bad_row) {
     hid_t sx = H5Screate_simple(2, xd, NULL), sy = H5Screate_simple(1, yd, NULL);
     hid_t dx = H5Dcreate2(g, "x", H5T_IEEE_F32LE, sx, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t dy = H5Dcreate2(g, "y", H5T_STD_I32LE, sy, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (H5Dwrite(dx, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0) rc = -1;
-    if (H5Dwrite(dy, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) < 0) rc = -1;
+    if (H5Dwrite(dx, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
+        rc = -1;
+    if (H5Dwrite(dy, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) < 0)
+        rc = -1;
     H5Dclose(dx);
     H5Dclose(dy);
     H5Sclose(sx);
     H5Sclose(sy);
     H5Gclose(g);
-    if (H5Fclose(f) < 0) rc = -1;
+    if (H5Fclose(f) < 0)
+        rc = -1;
     free(x);
     free(y);
     return rc;
@@ -109,7 +114,8 @@ static void test_shard_holds_its_rows(void **state) {
     dpt_shape in = {1, {F}};
     dpt_status st = dpt_shard_open(g_good, "train", lo, hi, &SPARSE, &in, &s);
     int worst = agree(st);
-    if (st != DPT_OK) fprintf(stderr, "[rank %d] %s\n", g_rank, dpt_error_message());
+    if (st != DPT_OK)
+        fprintf(stderr, "[rank %d] %s\n", g_rank, dpt_error_message());
     assert_int_equal(worst, DPT_OK);
 
     int64_t wrong = 0, rows = dpt_shard_rows(s);
@@ -186,7 +192,8 @@ static void test_global_batches(void **state) {
 
         /* agreed values: every rank asserts the same things */
         for (int i = 0; i < N; i++) {
-            if (uses[i] != 1) fail_msg("epoch %d: sample %d used %d times", ep, i, uses[i]);
+            if (uses[i] != 1)
+                fail_msg("epoch %d: sample %d used %d times", ep, i, uses[i]);
         }
         for (int k = 0; k < NB; k++) {
             int want = k < NB - 1 ? B : N % B;
@@ -217,7 +224,8 @@ static void test_same_order_on_every_rank(void **state) {
     for (int ep = 0; ep < EPOCHS; ep++) {
         dpt_order o;
         dpt_order_init(&o, N, SEED, ep, true);
-        for (int64_t p = 0; p < N; p++) h = (h ^ (uint64_t)dpt_order_at(&o, p)) * 1099511628211ull;
+        for (int64_t p = 0; p < N; p++)
+            h = (h ^ (uint64_t)dpt_order_at(&o, p)) * 1099511628211ull;
     }
     h0 = h;
     MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
@@ -234,9 +242,10 @@ static void test_bad_row_fails_its_rank_only(void **state) {
     dpt_shard *s = NULL;
     dpt_status st = dpt_shard_open(g_bad, "train", lo, hi, &SPARSE, NULL, &s);
     bool mine = N - 2 >= lo && N - 2 < hi;
-    int64_t as_expected = mine ? (st == DPT_ERR_DATA &&
-                                  strstr(dpt_error_message(), "/train/x: row 999: non-finite value"))
-                               : st == DPT_OK;
+    int64_t as_expected = mine
+                              ? (st == DPT_ERR_DATA &&
+                                 strstr(dpt_error_message(), "/train/x: row 999: non-finite value"))
+                              : st == DPT_OK;
     int worst = agree(st);
     dpt_shard_destroy(&s);
     assert_int_equal(sum_i64(as_expected), g_size);

@@ -2,7 +2,8 @@
  * gzip'd IDX files made here), dpt_data_probe, dpt_shard_open (float, float64, uint8 + scale,
  * targets for each loss), gather, the epoch order and the split of rows over ranks, and every
  * bad-data case with its one-line message and DPT_ERR_DATA. Files are built with raw HDF5 calls
- * so the reader is not only tested against our own writer. The MPI side is tests/mpi/test_shard.c. */
+ * so the reader is not only tested against our own writer. The MPI side is tests/mpi/test_shard.c.
+ */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -45,7 +46,8 @@ static hid_t h5_ds(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ra
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     assert_true(d >= 0);
-    if (data) assert_true(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    if (data)
+        assert_true(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
     H5Sclose(sp);
     return d;
 }
@@ -71,7 +73,8 @@ static void write_xy(const char *path, const float *x, int64_t n, int64_t f, con
 
 static void fill_xy(float *x, int64_t n, int64_t f, int32_t *y, int classes) {
     for (int64_t r = 0; r < n; r++) {
-        for (int64_t c = 0; c < f; c++) x[r * f + c] = (float)(r * 100 + c);
+        for (int64_t c = 0; c < f; c++)
+            x[r * f + c] = (float)(r * 100 + c);
         y[r] = (int32_t)(r % classes);
     }
 }
@@ -116,7 +119,8 @@ static void test_synth_probe_shard(void **state) {
     assert_int_equal(dpt_shard_y_size(part), 1);
     const float *xa = dpt_shard_x(all), *ya = dpt_shard_y(all);
     int ones = 0;
-    for (int i = 0; i < 700; i++) assert_true(xa[i] >= 0.0f && xa[i] < 1.0f);
+    for (int i = 0; i < 700; i++)
+        assert_true(xa[i] >= 0.0f && xa[i] < 1.0f);
     for (int i = 0; i < 100; i++) {
         assert_true(ya[i] == 0.0f || ya[i] == 1.0f);
         ones += ya[i] == 1.0f;
@@ -154,7 +158,8 @@ static void test_uint8_scale_and_flatten(void **state) {
     const char *p = tpath("u8.h5");
     uint8_t x[5 * 2 * 3];
     uint8_t y[5] = {0, 1, 2, 1, 0};
-    for (int i = 0; i < 30; i++) x[i] = (uint8_t)(i * 8);
+    for (int i = 0; i < 30; i++)
+        x[i] = (uint8_t)(i * 8);
     hid_t f = h5_new(p), g = h5_group(f, "train");
     hsize_t xd[3] = {5, 2, 3}, yd[1] = {5};
     hid_t dx = h5_ds(g, "x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 3, xd, x);
@@ -178,7 +183,8 @@ static void test_uint8_scale_and_flatten(void **state) {
     dpt_shard *s = NULL;
     assert_ok(dpt_shard_open(p, "train", 1, 4, &ts, &flat, &s)); /* (2, 3) into a 6-vector */
     assert_int_equal(dpt_shard_x_size(s), 6);
-    for (int i = 0; i < 18; i++) assert_float_equal(dpt_shard_x(s)[i], (float)((i + 6) * 8) * 0.5f, 0);
+    for (int i = 0; i < 18; i++)
+        assert_float_equal(dpt_shard_x(s)[i], (float)((i + 6) * 8) * 0.5f, 0);
     assert_float_equal(dpt_shard_y(s)[0], 1.0f, 0);
     assert_float_equal(dpt_shard_y(s)[1], 2.0f, 0);
     dpt_shard_destroy(&s);
@@ -199,7 +205,7 @@ static void test_float64_and_int16_x(void **state) {
     hid_t f = h5_new(p), g = h5_group(f, "train"), g2 = h5_group(f, "ints");
     hsize_t xd[2] = {4, 2}, yd[1] = {4}, xid[1] = {4};
     H5Dclose(h5_ds(g, "x", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, xd, x));
-    H5Dclose(h5_ds(g, "y", H5T_STD_I64BE, H5T_NATIVE_INT64, 1, yd, y)); /* big-endian int64 */
+    H5Dclose(h5_ds(g, "y", H5T_STD_I64BE, H5T_NATIVE_INT64, 1, yd, y));    /* big-endian int64 */
     H5Dclose(h5_ds(g2, "x", H5T_STD_I16LE, H5T_NATIVE_INT16, 1, xid, xi)); /* (N): 1 feature */
     H5Dclose(h5_ds(g2, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, yd, y));
     H5Gclose(g);
@@ -208,8 +214,10 @@ static void test_float64_and_int16_x(void **state) {
     dpt_target_spec bce = {DPT_LOSS_BINARY_CROSSENTROPY, 1};
     dpt_shard *s = NULL;
     assert_ok(dpt_shard_open(p, "train", 0, 4, &bce, NULL, &s));
-    for (int i = 0; i < 8; i++) assert_float_equal(dpt_shard_x(s)[i], (float)x[i], 0);
-    for (int i = 0; i < 4; i++) assert_float_equal(dpt_shard_y(s)[i], (float)y[i], 0);
+    for (int i = 0; i < 8; i++)
+        assert_float_equal(dpt_shard_x(s)[i], (float)x[i], 0);
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(dpt_shard_y(s)[i], (float)y[i], 0);
     dpt_shard_destroy(&s);
     dpt_data_info in;
     assert_ok(dpt_data_probe(p, "ints", &in));
@@ -217,7 +225,8 @@ static void test_float64_and_int16_x(void **state) {
     assert_int_equal(in.x_shape.dim[0], 1);
     assert_false(in.x_uint8);
     assert_ok(dpt_shard_open(p, "ints", 0, 4, &bce, NULL, &s));
-    for (int i = 0; i < 4; i++) assert_float_equal(dpt_shard_x(s)[i], (float)xi[i], 0);
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(dpt_shard_x(s)[i], (float)xi[i], 0);
     dpt_shard_destroy(&s);
 }
 
@@ -230,7 +239,8 @@ static void test_targets_per_loss(void **state) {
     write_xy(p, x, 6, 2, y, 6);
     /* a float (N, 3) target group too */
     float yt[6 * 3];
-    for (int i = 0; i < 18; i++) yt[i] = 0.5f * (float)i;
+    for (int i = 0; i < 18; i++)
+        yt[i] = 0.5f * (float)i;
     hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT), g = h5_group(f, "reg");
     hsize_t xd[2] = {6, 2}, yd[2] = {6, 3};
     H5Dclose(h5_ds(g, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x));
@@ -242,7 +252,8 @@ static void test_targets_per_loss(void **state) {
     dpt_target_spec sp = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 3};
     assert_ok(dpt_shard_open(p, "train", 0, 6, &sp, NULL, &s));
     assert_int_equal(dpt_shard_y_size(s), 1);
-    for (int i = 0; i < 6; i++) assert_float_equal(dpt_shard_y(s)[i], (float)(i % 3), 0);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(dpt_shard_y(s)[i], (float)(i % 3), 0);
     dpt_shard_destroy(&s);
 
     dpt_target_spec cat = {DPT_LOSS_CATEGORICAL_CROSSENTROPY, 3};
@@ -299,13 +310,15 @@ static void test_gather(void **state) {
     dpt_shard_gather(s, rows, 4, xb, yb);
     for (int i = 0; i < 4; i++) {
         int64_t g = 4 + rows[i];
-        for (int c = 0; c < 3; c++) assert_float_equal(xb[i * 3 + c], (float)(g * 100 + c), 0);
+        for (int c = 0; c < 3; c++)
+            assert_float_equal(xb[i * 3 + c], (float)(g * 100 + c), 0);
         assert_float_equal(yb[i], (float)g, 0);
     }
     dpt_shard_destroy(&s);
 }
 
-/* ---- epoch order and split -------------------------------------------------------------------- */
+/* ---- epoch order and split --------------------------------------------------------------------
+ */
 
 static void test_order_bijection(void **state) {
     (void)state;
@@ -330,7 +343,8 @@ static void test_order_bijection(void **state) {
         }
         dpt_order id;
         dpt_order_init(&id, n, 7, 3, false);
-        for (int64_t i = 0; i < n; i++) assert_int_equal(dpt_order_at(&id, i), i);
+        for (int64_t i = 0; i < n; i++)
+            assert_int_equal(dpt_order_at(&id, i), i);
     }
     free(seen);
 
@@ -372,7 +386,8 @@ static void test_order_bijection(void **state) {
     int64_t sink = 0;
     double t0 = dpt_now();
     for (int rep = 0; rep < 1000; rep++)
-        for (int64_t i = 0; i < 1001; i++) sink += dpt_order_at(&o, i);
+        for (int64_t i = 0; i < 1001; i++)
+            sink += dpt_order_at(&o, i);
     double ns_per = (dpt_now() - t0) / 1001e3 * 1e9;
     printf("dpt_order_at: %.1f ns per call (n = 1001)\n", ns_per);
     assert_int_equal(sink, 1000LL * 1001 * 1000 / 2);
@@ -397,7 +412,8 @@ static void test_split_range(void **state) {
     }
 }
 
-/* ---- bad data ----------------------------------------------------------------------------------- */
+/* ---- bad data -----------------------------------------------------------------------------------
+ */
 
 static void test_bad_files(void **state) {
     (void)state;
@@ -463,7 +479,8 @@ static void test_bad_layout(void **state) {
 
     p = tpath("empty.h5");
     write_xy(p, NULL, 0, 2, NULL, 0);
-    assert_status_msg(dpt_data_probe(p, "train", &in), DPT_ERR_DATA, "/train/x: no samples (N = 0)");
+    assert_status_msg(dpt_data_probe(p, "train", &in), DPT_ERR_DATA,
+                      "/train/x: no samples (N = 0)");
 
     p = tpath("rank6.h5");
     f = h5_new(p);
@@ -505,7 +522,7 @@ static void test_bad_values(void **state) {
     snprintf(want, sizeof want, "%s: /train/x: row 7: non-finite value", p);
     assert_status_msg(dpt_shard_open(p, "train", 0, 20, &SPARSE10, NULL, &s), DPT_ERR_DATA, want);
     assert_status_msg(dpt_shard_open(p, "train", 5, 9, &SPARSE10, NULL, &s), DPT_ERR_DATA,
-                      "row 7: non-finite"); /* global row numbers */
+                      "row 7: non-finite");                            /* global row numbers */
     assert_ok(dpt_shard_open(p, "train", 8, 20, &SPARSE10, NULL, &s)); /* not in this shard */
     dpt_shard_destroy(&s);
     x[7 * 3 + 1] = 0;
@@ -549,7 +566,8 @@ static void test_bad_values(void **state) {
     dpt_shard_destroy(&s);
 }
 
-/* ---- CSV ---------------------------------------------------------------------------------------- */
+/* ---- CSV ----------------------------------------------------------------------------------------
+ */
 
 static void test_csv(void **state) {
     (void)state;
@@ -566,8 +584,10 @@ static void test_csv(void **state) {
     dpt_target_spec sp = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 3};
     assert_ok(dpt_shard_open(out, "train", 0, 3, &sp, NULL, &s));
     const float want_x[9] = {1, 2, 3, 4, 5.5f, -0.6f, 7, 8, 9};
-    for (int i = 0; i < 9; i++) assert_float_equal(dpt_shard_x(s)[i], want_x[i], 1e-6);
-    for (int i = 0; i < 3; i++) assert_float_equal(dpt_shard_y(s)[i], (float)i, 0);
+    for (int i = 0; i < 9; i++)
+        assert_float_equal(dpt_shard_x(s)[i], want_x[i], 1e-6);
+    for (int i = 0; i < 3; i++)
+        assert_float_equal(dpt_shard_y(s)[i], (float)i, 0);
     dpt_shard_destroy(&s);
 
     /* a non-integer label column -> float (N, 1) targets */
@@ -617,7 +637,8 @@ static void test_csv(void **state) {
     assert_ok(dpt_data_probe(out, "train", &in));
 }
 
-/* ---- Fashion-MNIST from small IDX files --------------------------------------------------------- */
+/* ---- Fashion-MNIST from small IDX files ---------------------------------------------------------
+ */
 
 static void be32w(unsigned char *b, uint32_t v) {
     b[0] = (unsigned char)(v >> 24);
@@ -643,7 +664,8 @@ static void write_idx(const char *dir, const char *prefix, uint32_t n, uint32_t 
     uint32_t write_n = truncate_images ? n / 2 : n;
     for (uint32_t i = 0; i < write_n; i++) {
         unsigned char px[784];
-        for (int k = 0; k < 784; k++) px[k] = (unsigned char)((i + (uint32_t)k) % 256);
+        for (int k = 0; k < 784; k++)
+            px[k] = (unsigned char)((i + (uint32_t)k) % 256);
         gzwrite(g, px, 784);
     }
     gzclose(g);
@@ -655,7 +677,8 @@ static void write_idx(const char *dir, const char *prefix, uint32_t n, uint32_t 
     gzwrite(g, h, 8);
     for (uint32_t i = 0; i < n_labels; i++) {
         unsigned char l = (unsigned char)(i % 10);
-        if (bad_label >= 0 && i == 1) l = (unsigned char)bad_label;
+        if (bad_label >= 0 && i == 1)
+            l = (unsigned char)bad_label;
         gzwrite(g, &l, 1);
     }
     gzclose(g);
@@ -739,7 +762,8 @@ static void test_fmnist_real(void **state) {
     const char *dir = "/usr/share/datasets/fashion-mnist";
     struct stat sb;
     const char *want = getenv("DPT_TEST_REAL_FMNIST");
-    if (stat(dir, &sb) != 0 || (want && strcmp(want, "0") == 0)) skip();
+    if (stat(dir, &sb) != 0 || (want && strcmp(want, "0") == 0))
+        skip();
     const char *out = tpath("fashion-mnist.h5");
     double t0 = dpt_now();
     assert_ok(dpt_data_write_fmnist(dir, out));
@@ -755,8 +779,10 @@ static void test_fmnist_real(void **state) {
     assert_ok(dpt_shard_open(out, "train", 0, 60000, &SPARSE10, &flat, &s));
     printf("60000 x 784 loaded in %.2f s\n", dpt_now() - t0);
     int64_t counts[10] = {0};
-    for (int i = 0; i < 60000; i++) counts[(int)dpt_shard_y(s)[i]]++;
-    for (int k = 0; k < 10; k++) assert_int_equal(counts[k], 6000);
+    for (int i = 0; i < 60000; i++)
+        counts[(int)dpt_shard_y(s)[i]]++;
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(counts[k], 6000);
     dpt_shard_destroy(&s);
 }
 
@@ -790,7 +816,8 @@ int main(void) {
     if (!failed) {
         char cmd[4300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", g_dir);
     }
     return failed;
 }
