@@ -61,14 +61,8 @@ static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, cons
         float *dK = l->grads; /* (in, out) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)B, 1.0f, x, in, dz, out,
                     1.0f, dK, out);
-        if (d->use_bias) {
-            float *db = l->grads + (int64_t)in * out; /* (out) */
-            for (int64_t i = 0; i < B; i++) {
-                const float *r = dz + i * out;
-                for (int j = 0; j < out; j++)
-                    db[j] += r[j];
-            }
-        }
+        if (d->use_bias)
+            dpt_add_rows(l->grads + (int64_t)in * out, dz, B, out); /* db (out) */
     }
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, in, out, 1.0f, dz, out,

@@ -25,27 +25,142 @@ bool dpt_dropout_keep(const dpt_pass *p, uint32_t layer_index, uint64_t idx, flo
     return dpt_u32_to_unit(r.v[idx % 4]) >= rate;
 }
 
-/* out[k] = keep(k) ? in[k] * scale : 0 over k in [0, total): one Philox block per 4 elements.
- * in (total), out (total); the same mask for forward (x -> y) and backward (dy -> dx). */
-static void apply_mask(const dpt_dropout *d, const dpt_pass *p, const float *in, float *out,
-                       int64_t total) {
+/* Philox-4x32-10 for LANES consecutive blocks q0, q0+1, ... with the other counter words fixed,
+ * in structure-of-arrays form (the same arithmetic as dpt_philox4x32_10, which the tests compare
+ * against). words[w][l] = word w of block q0 + l. A portable version the compiler vectorises
+ * with SSE2, and an AVX2 one chosen at run time on x86-64. */
+#define LANES 16
+typedef void (*philox_lanes_fn)(uint32_t q0, uint32_t c1v, uint32_t c2v, uint32_t c3v, uint32_t k0,
+                                uint32_t k1, uint32_t words[4][LANES]);
+
+static void philox_lanes_generic(uint32_t q0, uint32_t c1v, uint32_t c2v, uint32_t c3v, uint32_t k0,
+                                 uint32_t k1, uint32_t words[4][LANES]) {
+    uint32_t c0[LANES], c1[LANES], c2[LANES], c3[LANES];
+    for (int l = 0; l < LANES; l++) {
+        c0[l] = q0 + (uint32_t)l;
+        c1[l] = c1v;
+        c2[l] = c2v;
+        c3[l] = c3v;
+    }
+    for (int r = 0; r < 10; r++) {
+        for (int l = 0; l < LANES; l++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
+            uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
+            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
+            c1[l] = (uint32_t)p1;
+            c3[l] = (uint32_t)p0;
+            c0[l] = n0;
+            c2[l] = n2;
+        }
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    memcpy(words[0], c0, sizeof c0);
+    memcpy(words[1], c1, sizeof c1);
+    memcpy(words[2], c2, sizeof c2);
+    memcpy(words[3], c3, sizeof c3);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define DPT_HAVE_AVX2_PATH 1
+
+/* hi and lo 32-bit halves of the lane-wise products c * m (8 lanes) */
+__attribute__((target("avx2"))) static inline void mulhilo8(__m256i c, __m256i m, __m256i *hi,
+                                                            __m256i *lo) {
+    __m256i even = _mm256_mul_epu32(c, m);                       /* lanes 0, 2, 4, 6 */
+    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(c, 32), m); /* lanes 1, 3, 5, 7 */
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+__attribute__((target("avx2"))) static void philox_lanes_avx2(uint32_t q0, uint32_t c1v,
+                                                              uint32_t c2v, uint32_t c3v,
+                                                              uint32_t k0, uint32_t k1,
+                                                              uint32_t words[4][LANES]) {
+    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u),
+                  m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i a0 = _mm256_add_epi32(_mm256_set1_epi32((int)q0), iota);
+    __m256i b0 = _mm256_add_epi32(_mm256_set1_epi32((int)(q0 + 8)), iota);
+    __m256i a1 = _mm256_set1_epi32((int)c1v), b1 = a1;
+    __m256i a2 = _mm256_set1_epi32((int)c2v), b2 = a2;
+    __m256i a3 = _mm256_set1_epi32((int)c3v), b3 = a3;
+    for (int r = 0; r < 10; r++) {
+        __m256i key0 = _mm256_set1_epi32((int)k0), key1 = _mm256_set1_epi32((int)k1);
+        __m256i ahi0, alo0, ahi1, alo1, bhi0, blo0, bhi1, blo1;
+        mulhilo8(a0, m0, &ahi0, &alo0);
+        mulhilo8(a2, m1, &ahi1, &alo1);
+        mulhilo8(b0, m0, &bhi0, &blo0);
+        mulhilo8(b2, m1, &bhi1, &blo1);
+        a0 = _mm256_xor_si256(_mm256_xor_si256(ahi1, a1), key0);
+        a2 = _mm256_xor_si256(_mm256_xor_si256(ahi0, a3), key1);
+        a1 = alo1;
+        a3 = alo0;
+        b0 = _mm256_xor_si256(_mm256_xor_si256(bhi1, b1), key0);
+        b2 = _mm256_xor_si256(_mm256_xor_si256(bhi0, b3), key1);
+        b1 = blo1;
+        b3 = blo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    _mm256_storeu_si256((__m256i *)&words[0][0], a0);
+    _mm256_storeu_si256((__m256i *)&words[0][8], b0);
+    _mm256_storeu_si256((__m256i *)&words[1][0], a1);
+    _mm256_storeu_si256((__m256i *)&words[1][8], b1);
+    _mm256_storeu_si256((__m256i *)&words[2][0], a2);
+    _mm256_storeu_si256((__m256i *)&words[2][8], b2);
+    _mm256_storeu_si256((__m256i *)&words[3][0], a3);
+    _mm256_storeu_si256((__m256i *)&words[3][8], b3);
+}
+#endif
+
+static bool g_force_generic;
+
+void dpt_dropout_force_generic(bool on) { g_force_generic = on; }
+
+static philox_lanes_fn pick_philox(void) {
+#ifdef DPT_HAVE_AVX2_PATH
+    if (!g_force_generic && __builtin_cpu_supports("avx2"))
+        return philox_lanes_avx2;
+#endif
+    return philox_lanes_generic;
+}
+
+/* out[k] = keep(k) ? in[k] * scale : 0 over k in [0, total): one Philox block per 4 elements,
+ * LANES blocks at a time. in (total), out (total); the same mask for forward (x -> y) and
+ * backward (dy -> dx). */
+static void apply_mask(const dpt_dropout *d, const dpt_pass *p, const float *restrict in,
+                       float *restrict out, int64_t total) {
     const uint32_t k0 = p->seed, k1 = p->rank ^ (p->stream << 20);
     const uint32_t layer = (uint32_t)d->base.index;
     const uint32_t slo = (uint32_t)p->step, shi = (uint32_t)(p->step >> 32);
     const uint32_t thr = d->thr;
     const float scale = d->scale;
-    int64_t full = total / 4;
-    for (int64_t q = 0; q < full; q++) {
-        dpt_u32x4 r = dpt_philox4x32_10((dpt_u32x4){{(uint32_t)q, layer, slo, shi}}, k0, k1);
-        const float *a = in + 4 * q;
-        float *b = out + 4 * q;
+    uint32_t words[4][LANES];
+    float mul[4][LANES], m[4 * LANES]; /* scale or 0, by word; then in element order */
+    const philox_lanes_fn philox_lanes = pick_philox();
+    for (int64_t base = 0; base < total; base += 4 * LANES) {
+        philox_lanes((uint32_t)(base / 4), layer, slo, shi, k0, k1, words);
         for (int w = 0; w < 4; w++)
-            b[w] = (r.v[w] >> 8) >= thr ? a[w] * scale : 0.0f;
-    }
-    if (full * 4 < total) {
-        dpt_u32x4 r = dpt_philox4x32_10((dpt_u32x4){{(uint32_t)full, layer, slo, shi}}, k0, k1);
-        for (int64_t k = full * 4; k < total; k++)
-            out[k] = (r.v[k - full * 4] >> 8) >= thr ? in[k] * scale : 0.0f;
+            for (int l = 0; l < LANES; l++)
+                mul[w][l] = (words[w][l] >> 8) >= thr ? scale : 0.0f;
+        for (int l = 0; l < LANES; l++) { /* (4, LANES) -> element order */
+            m[4 * l + 0] = mul[0][l];
+            m[4 * l + 1] = mul[1][l];
+            m[4 * l + 2] = mul[2][l];
+            m[4 * l + 3] = mul[3][l];
+        }
+        int64_t n = total - base < 4 * LANES ? total - base : 4 * LANES;
+        const float *a = in + base;
+        float *b = out + base;
+        if (n == 4 * LANES)
+            for (int k = 0; k < 4 * LANES; k++)
+                b[k] = a[k] * m[k];
+        else
+            for (int64_t k = 0; k < n; k++)
+                b[k] = a[k] * m[k];
     }
 }
 

@@ -51,6 +51,11 @@ dpt_head *dpt_activation_head(dpt_layer *l);
 /* ---- activations: the fused kernel Dense uses ------------------------------------------------ */
 /* y = act(y + b) over (B, n) row-major; b (n) may be NULL (no bias). One pass over y. */
 void dpt_act_bias_forward(dpt_act a, float *y, const float *b, int64_t B, int64_t n);
+/* acc (n) += sum over the B rows of rows (B, n): the bias gradient. acc must not alias rows. */
+void dpt_add_rows(float *restrict acc, const float *restrict rows, int64_t B, int64_t n);
+
+/* Tests only: true makes Dropout use its portable Philox path even where AVX2 is available. */
+void dpt_dropout_force_generic(bool on);
 
 /* ---- Keras initialisers --------------------------------------------------------------------- */
 typedef enum {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/nn_internal.h" /* dpt_dropout_force_generic */
 #include "testutil.h"
 
 static json_t *parse(const char *text) {
@@ -409,6 +410,10 @@ static void test_dropout_fraction(void **state) {
     (void)state;
     dropout_fraction(0.5);
     dropout_fraction(0.2);
+    /* the portable Philox path (where the SIMD one was used above) gives the same masks */
+    dpt_dropout_force_generic(true);
+    dropout_fraction(0.2);
+    dpt_dropout_force_generic(false);
 }
 
 /* masks of n elements for a pass/layer: count positions that differ */
