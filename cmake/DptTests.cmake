@@ -53,3 +53,13 @@ foreach(src IN LISTS DPT_CLI_TESTS)
   set_tests_properties(cli/${name} PROPERTIES TIMEOUT 300 PROCESSORS 2
                        ENVIRONMENT "${DPT_TEST_ENV}" LABELS cli SKIP_RETURN_CODE 77)
 endforeach()
+
+# Interop with real Keras: tests/interop/run.sh skips (77) unless a Python with Keras is found
+# (DPT_KERAS_PYTHON, or `keras` importable by python3).
+add_executable(predict_dump tests/interop/predict_dump.c)
+target_link_libraries(predict_dump PRIVATE dptrain_lib)
+target_compile_options(predict_dump PRIVATE ${DPT_WARNINGS})
+add_test(NAME interop/keras_roundtrip
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/interop/run.sh $<TARGET_FILE:predict_dump>)
+set_tests_properties(interop/keras_roundtrip PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                     ENVIRONMENT "${DPT_TEST_ENV}" LABELS interop)
