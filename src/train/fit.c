@@ -21,6 +21,7 @@
 #include "dptrain/nn.h"
 #include "dptrain/optim.h"
 #include "dptrain/train.h"
+#include "report.h"
 #include "train_internal.h"
 
 /* ---- run directory ------------------------------------------------------------------------- */
@@ -190,18 +191,6 @@ static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_
 }
 
 /* ---- fit ----------------------------------------------------------------------------------- */
-
-static void print_epoch(FILE *f, int e, int epochs, double secs, const double tr[3],
-                        const double va[3], bool acc) {
-    fprintf(f, "Epoch %d/%d - %.2fs - loss: %.4f", e, epochs, secs, tr[0] / tr[2]);
-    if (acc) fprintf(f, " - accuracy: %.4f", tr[1] / tr[2]);
-    if (va[2] > 0) {
-        fprintf(f, " - val_loss: %.4f", va[0] / va[2]);
-        if (acc) fprintf(f, " - val_accuracy: %.4f", va[1] / va[2]);
-    }
-    fputc('\n', f);
-    fflush(f);
-}
 
 dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts *o,
                    dpt_fit_result *res) {
@@ -399,45 +388,13 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     return DPT_OK;
 }
 
-static dpt_status history_open(dpt_train *t) {
-    if (t->c->rank != 0 || !t->opts.run_dir || !t->opts.run_dir[0]) return DPT_OK;
-    char path[DPT_PATH_MAX];
-    snprintf(path, sizeof path, "%s/history.csv", t->opts.run_dir);
-    /* on resume keep the rows of the epochs the checkpoint had completed, drop later ones */
-    char *kept = NULL;
-    size_t kept_len = 0;
-    if (t->resumed_from[0]) {
-        FILE *old = fopen(path, "r");
-        if (old) {
-            FILE *mem = open_memstream(&kept, &kept_len);
-            char line[4096];
-            bool header = true;
-            while (mem && fgets(line, sizeof line, old)) {
-                if (!header && atoll(line) > t->epoch) break;
-                if (!header) fputs(line, mem);
-                header = false;
-            }
-            if (mem) fclose(mem);
-            fclose(old);
-        }
-    }
-    t->history = fopen(path, "w");
-    if (!t->history) {
-        free(kept);
-        return dpt_error_set(DPT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    fprintf(t->history, "epoch,loss,accuracy,val_loss,val_accuracy,seconds,samples_per_s\n");
-    if (kept) fwrite(kept, 1, kept_len, t->history);
-    free(kept);
-    fflush(t->history);
-    return DPT_OK;
-}
-
 dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     const dpt_comm *c = t->c;
     const dpt_config *cfg = t->cfg;
     bool lead = c->rank == 0;
-    dpt_status st = dpt_comm_agree(c, history_open(t));
+    dpt_status st = DPT_OK;
+    if (lead) st = dpt_report_open(t->opts.run_dir, t->opts.verbose, t->opts.out, t->epoch, &t->report);
+    st = dpt_comm_agree(c, st);
     if (st != DPT_OK) return st;
     if (t->opts.handle_signals) dpt_signals_install();
     dpt_watchdog_start(t->opts.watchdog_s, c->rank, c->size);
@@ -462,6 +419,9 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
             tr[0] += s[0];
             tr[1] += s[1];
             tr[2] += s[2];
+            if (lead)
+                dpt_report_step(t->report, t->epoch + 1, cfg->epochs, k + 1, steps, tr[0] / tr[2],
+                                tr[1] / tr[2], tr[2], dpt_now() - t0);
             if (s[3] > 0) { /* some rank got SIGTERM / SIGUSR1 / SIGINT: all stop here */
                 if (!ckpt) {
                     st = dpt_error_set(DPT_PREEMPTED,
@@ -496,19 +456,18 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
             if (st != DPT_OK) goto done;
         }
         dpt_watchdog_kick(t->global_step);
-        if (lead && t->opts.verbose > 0)
-            print_epoch(t->opts.out, (int)t->epoch + 1, cfg->epochs, secs, tr, va,
-                        cfg->metric_accuracy);
-        if (t->history) {
-            fprintf(t->history, "%lld,%.6f,%.6f,", (long long)t->epoch + 1, tr[0] / tr[2],
-                    tr[1] / tr[2]);
-            if (va[2] > 0)
-                fprintf(t->history, "%.6f,%.6f,", va[0] / va[2], va[1] / va[2]);
-            else
-                fprintf(t->history, ",,");
-            fprintf(t->history, "%.4f,%.1f\n", secs, tr[2] / secs);
-            fflush(t->history);
+        if (lead) {
+            dpt_epoch_log log = {
+                .epoch = t->epoch + 1, .epochs = cfg->epochs, .loss = tr[0] / tr[2],
+                .accuracy = cfg->metric_accuracy ? tr[1] / tr[2] : NAN,
+                .val_loss = va[2] > 0 ? va[0] / va[2] : NAN,
+                .val_accuracy = va[2] > 0 && cfg->metric_accuracy ? va[1] / va[2] : NAN,
+                .seconds = secs, .samples_per_s = tr[2] / secs,
+                .learning_rate = dpt_optim_get_spec(t->optim)->learning_rate, .ranks = c->size};
+            st = dpt_report_epoch(t->report, &log);
         }
+        st = dpt_comm_agree(c, st);
+        if (st != DPT_OK) goto done;
         if (ckpt) {
             double zero[3] = {0, 0, 0};
             st = write_checkpoint(t, t->epoch + 1, 0, zero);
@@ -537,10 +496,13 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
         if (st == DPT_OK) st = dpt_eval_shard(c, t->model, cfg->loss, test, cfg->seed, te);
         dpt_shard_destroy(&test);
         if (st != DPT_OK) goto done;
-        if (lead && t->opts.verbose > 0) {
-            fprintf(t->opts.out, "test: loss: %.4f", te[0] / te[2]);
-            if (cfg->metric_accuracy) fprintf(t->opts.out, " - accuracy: %.4f", te[1] / te[2]);
-            fprintf(t->opts.out, " (%lld samples)\n", (long long)te[2]);
+        if (lead) {
+            if (cfg->metric_accuracy)
+                dpt_report_note(t->report, "test: loss: %.4f - accuracy: %.4f (%lld samples)\n",
+                                te[0] / te[2], te[1] / te[2], (long long)te[2]);
+            else
+                dpt_report_note(t->report, "test: loss: %.4f (%lld samples)\n", te[0] / te[2],
+                                (long long)te[2]);
         }
     }
     /* final weights, Keras-readable */
@@ -555,7 +517,6 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     }
 done:
     dpt_watchdog_stop();
-    if (t->history) fclose(t->history);
-    t->history = NULL;
+    dpt_report_close(&t->report);
     return st;
 }

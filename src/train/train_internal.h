@@ -26,7 +26,7 @@ typedef struct {
     int64_t epoch, global_step;
     int64_t skipped;        /* batches skipped for non-finite values */
     int threads;
-    FILE *history;
+    struct dpt_report *report; /* rank 0 only */
     int64_t start_step_in_epoch; /* > 0 when resuming inside an epoch */
     double resume_sums[3];       /* the resumed epoch's (loss, correct, count) so far */
     char resumed_from[4096];     /* checkpoint path when resumed, else "" */
