@@ -24,6 +24,7 @@ typedef struct {
     bool y_integer;       /* y holds integer class labels, shape (N) or (N, 1) */
     int64_t y_cols;       /* 1 for labels; T for float targets (N, T) */
     int64_t n_classes;    /* attribute `n_classes` if present, else 0 */
+    bool has_y;           /* the split has `y`; a features-only split (for predict) has not */
 } dpt_data_info;
 
 /* Reads the metadata of FILE's GROUP ("train", "test", ...). DPT_ERR_DATA with a message naming
@@ -42,7 +43,8 @@ typedef struct {
 
 typedef struct dpt_shard dpt_shard;
 
-/* Loads rows [lo, hi) of the split into memory as float32 features and targets (hyperslab read),
+/* `t` NULL: features only (y is not read and may be absent; y_size is 0).
+ * Loads rows [lo, hi) of the split into memory as float32 features and targets (hyperslab read),
  * checking them: a NaN/Inf feature or a label out of range is DPT_ERR_DATA naming the file, the
  * dataset path and the row. `expect_x` (may be NULL) is the model's input shape; a mismatch is
  * DPT_ERR_DATA. hi == lo gives an empty shard. Local. */

@@ -13,6 +13,7 @@
 #include "dptrain/data.h"
 #include "dptrain/comm.h"
 #include "dptrain/checkpoint.h"
+#include "dptrain/io.h"
 #include "dptrain/train.h"
 
 #endif

@@ -48,6 +48,8 @@ typedef struct {
     uint32_t rank;  /* MPI rank: part of the dropout key */
     uint64_t step;  /* global optimizer step (or MC-dropout pass): part of the dropout counter */
     uint32_t stream; /* 0 for training; other values for e.g. MC-dropout passes */
+    bool mc_dropout; /* Monte Carlo dropout: the dropout family stays ON while every other layer
+                        (batch norm, noise) runs in inference mode */
 } dpt_pass;
 
 /* Dropout keep mask and scale, for element `idx` of layer `layer_index`:

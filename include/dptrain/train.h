@@ -27,6 +27,7 @@ typedef struct {
                                  stopping (Keras TerminateOnNaN is the default: stop) */
     int64_t check_replicas;   /* compare a parameter checksum across ranks every N steps (0 off) */
     double watchdog_s;        /* end the job when no step finished for this long (0 = off) */
+    const char *init_weights; /* Keras weights file (or checkpoint) to start from; NULL = init */
     FILE *out;                /* where rank 0 prints progress (stdout) */
 } dpt_fit_opts;
 
@@ -41,5 +42,36 @@ typedef struct {
 /* Trains the model described by `cfg` on cfg->data_path. Collective. */
 DPT_NODISCARD dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts *o,
                                  dpt_fit_result *res);
+
+/* ---- inference ---------------------------------------------------------------------------- */
+typedef struct {
+    dpt_config cfg;    /* the model's config (from the checkpoint or --config) */
+    bool has_cfg;
+    char *config_text; /* owned */
+    dpt_model *model;  /* owned; forward returns probabilities */
+} dpt_inference;
+
+/* Builds the model and loads its weights. `weights` is a dptrain checkpoint (its stored config is
+ * used unless config_path is given; format and checksum verified) or a Keras weights file (then
+ * config_path is required). data/group (may be NULL) give the input shape when the config has
+ * none. Collective. */
+DPT_NODISCARD dpt_status dpt_inference_load(const dpt_comm *c, const char *weights,
+                                            const char *config_path, const char *data,
+                                            const char *group, dpt_inference *inf);
+void dpt_inference_free(dpt_inference *inf);
+
+/* Loss and accuracy (NaN without the metric) over FILE's group (NULL: "test" if present, else
+ * "train"), dropout off, rows sharded across ranks. Collective. */
+DPT_NODISCARD dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
+                                      const char *group, double *loss, double *accuracy,
+                                      int64_t *n);
+
+/* Writes predictions of FILE's group in input order to out_path (rank 0 writes): /pred (N, K)
+ * with dropout off; with mc_samples K > 0, Monte Carlo dropout: /mean, /std (N, K) and /entropy
+ * (N) over K passes with dropout on, spread across ranks, reproducible for `seed` whatever the
+ * rank count. `y` is not needed. Collective. */
+DPT_NODISCARD dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data,
+                                     const char *group, const char *out_path, int mc_samples,
+                                     uint32_t seed);
 
 #endif

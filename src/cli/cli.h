@@ -19,4 +19,11 @@ DPT_NODISCARD dpt_status dpt_cli_data(const dpt_comm *c, int argc, char **argv);
 /* `dptrain help COMMAND`: prints that command's help; returns the exit code. Local. */
 int dpt_cli_help(const char *command);
 
+/* `dptrain evaluate CKPT --data FILE[:GROUP]` and `dptrain predict CKPT --data FILE[:GROUP] --out
+ * PRED.h5 [--mc-samples K]` (cmd_predict.c). Collective. */
+DPT_NODISCARD dpt_status dpt_cli_evaluate(const dpt_comm *c, int argc, char **argv);
+DPT_NODISCARD dpt_status dpt_cli_predict(const dpt_comm *c, int argc, char **argv);
+/* `dptrain plot RUN_DIR`: redraws RUN_DIR/history.svg from history.csv (cmd_plot.c). Local. */
+DPT_NODISCARD dpt_status dpt_cli_plot(int argc, char **argv);
+
 #endif

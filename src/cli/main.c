@@ -35,7 +35,15 @@ static const char *USAGE =
     "      --watchdog SECONDS     end the job when no step finished for SECONDS (default off)\n"
     "      SIGTERM / SIGUSR1 / SIGINT: checkpoint at the next step, exit 75 (resumable)\n"
     "      --verbose 0|1|2        0 silent, 1 one line per epoch (default)\n"
+    "      --init-weights FILE.h5 start from Keras weights (legacy .h5, Keras 3 .weights.h5) or a\n"
+    "                             checkpoint, matched by position as Keras does, shapes checked\n"
     "      --no-allreduce         benchmark only: skip the gradient reduction\n"
+    "  evaluate CKPT --data FILE[:GROUP] [--config CONFIG]\n"
+    "                             loss and accuracy of a checkpoint (or Keras weights + CONFIG)\n"
+    "  predict CKPT --data FILE[:GROUP] --out PRED.h5 [--mc-samples K] [--seed S] [--config C]\n"
+    "                             predictions in input order; with K, Monte Carlo dropout: mean,\n"
+    "                             std and predictive entropy over K passes spread across ranks\n"
+    "  plot RUN_DIR               redraw RUN_DIR/history.svg from history.csv\n"
     "  summary CONFIG             print the model: layers, output shapes, parameters\n"
     "  data synth --out FILE.h5 [--samples N] [--features F] [--seed S]\n"
     "                             write the tutorial's synthetic data (uniform features, 0/1 labels)\n"
@@ -116,7 +124,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         return dpt_error_set(DPT_ERR_USAGE, "fit: missing CONFIG (usage: dptrain fit CONFIG "
                                             "[--data FILE] [--epochs N] ...)");
     const char *cfg_path = argv[0];
-    const char *data = NULL, *run_dir = NULL;
+    const char *data = NULL, *run_dir = NULL, *init_weights = NULL;
     int64_t epochs = -1, batch = -1, seed = -1, verbose = 1, every = -1, keep = -1;
     int64_t check_replicas = 100, watchdog = 0;
     bool no_allreduce = false, resume = false, skip_nonfinite = false;
@@ -140,7 +148,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                      !strcmp(a, "--batch-size") || !strcmp(a, "--seed") ||
                      !strcmp(a, "--run-dir") || !strcmp(a, "--verbose") ||
                      !strcmp(a, "--checkpoint-every") || !strcmp(a, "--keep") ||
-                     !strcmp(a, "--check-replicas") || !strcmp(a, "--watchdog");
+                     !strcmp(a, "--check-replicas") || !strcmp(a, "--watchdog") ||
+                     !strcmp(a, "--init-weights");
         if (!takes) {
             st = dpt_error_set(DPT_ERR_USAGE, "fit: unknown option \"%s\" (see dptrain --help)", a);
             break;
@@ -152,6 +161,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         i++;
         if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--run-dir")) run_dir = v;
+        else if (!strcmp(a, "--init-weights")) init_weights = v;
         else if (!strcmp(a, "--epochs")) st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &epochs);
         else if (!strcmp(a, "--batch-size")) st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &batch);
         else if (!strcmp(a, "--seed")) st = dpt_cli_parse_i64(a, v, 0, UINT32_MAX, &seed);
@@ -174,6 +184,18 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     char *text = NULL;
     st = dpt_cli_load_config(c, cfg_path, &cfg, &text);
     if (st != DPT_OK) return st;
+    if (cfg.model_file[0]) {
+        /* the model came from another file: store a self-contained config in checkpoints */
+        json_t *root = json_loads(text, 0, NULL);
+        char *dumped = NULL;
+        if (root && !json_object_set(root, "model", cfg.model_json))
+            dumped = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        json_decref(root);
+        if (dumped) {
+            free(text);
+            text = dumped;
+        }
+    }
     if (data) snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
     if (epochs > 0) cfg.epochs = (int)epochs;
     if (batch > 0) cfg.batch_size = batch;
@@ -182,7 +204,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                       .no_allreduce = no_allreduce, .out = stdout, .resume = resume,
                       .checkpoint_every = every, .keep = (int)keep, .handle_signals = true,
                       .skip_nonfinite = skip_nonfinite, .check_replicas = check_replicas,
-                      .watchdog_s = (double)watchdog};
+                      .watchdog_s = (double)watchdog, .init_weights = init_weights};
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);
     dpt_config_deinit(&cfg);
@@ -241,6 +263,13 @@ int main(int argc, char **argv) {
         st = cmd_fit(&c, argc - 2, argv + 2);
     } else if (!strcmp(argv[1], "summary")) {
         st = cmd_summary(&c, argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "evaluate")) {
+        st = dpt_cli_evaluate(&c, argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "predict")) {
+        st = dpt_cli_predict(&c, argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "plot")) {
+        st = c.rank == 0 ? dpt_cli_plot(argc - 2, argv + 2) : DPT_OK;
+        st = dpt_comm_agree(&c, st);
     } else if (!strcmp(argv[1], "data")) {
         st = dpt_cli_data(&c, argc - 2, argv + 2);
     } else {

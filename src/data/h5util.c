@@ -224,6 +224,10 @@ static dpt_status split_check(dpt_h5_split *s) {
     const char *paths[2] = {s->xpath, s->ypath};
     hid_t *ids[2] = {&s->x, &s->y};
     for (int i = 0; i < 2; i++) {
+        if (i == 1 && H5Lexists(g, names[i], H5P_DEFAULT) <= 0) {
+            info->has_y = false; /* features only (predict); dpt_shard_open with targets refuses */
+            continue;
+        }
         if (H5Lexists(g, names[i], H5P_DEFAULT) <= 0) {
             H5Gclose(g);
             return dpt_error_set(DPT_ERR_DATA, "%s: %s: no such dataset", path, paths[i]);
@@ -294,6 +298,13 @@ static dpt_status split_check(dpt_h5_split *s) {
     if (a == 1)
         info->x_scale = (float)v;
 
+    if (s->y < 0) {
+        H5Gclose(g);
+        if (info->n < 1)
+            return dpt_error_set(DPT_ERR_DATA, "%s: %s: no samples (N = 0)", path, s->xpath);
+        return DPT_OK;
+    }
+    info->has_y = true;
     /* y: integer (N) or (N, 1) -> labels; float (N) or (N, T), or integer (N, T>1) -> targets */
     t = H5Dget_type(s->y);
     s->y_class = H5Tget_class(t);

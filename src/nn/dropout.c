@@ -180,7 +180,7 @@ static void dropout_forward(dpt_layer *l, const dpt_pass *p, const float *x, flo
     int64_t total = B * l->in_size;
     if (total <= 0)
         return;
-    if (!p->training || d->rate == 0.0) {
+    if (!(p->training || p->mc_dropout) || d->rate == 0.0) {
         if (y != x)
             memcpy(y, x, (size_t)total * sizeof(float));
         return;
@@ -197,7 +197,7 @@ static void dropout_backward(dpt_layer *l, const dpt_pass *p, const float *x, co
     int64_t total = B * l->in_size;
     if (!dx || total <= 0)
         return;
-    if (!p->training || d->rate == 0.0) {
+    if (!(p->training || p->mc_dropout) || d->rate == 0.0) {
         if (dx != dy)
             memcpy(dx, dy, (size_t)total * sizeof(float));
         return;

@@ -253,8 +253,13 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
         dpt_model_set_fused_head(t->model, cfg->loss);
         st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
+    if (st == DPT_OK && c->rank == 0 && o->init_weights && o->init_weights[0])
+        st = dpt_weights_load_keras(o->init_weights, t->model);
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK) {
+        dpt_train_teardown(t);
+        return st;
+    }
     dpt_comm_bcast(c, dpt_model_params(t->model),
                    dpt_model_n_params(t->model) * (int64_t)sizeof(float));
     if (o->resume && o->run_dir && o->run_dir[0]) {
