@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a trained model on this machine:
-#   launch/local.sh [CONFIG] [NP]      (defaults: examples/tutorial.json, 2 ranks)
+#   launch/local.sh [CONFIG] [NP]      (defaults: examples/fmnist_mlp.json, 2 ranks)
 # Installs missing packages (launch/install-deps.sh), builds build/ if stale, creates the example
 # datasets when absent, then runs `mpirun -np NP build/dptrain fit CONFIG --run-dir runs/<name>`.
 # Extra arguments after NP are passed to `dptrain fit` (e.g. --epochs 3).
@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-config=${1:-examples/tutorial.json}
+config=${1:-examples/fmnist_mlp.json}
 np=${2:-2}
 shift $(( $# > 2 ? 2 : $# )) || true
 
