@@ -2,7 +2,7 @@
  * that dptrain links. Run it with OPENBLAS_NUM_THREADS=1 (bench/run.sh does) for the 1-thread peak.
  *
  *   cc -O2 -o build-bench/sgemm_peak bench/sgemm_peak.c -lopenblas
- *   sgemm_peak [--quick] [--verbose]
+ *   sgemm_peak [--quick] [--verbose] [--corename]   (--corename: print OpenBLAS's kernel and exit)
  *
  * Prints one machine-readable line:
  *   sgemm_peak gflops=<best of all shapes> square2048=<..> train=<median of the training shapes>
@@ -97,7 +97,8 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--verbose")) verbose = 1;
-        else { fprintf(stderr, "usage: sgemm_peak [--quick] [--verbose]\n"); return 2; }
+        else if (!strcmp(argv[i], "--corename")) { printf("%s\n", openblas_get_corename()); return 0; }
+        else { fprintf(stderr, "usage: sgemm_peak [--quick] [--verbose] [--corename]\n"); return 2; }
     }
     const double min_s = quick ? 0.1 : 0.3;
     const int reps = quick ? 3 : 5;

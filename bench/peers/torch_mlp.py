@@ -86,7 +86,14 @@ def load(args):
     feat, _, _, classes, _, default_n = NETS[args.net]
     n = args.samples or default_n
     test = None
-    if args.data and os.path.exists(args.data):
+    try:
+        import h5py  # noqa: F401
+        have_h5py = True
+    except ImportError:
+        have_h5py = False
+    if args.data and os.path.exists(args.data) and not have_h5py:
+        print(f"torch_mlp: no h5py here: synthetic data instead of {args.data}", file=sys.stderr)
+    if args.data and os.path.exists(args.data) and have_h5py:
         x, y = read_group(args.data, "train", n)
         if args.test:
             try:
