@@ -133,6 +133,26 @@ static void test_agree_spreads_one_ranks_failure(void **state) {
     dpt_comm_deinit(&c);
 }
 
+static void test_replica_drift_is_named(void **state) {
+    (void)state;
+    dpt_comm c;
+    assert_ok(dpt_comm_init(&c, MPI_COMM_WORLD));
+    float p[64];
+    for (int i = 0; i < 64; i++) p[i] = (float)i * 0.25f;
+    assert_ok(dpt_check_replicas(&c, p, 64, 10));
+    if (c.rank == c.size - 1 && c.size > 1) p[17] = nextafterf(p[17], 100.0f); /* one ulp */
+    dpt_status st = dpt_check_replicas(&c, p, 64, 11);
+    if (c.size == 1) {
+        assert_int_equal(st, DPT_OK);
+    } else {
+        char expect[64];
+        snprintf(expect, sizeof expect, "rank %d differ", c.size - 1);
+        assert_status_msg(st, DPT_ERR_INTERNAL, expect);
+        assert_non_null(strstr(dpt_error_message(), "global step 11"));
+    }
+    dpt_comm_deinit(&c);
+}
+
 int main(int argc, char **argv) {
     /* rank 0 writes the dataset (641 samples: 3 does not divide it) before the tests start */
     MPI_Init(&argc, &argv);
@@ -150,6 +170,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_n_ranks_equal_one_rank),
         cmocka_unit_test(test_dropout_replicas_bit_identical),
         cmocka_unit_test(test_agree_spreads_one_ranks_failure),
+        cmocka_unit_test(test_replica_drift_is_named),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL), any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
