@@ -45,12 +45,15 @@ eval "$(cat "$WORK/start.out")"
 [ "$(sinfo -h -o %T)" = idle ] && ok "single-node Slurm up in ${SECS}s ($(sinfo -h -o '%N %c CPUs'))" ||
     not_ok "node idle" "$(sinfo 2>&1)"
 
-# 40000 samples: 1000 steps per epoch; the preemption lands early in epoch 2 and leaves plenty to do
+# The job must still be running when the signal lands (after epoch 1), on an idle machine (0.1 ms
+# a step here) as on a loaded one (2-5 ms a step when other builds share the 2 cores): many short
+# epochs do that. 16000 samples = 400 steps of 32 an epoch (validation takes the last 20 %),
+# 24 epochs: after epoch 1, 23 epochs (over 1 s at the fastest) remain for the signal to land in.
 data=$WORK/d.h5
-"$DPTRAIN" data synth --samples 40000 --features 20 --seed 11 --out "$data" >/dev/null ||
+"$DPTRAIN" data synth --samples 16000 --features 20 --seed 11 --out "$data" >/dev/null ||
     not_ok "data synth"
-EPOCHS=5
-fitargs=(--data "$data" --epochs "$EPOCHS" --checkpoint-every 50 --verbose 1)
+EPOCHS=24
+fitargs=(--data "$data" --epochs "$EPOCHS" --checkpoint-every 100 --verbose 1)
 
 run_cmd "$WORK/ref" 150 $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json "${fitargs[@]}" --run-dir "$WORK/ref"
 [ "$RC" -eq 0 ] && [ -s "$WORK/ref/final.h5" ] && ok "reference: uninterrupted 2-rank run under mpirun (${SECS}s)" ||
@@ -93,7 +96,8 @@ preempt_job() {
     if wait_for 60 is_state "$J" PENDING; then
         ok "$L: USR1 to the batch shell in epoch 2 -> job $J requeued itself"
     else
-        not_ok "$L: job $J not requeued after USR1 (state $(jstate "$J"))" "$(grep -v '^[ =_]' "$out" | tail -8)"
+        not_ok "$L: job $J not requeued after USR1 (state $(jstate "$J"); COMPLETED: it ran faster than calibrated)" \
+            "$(grep -v '^[ =_]' "$out" | tail -8)"
         scancel "$J"
         return
     fi
