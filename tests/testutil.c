@@ -12,7 +12,8 @@
 const char *dpt_test_tmpdir(const char *tag) {
     static char path[4096];
     const char *base = getenv("TMPDIR");
-    if (!base || !*base) base = "/tmp";
+    if (!base || !*base)
+        base = "/tmp";
     snprintf(path, sizeof path, "%s/dpt-test-%s-XXXXXX", base, tag);
     if (!mkdtemp(path)) {
         perror("mkdtemp");
@@ -29,7 +30,8 @@ const char *dpt_test_source_dir(void) {
 const char *dpt_test_fixtures_dir(void) {
     const char *s = getenv("DPT_FIXTURES_DIR");
     struct stat st;
-    if (s && *s && stat(s, &st) == 0 && S_ISDIR(st.st_mode)) return s;
+    if (s && *s && stat(s, &st) == 0 && S_ISDIR(st.st_mode))
+        return s;
     return NULL;
 }
 

@@ -21,14 +21,15 @@ const char *dpt_test_fixtures_dir(void);
 #define assert_status_msg(st, expect, needle)                                                      \
     do {                                                                                           \
         dpt_status st_ = (st);                                                                     \
-        if (st_ != (expect) || !strstr(dpt_error_message(), (needle)))                            \
-            fail_msg("expected status %d with \"%s\", got %d: \"%s\"", (int)(expect), (needle),     \
+        if (st_ != (expect) || !strstr(dpt_error_message(), (needle)))                             \
+            fail_msg("expected status %d with \"%s\", got %d: \"%s\"", (int)(expect), (needle),    \
                      (int)st_, dpt_error_message());                                               \
     } while (0)
 #define assert_ok(st)                                                                              \
     do {                                                                                           \
         dpt_status st_ = (st);                                                                     \
-        if (st_ != DPT_OK) fail_msg("status %d: %s", (int)st_, dpt_error_message());               \
+        if (st_ != DPT_OK)                                                                         \
+            fail_msg("status %d: %s", (int)st_, dpt_error_message());                              \
     } while (0)
 
 /* MPI test main: MPI_Init, run the group on every rank, agree on failure (MAX), finalize.

@@ -33,23 +33,32 @@ static dpt_status parse(const char *cmd, int argc, char **argv, bool predict, in
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool known = !strcmp(o, "--data") || !strcmp(o, "--config") ||
-                     (predict && (!strcmp(o, "--out") || !strcmp(o, "--mc-samples") ||
-                                  !strcmp(o, "--seed")));
+                     (predict &&
+                      (!strcmp(o, "--out") || !strcmp(o, "--mc-samples") || !strcmp(o, "--seed")));
         if (!known)
             return dpt_error_set(DPT_ERR_USAGE, "%s: unknown option \"%s\" (see dptrain help %s)",
                                  cmd, o, cmd);
-        if (!v) return dpt_error_set(DPT_ERR_USAGE, "%s: %s needs a value", cmd, o);
+        if (!v)
+            return dpt_error_set(DPT_ERR_USAGE, "%s: %s needs a value", cmd, o);
         i++;
         dpt_status st = DPT_OK;
-        if (!strcmp(o, "--data")) a->data = v;
-        else if (!strcmp(o, "--config")) a->config = v;
-        else if (!strcmp(o, "--out")) a->out = v;
-        else if (!strcmp(o, "--mc-samples")) st = dpt_cli_parse_i64(o, v, 1, 1000000, &a->mc);
-        else if (!strcmp(o, "--seed")) st = dpt_cli_parse_i64(o, v, 0, UINT32_MAX, &a->seed);
-        if (st != DPT_OK) return st;
+        if (!strcmp(o, "--data"))
+            a->data = v;
+        else if (!strcmp(o, "--config"))
+            a->config = v;
+        else if (!strcmp(o, "--out"))
+            a->out = v;
+        else if (!strcmp(o, "--mc-samples"))
+            st = dpt_cli_parse_i64(o, v, 1, 1000000, &a->mc);
+        else if (!strcmp(o, "--seed"))
+            st = dpt_cli_parse_i64(o, v, 0, UINT32_MAX, &a->seed);
+        if (st != DPT_OK)
+            return st;
     }
-    if (!a->data) return dpt_error_set(DPT_ERR_USAGE, "%s: --data FILE[:GROUP] is required", cmd);
-    if (predict && !a->out) return dpt_error_set(DPT_ERR_USAGE, "%s: --out PRED.h5 is required", cmd);
+    if (!a->data)
+        return dpt_error_set(DPT_ERR_USAGE, "%s: --data FILE[:GROUP] is required", cmd);
+    if (predict && !a->out)
+        return dpt_error_set(DPT_ERR_USAGE, "%s: --out PRED.h5 is required", cmd);
     split_data(a->data, a->file, sizeof a->file, a->group, sizeof a->group);
     return DPT_OK;
 }
@@ -57,16 +66,19 @@ static dpt_status parse(const char *cmd, int argc, char **argv, bool predict, in
 dpt_status dpt_cli_evaluate(const dpt_comm *c, int argc, char **argv) {
     infer_args a;
     dpt_status st = parse("evaluate", argc, argv, false, &a);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     dpt_inference inf;
     st = dpt_inference_load(c, a.weights, a.config, a.file, a.group, &inf);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     double loss, acc;
     int64_t n;
     st = dpt_evaluate(c, &inf, a.file, a.group[0] ? a.group : NULL, &loss, &acc, &n);
     if (st == DPT_OK && c->rank == 0) {
         printf("loss: %.4f", loss);
-        if (!isnan(acc)) printf(" - accuracy: %.4f", acc);
+        if (!isnan(acc))
+            printf(" - accuracy: %.4f", acc);
         printf(" (%lld samples)\n", (long long)n);
         fflush(stdout);
     }
@@ -77,10 +89,12 @@ dpt_status dpt_cli_evaluate(const dpt_comm *c, int argc, char **argv) {
 dpt_status dpt_cli_predict(const dpt_comm *c, int argc, char **argv) {
     infer_args a;
     dpt_status st = parse("predict", argc, argv, true, &a);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     dpt_inference inf;
     st = dpt_inference_load(c, a.weights, a.config, a.file, a.group, &inf);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     uint32_t seed = a.seed > 0 ? (uint32_t)a.seed : inf.cfg.seed;
     st = dpt_predict(c, &inf, a.file, a.group[0] ? a.group : NULL, a.out, (int)a.mc, seed);
     if (st == DPT_OK && c->rank == 0) {

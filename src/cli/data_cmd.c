@@ -8,16 +8,19 @@
 /* Finds "--name value" in argv; returns the value or NULL. Leaves unknown options to the caller. */
 static const char *opt_value(int argc, char **argv, const char *name) {
     for (int i = 0; i + 1 < argc; i++)
-        if (!strcmp(argv[i], name)) return argv[i + 1];
+        if (!strcmp(argv[i], name))
+            return argv[i + 1];
     return NULL;
 }
 
 /* Every "--x" in argv must be one of `known` (NULL-terminated) and have a value. */
 static dpt_status check_opts(const char *cmd, int argc, char **argv, const char *const *known) {
     for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) != 0) continue;
+        if (strncmp(argv[i], "--", 2) != 0)
+            continue;
         bool ok = false;
-        for (const char *const *k = known; *k; k++) ok = ok || !strcmp(argv[i], *k);
+        for (const char *const *k = known; *k; k++)
+            ok = ok || !strcmp(argv[i], *k);
         if (!ok)
             return dpt_error_set(DPT_ERR_USAGE, "data %s: unknown option \"%s\"", cmd, argv[i]);
         if (i + 1 >= argc)
@@ -37,9 +40,11 @@ static dpt_status run_data(int argc, char **argv) {
     dpt_status st;
     if (!strcmp(sub, "synth")) {
         static const char *const known[] = {"--out", "--samples", "--features", "--seed", NULL};
-        if ((st = check_opts(sub, argc, argv, known)) != DPT_OK) return st;
+        if ((st = check_opts(sub, argc, argv, known)) != DPT_OK)
+            return st;
         const char *out = opt_value(argc, argv, "--out");
-        if (!out) return dpt_error_set(DPT_ERR_USAGE, "data synth: --out FILE.h5 is required");
+        if (!out)
+            return dpt_error_set(DPT_ERR_USAGE, "data synth: --out FILE.h5 is required");
         int64_t n = 1000, f = 20, seed = 0;
         const char *v;
         if ((v = opt_value(argc, argv, "--samples")) &&
@@ -59,14 +64,17 @@ static dpt_status run_data(int argc, char **argv) {
     }
     if (!strcmp(sub, "fashion-mnist")) {
         static const char *const known[] = {"--out", "--from", NULL};
-        if ((st = check_opts(sub, argc, argv, known)) != DPT_OK) return st;
+        if ((st = check_opts(sub, argc, argv, known)) != DPT_OK)
+            return st;
         const char *out = opt_value(argc, argv, "--out");
         const char *from = opt_value(argc, argv, "--from");
         if (!out)
             return dpt_error_set(DPT_ERR_USAGE, "data fashion-mnist: --out FILE.h5 is required");
-        if (!from) from = "/usr/share/datasets/fashion-mnist";
+        if (!from)
+            from = "/usr/share/datasets/fashion-mnist";
         st = dpt_data_write_fmnist(from, out);
-        if (st == DPT_OK) printf("wrote %s: /train (60000), /test (10000)\n", out);
+        if (st == DPT_OK)
+            printf("wrote %s: /train (60000), /test (10000)\n", out);
         return st;
     }
     if (!strcmp(sub, "csv")) {
@@ -74,23 +82,25 @@ static dpt_status run_data(int argc, char **argv) {
         if (argc < 1 || argv[0][0] == '-')
             return dpt_error_set(DPT_ERR_USAGE, "data csv: missing FILE.csv");
         const char *csv = argv[0];
-        if ((st = check_opts(sub, argc - 1, argv + 1, known)) != DPT_OK) return st;
+        if ((st = check_opts(sub, argc - 1, argv + 1, known)) != DPT_OK)
+            return st;
         const char *out = opt_value(argc, argv, "--out");
         const char *label = opt_value(argc, argv, "--label");
         if (!out || !label)
             return dpt_error_set(DPT_ERR_USAGE,
                                  "data csv: --label COLUMN and --out FILE.h5 are required");
         st = dpt_data_write_csv(csv, label, out);
-        if (st == DPT_OK) printf("wrote %s\n", out);
+        if (st == DPT_OK)
+            printf("wrote %s\n", out);
         return st;
     }
     if (!strcmp(sub, "inspect")) {
-        if (argc < 1) return dpt_error_set(DPT_ERR_USAGE, "data inspect: missing FILE.h5");
+        if (argc < 1)
+            return dpt_error_set(DPT_ERR_USAGE, "data inspect: missing FILE.h5");
         return dpt_data_inspect(argv[0], stdout);
     }
-    return dpt_error_set(DPT_ERR_USAGE,
-                         "data: unknown subcommand \"%s\" (synth, fashion-mnist, csv, inspect)",
-                         sub);
+    return dpt_error_set(
+        DPT_ERR_USAGE, "data: unknown subcommand \"%s\" (synth, fashion-mnist, csv, inspect)", sub);
 }
 
 dpt_status dpt_cli_data(const dpt_comm *c, int argc, char **argv) {

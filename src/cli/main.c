@@ -46,7 +46,8 @@ static const char *USAGE =
     "  plot RUN_DIR               redraw RUN_DIR/history.svg from history.csv\n"
     "  summary CONFIG             print the model: layers, output shapes, parameters\n"
     "  data synth --out FILE.h5 [--samples N] [--features F] [--seed S]\n"
-    "                             write the tutorial's synthetic data (uniform features, 0/1 labels)\n"
+    "                             write the tutorial's synthetic data (uniform features, 0/1 "
+    "labels)\n"
     "  data fashion-mnist --out FILE.h5 [--from DIR]\n"
     "                             convert the Fashion-MNIST IDX files (default DIR\n"
     "                             /usr/share/datasets/fashion-mnist)\n"
@@ -67,8 +68,7 @@ dpt_status dpt_cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t
     errno = 0;
     long long v = s ? strtoll(s, &end, 10) : 0;
     if (!s || !*s || *end || errno)
-        return dpt_error_set(DPT_ERR_USAGE, "%s: expected an integer, got \"%s\"", opt,
-                             s ? s : "");
+        return dpt_error_set(DPT_ERR_USAGE, "%s: expected an integer, got \"%s\"", opt, s ? s : "");
     if (v < lo || v > hi)
         return dpt_error_set(DPT_ERR_USAGE, "%s: must be in [%lld, %lld], got %lld", opt,
                              (long long)lo, (long long)hi, v);
@@ -84,7 +84,8 @@ dpt_status dpt_cli_read_bcast(const dpt_comm *c, const char *path, dpt_status wh
     *text = NULL;
     if (c->rank == 0) {
         st = dpt_read_file(path, what, text, len);
-        if (st == DPT_OK) n = (int64_t)*len;
+        if (st == DPT_OK)
+            n = (int64_t)*len;
     }
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK) {
@@ -95,7 +96,8 @@ dpt_status dpt_cli_read_bcast(const dpt_comm *c, const char *path, dpt_status wh
     dpt_comm_bcast(c, &n, sizeof n);
     if (c->rank != 0) {
         *text = malloc((size_t)n + 1);
-        if (!*text) dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path));
+        if (!*text)
+            dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path));
         (*text)[n] = '\0';
     }
     dpt_comm_bcast(c, *text, n);
@@ -108,7 +110,8 @@ dpt_status dpt_cli_load_config(const dpt_comm *c, const char *path, dpt_config *
     char *text = NULL;
     size_t len = 0;
     dpt_status st = dpt_cli_read_bcast(c, path, DPT_ERR_CONFIG, &text, &len);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     st = dpt_config_parse(text, len, path, cfg); /* same bytes: same result on every rank */
     if (st == DPT_OK && text_out)
         *text_out = text;
@@ -144,9 +147,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
             skip_nonfinite = true;
             continue;
         }
-        bool takes = !strcmp(a, "--data") || !strcmp(a, "--epochs") ||
-                     !strcmp(a, "--batch-size") || !strcmp(a, "--seed") ||
-                     !strcmp(a, "--run-dir") || !strcmp(a, "--verbose") ||
+        bool takes = !strcmp(a, "--data") || !strcmp(a, "--epochs") || !strcmp(a, "--batch-size") ||
+                     !strcmp(a, "--seed") || !strcmp(a, "--run-dir") || !strcmp(a, "--verbose") ||
                      !strcmp(a, "--checkpoint-every") || !strcmp(a, "--keep") ||
                      !strcmp(a, "--check-replicas") || !strcmp(a, "--watchdog") ||
                      !strcmp(a, "--init-weights");
@@ -159,31 +161,44 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
             break;
         }
         i++;
-        if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--run-dir")) run_dir = v;
-        else if (!strcmp(a, "--init-weights")) init_weights = v;
-        else if (!strcmp(a, "--epochs")) st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &epochs);
-        else if (!strcmp(a, "--batch-size")) st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &batch);
-        else if (!strcmp(a, "--seed")) st = dpt_cli_parse_i64(a, v, 0, UINT32_MAX, &seed);
-        else if (!strcmp(a, "--verbose")) st = dpt_cli_parse_i64(a, v, 0, 2, &verbose);
-        else if (!strcmp(a, "--keep")) st = dpt_cli_parse_i64(a, v, 0, 1000000, &keep);
+        if (!strcmp(a, "--data"))
+            data = v;
+        else if (!strcmp(a, "--run-dir"))
+            run_dir = v;
+        else if (!strcmp(a, "--init-weights"))
+            init_weights = v;
+        else if (!strcmp(a, "--epochs"))
+            st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &epochs);
+        else if (!strcmp(a, "--batch-size"))
+            st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &batch);
+        else if (!strcmp(a, "--seed"))
+            st = dpt_cli_parse_i64(a, v, 0, UINT32_MAX, &seed);
+        else if (!strcmp(a, "--verbose"))
+            st = dpt_cli_parse_i64(a, v, 0, 2, &verbose);
+        else if (!strcmp(a, "--keep"))
+            st = dpt_cli_parse_i64(a, v, 0, 1000000, &keep);
         else if (!strcmp(a, "--check-replicas"))
             st = dpt_cli_parse_i64(a, v, 0, INT64_MAX, &check_replicas);
-        else if (!strcmp(a, "--watchdog")) st = dpt_cli_parse_i64(a, v, 0, 86400 * 365, &watchdog);
+        else if (!strcmp(a, "--watchdog"))
+            st = dpt_cli_parse_i64(a, v, 0, 86400 * 365, &watchdog);
         else if (!strcmp(a, "--checkpoint-every")) {
-            if (!strcmp(v, "epoch")) every = 0;
-            else st = dpt_cli_parse_i64(a, v, 1, INT64_MAX, &every);
+            if (!strcmp(v, "epoch"))
+                every = 0;
+            else
+                st = dpt_cli_parse_i64(a, v, 1, INT64_MAX, &every);
         }
     }
     if (st == DPT_OK && (resume || every >= 0 || keep >= 0) && !run_dir)
         st = dpt_error_set(DPT_ERR_USAGE, "fit: --resume, --checkpoint-every and --keep need "
                                           "--run-dir DIR");
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
 
     dpt_config cfg;
     char *text = NULL;
     st = dpt_cli_load_config(c, cfg_path, &cfg, &text);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (cfg.model_file[0]) {
         /* the model came from another file: store a self-contained config in checkpoints */
         json_t *root = json_loads(text, 0, NULL);
@@ -196,15 +211,27 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
             text = dumped;
         }
     }
-    if (data) snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
-    if (epochs > 0) cfg.epochs = (int)epochs;
-    if (batch > 0) cfg.batch_size = batch;
-    if (seed >= 0) cfg.seed = (uint32_t)seed;
-    dpt_fit_opts o = {.run_dir = run_dir, .config_text = text, .verbose = (int)verbose,
-                      .no_allreduce = no_allreduce, .out = stdout, .resume = resume,
-                      .checkpoint_every = every, .keep = (int)keep, .handle_signals = true,
-                      .skip_nonfinite = skip_nonfinite, .check_replicas = check_replicas,
-                      .watchdog_s = (double)watchdog, .init_weights = init_weights};
+    if (data)
+        snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
+    if (epochs > 0)
+        cfg.epochs = (int)epochs;
+    if (batch > 0)
+        cfg.batch_size = batch;
+    if (seed >= 0)
+        cfg.seed = (uint32_t)seed;
+    dpt_fit_opts o = {.run_dir = run_dir,
+                      .config_text = text,
+                      .verbose = (int)verbose,
+                      .no_allreduce = no_allreduce,
+                      .out = stdout,
+                      .resume = resume,
+                      .checkpoint_every = every,
+                      .keep = (int)keep,
+                      .handle_signals = true,
+                      .skip_nonfinite = skip_nonfinite,
+                      .check_replicas = check_replicas,
+                      .watchdog_s = (double)watchdog,
+                      .init_weights = init_weights};
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);
     dpt_config_deinit(&cfg);
@@ -213,22 +240,28 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
 }
 
 static dpt_status cmd_summary(const dpt_comm *c, int argc, char **argv) {
-    if (argc < 1) return dpt_error_set(DPT_ERR_USAGE, "summary: missing CONFIG");
+    if (argc < 1)
+        return dpt_error_set(DPT_ERR_USAGE, "summary: missing CONFIG");
     dpt_config cfg;
     dpt_status st = dpt_cli_load_config(c, argv[0], &cfg, NULL);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (!cfg.has_input_shape) {
         dpt_data_info info;
         if (!cfg.data_path[0])
-            st = dpt_error_set(DPT_ERR_CONFIG, "%s: model: no input shape, and no data.path to "
-                                               "take it from", cfg.file);
+            st = dpt_error_set(DPT_ERR_CONFIG,
+                               "%s: model: no input shape, and no data.path to "
+                               "take it from",
+                               cfg.file);
         else
             st = dpt_data_probe(cfg.data_path, cfg.train_group, &info);
-        if (st == DPT_OK) cfg.input_shape = info.x_shape;
+        if (st == DPT_OK)
+            cfg.input_shape = info.x_shape;
     }
     dpt_model *m = NULL;
     dpt_json_ctx ctx = {.file = cfg.model_file[0] ? cfg.model_file : cfg.file};
-    if (st == DPT_OK) st = dpt_model_create(cfg.layers, &cfg.input_shape, 1, cfg.seed, &ctx, &m);
+    if (st == DPT_OK)
+        st = dpt_model_create(cfg.layers, &cfg.input_shape, 1, cfg.seed, &ctx, &m);
     if (st == DPT_OK && c->rank == 0) {
         char buf[16384];
         dpt_model_summary(m, buf, sizeof buf);
@@ -240,9 +273,10 @@ static dpt_status cmd_summary(const dpt_comm *c, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-                      !strcmp(argv[1], "help"))) {
-        if (argc >= 3) return dpt_cli_help(argv[2]);
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
+        if (argc >= 3)
+            return dpt_cli_help(argv[2]);
         fputs(USAGE, stdout);
         return 0;
     }

@@ -22,7 +22,8 @@ void dpt_assert_fail(const char *cond, const char *file, int line) {
     fprintf(stderr, "[rank %d/%d] %s:%d: internal error: assertion failed: %s\n", g_rank, g_size,
             file, line, cond);
     fflush(stderr);
-    if (g_abort) g_abort(DPT_ERR_INTERNAL);
+    if (g_abort)
+        g_abort(DPT_ERR_INTERNAL);
     abort();
 }
 
@@ -33,9 +34,11 @@ dpt_status dpt_alloc(size_t n_bytes, const char *what, void **out) {
     if (n_bytes > DPT_ALLOC_LIMIT)
         return dpt_error_set(DPT_ERR_NOMEM, "%s: size %zu bytes is too large", what, n_bytes);
     size_t rounded = (n_bytes + 63) / 64 * 64;
-    if (rounded == 0) rounded = 64;
+    if (rounded == 0)
+        rounded = 64;
     void *p = aligned_alloc(64, rounded);
-    if (!p) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory (%zu bytes)", what, n_bytes);
+    if (!p)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory (%zu bytes)", what, n_bytes);
     memset(p, 0, rounded);
     *out = p;
     return DPT_OK;

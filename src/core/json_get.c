@@ -8,14 +8,21 @@
 
 static const char *type_name(const json_t *v) {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "?";
 }
@@ -105,7 +112,8 @@ dpt_status dpt_json_get_str(const json_t *obj, const char *key, const dpt_json_c
 dpt_status dpt_json_require_null(const json_t *obj, const char *key, const dpt_json_ctx *ctx) {
     char w[512];
     const json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) return DPT_OK;
+    if (!v || json_is_null(v))
+        return DPT_OK;
     where(w, sizeof w, ctx, key);
     return dpt_error_set(DPT_ERR_CONFIG, "%s: not supported yet (must be null)", w);
 }

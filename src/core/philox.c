@@ -52,6 +52,7 @@ uint64_t dpt_rng_below(dpt_rng *r, uint64_t bound) {
     uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
     for (;;) {
         uint64_t x = ((uint64_t)dpt_rng_u32(r) << 32) | dpt_rng_u32(r);
-        if (x < limit) return x % bound;
+        if (x < limit)
+            return x % bound;
     }
 }

@@ -20,16 +20,26 @@ void dpt_error_clear(void) { g_msg[0] = '\0'; }
 
 const char *dpt_status_name(dpt_status s) {
     switch (s) {
-    case DPT_OK: return "ok";
-    case DPT_ERR_INTERNAL: return "internal error";
-    case DPT_ERR_USAGE: return "usage error";
-    case DPT_ERR_CONFIG: return "config error";
-    case DPT_ERR_DATA: return "data error";
-    case DPT_ERR_CHECKPOINT: return "checkpoint error";
-    case DPT_ERR_NUMERIC: return "numeric error";
-    case DPT_ERR_IO: return "I/O error";
-    case DPT_ERR_NOMEM: return "out of memory";
-    case DPT_PREEMPTED: return "preempted (resumable)";
+    case DPT_OK:
+        return "ok";
+    case DPT_ERR_INTERNAL:
+        return "internal error";
+    case DPT_ERR_USAGE:
+        return "usage error";
+    case DPT_ERR_CONFIG:
+        return "config error";
+    case DPT_ERR_DATA:
+        return "data error";
+    case DPT_ERR_CHECKPOINT:
+        return "checkpoint error";
+    case DPT_ERR_NUMERIC:
+        return "numeric error";
+    case DPT_ERR_IO:
+        return "I/O error";
+    case DPT_ERR_NOMEM:
+        return "out of memory";
+    case DPT_PREEMPTED:
+        return "preempted (resumable)";
     }
     return "unknown error";
 }

@@ -33,8 +33,10 @@ dpt_status dpt_comm_init(dpt_comm *c, MPI_Comm parent) {
 }
 
 void dpt_comm_deinit(dpt_comm *c) {
-    if (c->node != MPI_COMM_NULL && c->node) MPI_Comm_free(&c->node);
-    if (c->comm != MPI_COMM_NULL && c->comm) MPI_Comm_free(&c->comm);
+    if (c->node != MPI_COMM_NULL && c->node)
+        MPI_Comm_free(&c->node);
+    if (c->comm != MPI_COMM_NULL && c->comm)
+        MPI_Comm_free(&c->comm);
     g_abort_comm = MPI_COMM_WORLD;
 }
 
@@ -58,7 +60,8 @@ static void check(const dpt_comm *c, int rc, const char *what) {
 dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
     int mine = (int)local, worst = 0;
     check(c, MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, c->comm), "MPI_Allreduce");
-    if (worst == 0) return DPT_OK;
+    if (worst == 0)
+        return DPT_OK;
     /* the lowest failing rank tells everyone its message */
     int cand = local != DPT_OK ? c->rank : c->size, first = 0;
     check(c, MPI_Allreduce(&cand, &first, 1, MPI_INT, MPI_MIN, c->comm), "MPI_Allreduce");
@@ -101,9 +104,11 @@ int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n) {
     int len = 0;
     MPI_Get_processor_name(name, &len);
     char *all = NULL;
-    if (c->rank == 0) all = calloc((size_t)c->size, MPI_MAX_PROCESSOR_NAME);
+    if (c->rank == 0)
+        all = calloc((size_t)c->size, MPI_MAX_PROCESSOR_NAME);
     int th = threads, *ths = NULL;
-    if (c->rank == 0) ths = calloc((size_t)c->size, sizeof(int));
+    if (c->rank == 0)
+        ths = calloc((size_t)c->size, sizeof(int));
     MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0,
                c->comm);
     MPI_Gather(&th, 1, MPI_INT, ths, 1, MPI_INT, 0, c->comm);
@@ -114,25 +119,31 @@ int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n) {
         char list[1024] = "";
         size_t used = 0;
         for (int r = 0; r < c->size; r++) {
-            if (ths[r] < min_t) min_t = ths[r];
-            if (ths[r] > max_t) max_t = ths[r];
+            if (ths[r] < min_t)
+                min_t = ths[r];
+            if (ths[r] > max_t)
+                max_t = ths[r];
             const char *h = all + (size_t)r * MPI_MAX_PROCESSOR_NAME;
             bool seen = false;
             for (int q = 0; q < r && !seen; q++)
                 seen = !strcmp(h, all + (size_t)q * MPI_MAX_PROCESSOR_NAME);
-            if (seen) continue;
+            if (seen)
+                continue;
             int cnt = 0;
-            for (int q = r; q < c->size; q++) cnt += !strcmp(h, all + (size_t)q * MPI_MAX_PROCESSOR_NAME);
+            for (int q = r; q < c->size; q++)
+                cnt += !strcmp(h, all + (size_t)q * MPI_MAX_PROCESSOR_NAME);
             hosts++;
             if (used < sizeof list - 64)
-                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s: %d", hosts > 1 ? ", " : "",
-                                         h, cnt);
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s: %d",
+                                         hosts > 1 ? ", " : "", h, cnt);
         }
         if (min_t == max_t)
-            w = snprintf(buf, n, "placement: %d ranks on %d host%s (%s), %d OpenBLAS thread%s per rank",
+            w = snprintf(buf, n,
+                         "placement: %d ranks on %d host%s (%s), %d OpenBLAS thread%s per rank",
                          c->size, hosts, hosts > 1 ? "s" : "", list, min_t, min_t > 1 ? "s" : "");
         else
-            w = snprintf(buf, n, "placement: %d ranks on %d host%s (%s), %d-%d OpenBLAS threads per rank",
+            w = snprintf(buf, n,
+                         "placement: %d ranks on %d host%s (%s), %d-%d OpenBLAS threads per rank",
                          c->size, hosts, hosts > 1 ? "s" : "", list, min_t, max_t);
     }
     free(all);

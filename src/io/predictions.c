@@ -26,9 +26,11 @@ struct dpt_pred_file {
 dpt_status dpt_pred_create(const char *path, int64_t n, int n_sets, const char *const *names,
                            const int64_t *cols, dpt_pred_file **out) {
     *out = NULL;
-    if (n_sets > MAX_SETS) return dpt_error_set(DPT_ERR_INTERNAL, "too many prediction sets");
+    if (n_sets > MAX_SETS)
+        return dpt_error_set(DPT_ERR_INTERNAL, "too many prediction sets");
     dpt_pred_file *p = calloc(1, sizeof *p);
-    if (!p) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+    if (!p)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
     snprintf(p->path, sizeof p->path, "%s", path);
     snprintf(p->tmp, sizeof p->tmp, "%s.tmp", path);
     H5E_auto2_t fn;
@@ -37,16 +39,18 @@ dpt_status dpt_pred_create(const char *path, int64_t n, int n_sets, const char *
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     p->f = H5Fcreate(p->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     dpt_status st = DPT_OK;
-    if (p->f < 0) st = dpt_error_set(DPT_ERR_IO, "%s: cannot create: %s", p->tmp, strerror(errno));
+    if (p->f < 0)
+        st = dpt_error_set(DPT_ERR_IO, "%s: cannot create: %s", p->tmp, strerror(errno));
     for (int i = 0; i < n_sets && st == DPT_OK; i++) {
         hsize_t dims[2] = {(hsize_t)n, (hsize_t)cols[i]};
         hid_t sp = H5Screate_simple(cols[i] > 0 ? 2 : 1, dims, NULL);
-        p->d[i] = H5Dcreate2(p->f, names[i], H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                             H5P_DEFAULT);
+        p->d[i] =
+            H5Dcreate2(p->f, names[i], H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         H5Sclose(sp);
         p->cols[i] = cols[i];
         p->n_sets = i + 1;
-        if (p->d[i] < 0) st = dpt_error_set(DPT_ERR_IO, "%s: cannot create /%s", p->tmp, names[i]);
+        if (p->d[i] < 0)
+            st = dpt_error_set(DPT_ERR_IO, "%s: cannot create /%s", p->tmp, names[i]);
     }
     H5Eset_auto2(H5E_DEFAULT, fn, data);
     if (st != DPT_OK) {
@@ -58,7 +62,8 @@ dpt_status dpt_pred_create(const char *path, int64_t n, int n_sets, const char *
 }
 
 dpt_status dpt_pred_write(dpt_pred_file *p, int set, int64_t row0, int64_t rows, const float *v) {
-    if (rows == 0) return DPT_OK;
+    if (rows == 0)
+        return DPT_OK;
     int64_t k = p->cols[set] > 0 ? p->cols[set] : 1;
     hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)rows, (hsize_t)k};
     int rank = p->cols[set] > 0 ? 2 : 1;
@@ -68,7 +73,8 @@ dpt_status dpt_pred_write(dpt_pred_file *p, int set, int64_t row0, int64_t rows,
     herr_t e = H5Dwrite(p->d[set], H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, v);
     H5Sclose(ms);
     H5Sclose(fs);
-    if (e < 0) return dpt_error_set(DPT_ERR_IO, "%s: write failed (disk full?)", p->tmp);
+    if (e < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: write failed (disk full?)", p->tmp);
     return DPT_OK;
 }
 
@@ -76,7 +82,8 @@ dpt_status dpt_pred_attr_i64(dpt_pred_file *p, const char *name, int64_t v) {
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(p->f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t e = a >= 0 ? H5Awrite(a, H5T_NATIVE_INT64, &v) : -1;
-    if (a >= 0) H5Aclose(a);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(sp);
     return e < 0 ? dpt_error_set(DPT_ERR_IO, "%s: cannot write attribute %s", p->tmp, name)
                  : DPT_OK;
@@ -84,18 +91,22 @@ dpt_status dpt_pred_attr_i64(dpt_pred_file *p, const char *name, int64_t v) {
 
 dpt_status dpt_pred_close(dpt_pred_file **pp) {
     dpt_pred_file *p = *pp;
-    if (!p) return DPT_OK;
+    if (!p)
+        return DPT_OK;
     herr_t e = 0;
-    for (int i = 0; i < p->n_sets; i++) e |= H5Dclose(p->d[i]) < 0;
+    for (int i = 0; i < p->n_sets; i++)
+        e |= H5Dclose(p->d[i]) < 0;
     e |= H5Fclose(p->f) < 0;
     p->f = -1;
     p->n_sets = 0;
     dpt_status st = DPT_OK;
-    if (e) st = dpt_error_set(DPT_ERR_IO, "%s: write failed (disk full?)", p->tmp);
+    if (e)
+        st = dpt_error_set(DPT_ERR_IO, "%s: write failed (disk full?)", p->tmp);
     if (st == DPT_OK && rename(p->tmp, p->path) != 0)
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot rename to %s: %s", p->tmp, p->path,
                            strerror(errno));
-    if (st != DPT_OK) unlink(p->tmp);
+    if (st != DPT_OK)
+        unlink(p->tmp);
     free(p);
     *pp = NULL;
     return st;
@@ -103,9 +114,12 @@ dpt_status dpt_pred_close(dpt_pred_file **pp) {
 
 void dpt_pred_abandon(dpt_pred_file **pp) {
     dpt_pred_file *p = *pp;
-    if (!p) return;
-    for (int i = 0; i < p->n_sets; i++) H5Dclose(p->d[i]);
-    if (p->f >= 0) H5Fclose(p->f);
+    if (!p)
+        return;
+    for (int i = 0; i < p->n_sets; i++)
+        H5Dclose(p->d[i]);
+    if (p->f >= 0)
+        H5Fclose(p->f);
     unlink(p->tmp);
     free(p);
     *pp = NULL;

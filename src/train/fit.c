@@ -31,7 +31,8 @@ dpt_status dpt_mkdir_p(const char *path) {
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
         return dpt_error_set(DPT_ERR_IO, "%s: path too long", path);
     for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
+        if (*p != '/')
+            continue;
         *p = '\0';
         if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
             return dpt_error_set(DPT_ERR_IO, "%s: cannot create directory: %s", tmp,
@@ -52,18 +53,22 @@ dpt_status dpt_mkdir_p(const char *path) {
 
 int dpt_train_setup_threads(const dpt_comm *c) {
     const char *env = getenv("OPENBLAS_NUM_THREADS");
-    if (env && *env) return openblas_get_num_threads();
+    if (env && *env)
+        return openblas_get_num_threads();
     cpu_set_t set;
     int allowed = 1;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) allowed = CPU_COUNT(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        allowed = CPU_COUNT(&set);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online < 1) online = 1;
+    if (online < 1)
+        online = 1;
     int threads;
     if (allowed < online)
         threads = allowed; /* the launcher bound this rank to a set of cores: use them */
     else
         threads = (int)(online / (c->node_size > 0 ? c->node_size : 1));
-    if (threads < 1) threads = 1;
+    if (threads < 1)
+        threads = 1;
     openblas_set_num_threads(threads);
     return threads;
 }
@@ -89,7 +94,8 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
         }
     }
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     dpt_comm_allreduce_sum_f64(c, local, 3);
     memcpy(sums, local, sizeof local);
     return DPT_OK;
@@ -100,13 +106,16 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
 static bool has_checkpoint_files(const char *dir) {
     char path[DPT_PATH_MAX];
     snprintf(path, sizeof path, "%s/last.h5", dir);
-    if (access(path, F_OK) == 0) return true;
+    if (access(path, F_OK) == 0)
+        return true;
     DIR *d = opendir(dir);
-    if (!d) return false;
+    if (!d)
+        return false;
     bool any = false;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (!strncmp(e->d_name, "ckpt-", 5)) any = true;
+        if (!strncmp(e->d_name, "ckpt-", 5))
+            any = true;
     closedir(d);
     return any;
 }
@@ -121,12 +130,14 @@ static dpt_status resume_from_checkpoint(dpt_train *t) {
     if (c->rank == 0 && has_checkpoint_files(t->opts.run_dir)) {
         st = dpt_ckpt_find_latest(t->opts.run_dir, t->model, t->resumed_from,
                                   sizeof t->resumed_from);
-        if (st == DPT_OK) st = dpt_ckpt_read(t->resumed_from, t->model, t->optim, &meta);
+        if (st == DPT_OK)
+            st = dpt_ckpt_read(t->resumed_from, t->model, t->optim, &meta);
         if (st == DPT_OK && meta.seed != t->cfg->seed)
-            st = dpt_error_set(DPT_ERR_CHECKPOINT,
-                               "%s: written with seed %u, but this run's seed is %u: an exact resume "
-                               "needs the same seed",
-                               t->resumed_from, meta.seed, t->cfg->seed);
+            st = dpt_error_set(
+                DPT_ERR_CHECKPOINT,
+                "%s: written with seed %u, but this run's seed is %u: an exact resume "
+                "needs the same seed",
+                t->resumed_from, meta.seed, t->cfg->seed);
         if (st == DPT_OK && meta.epoch > t->cfg->epochs)
             st = dpt_error_set(DPT_ERR_CHECKPOINT,
                                "%s: already %lld epochs done, more than this run's %d",
@@ -134,7 +145,8 @@ static dpt_status resume_from_checkpoint(dpt_train *t) {
         found = st == DPT_OK;
     }
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     dpt_comm_bcast(c, &found, sizeof found);
     if (!found) {
         if (c->rank == 0 && t->opts.verbose > 0)
@@ -182,10 +194,8 @@ static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_
         meta.world_size = t->c->size;
         memcpy(meta.epoch_sums, sums, sizeof meta.epoch_sums);
         int keep = t->opts.keep >= 0 ? t->opts.keep : t->cfg->keep;
-        st = dpt_ckpt_write(t->opts.run_dir, t->model, t->optim, &meta, t->opts.config_text
-                                                                           ? t->opts.config_text
-                                                                           : "",
-                            keep);
+        st = dpt_ckpt_write(t->opts.run_dir, t->model, t->optim, &meta,
+                            t->opts.config_text ? t->opts.config_text : "", keep);
     }
     return dpt_comm_agree(t->c, st);
 }
@@ -196,7 +206,8 @@ dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts 
                    dpt_fit_result *res) {
     dpt_train tr;
     dpt_status st = dpt_train_setup(c, cfg, o, &tr);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     st = dpt_train_run(&tr, res);
     dpt_train_teardown(&tr);
     return st;
@@ -208,7 +219,8 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     t->c = c;
     t->cfg = cfg;
     t->opts = *o;
-    if (!t->opts.out) t->opts.out = stdout;
+    if (!t->opts.out)
+        t->opts.out = stdout;
     FILE *out = t->opts.out;
     bool lead = c->rank == 0;
     dpt_status st = DPT_OK;
@@ -217,13 +229,15 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     if (!cfg->data_path[0])
         st = dpt_error_set(DPT_ERR_CONFIG, "%s: data.path: required (or pass --data FILE)",
                            cfg->file);
-    if (st == DPT_OK) st = dpt_data_probe(cfg->data_path, cfg->train_group, &t->info);
+    if (st == DPT_OK)
+        st = dpt_data_probe(cfg->data_path, cfg->train_group, &t->info);
     if (st == DPT_OK && cfg->validation_group[0])
         st = dpt_data_probe(cfg->data_path, cfg->validation_group, &t->vinfo);
     if (st == DPT_OK && cfg->test_group[0])
         st = dpt_data_probe(cfg->data_path, cfg->test_group, &t->tinfo);
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
 
     /* Keras validation_split: the LAST fraction of the samples, before any shuffling. */
     int64_t n = t->info.n;
@@ -234,19 +248,22 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     }
     t->n_val = cfg->validation_group[0] ? t->vinfo.n : n - t->n_train;
     if (t->n_train < c->size)
-        st = dpt_error_set(DPT_ERR_DATA,
-                           "%s: /%s: %lld training samples%s for %d ranks: need at least one per rank",
-                           cfg->data_path, cfg->train_group, (long long)t->n_train,
-                           cfg->validation_split > 0 ? " after validation_split" : "", c->size);
+        st = dpt_error_set(
+            DPT_ERR_DATA,
+            "%s: /%s: %lld training samples%s for %d ranks: need at least one per rank",
+            cfg->data_path, cfg->train_group, (long long)t->n_train,
+            cfg->validation_split > 0 ? " after validation_split" : "", c->size);
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
 
     /* 2. the model: same seed everywhere, then rank 0's parameters broadcast anyway */
     dpt_shape in = cfg->has_input_shape ? cfg->input_shape : t->info.x_shape;
     dpt_split_range(t->n_train, c->rank, c->size, &t->lo, &t->hi);
     int64_t B = cfg->batch_size;
     int64_t max_local = t->hi - t->lo < B ? t->hi - t->lo : B;
-    if (max_local < 1) max_local = 1;
+    if (max_local < 1)
+        max_local = 1;
     dpt_json_ctx ctx = {.file = cfg->model_file[0] ? cfg->model_file : cfg->file};
     st = dpt_model_create(cfg->layers, &in, max_local, cfg->seed, &ctx, &t->model);
     if (st == DPT_OK) {
@@ -287,7 +304,8 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     if (st == DPT_OK) {
         int64_t xs = dpt_shard_x_size(t->train), ys = dpt_shard_y_size(t->train), nb;
         st = dpt_mul_i64(max_local, xs, "batch buffer", &nb);
-        if (st == DPT_OK) st = dpt_alloc((size_t)nb * sizeof(float), "batch x", (void **)&t->xb);
+        if (st == DPT_OK)
+            st = dpt_alloc((size_t)nb * sizeof(float), "batch x", (void **)&t->xb);
         if (st == DPT_OK)
             st = dpt_alloc((size_t)(max_local * ys) * sizeof(float), "batch y", (void **)&t->yb);
         if (st == DPT_OK)
@@ -296,7 +314,8 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
         if (st == DPT_OK)
             st = dpt_alloc((size_t)max_local * sizeof(int64_t), "batch rows", (void **)&t->rows);
     }
-    if (st == DPT_OK && o->run_dir && o->run_dir[0] && lead) st = dpt_mkdir_p(o->run_dir);
+    if (st == DPT_OK && o->run_dir && o->run_dir[0] && lead)
+        st = dpt_mkdir_p(o->run_dir);
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK) {
         dpt_train_teardown(t);
@@ -314,7 +333,8 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
                 cfg->data_path, cfg->train_group, (long long)t->n_train, (long long)t->n_val,
                 (long long)(t->n_train / c->size));
         fprintf(out, "%s; global batch %lld\n", placement, (long long)B);
-        if (o->run_dir && o->run_dir[0]) fprintf(out, "run directory: %s\n", o->run_dir);
+        if (o->run_dir && o->run_dir[0])
+            fprintf(out, "run directory: %s\n", o->run_dir);
         fflush(out);
     }
     return DPT_OK;
@@ -343,7 +363,8 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     int64_t cnt = 0;
     for (int64_t pos = p0; pos < p1; pos++) {
         int64_t idx = dpt_order_at(ord, pos);
-        if (idx >= t->lo && idx < t->hi) t->rows[cnt++] = idx - t->lo;
+        if (idx >= t->lo && idx < t->hi)
+            t->rows[cnt++] = idx - t->lo;
     }
     dpt_model *m = t->model;
     dpt_model_zero_grads(m);
@@ -352,17 +373,21 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     dpt_status st = DPT_OK;
     if (cnt > 0) {
         dpt_shard_gather(t->train, t->rows, cnt, t->xb, t->yb);
-        dpt_pass p = {.training = true, .seed = cfg->seed, .rank = (uint32_t)c->rank,
+        dpt_pass p = {.training = true,
+                      .seed = cfg->seed,
+                      .rank = (uint32_t)c->rank,
                       .step = (uint64_t)t->global_step};
         const float *out = dpt_model_forward(m, &p, t->xb, cnt);
         st = dpt_loss_compute(cfg->loss, dpt_model_head_act(m), out, t->yb, cnt,
                               dpt_model_output_size(m), t->dout, &local[0], &local[1]);
-        if (st != DPT_OK) dpt_comm_abort(c, st); /* a bad label found mid-step: end the job */
+        if (st != DPT_OK)
+            dpt_comm_abort(c, st); /* a bad label found mid-step: end the job */
         dpt_model_backward(m, &p, t->dout, cnt);
     }
     float *g = dpt_model_grads(m);
     int64_t np = dpt_model_n_params(m);
-    if (!t->opts.no_allreduce) dpt_comm_allreduce_sum_f32(c, g, np);
+    if (!t->opts.no_allreduce)
+        dpt_comm_allreduce_sum_f32(c, g, np);
     dpt_comm_allreduce_sum_f64(c, local, 4);
     memcpy(sums, local, sizeof local);
     /* mean over the samples actually in this global batch (same number on every rank); the scan
@@ -381,8 +406,9 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
                                  (long long)t->epoch + 1, (long long)k + 1, what);
         t->skipped++;
         if (c->rank == 0)
-            fprintf(stderr, "dptrain: warning: epoch %lld, step %lld: the %s is not finite; batch "
-                            "skipped\n",
+            fprintf(stderr,
+                    "dptrain: warning: epoch %lld, step %lld: the %s is not finite; batch "
+                    "skipped\n",
                     (long long)t->epoch + 1, (long long)k + 1, what);
         sums[0] = sums[1] = sums[2] = 0; /* the skipped batch does not count in the metrics */
         t->global_step++;
@@ -398,16 +424,20 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     const dpt_config *cfg = t->cfg;
     bool lead = c->rank == 0;
     dpt_status st = DPT_OK;
-    if (lead) st = dpt_report_open(t->opts.run_dir, t->opts.verbose, t->opts.out, t->epoch, &t->report);
+    if (lead)
+        st = dpt_report_open(t->opts.run_dir, t->opts.verbose, t->opts.out, t->epoch, &t->report);
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
-    if (t->opts.handle_signals) dpt_signals_install();
+    if (st != DPT_OK)
+        return st;
+    if (t->opts.handle_signals)
+        dpt_signals_install();
     dpt_watchdog_start(t->opts.watchdog_s, c->rank, c->size);
     int64_t B = cfg->batch_size, steps = (t->n_train + B - 1) / B;
     double t_start = dpt_now();
     double tr[3] = {0}, va[3] = {0};
     bool ckpt = t->opts.run_dir && t->opts.run_dir[0];
-    int64_t every = t->opts.checkpoint_every >= 0 ? t->opts.checkpoint_every : cfg->checkpoint_every;
+    int64_t every =
+        t->opts.checkpoint_every >= 0 ? t->opts.checkpoint_every : cfg->checkpoint_every;
     int64_t first = t->start_step_in_epoch;
     for (; t->epoch < cfg->epochs; t->epoch++, first = 0) {
         double t0 = dpt_now();
@@ -420,7 +450,8 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
         for (int64_t k = first; k < steps; k++) {
             double s[4];
             st = train_step(t, &ord, k, s);
-            if (st != DPT_OK) goto done;
+            if (st != DPT_OK)
+                goto done;
             tr[0] += s[0];
             tr[1] += s[1];
             tr[2] += s[2];
@@ -429,10 +460,11 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
                                 tr[1] / tr[2], tr[2], dpt_now() - t0);
             if (s[3] > 0) { /* some rank got SIGTERM / SIGUSR1 / SIGINT: all stop here */
                 if (!ckpt) {
-                    st = dpt_error_set(DPT_PREEMPTED,
-                                       "stopped by a signal at epoch %lld, step %lld; no --run-dir, "
-                                       "so nothing was saved",
-                                       (long long)t->epoch + 1, (long long)k + 1);
+                    st =
+                        dpt_error_set(DPT_PREEMPTED,
+                                      "stopped by a signal at epoch %lld, step %lld; no --run-dir, "
+                                      "so nothing was saved",
+                                      (long long)t->epoch + 1, (long long)k + 1);
                     goto done;
                 }
                 st = write_checkpoint(t, t->epoch, k + 1, tr);
@@ -445,38 +477,47 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
             }
             dpt_watchdog_kick(t->global_step);
             if (t->opts.check_replicas > 0 && t->global_step % t->opts.check_replicas == 0) {
-                st = dpt_check_replicas(c, dpt_model_params(t->model),
-                                        dpt_model_n_params(t->model), t->global_step);
-                if (st != DPT_OK) goto done;
+                st = dpt_check_replicas(c, dpt_model_params(t->model), dpt_model_n_params(t->model),
+                                        t->global_step);
+                if (st != DPT_OK)
+                    goto done;
             }
             if (ckpt && every > 0 && t->global_step % every == 0 && k + 1 < steps) {
                 st = write_checkpoint(t, t->epoch, k + 1, tr);
-                if (st != DPT_OK) goto done;
+                if (st != DPT_OK)
+                    goto done;
             }
         }
         double secs = dpt_now() - t0;
         va[0] = va[1] = va[2] = 0;
         if (t->n_val > 0) {
             st = dpt_eval_shard(c, t->model, cfg->loss, t->val, cfg->seed, va);
-            if (st != DPT_OK) goto done;
+            if (st != DPT_OK)
+                goto done;
         }
         dpt_watchdog_kick(t->global_step);
         if (lead) {
-            dpt_epoch_log log = {
-                .epoch = t->epoch + 1, .epochs = cfg->epochs, .loss = tr[0] / tr[2],
-                .accuracy = cfg->metric_accuracy ? tr[1] / tr[2] : NAN,
-                .val_loss = va[2] > 0 ? va[0] / va[2] : NAN,
-                .val_accuracy = va[2] > 0 && cfg->metric_accuracy ? va[1] / va[2] : NAN,
-                .seconds = secs, .samples_per_s = tr[2] / secs,
-                .learning_rate = dpt_optim_get_spec(t->optim)->learning_rate, .ranks = c->size};
+            dpt_epoch_log log = {.epoch = t->epoch + 1,
+                                 .epochs = cfg->epochs,
+                                 .loss = tr[0] / tr[2],
+                                 .accuracy = cfg->metric_accuracy ? tr[1] / tr[2] : NAN,
+                                 .val_loss = va[2] > 0 ? va[0] / va[2] : NAN,
+                                 .val_accuracy =
+                                     va[2] > 0 && cfg->metric_accuracy ? va[1] / va[2] : NAN,
+                                 .seconds = secs,
+                                 .samples_per_s = tr[2] / secs,
+                                 .learning_rate = dpt_optim_get_spec(t->optim)->learning_rate,
+                                 .ranks = c->size};
             st = dpt_report_epoch(t->report, &log);
         }
         st = dpt_comm_agree(c, st);
-        if (st != DPT_OK) goto done;
+        if (st != DPT_OK)
+            goto done;
         if (ckpt) {
             double zero[3] = {0, 0, 0};
             st = write_checkpoint(t, t->epoch + 1, 0, zero);
-            if (st != DPT_OK) goto done;
+            if (st != DPT_OK)
+                goto done;
         }
     }
     if (res) {
@@ -498,9 +539,11 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
                             dpt_model_input_shape(t->model), &test);
         st = dpt_comm_agree(c, st);
         double te[3];
-        if (st == DPT_OK) st = dpt_eval_shard(c, t->model, cfg->loss, test, cfg->seed, te);
+        if (st == DPT_OK)
+            st = dpt_eval_shard(c, t->model, cfg->loss, test, cfg->seed, te);
         dpt_shard_destroy(&test);
-        if (st != DPT_OK) goto done;
+        if (st != DPT_OK)
+            goto done;
         if (lead) {
             if (cfg->metric_accuracy)
                 dpt_report_note(t->report, "test: loss: %.4f - accuracy: %.4f (%lld samples)\n",

@@ -55,16 +55,19 @@ dpt_status dpt_inference_load(const dpt_comm *c, const char *weights, const char
                                "weights file pass --config CONFIG with the model",
                                weights);
         }
-        if (st == DPT_OK) n = (int64_t)len;
+        if (st == DPT_OK)
+            n = (int64_t)len;
     }
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     int ck = is_ckpt;
     dpt_comm_bcast(c, &ck, sizeof ck);
     dpt_comm_bcast(c, &n, sizeof n);
     if (c->rank != 0) {
         text = malloc((size_t)n + 1);
-        if (!text) dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "out of memory"));
+        if (!text)
+            dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "out of memory"));
         text[n] = '\0';
     }
     dpt_comm_bcast(c, text, n);
@@ -83,10 +86,12 @@ dpt_status dpt_inference_load(const dpt_comm *c, const char *weights, const char
         dpt_data_info di;
         char g[256];
         st = data ? pick_group(data, group, g, sizeof g) : DPT_OK;
-        if (st == DPT_OK && data) st = dpt_data_probe(data, g, &di);
+        if (st == DPT_OK && data)
+            st = dpt_data_probe(data, g, &di);
         if (st == DPT_OK && !data)
             st = dpt_error_set(DPT_ERR_CONFIG, "%s: model: no input shape", name);
-        if (st == DPT_OK) in = di.x_shape;
+        if (st == DPT_OK)
+            in = di.x_shape;
     }
     dpt_json_ctx ctx = {.file = inf->cfg.model_file[0] ? inf->cfg.model_file : name};
     if (st == DPT_OK)
@@ -112,7 +117,8 @@ dpt_status dpt_inference_load(const dpt_comm *c, const char *weights, const char
 
 void dpt_inference_free(dpt_inference *inf) {
     dpt_model_destroy(&inf->model);
-    if (inf->has_cfg) dpt_config_deinit(&inf->cfg);
+    if (inf->has_cfg)
+        dpt_config_deinit(&inf->cfg);
     inf->has_cfg = false;
     free(inf->config_text);
     inf->config_text = NULL;
@@ -125,7 +131,8 @@ dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
     dpt_data_info info;
     st = dpt_data_probe(data, g, &info);
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     int64_t lo, hi;
     dpt_split_range(info.n, c->rank, c->size, &lo, &hi);
     dpt_model_set_fused_head(inf->model, inf->cfg.loss);
@@ -134,10 +141,12 @@ dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
     st = dpt_shard_open(data, g, lo, hi, &ts, dpt_model_input_shape(inf->model), &s);
     st = dpt_comm_agree(c, st);
     double sums[3] = {0, 0, 0};
-    if (st == DPT_OK) st = dpt_eval_shard(c, inf->model, inf->cfg.loss, s, inf->cfg.seed, sums);
+    if (st == DPT_OK)
+        st = dpt_eval_shard(c, inf->model, inf->cfg.loss, s, inf->cfg.seed, sums);
     dpt_shard_destroy(&s);
     dpt_model_set_fused_head(inf->model, DPT_LOSS_MSE); /* back to probabilities */
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     *loss = sums[0] / sums[2];
     *accuracy = inf->cfg.metric_accuracy ? sums[1] / sums[2] : NAN;
     *n = (int64_t)sums[2];
@@ -164,7 +173,8 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
     dpt_data_info info;
     st = dpt_data_probe(data, g, &info);
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     dpt_model *m = inf->model;
     int64_t N = info.n, K = dpt_model_output_size(m);
     bool mc = mc_samples > 0;
@@ -181,8 +191,7 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
         st = dpt_alloc((size_t)(cap * K) * sizeof(float) * (mc ? 3 : 1), "predict block",
                        (void **)&all);
         if (st == DPT_OK && mc)
-            st = dpt_alloc((size_t)(2 * cap * K) * sizeof(double), "predict sums",
-                           (void **)&red);
+            st = dpt_alloc((size_t)(2 * cap * K) * sizeof(double), "predict sums", (void **)&red);
         counts = calloc((size_t)c->size, sizeof *counts);
         displs = calloc((size_t)c->size, sizeof *displs);
         if (st == DPT_OK && (!counts || !displs))
@@ -192,8 +201,10 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                 const char *names[3] = {"mean", "std", "entropy"};
                 int64_t cols[3] = {K, K, 0};
                 st = dpt_pred_create(out_path, N, 3, names, cols, &pf);
-                if (st == DPT_OK) st = dpt_pred_attr_i64(pf, "mc_samples", mc_samples);
-                if (st == DPT_OK) st = dpt_pred_attr_i64(pf, "seed", seed);
+                if (st == DPT_OK)
+                    st = dpt_pred_attr_i64(pf, "mc_samples", mc_samples);
+                if (st == DPT_OK)
+                    st = dpt_pred_attr_i64(pf, "seed", seed);
             } else {
                 const char *names[1] = {"pred"};
                 int64_t cols[1] = {K};
@@ -207,11 +218,13 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
     for (int64_t b0 = 0; b0 < N && st == DPT_OK; b0 += cap) {
         int64_t bn = N - b0 < cap ? N - b0 : cap;
         int64_t lo = 0, hi = bn;
-        if (!mc) dpt_split_range(bn, c->rank, c->size, &lo, &hi);
+        if (!mc)
+            dpt_split_range(bn, c->rank, c->size, &lo, &hi);
         dpt_shard *s = NULL;
         st = dpt_shard_open(data, g, b0 + lo, b0 + hi, NULL, dpt_model_input_shape(m), &s);
         st = dpt_comm_agree(c, st);
-        if (st != DPT_OK) break;
+        if (st != DPT_OK)
+            break;
         if (!mc) {
             dpt_pass p = {.training = false, .seed = seed};
             forward_rows(m, &p, dpt_shard_x(s), hi - lo, b0 + lo, out);
@@ -224,12 +237,13 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                     displs[r] = (int)(l * K);
                 }
             MPI_Gatherv(out, mine, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, c->comm);
-            if (c->rank == 0) st = dpt_pred_write(pf, 0, b0, bn, all);
+            if (c->rank == 0)
+                st = dpt_pred_write(pf, 0, b0, bn, all);
         } else {
             memset(acc, 0, (size_t)(2 * bn * K) * sizeof(double));
             for (int j = c->rank; j < mc_samples; j += c->size) {
-                dpt_pass p = {.training = false, .mc_dropout = true, .seed = seed,
-                              .stream = (uint32_t)j + 1};
+                dpt_pass p = {
+                    .training = false, .mc_dropout = true, .seed = seed, .stream = (uint32_t)j + 1};
                 forward_rows(m, &p, dpt_shard_x(s), bn, b0, out);
                 for (int64_t i = 0; i < bn * K; i++) {
                     acc[i] += out[i];
@@ -247,7 +261,8 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                         mean[r * K + k] = (float)mu;
                         sd[r * K + k] = (float)sqrt(var > 0 ? var : 0);
                         if (K == 1) { /* binary: entropy of Bernoulli(mu) */
-                            if (mu > 0 && mu < 1) h = -(mu * log(mu) + (1 - mu) * log(1 - mu));
+                            if (mu > 0 && mu < 1)
+                                h = -(mu * log(mu) + (1 - mu) * log(1 - mu));
                         } else if (mu > 0) {
                             h -= mu * log(mu);
                         }
@@ -255,8 +270,10 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                     ent[r] = (float)h;
                 }
                 st = dpt_pred_write(pf, 0, b0, bn, mean);
-                if (st == DPT_OK) st = dpt_pred_write(pf, 1, b0, bn, sd);
-                if (st == DPT_OK) st = dpt_pred_write(pf, 2, b0, bn, ent);
+                if (st == DPT_OK)
+                    st = dpt_pred_write(pf, 1, b0, bn, sd);
+                if (st == DPT_OK)
+                    st = dpt_pred_write(pf, 2, b0, bn, ent);
             }
         }
         dpt_shard_destroy(&s);

@@ -20,19 +20,23 @@ static uint64_t fnv1a(const void *p, size_t n) {
 dpt_status dpt_check_replicas(const dpt_comm *c, const float *params, int64_t n, int64_t step) {
     unsigned long long mine = fnv1a(params, (size_t)n * sizeof(float));
     unsigned long long *all = malloc((size_t)c->size * sizeof *all);
-    if (!all) dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "replica check: out of memory"));
+    if (!all)
+        dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "replica check: out of memory"));
     MPI_Allgather(&mine, 1, MPI_UNSIGNED_LONG_LONG, all, 1, MPI_UNSIGNED_LONG_LONG, c->comm);
     char bad[512] = "";
     size_t used = 0;
     int n_bad = 0;
     for (int r = 1; r < c->size; r++) {
-        if (all[r] == all[0]) continue;
+        if (all[r] == all[0])
+            continue;
         n_bad++;
         if (used < sizeof bad - 16)
-            used += (size_t)snprintf(bad + used, sizeof bad - used, "%s%d", n_bad > 1 ? ", " : "", r);
+            used +=
+                (size_t)snprintf(bad + used, sizeof bad - used, "%s%d", n_bad > 1 ? ", " : "", r);
     }
     free(all);
-    if (n_bad == 0) return DPT_OK;
+    if (n_bad == 0)
+        return DPT_OK;
     return dpt_error_set(DPT_ERR_INTERNAL,
                          "replica drift at global step %lld: the parameters of rank%s %s differ "
                          "from rank 0's",

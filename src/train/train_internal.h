@@ -17,16 +17,16 @@ typedef struct {
     dpt_fit_opts opts;
     dpt_data_info info, vinfo, tinfo;
     int64_t n_train, n_val;
-    int64_t lo, hi;         /* this rank's training rows */
+    int64_t lo, hi; /* this rank's training rows */
     dpt_model *model;
     dpt_optim *optim;
     dpt_shard *train, *val;
-    float *xb, *yb, *dout;  /* (max_local, x_size), (max_local, y_size), (max_local, out) */
-    int64_t *rows;          /* (max_local) shard-local rows of the current step */
+    float *xb, *yb, *dout; /* (max_local, x_size), (max_local, y_size), (max_local, out) */
+    int64_t *rows;         /* (max_local) shard-local rows of the current step */
     int64_t epoch, global_step;
-    int64_t skipped;        /* batches skipped for non-finite values */
+    int64_t skipped; /* batches skipped for non-finite values */
     int threads;
-    struct dpt_report *report; /* rank 0 only */
+    struct dpt_report *report;   /* rank 0 only */
     int64_t start_step_in_epoch; /* > 0 when resuming inside an epoch */
     double resume_sums[3];       /* the resumed epoch's (loss, correct, count) so far */
     char resumed_from[4096];     /* checkpoint path when resumed, else "" */

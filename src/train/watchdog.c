@@ -37,13 +37,15 @@ static void *watch(void *arg) {
 }
 
 void dpt_watchdog_start(double seconds, int rank, int size) {
-    if (seconds <= 0 || atomic_load(&g_running)) return;
+    if (seconds <= 0 || atomic_load(&g_running))
+        return;
     g_limit = seconds;
     g_rank = rank;
     g_size = size;
     atomic_store(&g_last, dpt_now());
     atomic_store(&g_running, 1);
-    if (pthread_create(&g_thread, NULL, watch, NULL) != 0) atomic_store(&g_running, 0);
+    if (pthread_create(&g_thread, NULL, watch, NULL) != 0)
+        atomic_store(&g_running, 0);
 }
 
 void dpt_watchdog_kick(int64_t step) {
@@ -52,7 +54,8 @@ void dpt_watchdog_kick(int64_t step) {
 }
 
 void dpt_watchdog_stop(void) {
-    if (!atomic_load(&g_running)) return;
+    if (!atomic_load(&g_running))
+        return;
     atomic_store(&g_running, 0);
     pthread_join(g_thread, NULL);
 }

@@ -70,7 +70,8 @@ static void test_n_ranks_equal_one_rank(void **state) {
             assert_int_equal(steps1, steps);
             for (int64_t i = 0; i < n; i++) {
                 double d = fabs((double)pn[i] - p1[i]) / (fabs((double)p1[i]) + 1e-3);
-                if (d > worst) worst = d;
+                if (d > worst)
+                    worst = d;
             }
             free(p1);
         }
@@ -106,7 +107,8 @@ static void test_dropout_replicas_bit_identical(void **state) {
     unsigned char mine[512] = {0}, r0[512];
     dpt_pass pass = {.training = true, .seed = cfg.seed, .rank = (uint32_t)rank, .step = 3};
     for (int i = 0; i < 4096; i++)
-        if (dpt_dropout_keep(&pass, 1, (uint64_t)i, 0.5f)) mine[i / 8] |= (unsigned char)(1 << (i % 8));
+        if (dpt_dropout_keep(&pass, 1, (uint64_t)i, 0.5f))
+            mine[i / 8] |= (unsigned char)(1 << (i % 8));
     memcpy(r0, mine, sizeof r0);
     MPI_Bcast(r0, sizeof r0, MPI_BYTE, 0, MPI_COMM_WORLD);
     int same = memcmp(r0, mine, sizeof r0) == 0, n_same = 0;
@@ -124,7 +126,8 @@ static void test_agree_spreads_one_ranks_failure(void **state) {
     int last = c.size - 1;
     dpt_status mine = DPT_OK;
     dpt_error_clear();
-    if (c.rank == last) mine = dpt_error_set(DPT_ERR_DATA, "x.h5: /train/x: rank %d failed", last);
+    if (c.rank == last)
+        mine = dpt_error_set(DPT_ERR_DATA, "x.h5: /train/x: rank %d failed", last);
     dpt_status st = dpt_comm_agree(&c, mine);
     char expect[64];
     snprintf(expect, sizeof expect, "rank %d failed", last);
@@ -138,9 +141,11 @@ static void test_replica_drift_is_named(void **state) {
     dpt_comm c;
     assert_ok(dpt_comm_init(&c, MPI_COMM_WORLD));
     float p[64];
-    for (int i = 0; i < 64; i++) p[i] = (float)i * 0.25f;
+    for (int i = 0; i < 64; i++)
+        p[i] = (float)i * 0.25f;
     assert_ok(dpt_check_replicas(&c, p, 64, 10));
-    if (c.rank == c.size - 1 && c.size > 1) p[17] = nextafterf(p[17], 100.0f); /* one ulp */
+    if (c.rank == c.size - 1 && c.size > 1)
+        p[17] = nextafterf(p[17], 100.0f); /* one ulp */
     dpt_status st = dpt_check_replicas(&c, p, 64, 11);
     if (c.size == 1) {
         assert_int_equal(st, DPT_OK);
