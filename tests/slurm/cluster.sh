@@ -188,6 +188,10 @@ write_conf() {
     cat >"$CONF" <<EOF
 # written by tests/slurm/cluster.sh on $(date -u +%FT%TZ); hardware from 'slurmd -C'
 ClusterName=dptci
+# Job ids that no other instance uses at the same time: Open MPI names its shared-memory segments
+# after the PMIx namespace, i.e. the Slurm job id, and two jobs "1" of two instances at once crashed
+# in mca_btl_vader. Instances that run together have different ports, hence different ranges.
+FirstJobId=$(( ((CTLD_PORT - 16817) / 2 % 90 + 1) * 100000 + RANDOM % 50000 ))
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
@@ -198,6 +202,9 @@ CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCK,cred_expire=$CRED_EXPIRE
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
+# PMIx puts each step's directory under TmpFS (spmix_appdir_UID_JOB.STEP): private, so that two
+# instances whose job ids both start at 1 cannot collide
+TmpFS=$DIR/tmp
 SlurmctldPidFile=$DIR/run/slurmctld.pid
 SlurmdPidFile=$DIR/run/slurmd.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
@@ -248,8 +255,8 @@ do_start() {
         do_stop || die "could not stop the stale instance"
     fi
     pick_ports
-    rm -rf "$DIR/state" "$DIR/spool" "$DIR/run" "$DIR/log" "$DIR/munge-run"
-    mkdir -p "$DIR/etc" "$DIR/state" "$DIR/spool" "$DIR/run" "$DIR/log" "$DIR/munge" "$DIR/munge-run" ||
+    rm -rf "$DIR/state" "$DIR/spool" "$DIR/run" "$DIR/log" "$DIR/munge-run" "$DIR/tmp"
+    mkdir -p "$DIR/etc" "$DIR/state" "$DIR/spool" "$DIR/run" "$DIR/log" "$DIR/munge" "$DIR/munge-run" "$DIR/tmp" ||
         die "cannot create directories under $DIR"
     # munged insists: key directory private, socket directory (and its parents) o+x
     chmod 700 "$DIR/munge"
