@@ -76,6 +76,89 @@ typedef struct {
 void dpt_order_init(dpt_order *o, int64_t n, uint32_t seed, int64_t epoch, bool shuffle);
 int64_t dpt_order_at(const dpt_order *o, int64_t pos); /* sample at position pos in [0, n) */
 
+/* ---- the "local" (balanced) order ----------------------------------------------------------
+ * Each rank permutes ITS OWN shard [lo, hi) = dpt_split_range(n, rank, size) every epoch, and
+ * global batch k (positions [p_k, p_{k+1}), p_k = min(k*B, n)) takes from rank r exactly
+ * dpt_local_count(n, p_k, p_{k+1}, r, size) samples: the next ones of r's own permutation,
+ * starting at local position dpt_local_offset(n, p_k, r, size). Counts are balanced within 1
+ * sample, sum to the batch size over the ranks and to the shard size over an epoch. The batch's
+ * members then depend on the rank count (unlike dpt_order's global batches). All local. */
+
+/* F_r(p): how many of the first p positions (p clamped to [0, n]) are rank r's, i.e. the size
+ * of part r of dpt_split_range(p, r, size). Monotone in p; F_r(n) = r's shard size. Local. */
+int64_t dpt_local_offset(int64_t n, int64_t p, int rank, int size);
+/* Samples rank r contributes to positions [p0, p1) (p0 <= p1): F_r(p1) - F_r(p0). Local. */
+int64_t dpt_local_count(int64_t n, int64_t p0, int64_t p1, int rank, int size);
+/* The epoch order of one rank's shard: a bijection of [0, rows) keyed by (seed, epoch, lo), where
+ * lo is the shard's first row (so ranks differ); identity if !shuffle. Local. */
+void dpt_order_init_local(dpt_order *o, int64_t rows, uint32_t seed, int64_t epoch, int64_t lo,
+                          bool shuffle);
+/* A bijection of [0, n) keyed by (seed, tag, a, b): for orders other than the global one. `tag`
+ * names the use (not 0x5EED, the global order's); a and b are any two 64-bit values. Local. */
+void dpt_order_init_keyed(dpt_order *o, int64_t n, bool shuffle, uint32_t seed, uint32_t tag,
+                          uint64_t a, uint64_t b);
+#define DPT_ORDER_TAG_LOCAL 0x10CA1u /* dpt_order_init_local */
+
+/* ---- the streaming reader: shards larger than memory --------------------------------------
+ * dpt_stream reads this rank's rows [lo, hi) of a split epoch after epoch without holding them:
+ * the shard is cut into chunks (the file's HDF5 chunks along samples when x is chunked, else
+ * about 1 MiB of rows; the two ends may be partial), the chunk order is reshuffled every epoch,
+ * consecutive groups of chunks form WINDOWS of about window_bytes (at least 2 chunks), and the
+ * samples of a window are shuffled within it. A background thread reads window w + 1 while the
+ * caller consumes window w (double buffering: the stream holds at most 2 windows plus one chunk
+ * of raw staging; dpt_stream_buffer_bytes says how much). Every sample of the shard comes exactly
+ * once per epoch; the stream is a pure function of (seed, epoch, lo, hi, file chunking, window),
+ * whatever the thread timing. Values are checked as dpt_shard_open checks them (non-finite
+ * features, labels out of range, rows numbered in the whole split), by the reader thread; a bad
+ * row is reported by the dpt_stream_next call that reaches its window.
+ *
+ * Threads and HDF5: our HDF5 is not thread-safe. Between dpt_stream_begin_epoch and the end of
+ * the epoch the reader thread calls HDF5 (on a file handle of its own, opened by dpt_stream_open);
+ * the caller must then make NO HDF5 call (checkpoints, other files) unless it holds
+ * dpt_stream_hold_io. Open every other file before the first dpt_stream_begin_epoch. The reader
+ * thread calls no MPI. All functions are local and must be called from one thread. */
+typedef struct dpt_stream dpt_stream;
+
+/* Opens the stream (metadata checks as dpt_shard_open: DPT_ERR_DATA naming file and dataset;
+ * bad lo/hi: DPT_ERR_INTERNAL), allocates its buffers and starts the reader thread, which waits
+ * for dpt_stream_begin_epoch. `t` is required (targets as dpt_shard_open builds them).
+ * window_bytes: the size of ONE window of converted float32 samples (x and targets); it is
+ * raised to 2 chunks if smaller and lowered to the shard if larger. Local. */
+DPT_NODISCARD dpt_status dpt_stream_open(const char *path, const char *group, int64_t lo,
+                                         int64_t hi, const dpt_target_spec *t,
+                                         const dpt_shape *expect_x, int64_t window_bytes,
+                                         uint32_t seed, dpt_stream **out);
+/* Stops and joins the reader thread (it finishes at most the chunk it is reading), closes the
+ * file, frees everything; NULL-safe, sets *s = NULL. Must not be called while holding the io
+ * lock. Local. */
+void dpt_stream_destroy(dpt_stream **s);
+/* Starts epoch `epoch` (0-based) from its first sample: abandons whatever the previous epoch
+ * had not consumed and sets the reader thread on windows 0 and 1. Local. */
+void dpt_stream_begin_epoch(dpt_stream *s, int64_t epoch);
+/* The same, but the first `skip` samples of the epoch's stream are passed over (not read): for
+ * a resume in the middle of an epoch, skip = dpt_local_offset(n, first_step * B, rank, size).
+ * 0 <= skip <= rows. Local. */
+void dpt_stream_begin_epoch_at(dpt_stream *s, int64_t epoch, int64_t skip);
+/* Copies the next `count` samples of the epoch's stream into x (count, x_size) and
+ * y (count, y_size), waiting for the reader thread when it is behind. DPT_ERR_DATA (message with
+ * file, dataset and row) for a bad value in a window it reaches, or an unreadable chunk; then
+ * every later call fails the same way (the trainer must abort: it is mid-step). Asking for more
+ * than the epoch has left is DPT_ERR_INTERNAL. Local. */
+DPT_NODISCARD dpt_status dpt_stream_next(dpt_stream *s, int64_t count, float *x, float *y);
+/* Blocks until the reader thread is between HDF5 calls and keeps it out of HDF5 until
+ * dpt_stream_release_io: wrap every HDF5 call the caller makes while an epoch streams
+ * (e.g. writing a checkpoint) in hold/release. Local. */
+void dpt_stream_hold_io(dpt_stream *s);
+void dpt_stream_release_io(dpt_stream *s);
+int64_t dpt_stream_rows(const dpt_stream *s);          /* hi - lo */
+int64_t dpt_stream_x_size(const dpt_stream *s);        /* floats per sample */
+int64_t dpt_stream_y_size(const dpt_stream *s);        /* floats per target */
+int64_t dpt_stream_chunk_rows(const dpt_stream *s);    /* rows per (whole) chunk */
+int64_t dpt_stream_window_chunks(const dpt_stream *s); /* chunks per window (>= 2 unless fewer) */
+/* Bytes the stream allocated for samples: its window buffers and raw staging (not the caller's
+ * batch, not HDF5's own chunk cache). <= 2 windows + 1 chunk of staging. */
+size_t dpt_stream_buffer_bytes(const dpt_stream *s);
+
 /* ---- writers (serial HDF5; run them on one rank) --------------------------------------------- */
 /* Tutorial data: x (n, features) uniform [0, 1) float32, y (n) int32 random 0/1, group "train". */
 DPT_NODISCARD dpt_status dpt_data_write_synth(const char *out_path, int64_t n, int64_t features,

@@ -1,6 +1,8 @@
 /* Which rows a rank owns (dpt_split_range) and the epoch order (dpt_order): a keyed bijection of
  * [0, n) with O(1) memory, identical on every rank, so every rank can walk the same global
- * batches and pick the members that fall in its shard. A balanced Feistel network on the
+ * batches and pick the members that fall in its shard. Also the "local" (balanced) order: each
+ * rank permutes its own shard (dpt_order_init_local) and takes dpt_local_count samples of global
+ * batch k, F_r(p1) - F_r(p0) with F_r(p) = dpt_local_offset. A balanced Feistel network on the
  * smallest even bit width 2h with 2^(2h) >= n, 4 rounds with keys from Philox(seed, epoch), and
  * cycle-walking back into [0, n). Reading rows is in shard.c; batching itself is the trainer's. */
 #include "dptrain/core.h"
@@ -14,7 +16,10 @@ void dpt_split_range(int64_t n, int rank, int size, int64_t *lo, int64_t *hi) {
     *hi = *lo + q + (rank < r ? 1 : 0);
 }
 
-void dpt_order_init(dpt_order *o, int64_t n, uint32_t seed, int64_t epoch, bool shuffle) {
+/* Sizes the Feistel network for n and takes its 4 round keys from Philox(counter c, key
+ * (seed, tag)). */
+static void order_setup(dpt_order *o, int64_t n, bool shuffle, dpt_u32x4 c, uint32_t seed,
+                        uint32_t tag) {
     DPT_ASSERT(n >= 0);
     o->n = n;
     o->shuffle = shuffle && n > 1;
@@ -27,10 +32,42 @@ void dpt_order_init(dpt_order *o, int64_t n, uint32_t seed, int64_t epoch, bool 
         bits++;
     o->half_bits = bits / 2;
     o->mask = bits >= 64 ? UINT64_MAX : (((uint64_t)1 << bits) - 1);
-    dpt_u32x4 c = {{(uint32_t)epoch, (uint32_t)((uint64_t)epoch >> 32), 0x0D3E5u, 0x5u}};
-    dpt_u32x4 k = dpt_philox4x32_10(c, seed, 0x5EEDu);
+    dpt_u32x4 k = dpt_philox4x32_10(c, seed, tag);
     for (int i = 0; i < 4; i++)
         o->key[i] = k.v[i];
+}
+
+void dpt_order_init(dpt_order *o, int64_t n, uint32_t seed, int64_t epoch, bool shuffle) {
+    dpt_u32x4 c = {{(uint32_t)epoch, (uint32_t)((uint64_t)epoch >> 32), 0x0D3E5u, 0x5u}};
+    order_setup(o, n, shuffle, c, seed, 0x5EEDu);
+}
+
+void dpt_order_init_keyed(dpt_order *o, int64_t n, bool shuffle, uint32_t seed, uint32_t tag,
+                          uint64_t a, uint64_t b) {
+    /* tag 0x5EED is the global order's: its counters (epoch, 0x0D3E5, 5) would collide */
+    DPT_ASSERT(tag != 0x5EEDu);
+    dpt_u32x4 c = {{(uint32_t)a, (uint32_t)(a >> 32), (uint32_t)b, (uint32_t)(b >> 32)}};
+    order_setup(o, n, shuffle, c, seed, tag);
+}
+
+void dpt_order_init_local(dpt_order *o, int64_t rows, uint32_t seed, int64_t epoch, int64_t lo,
+                          bool shuffle) {
+    dpt_order_init_keyed(o, rows, shuffle, seed, DPT_ORDER_TAG_LOCAL, (uint64_t)epoch,
+                         (uint64_t)lo);
+}
+
+int64_t dpt_local_offset(int64_t n, int64_t p, int rank, int size) {
+    DPT_ASSERT(n >= 0 && p >= 0);
+    if (p > n)
+        p = n;
+    int64_t lo, hi;
+    dpt_split_range(p, rank, size, &lo, &hi);
+    return hi - lo; /* F_r(p): how many of the first p positions are rank r's */
+}
+
+int64_t dpt_local_count(int64_t n, int64_t p0, int64_t p1, int rank, int size) {
+    DPT_ASSERT(p0 >= 0 && p1 >= p0);
+    return dpt_local_offset(n, p1, rank, size) - dpt_local_offset(n, p0, rank, size);
 }
 
 /* Round function: multiply, fold, multiply (a cut-down 64-bit mixer). Measured against the
