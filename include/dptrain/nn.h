@@ -79,7 +79,22 @@ typedef struct {
     /* Writes this layer's Keras JSON config (used by checkpoints' model_config). New reference. */
     json_t *(*to_json)(const dpt_layer *l);
     void (*destroy)(dpt_layer *l); /* frees the layer's own extra storage, not the struct */
+    /* Optional (NULL: every parameter is trainable). How many of the layer's parameters, counted
+     * from the start of its view, the optimizer may update when the layer is trainable; the rest
+     * (BatchNormalization's moving statistics) live in the flat buffer, so checkpoints and the
+     * broadcast carry them, but get no gradient and no optimizer or weight-decay update. Keras
+     * weight order is trainable weights first, so they always form a prefix. */
+    int64_t (*n_trainable)(const dpt_layer *l);
+    /* Optional (NULL: no regularizer). Returns the layer's regularization penalty at the current
+     * parameters (Keras: l1*sum|w| + l2*sum w^2 per regularized tensor, no 1/2 factor); when
+     * `scale` != 0 and the layer is trainable, ADDS scale * d(penalty)/d(params) to the layer's
+     * gradient view. */
+    double (*regularize)(dpt_layer *l, float scale);
 } dpt_layer_ops;
+
+/* Sums buf (n doubles) in place over every rank (an MPI_Allreduce with MPI_SUM, installed by the
+ * trainer; nn itself never calls MPI). Collective over the ranks that train together. */
+typedef void (*dpt_reduce_fn)(void *ctx, double *buf, int n);
 
 /* The base every layer kind embeds first. */
 struct dpt_layer {
@@ -92,6 +107,8 @@ struct dpt_layer {
     float *grads;            /* view into the model's flat gradient buffer, or NULL */
     int64_t param_offset;    /* offset of params in the flat buffer */
     bool trainable;
+    dpt_reduce_fn reduce;    /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
+    void *reduce_ctx;
 };
 
 /* Where a config value came from, for error messages: "<file>: <path>: <what>". */
@@ -181,6 +198,34 @@ void dpt_model_zero_grads(dpt_model *m);
 /* Backward after dpt_model_forward with the same arguments: dout (B, output_size) is
  * d(loss)/d(output) and may be overwritten. Accumulates into the gradient buffer. */
 void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B);
+
+/* Installs the cross-rank sum that BatchNormalization needs in training (batch statistics of
+ * synchronized layers, and the global-batch statistics every layer's moving averages are updated
+ * with, so the moving statistics stay identical on every rank). fn NULL: a single process (the
+ * default). Local; the reducer it installs is collective. */
+void dpt_model_set_reducer(dpt_model *m, dpt_reduce_fn fn, void *ctx);
+/* True when a training forward (and backward) calls the reducer: then EVERY rank must run
+ * dpt_model_forward and dpt_model_backward with training on at every step, in the same order,
+ * even with B = 0 local samples (forward/backward accept B = 0). Inference never reduces. */
+bool dpt_model_is_collective(const dpt_model *m);
+
+/* Trainable parameters: those of trainable layers, minus non-trainable weights such as
+ * BatchNormalization's moving statistics (Keras's "Trainable params"). */
+int64_t dpt_model_n_trainable(const dpt_model *m);
+/* The trainable parameters as (offset, length) pairs into the flat buffer, ascending and
+ * disjoint: *seg points to n pairs (2n int64), owned by the model. Returns n. Give them to
+ * dpt_optim_set_segments so that frozen layers and moving statistics are never updated. */
+int dpt_model_trainable_segments(const dpt_model *m, const int64_t **seg);
+
+/* Regularization (kernel_regularizer / bias_regularizer / gamma_regularizer / beta_regularizer):
+ * returns the total penalty at the current parameters (Keras adds it once per batch to the mean
+ * batch loss) and ADDS scale * d(penalty)/d(w) into the gradient buffer for trainable weights.
+ * Call it after the gradient has been reduced and divided by the global batch count, on every
+ * rank identically, with scale = 1. 0 (and nothing added) when no layer has a regularizer. */
+double dpt_model_regularize(dpt_model *m, float scale);
+/* The penalty alone (for evaluation losses, which Keras also reports with the penalty). */
+double dpt_model_penalty(dpt_model *m);
+bool dpt_model_has_regularizers(const dpt_model *m);
 
 /* Keras-like summary table into buf (layer, output shape, params; totals). Returns chars written
  * (like snprintf). */

@@ -1,8 +1,10 @@
 /* The Keras Dense layer: y = act(x·K + b), K (in, out) row-major then b (out) in the flat
  * parameter buffer (Keras weight order). Forward is one sgemm plus one fused bias + activation
  * pass; backward is the activation derivative from y, dK += xᵀ·dz, db += column sums of dz and
- * dx = dz·Kᵀ. Regularizers, constraints and LoRA are refused (they change the math and live
- * nowhere yet); the model decides whether the final activation is folded into the loss.
+ * dx = dz·Kᵀ. kernel_regularizer / bias_regularizer add their penalty through the model
+ * (dpt_model_regularize); activity_regularizer, constraints and LoRA are refused (they change the
+ * math and live nowhere yet); the model decides whether the final activation is folded into the
+ * loss.
  */
 #include <cblas.h>
 #include <limits.h>
@@ -17,6 +19,7 @@ typedef struct {
     bool use_bias;
     dpt_head head; /* activation, and whether the loss absorbed it */
     dpt_init_spec kernel_init, bias_init;
+    dpt_regularizer kernel_reg, bias_reg;
 } dpt_dense;
 
 static int64_t dense_n_params(const dpt_layer *l) {
@@ -85,6 +88,17 @@ static int dense_weights(const dpt_layer *l, const char **names, dpt_shape *shap
     return n;
 }
 
+static double dense_regularize(dpt_layer *l, float scale) {
+    dpt_dense *d = (dpt_dense *)l;
+    int64_t nk = l->in_size * d->units;
+    bool g = scale != 0.0f && l->trainable;
+    double pen = dpt_regularizer_apply(&d->kernel_reg, l->params, g ? l->grads : NULL, nk, scale);
+    if (d->use_bias)
+        pen += dpt_regularizer_apply(&d->bias_reg, l->params + nk, g ? l->grads + nk : NULL,
+                                     d->units, scale);
+    return pen;
+}
+
 static json_t *dense_to_json(const dpt_layer *l) {
     const dpt_dense *d = (const dpt_dense *)l;
     json_t *c = dpt_layer_base_json(l);
@@ -93,8 +107,9 @@ static json_t *dense_to_json(const dpt_layer *l) {
     json_object_set_new(c, "use_bias", json_boolean(d->use_bias));
     json_object_set_new(c, "kernel_initializer", dpt_init_to_json(&d->kernel_init));
     json_object_set_new(c, "bias_initializer", dpt_init_to_json(&d->bias_init));
-    static const char *const nulls[] = {"kernel_regularizer", "bias_regularizer",
-                                        "activity_regularizer", "kernel_constraint",
+    json_object_set_new(c, "kernel_regularizer", dpt_regularizer_to_json(&d->kernel_reg));
+    json_object_set_new(c, "bias_regularizer", dpt_regularizer_to_json(&d->bias_reg));
+    static const char *const nulls[] = {"activity_regularizer", "kernel_constraint",
                                         "bias_constraint"};
     for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
         json_object_set_new(c, nulls[i], json_null());
@@ -112,6 +127,7 @@ static const dpt_layer_ops dense_ops = {
     .weights = dense_weights,
     .to_json = dense_to_json,
     .destroy = dense_destroy,
+    .regularize = dense_regularize,
 };
 
 dpt_head *dpt_dense_head(dpt_layer *l) {
@@ -148,9 +164,12 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
                             &d->kernel_init);
     if (st == DPT_OK)
         st = dpt_init_parse(config, "bias_initializer", ctx, dpt_init_zeros(), &d->bias_init);
-    static const char *const must_be_null[] = {"kernel_regularizer",   "bias_regularizer",
-                                               "activity_regularizer", "kernel_constraint",
-                                               "bias_constraint",      "lora_rank"};
+    if (st == DPT_OK)
+        st = dpt_regularizer_parse(config, "kernel_regularizer", ctx, &d->kernel_reg);
+    if (st == DPT_OK)
+        st = dpt_regularizer_parse(config, "bias_regularizer", ctx, &d->bias_reg);
+    static const char *const must_be_null[] = {"activity_regularizer", "kernel_constraint",
+                                               "bias_constraint", "lora_rank"};
     for (size_t i = 0; st == DPT_OK && i < sizeof must_be_null / sizeof must_be_null[0]; i++)
         st = dpt_json_require_null(config, must_be_null[i], ctx);
     if (st != DPT_OK)

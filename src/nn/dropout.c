@@ -2,7 +2,9 @@
  * scaled by 1/(1 - rate); at inference (or rate 0) it is the identity. The mask is a pure function
  * of (seed, rank, stream, step, layer, element) through Philox-4x32-10 (dpt_dropout_keep), one
  * block per 4 elements, so backward recomputes it instead of storing it. The Keras `seed` key is
- * ignored (the run seed is used); noise_shape is refused.
+ * ignored (the run seed is used). noise_shape (e.g. [null, 1, 64]: one mask per sample and channel,
+ * broadcast over the steps) goes through dpt_mask_apply (noise.c) with the mask indexed in the
+ * noise shape; without it the mask index is the element's rank-local position.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -11,11 +13,13 @@
 #include "nn/nn_internal.h"
 
 typedef struct {
-    dpt_layer base; /* first */
-    double rate;    /* as configured, [0, 1) */
-    float rate_f;   /* compared with the uniform draw */
-    float scale;    /* 1 / (1 - rate) */
-    uint32_t thr;   /* keep iff (word >> 8) >= thr, the same test as unit(word) >= rate_f */
+    dpt_layer base;     /* first */
+    double rate;        /* as configured, [0, 1) */
+    float rate_f;       /* compared with the uniform draw */
+    float scale;        /* 1 / (1 - rate) */
+    uint32_t thr;       /* keep iff (word >> 8) >= thr, the same test as unit(word) >= rate_f */
+    dpt_noise_shape ns; /* noise_shape (broadcast mask), see dpt_mask_apply */
+    float *chan;        /* (last dim) scratch for a channel-only noise_shape */
 } dpt_dropout;
 
 bool dpt_dropout_keep(const dpt_pass *p, uint32_t layer_index, uint64_t idx, float rate) {
@@ -185,6 +189,11 @@ static void dropout_forward(dpt_layer *l, const dpt_pass *p, const float *x, flo
             memcpy(y, x, (size_t)total * sizeof(float));
         return;
     }
+    if (d->ns.has) {
+        dpt_mask_apply(p, (uint32_t)l->index, &d->ns, &l->in_shape, d->rate_f, d->scale, 0.0f, 0.0f,
+                       d->chan, x, y, B);
+        return;
+    }
     apply_mask(d, p, x, y, total);
 }
 
@@ -202,6 +211,11 @@ static void dropout_backward(dpt_layer *l, const dpt_pass *p, const float *x, co
             memcpy(dx, dy, (size_t)total * sizeof(float));
         return;
     }
+    if (d->ns.has) {
+        dpt_mask_apply(p, (uint32_t)l->index, &d->ns, &l->in_shape, d->rate_f, d->scale, 0.0f, 0.0f,
+                       d->chan, dy, dx, B);
+        return;
+    }
     apply_mask(d, p, dy, dx, total);
 }
 
@@ -217,12 +231,18 @@ static json_t *dropout_to_json(const dpt_layer *l) {
     const dpt_dropout *d = (const dpt_dropout *)l;
     json_t *c = dpt_layer_base_json(l);
     json_object_set_new(c, "rate", json_real(d->rate));
-    json_object_set_new(c, "noise_shape", json_null());
+    json_object_set_new(c, "noise_shape", d->ns.json ? json_incref(d->ns.json) : json_null());
     json_object_set_new(c, "seed", json_null());
     return c;
 }
 
-static void dropout_destroy(dpt_layer *l) { (void)l; }
+static void dropout_destroy(dpt_layer *l) {
+    dpt_dropout *d = (dpt_dropout *)l;
+    free(d->chan);
+    d->chan = NULL;
+    json_decref(d->ns.json);
+    d->ns.json = NULL;
+}
 
 static const dpt_layer_ops dropout_ops = {
     .class_name = "Dropout",
@@ -248,8 +268,14 @@ dpt_status dpt_dropout_create(const json_t *config, const dpt_json_ctx *ctx, con
     if (st == DPT_OK)
         st = dpt_json_get_num(config, "rate", ctx, 0.0, 0.0, 1.0, true, &d->rate);
     if (st == DPT_OK)
-        st = dpt_json_require_null(config, "noise_shape", ctx);
+        st = dpt_noise_shape_parse(config, ctx, in, &d->ns);
+    if (st == DPT_OK && dpt_noise_shape_chan_only(&d->ns)) {
+        d->chan = calloc((size_t)in->dim[in->rank - 1], sizeof(float));
+        if (!d->chan)
+            st = dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
+    }
     if (st != DPT_OK) {
+        dropout_destroy(&d->base);
         free(d);
         return st;
     }

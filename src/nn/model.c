@@ -20,6 +20,9 @@ struct dpt_model {
     dpt_shape input;
     int64_t in_size, out_size, max_batch;
     int64_t n_params, n_trainable;
+    int64_t *segments; /* (n_segments, 2): (offset, length) of the trainable parameters */
+    int n_segments;
+    bool has_regularizers;
     float *params;     /* (n_params) flat, Keras weight order layer by layer */
     float *grads;      /* (n_params) flat, same layout */
     float *arena;      /* one allocation holding acts[] and scratch[] */
@@ -30,16 +33,28 @@ struct dpt_model {
     dpt_act head_act;  /* activation folded into the loss, or DPT_ACT_LINEAR */
 };
 
-/* "Dense" -> "dense", "BatchNormalization" -> "batch_normalization" (Keras default names) */
+/* Keras's naming.to_snake_case, which gives its default layer names: "Dense" -> "dense",
+ * "BatchNormalization" -> "batch_normalization", "Conv2D" -> "conv2d", "MaxPooling2D" ->
+ * "max_pooling2d": re.sub("(.)([A-Z][a-z]+)", r"\1_\2"), then re.sub("([a-z])([A-Z])",
+ * r"\1_\2"), then lower(). */
 static void snake_case(const char *in, char *out, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; in[i] && k + 2 < n; i++) {
+    char a[256];
+    size_t k = 0, len = strlen(in);
+    for (size_t i = 0; i < len && k + 2 < sizeof a; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (isupper(c) && i > 0)
-            out[k++] = '_';
-        out[k++] = (char)tolower(c);
+        if (i > 0 && isupper(c) && islower((unsigned char)in[i + 1]) && a[k - 1] != '_')
+            a[k++] = '_';
+        a[k++] = (char)c;
     }
-    out[k] = '\0';
+    a[k] = '\0';
+    size_t o = 0;
+    for (size_t i = 0; i < k && o + 2 < n; i++) {
+        unsigned char c = (unsigned char)a[i];
+        if (i > 0 && isupper(c) && islower((unsigned char)a[i - 1]))
+            out[o++] = '_';
+        out[o++] = (char)tolower(c);
+    }
+    out[o] = '\0';
 }
 
 static bool name_taken(dpt_layer **layers, int n, const char *name) {
@@ -131,6 +146,13 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
     return DPT_OK;
 }
 
+/* Trainable parameters of l: a prefix of its view (0 for a frozen layer). */
+static int64_t layer_n_trainable(const dpt_layer *l) {
+    if (!l->trainable)
+        return 0;
+    return l->ops->n_trainable ? l->ops->n_trainable(l) : l->ops->n_params(l);
+}
+
 /* Parameter offsets, the two flat buffers, initial values. */
 static dpt_status build_params(dpt_model *m, uint32_t seed) {
     int64_t total = 0, trainable = 0;
@@ -141,8 +163,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         dpt_status st = add_i64(total, n, "model parameters", &total);
         if (st != DPT_OK)
             return st;
-        if (l->trainable)
-            trainable += n;
+        trainable += layer_n_trainable(l);
     }
     m->n_params = total;
     m->n_trainable = trainable;
@@ -154,14 +175,34 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         st = dpt_alloc((size_t)bytes, "model gradients", (void **)&m->grads);
     if (st != DPT_OK)
         return st;
+    /* trainable segments: one per layer with trainable parameters, merged when adjacent */
+    m->segments = calloc((size_t)m->n_layers * 2 + 2, sizeof *m->segments);
+    if (!m->segments)
+        return dpt_error_set(DPT_ERR_NOMEM, "model: out of memory");
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        int64_t nt = layer_n_trainable(l);
+        if (nt <= 0)
+            continue;
+        int k = m->n_segments;
+        if (k > 0 && m->segments[2 * k - 2] + m->segments[2 * k - 1] == l->param_offset) {
+            m->segments[2 * k - 1] += nt;
+        } else {
+            m->segments[2 * k] = l->param_offset;
+            m->segments[2 * k + 1] = nt;
+            m->n_segments++;
+        }
+    }
     m->first_bwd = m->n_layers;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         dpt_layer *l = m->layers[i];
         int64_t n = l->ops->n_params(l);
         l->params = n ? m->params + l->param_offset : NULL;
         l->grads = n ? m->grads + l->param_offset : NULL;
-        if (n && l->trainable)
+        if (layer_n_trainable(l) > 0)
             m->first_bwd = i;
+        if (l->ops->regularize)
+            m->has_regularizers = true;
         if (n) {
             dpt_rng rng;
             dpt_rng_init(&rng, seed, (uint32_t)i);
@@ -271,6 +312,7 @@ void dpt_model_destroy(dpt_model **pm) {
             dpt_layer_destroy(&m->layers[i]);
     free(m->layers);
     free(m->acts);
+    free(m->segments);
     dpt_free(m->arena);
     dpt_free(m->params);
     dpt_free(m->grads);
@@ -312,6 +354,41 @@ const dpt_shape *dpt_model_input_shape(const dpt_model *m) { return &m->input; }
 int64_t dpt_model_input_size(const dpt_model *m) { return m->in_size; }
 int64_t dpt_model_output_size(const dpt_model *m) { return m->out_size; }
 int64_t dpt_model_max_batch(const dpt_model *m) { return m->max_batch; }
+
+void dpt_model_set_reducer(dpt_model *m, dpt_reduce_fn fn, void *ctx) {
+    for (int i = 0; i < m->n_layers; i++) {
+        m->layers[i]->reduce = fn;
+        m->layers[i]->reduce_ctx = fn ? ctx : NULL;
+    }
+}
+
+bool dpt_model_is_collective(const dpt_model *m) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (dpt_batchnorm_is_collective(m->layers[i]))
+            return true;
+    return false;
+}
+
+int64_t dpt_model_n_trainable(const dpt_model *m) { return m->n_trainable; }
+
+int dpt_model_trainable_segments(const dpt_model *m, const int64_t **seg) {
+    *seg = m->segments;
+    return m->n_segments;
+}
+
+bool dpt_model_has_regularizers(const dpt_model *m) { return m->has_regularizers; }
+
+double dpt_model_regularize(dpt_model *m, float scale) {
+    double pen = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        if (l->ops->regularize)
+            pen += l->ops->regularize(l, scale);
+    }
+    return pen;
+}
+
+double dpt_model_penalty(dpt_model *m) { return dpt_model_regularize(m, 0.0f); }
 
 /* x (B, in_size) -> (B, out_size) */
 const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, int64_t B) {

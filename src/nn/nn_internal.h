@@ -25,6 +25,106 @@ DPT_NODISCARD dpt_status dpt_activation_create(const json_t *config, const dpt_j
                                                const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_flatten_create(const json_t *config, const dpt_json_ctx *ctx,
                                             const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_reshape_create(const json_t *config, const dpt_json_ctx *ctx,
+                                            const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_conv2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                           const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_maxpool2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_avgpool2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gap2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_batchnorm_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_spatial_dropout1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                      const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_spatial_dropout2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                      const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gaussian_dropout_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                     const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_alpha_dropout_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gaussian_noise_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                   const dpt_shape *in, dpt_layer **out);
+
+/* True for a BatchNormalization layer that calls the reducer in a training pass. */
+bool dpt_batchnorm_is_collective(const dpt_layer *l);
+
+/* ---- masks and noise for the dropout family (all from dpt_dropout_keep's Philox stream) ------ */
+/* Whether the dropout family (Dropout, SpatialDropout, GaussianDropout, AlphaDropout) is on:
+ * in training, and in Monte Carlo dropout passes (GaussianNoise and batch norm are not). */
+static inline bool dpt_dropout_on(const dpt_pass *p) { return p->training || p->mc_dropout; }
+
+/* Dropout's noise_shape: the mask has shape noise (batch first), each dim either the input's or
+ * 1 (broadcast). Parsed from a Keras list ([null, 1, 64]); *has false when absent or null, or
+ * when no dimension broadcasts (then it is the plain element-wise mask). */
+typedef struct {
+    bool has;
+    bool batch_bcast;         /* noise_shape[0] == 1: one mask for every sample */
+    int rank;                 /* sample rank */
+    bool bcast[DPT_MAX_RANK]; /* per sample dimension: broadcast (1) */
+    json_t *json;             /* the list as given (owned), for to_json */
+} dpt_noise_shape;
+DPT_NODISCARD dpt_status dpt_noise_shape_parse(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_noise_shape *out);
+/* Mask index of element k of sample b (k in [0, prod(in dims))): the position of its mask entry in
+ * the row-major (B, noise dims) mask. */
+int64_t dpt_noise_shape_index(const dpt_noise_shape *ns, const dpt_shape *in, int64_t b, int64_t k);
+
+/* True when the mask varies only along the last (channel) axis within a sample. */
+bool dpt_noise_shape_chan_only(const dpt_noise_shape *ns);
+/* The dropout family's masked map over in, out (B, prod(in_shape)) (may alias): element k of
+ * sample b is kept iff dpt_dropout_keep(p, layer_index, mask index, rate) — mask index b * n + k,
+ * or dpt_noise_shape_index when ns->has — and becomes in * keep_mul + keep_add, else drop_add.
+ * chan: (last dim) scratch, needed when dpt_noise_shape_chan_only(ns). */
+void dpt_mask_apply(const dpt_pass *p, uint32_t layer_index, const dpt_noise_shape *ns,
+                    const dpt_shape *in_shape, float rate, float keep_mul, float keep_add,
+                    float drop_add, float *chan, const float *in, float *out, int64_t B);
+
+/* Standard normal number for element idx of layer layer_index: Box-Muller on the Philox block
+ * (idx / 4, layer_index, step lo, step hi) with dpt_dropout_keep's key; words (0, 1) give
+ * elements 4q, 4q+1 (cos, sin), words (2, 3) give 4q+2, 4q+3. Pure function. */
+float dpt_noise_normal(const dpt_pass *p, uint32_t layer_index, uint64_t idx);
+/* out[k] = normal(first + k) for k in [0, n): the same numbers, a block at a time. */
+void dpt_noise_fill_normal(const dpt_pass *p, uint32_t layer_index, uint64_t first, float *out,
+                           int64_t n);
+
+/* ---- 2-D geometry shared by Conv2D and the pooling layers (conv2d.c) ------------------------- */
+/* obj[key] as Keras writes a 2-tuple: an integer n (-> (n, n)) or a list of 2 integers >= lo.
+ * Absent or null -> (def0, def1) and *given false (given may be NULL). */
+DPT_NODISCARD dpt_status dpt_json_get_pair(const json_t *obj, const char *key,
+                                           const dpt_json_ctx *ctx, int64_t def0, int64_t def1,
+                                           int64_t lo, int64_t out[2], bool *given);
+/* padding "valid" / "same" (any case, as Keras lowercases it) -> *same. */
+DPT_NODISCARD dpt_status dpt_json_get_padding(const json_t *obj, const dpt_json_ctx *ctx,
+                                              bool *same);
+/* data_format: absent, null or "channels_last"; anything else is refused. */
+DPT_NODISCARD dpt_status dpt_json_check_channels_last(const json_t *obj, const dpt_json_ctx *ctx);
+/* One spatial dimension as TensorFlow computes it: valid -> out = (in - k) / s + 1, pad 0
+ * (DPT_ERR_CONFIG when in < k); same -> out = ceil(in / s), total padding
+ * max((out - 1) s + k - in, 0) of which pad_lo = total / 2 before (the extra one after). */
+DPT_NODISCARD dpt_status dpt_conv_out_dim(int64_t in, int64_t k, int64_t s, bool same,
+                                          const dpt_json_ctx *ctx, const char *what, int64_t *out,
+                                          int64_t *pad_lo);
+
+/* ---- regularizers (regularizer.c) ----------------------------------------------------------- */
+typedef enum { DPT_REG_NONE = 0, DPT_REG_L1, DPT_REG_L2, DPT_REG_L1L2 } dpt_reg_kind;
+typedef struct {
+    dpt_reg_kind kind;
+    double l1, l2; /* penalty = l1 * sum|w| + l2 * sum w^2 (Keras: no 1/2 factor) */
+} dpt_regularizer;
+/* Parses obj[key]: absent/null -> none; "l1", "l2", "l1_l2" (Keras 2's function: 0.01 each),
+ * {"class_name": "L1" | "L2" | "L1L2", "config": {...}} with or without Keras 3's module and
+ * registered_name. DPT_ERR_CONFIG naming ctx->path.key for unknown names, keys or bad values. */
+DPT_NODISCARD dpt_status dpt_regularizer_parse(const json_t *obj, const char *key,
+                                               const dpt_json_ctx *ctx, dpt_regularizer *out);
+/* Keras 2 legacy form {"class_name", "config"}, or JSON null when none. New reference. */
+json_t *dpt_regularizer_to_json(const dpt_regularizer *r);
+/* Penalty of w (n); if g is not NULL, g (n) += scale * d(penalty)/dw (L1: l1 * sign(w), sign(0) =
+ * 0 as TensorFlow's). */
+double dpt_regularizer_apply(const dpt_regularizer *r, const float *w, float *g, int64_t n,
+                             float scale);
 
 /* ---- the base every kind fills in the same way ---------------------------------------------- */
 

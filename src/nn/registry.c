@@ -1,6 +1,7 @@
 /* The layer registry (Keras class_name -> constructor) and what every layer kind shares: the
  * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
- * one per file (dense.c, dropout.c, activation.c, flatten.c); the model (model.c) drives them.
+ * one per file (dense.c, dropout.c, activation.c, flatten.c, reshape.c, conv2d.c, pool.c,
+ * batchnorm.c, noise.c); the model (model.c) drives them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,21 @@ static const struct {
     {"Dropout", dpt_dropout_create},
     {"Activation", dpt_activation_create},
     {"Flatten", dpt_flatten_create},
+    {"Reshape", dpt_reshape_create},
+    {"Conv2D", dpt_conv2d_create},
+    {"Convolution2D", dpt_conv2d_create}, /* Keras 2 alias */
+    {"MaxPooling2D", dpt_maxpool2d_create},
+    {"MaxPool2D", dpt_maxpool2d_create},
+    {"AveragePooling2D", dpt_avgpool2d_create},
+    {"AvgPool2D", dpt_avgpool2d_create},
+    {"GlobalAveragePooling2D", dpt_gap2d_create},
+    {"GlobalAvgPool2D", dpt_gap2d_create},
+    {"BatchNormalization", dpt_batchnorm_create},
+    {"SpatialDropout1D", dpt_spatial_dropout1d_create},
+    {"SpatialDropout2D", dpt_spatial_dropout2d_create},
+    {"GaussianDropout", dpt_gaussian_dropout_create},
+    {"AlphaDropout", dpt_alpha_dropout_create},
+    {"GaussianNoise", dpt_gaussian_noise_create},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 

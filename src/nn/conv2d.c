@@ -1,0 +1,425 @@
+/* The Keras Conv2D layer, channels_last: x (B, H, W, C) -> y (B, OH, OW, F) = act(conv(x, K) + b)
+ * with K (KH, KW, C, F) row-major then b (F) in the flat buffer (Keras weight order), a
+ * cross-correlation (no kernel flip) with TensorFlow's valid/same padding and strides.
+ *
+ * Forward is im2col + one sgemm per chunk of samples: the patch matrix col (rows, KH*KW*C), one
+ * row per output pixel in (kh, kw, c) order, times K seen as (KH*KW*C, F), lands directly in
+ * NHWC order; then the fused bias + activation pass. Backward: dK += colᵀ·dz (sgemm), db += column
+ * sums, dcol = dz·Kᵀ (sgemm) scattered back by col2im. The col buffer is allocated once at
+ * create, sized for as many samples as fit in DPT_CONV_COL_FLOATS (at least one), so
+ * forward/backward never allocate and memory does not grow with the batch. A 1x1 kernel with
+ * stride 1 needs no col buffer (x is its own patch matrix).
+ * Refused: dilation != 1, groups != 1, channels_first, constraints, activity_regularizer.
+ * Also here: the 2-D geometry and 2-tuple parsing that the pooling layers share.
+ */
+#include <cblas.h>
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "nn/nn_internal.h"
+
+#define DPT_CONV_COL_FLOATS ((int64_t)1 << 22) /* 16 MiB of patches per chunk */
+
+typedef struct {
+    dpt_layer base;                                     /* first */
+    int64_t H, W, C, F, KH, KW, SH, SW, OH, OW, PT, PL; /* PT, PL: padding top / left */
+    bool same, use_bias;
+    dpt_act act;
+    dpt_init_spec kernel_init, bias_init;
+    dpt_regularizer kernel_reg, bias_reg;
+    bool direct;   /* 1x1 kernel, stride 1: col = x */
+    int64_t chunk; /* samples per im2col chunk */
+    float *col;    /* (chunk * OH * OW, KH * KW * C), owned; NULL when direct */
+} dpt_conv2d;
+
+/* ---- shared geometry ----------------------------------------------------------------------- */
+
+dpt_status dpt_json_get_pair(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
+                             int64_t def0, int64_t def1, int64_t lo, int64_t out[2], bool *given) {
+    const json_t *v = json_object_get(obj, key);
+    if (given)
+        *given = false;
+    out[0] = def0;
+    out[1] = def1;
+    if (!v || json_is_null(v))
+        return DPT_OK;
+    if (json_is_integer(v)) {
+        out[0] = out[1] = (int64_t)json_integer_value(v);
+    } else if (json_is_array(v) && json_array_size(v) == 2 &&
+               json_is_integer(json_array_get(v, 0)) && json_is_integer(json_array_get(v, 1))) {
+        out[0] = (int64_t)json_integer_value(json_array_get(v, 0));
+        out[1] = (int64_t)json_integer_value(json_array_get(v, 1));
+    } else {
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.%s: must be an integer or a list of 2 integers", ctx->file,
+                             ctx->path, key);
+    }
+    if (out[0] < lo || out[1] < lo || out[0] > INT_MAX || out[1] > INT_MAX)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.%s: must be integers in [%lld, %d], got [%lld, %lld]",
+                             ctx->file, ctx->path, key, (long long)lo, INT_MAX, (long long)out[0],
+                             (long long)out[1]);
+    if (given)
+        *given = true;
+    return DPT_OK;
+}
+
+dpt_status dpt_json_get_padding(const json_t *obj, const dpt_json_ctx *ctx, bool *same) {
+    const char *p = NULL;
+    dpt_status st = dpt_json_get_str(obj, "padding", ctx, "valid", &p);
+    if (st != DPT_OK)
+        return st;
+    if (!strcasecmp(p, "valid"))
+        *same = false;
+    else if (!strcasecmp(p, "same"))
+        *same = true;
+    else
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.padding: must be \"valid\" or \"same\", got \"%s\"", ctx->file,
+                             ctx->path, p);
+    return DPT_OK;
+}
+
+dpt_status dpt_json_check_channels_last(const json_t *obj, const dpt_json_ctx *ctx) {
+    const char *f = NULL;
+    dpt_status st = dpt_json_get_str(obj, "data_format", ctx, "channels_last", &f);
+    if (st == DPT_OK && strcmp(f, "channels_last") != 0)
+        st = dpt_error_set(DPT_ERR_CONFIG,
+                           "%s: %s.data_format: only \"channels_last\" is supported, got \"%s\"",
+                           ctx->file, ctx->path, f);
+    return st;
+}
+
+dpt_status dpt_conv_out_dim(int64_t in, int64_t k, int64_t s, bool same, const dpt_json_ctx *ctx,
+                            const char *what, int64_t *out, int64_t *pad_lo) {
+    if (same) {
+        *out = (in + s - 1) / s;
+        int64_t total = (*out - 1) * s + k - in;
+        *pad_lo = total > 0 ? total / 2 : 0;
+        return DPT_OK;
+    }
+    if (in < k)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s: a %s of %lld does not fit an input of %lld with padding "
+                             "\"valid\" (the output would be empty)",
+                             ctx->file, ctx->path, what, (long long)k, (long long)in);
+    *out = (in - k) / s + 1;
+    *pad_lo = 0;
+    return DPT_OK;
+}
+
+/* ---- im2col / col2im ------------------------------------------------------------------------ */
+
+/* col (nb * OH * OW, KH * KW * C) from x (nb, H, W, C) */
+static void im2col(const dpt_conv2d *d, const float *restrict x, float *restrict col, int64_t nb) {
+    const int64_t C = d->C, KW = d->KW, rowlen = d->KH * d->KW * C;
+    for (int64_t b = 0; b < nb; b++) {
+        const float *xb = x + b * d->H * d->W * C;
+        for (int64_t oh = 0; oh < d->OH; oh++)
+            for (int64_t ow = 0; ow < d->OW; ow++) {
+                float *r = col + ((b * d->OH + oh) * d->OW + ow) * rowlen;
+                int64_t iw0 = ow * d->SW - d->PL;
+                for (int64_t kh = 0; kh < d->KH; kh++, r += KW * C) {
+                    int64_t ih = oh * d->SH - d->PT + kh;
+                    if (ih < 0 || ih >= d->H) {
+                        memset(r, 0, (size_t)(KW * C) * sizeof(float));
+                        continue;
+                    }
+                    const float *xr = xb + ih * d->W * C;
+                    if (iw0 >= 0 && iw0 + KW <= d->W) {
+                        memcpy(r, xr + iw0 * C, (size_t)(KW * C) * sizeof(float));
+                        continue;
+                    }
+                    for (int64_t kw = 0; kw < KW; kw++) {
+                        int64_t iw = iw0 + kw;
+                        if (iw < 0 || iw >= d->W)
+                            memset(r + kw * C, 0, (size_t)C * sizeof(float));
+                        else
+                            memcpy(r + kw * C, xr + iw * C, (size_t)C * sizeof(float));
+                    }
+                }
+            }
+    }
+}
+
+/* dx (nb, H, W, C) += scatter of col (nb * OH * OW, KH * KW * C); dx must be zeroed first */
+static void col2im(const dpt_conv2d *d, const float *restrict col, float *restrict dx, int64_t nb) {
+    const int64_t C = d->C, KW = d->KW, rowlen = d->KH * d->KW * C;
+    for (int64_t b = 0; b < nb; b++) {
+        float *xb = dx + b * d->H * d->W * C;
+        for (int64_t oh = 0; oh < d->OH; oh++)
+            for (int64_t ow = 0; ow < d->OW; ow++) {
+                const float *r = col + ((b * d->OH + oh) * d->OW + ow) * rowlen;
+                int64_t iw0 = ow * d->SW - d->PL;
+                for (int64_t kh = 0; kh < d->KH; kh++, r += KW * C) {
+                    int64_t ih = oh * d->SH - d->PT + kh;
+                    if (ih < 0 || ih >= d->H)
+                        continue;
+                    float *xr = xb + ih * d->W * C;
+                    int64_t lo = iw0 < 0 ? -iw0 : 0;
+                    int64_t hi = iw0 + KW > d->W ? d->W - iw0 : KW;
+                    float *dst = xr + (iw0 + lo) * C;
+                    const float *src = r + lo * C;
+                    for (int64_t k = 0; k < (hi - lo) * C; k++)
+                        dst[k] += src[k];
+                }
+            }
+    }
+}
+
+/* ---- ops ------------------------------------------------------------------------------------ */
+
+static int64_t conv_n_params(const dpt_layer *l) {
+    const dpt_conv2d *d = (const dpt_conv2d *)l;
+    return d->KH * d->KW * d->C * d->F + (d->use_bias ? d->F : 0);
+}
+
+static void conv_init_params(dpt_layer *l, dpt_rng *rng) {
+    dpt_conv2d *d = (dpt_conv2d *)l;
+    int64_t rf = d->KH * d->KW, nk = rf * d->C * d->F;
+    /* Keras compute_fans for a conv kernel: fan_in = C * receptive field, fan_out = F * rf */
+    dpt_init_fill(&d->kernel_init, l->params, nk, d->C * rf, d->F * rf, rng);
+    if (d->use_bias)
+        dpt_init_fill(&d->bias_init, l->params + nk, d->F, d->F, d->F, rng);
+}
+
+/* x (B, H, W, C), y (B, OH, OW, F) */
+static void conv_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
+    (void)p;
+    dpt_conv2d *d = (dpt_conv2d *)l;
+    if (B <= 0)
+        return;
+    const int kkc = (int)(d->KH * d->KW * d->C), F = (int)d->F;
+    const int64_t pix = d->OH * d->OW;
+    const float *K = l->params; /* (KH*KW*C, F) */
+    for (int64_t b0 = 0; b0 < B; b0 += d->chunk) {
+        int64_t nb = B - b0 < d->chunk ? B - b0 : d->chunk;
+        const float *col = x + b0 * l->in_size;
+        if (!d->direct) {
+            im2col(d, col, d->col, nb);
+            col = d->col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nb * pix), F, kkc, 1.0f, col,
+                    kkc, K, F, 0.0f, y + b0 * l->out_size, F);
+    }
+    dpt_act_bias_forward(d->act, y, d->use_bias ? l->params + (int64_t)kkc * F : NULL, B * pix, F);
+}
+
+/* x (B, H, W, C), y (B, OH, OW, F), dy (B, OH, OW, F) overwritten with dz, dx (B, H, W, C) or NULL
+ */
+static void conv_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
+                          float *dy, float *dx, int64_t B) {
+    (void)p;
+    dpt_conv2d *d = (dpt_conv2d *)l;
+    if (B <= 0)
+        return;
+    const int kkc = (int)(d->KH * d->KW * d->C), F = (int)d->F;
+    const int64_t pix = d->OH * d->OW;
+    dpt_act_backward(d->act, y, dy, dy, B * pix, F);
+    const float *K = l->params;
+    if (l->trainable && d->use_bias)
+        dpt_add_rows(l->grads + (int64_t)kkc * F, dy, B * pix, F); /* db (F) */
+    for (int64_t b0 = 0; b0 < B; b0 += d->chunk) {
+        int64_t nb = B - b0 < d->chunk ? B - b0 : d->chunk;
+        const int rows = (int)(nb * pix);
+        const float *dz = dy + b0 * l->out_size; /* (rows, F) */
+        if (l->trainable) {
+            const float *col = x + b0 * l->in_size;
+            if (!d->direct) {
+                im2col(d, col, d->col, nb);
+                col = d->col;
+            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kkc, F, rows, 1.0f, col, kkc, dz,
+                        F, 1.0f, l->grads, F); /* dK (KH*KW*C, F) */
+        }
+        if (dx) {
+            float *dxb = dx + b0 * l->in_size;
+            if (d->direct) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kkc, F, 1.0f, dz, F, K,
+                            F, 0.0f, dxb, kkc);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kkc, F, 1.0f, dz, F, K,
+                            F, 0.0f, d->col, kkc); /* dcol (rows, KH*KW*C) */
+                memset(dxb, 0, (size_t)(nb * l->in_size) * sizeof(float));
+                col2im(d, d->col, dxb, nb);
+            }
+        }
+    }
+}
+
+static int conv_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
+    const dpt_conv2d *d = (const dpt_conv2d *)l;
+    int n = 0;
+    if (n < max) {
+        names[n] = "kernel";
+        shapes[n++] = (dpt_shape){.rank = 4, .dim = {d->KH, d->KW, d->C, d->F}};
+    }
+    if (d->use_bias && n < max) {
+        names[n] = "bias";
+        shapes[n++] = (dpt_shape){.rank = 1, .dim = {d->F}};
+    }
+    return n;
+}
+
+static double conv_regularize(dpt_layer *l, float scale) {
+    dpt_conv2d *d = (dpt_conv2d *)l;
+    int64_t nk = d->KH * d->KW * d->C * d->F;
+    bool g = scale != 0.0f && l->trainable;
+    double pen = dpt_regularizer_apply(&d->kernel_reg, l->params, g ? l->grads : NULL, nk, scale);
+    if (d->use_bias)
+        pen += dpt_regularizer_apply(&d->bias_reg, l->params + nk, g ? l->grads + nk : NULL, d->F,
+                                     scale);
+    return pen;
+}
+
+static json_t *pair_json(int64_t a, int64_t b) {
+    return json_pack("[I, I]", (json_int_t)a, (json_int_t)b);
+}
+
+static json_t *conv_to_json(const dpt_layer *l) {
+    const dpt_conv2d *d = (const dpt_conv2d *)l;
+    json_t *c = dpt_layer_base_json(l);
+    json_object_set_new(c, "filters", json_integer(d->F));
+    json_object_set_new(c, "kernel_size", pair_json(d->KH, d->KW));
+    json_object_set_new(c, "strides", pair_json(d->SH, d->SW));
+    json_object_set_new(c, "padding", json_string(d->same ? "same" : "valid"));
+    json_object_set_new(c, "data_format", json_string("channels_last"));
+    json_object_set_new(c, "dilation_rate", pair_json(1, 1));
+    json_object_set_new(c, "groups", json_integer(1));
+    json_object_set_new(c, "activation", json_string(dpt_act_name(d->act)));
+    json_object_set_new(c, "use_bias", json_boolean(d->use_bias));
+    json_object_set_new(c, "kernel_initializer", dpt_init_to_json(&d->kernel_init));
+    json_object_set_new(c, "bias_initializer", dpt_init_to_json(&d->bias_init));
+    json_object_set_new(c, "kernel_regularizer", dpt_regularizer_to_json(&d->kernel_reg));
+    json_object_set_new(c, "bias_regularizer", dpt_regularizer_to_json(&d->bias_reg));
+    json_object_set_new(c, "activity_regularizer", json_null());
+    json_object_set_new(c, "kernel_constraint", json_null());
+    json_object_set_new(c, "bias_constraint", json_null());
+    return c;
+}
+
+static void conv_destroy(dpt_layer *l) {
+    dpt_conv2d *d = (dpt_conv2d *)l;
+    dpt_free(d->col);
+    d->col = NULL;
+}
+
+static const dpt_layer_ops conv_ops = {
+    .class_name = "Conv2D",
+    .n_params = conv_n_params,
+    .init_params = conv_init_params,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .weights = conv_weights,
+    .to_json = conv_to_json,
+    .destroy = conv_destroy,
+    .regularize = conv_regularize,
+};
+
+static dpt_status conv_parse(dpt_conv2d *d, const json_t *config, const dpt_json_ctx *ctx,
+                             const dpt_shape *in) {
+    dpt_layer *l = &d->base;
+    dpt_status st = dpt_layer_base_init(l, &conv_ops, config, ctx, in);
+    if (st != DPT_OK)
+        return st;
+    if (in->rank != 3) {
+        char s[128];
+        dpt_shape_format(in, true, s, sizeof s);
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s: Conv2D needs an input of shape (None, height, width, "
+                             "channels), got %s; add Reshape (e.g. target_shape [28, 28, 1])",
+                             ctx->file, ctx->path, s);
+    }
+    d->H = in->dim[0];
+    d->W = in->dim[1];
+    d->C = in->dim[2];
+    int64_t ks[2], str[2], dil[2], groups = 1;
+    if (!json_object_get(config, "filters"))
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.filters: missing (an integer >= 1)", ctx->file,
+                             ctx->path);
+    if (!json_object_get(config, "kernel_size"))
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.kernel_size: missing (an integer or a list of 2)", ctx->file,
+                             ctx->path);
+    if ((st = dpt_json_get_int(config, "filters", ctx, 0, 1, INT_MAX, &d->F)) != DPT_OK ||
+        (st = dpt_json_get_pair(config, "kernel_size", ctx, 1, 1, 1, ks, NULL)) != DPT_OK ||
+        (st = dpt_json_get_pair(config, "strides", ctx, 1, 1, 1, str, NULL)) != DPT_OK ||
+        (st = dpt_json_get_pair(config, "dilation_rate", ctx, 1, 1, 1, dil, NULL)) != DPT_OK ||
+        (st = dpt_json_get_int(config, "groups", ctx, 1, 1, INT_MAX, &groups)) != DPT_OK ||
+        (st = dpt_json_get_padding(config, ctx, &d->same)) != DPT_OK ||
+        (st = dpt_json_check_channels_last(config, ctx)) != DPT_OK ||
+        (st = dpt_json_get_act(config, "activation", ctx, DPT_ACT_LINEAR, &d->act)) != DPT_OK ||
+        (st = dpt_json_get_bool(config, "use_bias", ctx, true, &d->use_bias)) != DPT_OK ||
+        (st = dpt_init_parse(config, "kernel_initializer", ctx, dpt_init_glorot_uniform(),
+                             &d->kernel_init)) != DPT_OK ||
+        (st = dpt_init_parse(config, "bias_initializer", ctx, dpt_init_zeros(), &d->bias_init)) !=
+            DPT_OK ||
+        (st = dpt_regularizer_parse(config, "kernel_regularizer", ctx, &d->kernel_reg)) != DPT_OK ||
+        (st = dpt_regularizer_parse(config, "bias_regularizer", ctx, &d->bias_reg)) != DPT_OK)
+        return st;
+    if (dil[0] != 1 || dil[1] != 1)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.dilation_rate: only [1, 1] is supported, got [%lld, %lld]",
+                             ctx->file, ctx->path, (long long)dil[0], (long long)dil[1]);
+    if (groups != 1)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.groups: only 1 is supported, got %lld",
+                             ctx->file, ctx->path, (long long)groups);
+    static const char *const must_be_null[] = {"activity_regularizer", "kernel_constraint",
+                                               "bias_constraint", "lora_rank"};
+    for (size_t i = 0; i < sizeof must_be_null / sizeof must_be_null[0]; i++)
+        if ((st = dpt_json_require_null(config, must_be_null[i], ctx)) != DPT_OK)
+            return st;
+    d->KH = ks[0];
+    d->KW = ks[1];
+    d->SH = str[0];
+    d->SW = str[1];
+    if ((st = dpt_conv_out_dim(d->H, d->KH, d->SH, d->same, ctx, "kernel height", &d->OH,
+                               &d->PT)) != DPT_OK ||
+        (st = dpt_conv_out_dim(d->W, d->KW, d->SW, d->same, ctx, "kernel width", &d->OW, &d->PL)) !=
+            DPT_OK)
+        return st;
+    int64_t kkc, nk, rowlen;
+    if (dpt_mul_i64(d->KH * d->KW, d->C, "Conv2D", &kkc) != DPT_OK ||
+        dpt_mul_i64(kkc, d->F, "Conv2D", &nk) != DPT_OK || kkc > INT_MAX ||
+        d->OH * d->OW > INT_MAX / 1 || dpt_mul_i64(d->OH * d->OW, kkc, "Conv2D", &rowlen) != DPT_OK)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: the kernel or the patch matrix is too large",
+                             ctx->file, ctx->path);
+    d->direct = d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1;
+    d->chunk = rowlen >= DPT_CONV_COL_FLOATS ? 1 : DPT_CONV_COL_FLOATS / rowlen;
+    if (!d->direct) {
+        int64_t bytes;
+        if ((st = dpt_mul_i64(d->chunk * rowlen, (int64_t)sizeof(float), "Conv2D patches",
+                              &bytes)) != DPT_OK ||
+            (st = dpt_alloc((size_t)bytes, "Conv2D patch buffer", (void **)&d->col)) != DPT_OK)
+            return st;
+    }
+    /* a chunk's rows go to sgemm as an int */
+    if (d->chunk * d->OH * d->OW > INT_MAX)
+        d->chunk = INT_MAX / (d->OH * d->OW);
+    if (d->chunk < 1)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: the output is too large", ctx->file,
+                             ctx->path);
+    l->out_shape = (dpt_shape){.rank = 3, .dim = {d->OH, d->OW, d->F}};
+    l->out_size = d->OH * d->OW * d->F;
+    return DPT_OK;
+}
+
+dpt_status dpt_conv2d_create(const json_t *config, const dpt_json_ctx *ctx, const dpt_shape *in,
+                             dpt_layer **out) {
+    *out = NULL;
+    dpt_conv2d *d = calloc(1, sizeof *d);
+    if (!d)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
+    dpt_status st = conv_parse(d, config, ctx, in);
+    if (st != DPT_OK) {
+        conv_destroy(&d->base);
+        free(d);
+        return st;
+    }
+    *out = &d->base;
+    return DPT_OK;
+}
