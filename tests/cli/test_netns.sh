@@ -8,7 +8,7 @@
 # dropout masks depend on the rank only, never on the host.
 # Skips (exit 77) when network namespaces cannot be made here (not root, no `ip netns`).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "$SRC"
+cd "$SRC" || exit 1
 L=launch/mpirun.sh
 
 # ---- --dry-run ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 # completes, and its final weights are bit-identical to the uninterrupted reference.
 # Skips (exit 77) only when Slurm cannot be had: not root, or its packages cannot be installed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "$SRC"
+cd "$SRC" || exit 1
 skip() {
     echo "skipped: $*"
     exit 77

@@ -1,4 +1,5 @@
 # tests/slurm/weights.sh - sourced by the cluster tests (test_slurm.sh, test_netns.sh).
+# shellcheck shell=bash disable=SC2034
 #
 # same_weights A.h5 B.h5: succeeds when both files hold the same set of weight datasets (every
 # HDF5 dataset outside /dptrain: the Keras layout's kernels and biases, /LAYER/LAYER/kernel:0 ...)
