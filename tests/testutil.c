@@ -1,5 +1,6 @@
 /* Shared helpers for dptrain's cmocka tests. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,21 @@
 #include <unistd.h>
 
 #include "testutil.h"
+
+/* Temporary directories are removed when the test program exits (DPT_KEEP_TMP=1 keeps them). */
+static char g_dirs[64][4096];
+static int g_n_dirs;
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void rm_dirs(void) {
+    const char *keep = getenv("DPT_KEEP_TMP");
+    if (keep && *keep == '1') return;
+    for (int i = 0; i < g_n_dirs; i++) nftw(g_dirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 const char *dpt_test_tmpdir(const char *tag) {
     static char path[4096];
@@ -18,6 +34,10 @@ const char *dpt_test_tmpdir(const char *tag) {
     if (!mkdtemp(path)) {
         perror("mkdtemp");
         abort();
+    }
+    if (g_n_dirs < 64) {
+        if (g_n_dirs == 0) atexit(rm_dirs);
+        snprintf(g_dirs[g_n_dirs++], sizeof g_dirs[0], "%s", path);
     }
     return path;
 }

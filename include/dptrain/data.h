@@ -43,7 +43,8 @@ typedef struct {
 
 typedef struct dpt_shard dpt_shard;
 
-/* `t` NULL: features only (y is not read and may be absent; y_size is 0).
+/* `t` NULL: y raw as floats (y_size = its columns), or no targets (y_size 0) when the split has
+ * no y — a features-only split, as `predict` accepts.
  * Loads rows [lo, hi) of the split into memory as float32 features and targets (hyperslab read),
  * checking them: a NaN/Inf feature or a label out of range is DPT_ERR_DATA naming the file, the
  * dataset path and the row. `expect_x` (may be NULL) is the model's input shape; a mismatch is

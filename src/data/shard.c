@@ -307,8 +307,8 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
     memset(&plan, 0, sizeof plan);
     if (st == DPT_OK && t && !h.info.has_y)
         st = dpt_error_set(DPT_ERR_DATA, "%s: %s: no such dataset", path, h.ypath);
-    if (st == DPT_OK && t)
-        st = plan_targets(&h, t, &plan);
+    if (st == DPT_OK && (t || h.info.has_y))
+        st = plan_targets(&h, t, &plan); /* t NULL: y raw as floats, or nothing without y */
     if (st == DPT_OK) {
         s = calloc(1, sizeof *s);
         if (!s)
@@ -336,7 +336,7 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
     }
     if (st == DPT_OK && s->rows > 0)
         st = read_x(&h, s);
-    if (st == DPT_OK && s->rows > 0 && t)
+    if (st == DPT_OK && s->rows > 0 && h.info.has_y)
         st = read_y(&h, &plan, s);
     dpt_h5_split_close(&h);
     dpt_h5_quiet_end(&q);

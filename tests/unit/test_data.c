@@ -470,7 +470,15 @@ static void test_bad_layout(void **state) {
     H5Fclose(f);
     char want[4300];
     snprintf(want, sizeof want, "%s: /train/y: no such dataset", p);
-    assert_status_msg(dpt_data_probe(p, "train", &in), DPT_ERR_DATA, want);
+    /* a features-only split probes fine (predict reads it) but cannot give training targets */
+    assert_ok(dpt_data_probe(p, "train", &in));
+    assert_false(in.has_y);
+    dpt_target_spec spec_noy = {DPT_LOSS_MSE, 2};
+    dpt_shard *noy = NULL;
+    assert_status_msg(dpt_shard_open(p, "train", 0, 10, &spec_noy, NULL, &noy), DPT_ERR_DATA, want);
+    assert_ok(dpt_shard_open(p, "train", 0, 10, NULL, NULL, &noy));
+    assert_int_equal(dpt_shard_y_size(noy), 0);
+    dpt_shard_destroy(&noy);
 
     p = tpath("mismatch.h5");
     write_xy(p, x, 10, 2, y, 9);
