@@ -146,9 +146,10 @@ void dpt_stream_begin_epoch_at(dpt_stream *s, int64_t epoch, int64_t skip);
  * every later call fails the same way (the trainer must abort: it is mid-step). Asking for more
  * than the epoch has left is DPT_ERR_INTERNAL. Local. */
 DPT_NODISCARD dpt_status dpt_stream_next(dpt_stream *s, int64_t count, float *x, float *y);
-/* Blocks until the reader thread is between HDF5 calls and keeps it out of HDF5 until
- * dpt_stream_release_io: wrap every HDF5 call the caller makes while an epoch streams
- * (e.g. writing a checkpoint) in hold/release. Local. */
+/* Blocks until the reader threads (of every open stream: the lock is process-wide) are between
+ * HDF5 calls and keeps them out of HDF5 until dpt_stream_release_io: wrap every HDF5 call the
+ * caller makes while an epoch streams (e.g. writing a checkpoint) in hold/release. Several
+ * streams may be open and stream at once (they take turns in HDF5). Local. */
 void dpt_stream_hold_io(dpt_stream *s);
 void dpt_stream_release_io(dpt_stream *s);
 int64_t dpt_stream_rows(const dpt_stream *s);          /* hi - lo */

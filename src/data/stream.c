@@ -7,20 +7,27 @@
  * consumes window w from the first, converting and checking values as shard.c does.
  *
  * Threading rules: the reader thread is the only one calling HDF5 while an epoch streams; it
- * holds io_mu around each chunk's HDF5 calls so that the caller can borrow HDF5 with
- * dpt_stream_hold_io. It never calls dpt_error_set (the one error message is not thread-safe):
- * it writes its message into the window's slot and the caller's dpt_stream_next turns it into
- * the status. Which rows a rank owns, and how many samples a step takes (dpt_local_count), are
- * in order.c; the batch buffer and the step are the trainer's. No MPI here. */
+ * holds a process-wide lock around each chunk's HDF5 calls, so that the caller (and other
+ * streams) can borrow HDF5 with dpt_stream_hold_io. It never calls dpt_error_set (the one error
+ * message is not thread-safe): it writes its message into the window's slot and the caller's
+ * dpt_stream_next turns it into the status. Which rows a rank owns, and how many samples a step
+ * takes (dpt_local_count), are in order.c; the batch buffer and the step are the trainer's. No MPI
+ * here. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data_internal.h"
+
+/* Held around each chunk's HDF5 calls by every stream's reader thread, and by the caller between
+ * dpt_stream_hold_io and dpt_stream_release_io: one lock for the process, since HDF5 is not
+ * thread-safe and two streams (train and validation, say) must not read at once. */
+static pthread_mutex_t g_io_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Order tags (dpt_order_init_keyed): the chunk order and the in-window orders. */
 #define TAG_CHUNKS 0xC4C45u
@@ -69,7 +76,6 @@ struct dpt_stream {
 
     pthread_mutex_t mu; /* guards gen, quit, epoch, chunk order, next_fill, buf[].state.. */
     pthread_cond_t cv;
-    pthread_mutex_t io_mu; /* held around each chunk's HDF5 calls; dpt_stream_hold_io takes it */
     pthread_t thread;
     bool thread_started;
     bool quit;
@@ -216,7 +222,7 @@ static bool convert_y(const dpt_stream *s, win_buf *b, int64_t r0, int64_t n, fl
 /* Reads file rows [r0, r0 + n) into dx (n, xs) and dy (n, ys), checking them. */
 static bool read_chunk(dpt_stream *s, win_buf *b, int64_t r0, int64_t n, float *dx, float *dy) {
     const dpt_h5_split *h = &s->h;
-    pthread_mutex_lock(&s->io_mu);
+    pthread_mutex_lock(&g_io_mu);
     dpt_h5_quiet q;
     dpt_h5_quiet_begin(&q);
     herr_t ex = s->x_u8 ? read_rows(h->x, H5T_NATIVE_UINT8, r0, n, s->stage_x)
@@ -225,7 +231,7 @@ static bool read_chunk(dpt_stream *s, win_buf *b, int64_t r0, int64_t n, float *
                        : read_rows(h->y, s->y_ints ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, r0, n,
                                    s->stage_y);
     dpt_h5_quiet_end(&q);
-    pthread_mutex_unlock(&s->io_mu);
+    pthread_mutex_unlock(&g_io_mu);
     if (ex < 0 || ey < 0) {
         buf_fail(b, "%s: %s: cannot read rows [%lld, %lld) (damaged file?)", h->path,
                  ex < 0 ? h->xpath : h->ypath, (long long)r0, (long long)(r0 + n));
@@ -280,6 +286,14 @@ static bool fill_window(dpt_stream *s, win_buf *b, int64_t w, const dpt_order *c
 
 static void *reader_main(void *arg) {
     dpt_stream *s = arg;
+    /* process-directed signals (preemption: SIGTERM, SIGUSR1, SIGINT) go to the caller's thread,
+     * whose handlers and interrupted calls the trainer expects */
+    sigset_t block;
+    sigemptyset(&block);
+    const int sigs[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP, SIGALRM, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        sigaddset(&block, sigs[i]);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (s->quit)
@@ -400,8 +414,15 @@ dpt_status dpt_stream_next(dpt_stream *s, int64_t count, float *x, float *y) {
     return DPT_OK;
 }
 
-void dpt_stream_hold_io(dpt_stream *s) { pthread_mutex_lock(&s->io_mu); }
-void dpt_stream_release_io(dpt_stream *s) { pthread_mutex_unlock(&s->io_mu); }
+void dpt_stream_hold_io(dpt_stream *s) {
+    (void)s;
+    pthread_mutex_lock(&g_io_mu);
+}
+
+void dpt_stream_release_io(dpt_stream *s) {
+    (void)s;
+    pthread_mutex_unlock(&g_io_mu);
+}
 
 /* ---- open / destroy ------------------------------------------------------------------------- */
 
@@ -557,11 +578,9 @@ dpt_status dpt_stream_open(const char *path, const char *group, int64_t lo, int6
     }
     if (st == DPT_OK) {
         pthread_mutex_init(&s->mu, NULL);
-        pthread_mutex_init(&s->io_mu, NULL);
         pthread_cond_init(&s->cv, NULL);
         if (pthread_create(&s->thread, NULL, reader_main, s) != 0) {
             pthread_cond_destroy(&s->cv);
-            pthread_mutex_destroy(&s->io_mu);
             pthread_mutex_destroy(&s->mu);
             st =
                 dpt_error_set(DPT_ERR_INTERNAL, "%s: stream: cannot start the reader thread", path);
@@ -589,7 +608,6 @@ void dpt_stream_destroy(dpt_stream **p) {
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
         pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->io_mu);
         pthread_mutex_destroy(&s->mu);
     }
     dpt_h5_split_close(&s->h);

@@ -4,8 +4,8 @@
  * with scale, contiguous x), a new order every epoch, the same stream for the same (seed, epoch)
  * whatever the read pattern and thread timing, resuming mid-epoch, the window clamped to 2
  * chunks, a NaN or a bad label in a later chunk reported with its row by the call that reaches
- * it, buffers bounded by the window. Files are built with raw HDF5 calls. The MPI side is
- * tests/mpi/test_stream_mpi.c. */
+ * it, buffers bounded by the window, two streams reading at once. Files are built with raw HDF5
+ * calls. The MPI side is tests/mpi/test_stream_mpi.c. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -361,6 +361,35 @@ static void test_stream_deterministic(void **state) {
     remove(p);
 }
 
+/* Two streams at once (train and validation, say): their reader threads take turns in HDF5. */
+static void test_two_streams_at_once(void **state) {
+    (void)state;
+    const char *p = tpath("two.h5");
+    write_file(p, &F_CHUNKED);
+    dpt_stream *a = NULL, *b = NULL;
+    assert_ok(dpt_stream_open(p, "train", 0, 500, &SPARSE, NULL, 1, 1u, &a));
+    assert_ok(dpt_stream_open(p, "train", 500, 1001, &SPARSE, NULL, 1, 1u, &b));
+    int64_t ra[501], rb[501];
+    float x[3], y[1];
+    for (int ep = 0; ep < 2; ep++) {
+        dpt_stream_begin_epoch(a, ep);
+        dpt_stream_begin_epoch(b, ep);
+        for (int64_t i = 0; i < 501; i++) {
+            if (i < 500) {
+                assert_ok(dpt_stream_next(a, 1, x, y));
+                ra[i] = sample_row(&F_CHUNKED, x, y[0]);
+            }
+            assert_ok(dpt_stream_next(b, 1, x, y));
+            rb[i] = sample_row(&F_CHUNKED, x, y[0]);
+        }
+        assert_each_once(ra, 0, 500);
+        assert_each_once(rb, 500, 1001);
+    }
+    dpt_stream_destroy(&a);
+    dpt_stream_destroy(&b);
+    remove(p);
+}
+
 /* A window smaller than a chunk is raised to 2 chunks; the buffers stay bounded by the window. */
 static void test_stream_window_and_memory(void **state) {
     (void)state;
@@ -565,6 +594,7 @@ int main(void) {
         cmocka_unit_test(test_stream_covers_u8),
         cmocka_unit_test(test_stream_covers_contiguous),
         cmocka_unit_test(test_stream_deterministic),
+        cmocka_unit_test(test_two_streams_at_once),
         cmocka_unit_test(test_stream_window_and_memory),
         cmocka_unit_test(test_stream_nan_in_later_chunk),
         cmocka_unit_test(test_stream_bad_label),
