@@ -1,8 +1,54 @@
-/* `dptrain plot RUN_DIR`: redraws the learning curves of a run directory. Local (rank 0). */
+/* `dptrain plot RUN_DIR [--out FILE.svg]`: redraws the learning curves of a run directory from
+ * its history.csv (the reader and the SVG writer live in src/train/report.c, which also writes
+ * the plot during fit). Local: rank 0 runs it, main agrees the status.
+ * Errors: a missing RUN_DIR or history.csv, or a malformed row, is a data error (exit 4) naming
+ * the file (and the line); an SVG that cannot be written is an I/O error (exit 7). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
 #include "cli.h"
+#include "train/report.h"
 
 dpt_status dpt_cli_plot(int argc, char **argv) {
-    (void)argv;
-    if (argc < 1) return dpt_error_set(DPT_ERR_USAGE, "plot: missing RUN_DIR");
-    return dpt_error_set(DPT_ERR_USAGE, "plot: not available in this build yet");
+    if (argc < 1 || argv[0][0] == '-')
+        return dpt_error_set(DPT_ERR_USAGE, "plot: missing RUN_DIR (usage: dptrain plot RUN_DIR "
+                                            "[--out FILE.svg])");
+    const char *dir = argv[0], *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--out") != 0)
+            return dpt_error_set(DPT_ERR_USAGE,
+                                 "plot: unknown argument \"%s\" (see dptrain help "
+                                 "plot)",
+                                 argv[i]);
+        if (i + 1 >= argc)
+            return dpt_error_set(DPT_ERR_USAGE, "plot: --out needs a value");
+        out = argv[++i];
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return dpt_error_set(DPT_ERR_DATA, "%s: no such run directory: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return dpt_error_set(DPT_ERR_DATA, "%s: not a directory", dir);
+    char csv[DPT_PATH_MAX], svg[DPT_PATH_MAX];
+    snprintf(csv, sizeof csv, "%s/history.csv", dir);
+    if (out)
+        snprintf(svg, sizeof svg, "%s", out);
+    else
+        snprintf(svg, sizeof svg, "%s/history.svg", dir);
+    dpt_epoch_log *rows = NULL;
+    int64_t n = 0;
+    dpt_status st = dpt_history_read_csv(csv, &rows, &n);
+    if (st != DPT_OK)
+        return st;
+    st = dpt_history_write_svg(svg, rows, n, dir);
+    free(rows);
+    if (st == DPT_OK) {
+        printf("wrote %s: %lld epoch%s\n", svg, (long long)n, n == 1 ? "" : "s");
+        fflush(stdout);
+    }
+    return st;
 }
