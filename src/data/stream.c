@@ -219,6 +219,18 @@ static bool convert_y(const dpt_stream *s, win_buf *b, int64_t r0, int64_t n, fl
     return true;
 }
 
+/* True when no x[i] is NaN or infinite: the exponent bits tested with integer ops, which the
+ * compiler vectorises (an isfinite loop with an early exit it does not). */
+static bool all_finite(const float *x, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
+
 /* Reads file rows [r0, r0 + n) into dx (n, xs) and dy (n, ys), checking them. */
 static bool read_chunk(dpt_stream *s, win_buf *b, int64_t r0, int64_t n, float *dx, float *dy) {
     const dpt_h5_split *h = &s->h;
@@ -245,11 +257,13 @@ static bool read_chunk(dpt_stream *s, win_buf *b, int64_t r0, int64_t n, float *
         if (s->scale != 1.0f)
             for (int64_t i = 0; i < m; i++)
                 dx[i] *= s->scale;
-        for (int64_t i = 0; i < m; i++) {
-            if (!isfinite(dx[i])) {
-                buf_fail(b, "%s: %s: row %lld: non-finite value", h->path, h->xpath,
-                         (long long)(r0 + i / s->xs));
-                return false;
+        if (!all_finite(dx, m)) { /* find the first bad row */
+            for (int64_t i = 0; i < m; i++) {
+                if (!isfinite(dx[i])) {
+                    buf_fail(b, "%s: %s: row %lld: non-finite value", h->path, h->xpath,
+                             (long long)(r0 + i / s->xs));
+                    return false;
+                }
             }
         }
     }
