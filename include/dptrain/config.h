@@ -45,6 +45,8 @@ typedef struct {
     double validation_split;   /* [0, 1), default 0 */
     bool shuffle;              /* default true */
     uint32_t seed;             /* default 0 */
+    dpt_callbacks_spec callbacks; /* fit.callbacks: EarlyStopping, ReduceLROnPlateau (Keras
+                                     {"class_name", "config"} objects; at most one of each) */
     /* data */
     char data_path[DPT_PATH_MAX];  /* HDF5 file; relative paths are relative to the current dir */
     char train_group[256];     /* default "train" */

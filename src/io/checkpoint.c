@@ -40,6 +40,10 @@ static const char *optim_kind_name(dpt_optim_kind k) {
         return "sgd";
     case DPT_OPT_ADAM:
         return "adam";
+    case DPT_OPT_RMSPROP:
+        return "rmsprop";
+    case DPT_OPT_ADAMW:
+        return "adamw";
     }
     return "unknown";
 }

@@ -27,8 +27,9 @@
 #include "dptrain/config.h"
 #include "dptrain/core.h"
 
-#define DPT_READ_FILE_MAX ((size_t)1 << 30) /* a config or model file larger than this is absurd   \
-                                             */
+#define DPT_READ_FILE_MAX                                                                          \
+    ((size_t)1 << 30) /* a config or model file larger than this is absurd                         \
+                       */
 
 /* ---- reading a file ------------------------------------------------------------------------ */
 
@@ -36,7 +37,8 @@ dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t 
     *text = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return dpt_error_set(what, "%s: cannot open: %s", path, strerror(errno));
+    if (!f)
+        return dpt_error_set(what, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     dpt_status st = buf ? DPT_OK : dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
@@ -57,7 +59,8 @@ dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t 
         size_t r = fread(buf + n, 1, cap - 1 - n, f);
         n += r;
         if (r == 0) {
-            if (ferror(f)) st = dpt_error_set(what, "%s: cannot read: %s", path, strerror(errno));
+            if (ferror(f))
+                st = dpt_error_set(what, "%s: cannot read: %s", path, strerror(errno));
             break;
         }
     }
@@ -75,16 +78,24 @@ dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t 
 /* ---- message helpers ----------------------------------------------------------------------- */
 
 static const char *type_name(const json_t *v) {
-    if (!v) return "nothing";
+    if (!v)
+        return "nothing";
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array"; /* as src/core/json_get.c says it */
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array"; /* as src/core/json_get.c says it */
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "?";
 }
@@ -98,7 +109,8 @@ static dpt_status cfg_error(const dpt_json_ctx *ctx, const char *key, const char
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    if (!ctx->path[0] && !key) return dpt_error_set(DPT_ERR_CONFIG, "%s: %s", ctx->file, what);
+    if (!ctx->path[0] && !key)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s", ctx->file, what);
     const char *sep = (ctx->path[0] && key) ? "." : "";
     return dpt_error_set(DPT_ERR_CONFIG, "%s: %s%s%s: %s", ctx->file, ctx->path, sep,
                          key ? key : "", what);
@@ -130,12 +142,14 @@ static dpt_status check_keys(const json_t *obj, const dpt_json_ctx *ctx, const c
         bool ok = false;
         for (const char *const *k = known; *k && !ok; k++)
             ok = !strcmp(key, *k);
-        if (ok) continue;
+        if (ok)
+            continue;
         char list[512] = "";
         size_t used = 0;
         for (const char *const *k = known; *k; k++) {
             int w = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", *k);
-            if (w < 0 || (size_t)w >= sizeof list - used) break;
+            if (w < 0 || (size_t)w >= sizeof list - used)
+                break;
             used += (size_t)w;
         }
         return cfg_error(ctx, key, "unknown key (known: %s)", list);
@@ -148,8 +162,10 @@ static dpt_status get_section(const json_t *root, const char *key, const dpt_jso
                               const json_t **out) {
     const json_t *v = json_object_get(root, key);
     *out = NULL;
-    if (!v || json_is_null(v)) return DPT_OK;
-    if (!json_is_object(v)) return cfg_error(ctx, key, "must be an object, got %s", type_name(v));
+    if (!v || json_is_null(v))
+        return DPT_OK;
+    if (!json_is_object(v))
+        return cfg_error(ctx, key, "must be an object, got %s", type_name(v));
     *out = v;
     return DPT_OK;
 }
@@ -159,13 +175,16 @@ static dpt_status get_str_buf(const json_t *obj, const char *key, const dpt_json
                               const char *def, char *buf, size_t n) {
     const char *s = NULL;
     dpt_status st = dpt_json_get_str(obj, key, ctx, def, &s);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (!s) {
         buf[0] = '\0';
         return DPT_OK;
     }
-    if (!s[0]) return cfg_error(ctx, key, "must not be empty (omit the key instead)");
-    if (strlen(s) >= n) return cfg_error(ctx, key, "longer than %zu characters", n - 1);
+    if (!s[0])
+        return cfg_error(ctx, key, "must not be empty (omit the key instead)");
+    if (strlen(s) >= n)
+        return cfg_error(ctx, key, "longer than %zu characters", n - 1);
     memcpy(buf, s, strlen(s) + 1);
     return DPT_OK;
 }
@@ -221,13 +240,16 @@ static void format_shape(const dpt_shape *s, char *buf, size_t n) {
     size_t used = (size_t)snprintf(buf, n, "[null");
     for (int i = 0; i < s->rank && used < n; i++)
         used += (size_t)snprintf(buf + used, n - used, ", %lld", (long long)s->dim[i]);
-    if (used < n) snprintf(buf + used, n - used, "]");
+    if (used < n)
+        snprintf(buf + used, n - used, "]");
 }
 
 static bool same_shape(const dpt_shape *a, const dpt_shape *b) {
-    if (a->rank != b->rank) return false;
+    if (a->rank != b->rank)
+        return false;
     for (int i = 0; i < a->rank; i++)
-        if (a->dim[i] != b->dim[i]) return false;
+        if (a->dim[i] != b->dim[i])
+            return false;
     return true;
 }
 
@@ -251,7 +273,8 @@ static dpt_status first_layer_shape(const json_t *entry, const json_t *config,
         ctx_child(&c, ectx, ".config");
         int64_t d = 0;
         dpt_status st = dpt_json_get_int(config, "input_dim", &c, 0, 1, INT64_MAX, &d);
-        if (st != DPT_OK) return st;
+        if (st != DPT_OK)
+            return st;
         memset(shape, 0, sizeof *shape);
         shape->rank = 1;
         shape->dim[0] = d;
@@ -273,7 +296,8 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
     if (!json_is_array(arr))
         return cfg_error(lctx, NULL, "must be a list of layers, got %s", type_name(arr));
     json_t *out = json_array();
-    if (!out) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", lctx->file);
+    if (!out)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", lctx->file);
     dpt_status st = DPT_OK;
     bool have_shape = false, from_input_layer = false;
     dpt_shape shape;
@@ -324,7 +348,8 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
             bool found = false;
             dpt_shape s;
             st = first_layer_shape(e, lc, &ectx, &found, &s);
-            if (st != DPT_OK) break;
+            if (st != DPT_OK)
+                break;
             if (found && have_shape && !same_shape(&s, &shape)) {
                 char a[128], b[128];
                 format_shape(&s, a, sizeof a);
@@ -355,7 +380,8 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
             /* lctx is "<...>config.layers": name the sibling key "<...>config.build_input_shape" */
             dpt_json_ctx parent = *lctx, c2;
             char *dot = strrchr(parent.path, '.');
-            if (dot) *dot = '\0';
+            if (dot)
+                *dot = '\0';
             ctx_child(&c2, &parent, ".build_input_shape");
             st = parse_dims(bis, true, &c2, &shape);
             have_shape = true;
@@ -373,7 +399,8 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
 
 /* The model value (object or list) at mctx ("model" inline, "" at the top of a model file). */
 static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, dpt_config *c) {
-    if (json_is_array(m)) return parse_layer_list(m, NULL, mctx, c);
+    if (json_is_array(m))
+        return parse_layer_list(m, NULL, mctx, c);
     if (!json_is_object(m))
         return cfg_error(mctx, NULL,
                          "must be a Keras model (model.to_json()), a list of layers or "
@@ -393,7 +420,8 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
     const json_t *cfg = json_object_get(m, "config");
     dpt_json_ctx cctx, lctx;
     ctx_child(&cctx, mctx, ".config");
-    if (json_is_array(cfg)) return parse_layer_list(cfg, NULL, &cctx, c); /* Keras <= 2.2.2 */
+    if (json_is_array(cfg))
+        return parse_layer_list(cfg, NULL, &cctx, c); /* Keras <= 2.2.2 */
     if (!json_is_object(cfg))
         return cfg_error(&cctx, NULL,
                          "must be an object with \"layers\" (or a list of layers), "
@@ -401,7 +429,8 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
                          type_name(cfg));
     ctx_child(&lctx, &cctx, ".layers");
     const json_t *layers = json_object_get(cfg, "layers");
-    if (!layers) return cfg_error(&lctx, NULL, "required (the list of layers)");
+    if (!layers)
+        return cfg_error(&lctx, NULL, "required (the list of layers)");
     return parse_layer_list(layers, cfg, &lctx, c);
 }
 
@@ -417,16 +446,19 @@ static dpt_status load_json(const char *text, size_t len, const char *file, json
 
 static dpt_status parse_model(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
     const json_t *m = json_object_get(root, "model");
-    if (!m || json_is_null(m)) return cfg_error(top, "model", "required");
+    if (!m || json_is_null(m))
+        return cfg_error(top, "model", "required");
     if (!json_is_string(m)) {
         dpt_json_ctx mctx;
         ctx_child(&mctx, top, ".model");
         dpt_status st = parse_model_value(m, &mctx, c);
-        if (st == DPT_OK) c->model_json = json_incref((json_t *)m);
+        if (st == DPT_OK)
+            c->model_json = json_incref((json_t *)m);
         return st;
     }
     const char *path = json_string_value(m);
-    if (!path[0]) return cfg_error(top, "model", "must not be empty");
+    if (!path[0])
+        return cfg_error(top, "model", "must not be empty");
     if (strlen(path) >= sizeof c->model_file)
         return cfg_error(top, "model", "path longer than %zu characters", sizeof c->model_file - 1);
     char *text = NULL;
@@ -440,7 +472,8 @@ static dpt_status parse_model(const json_t *root, const dpt_json_ctx *top, dpt_c
     json_t *mj = NULL;
     st = load_json(text, len, path, &mj);
     free(text);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     snprintf(c->model_file, sizeof c->model_file, "%s", path);
     dpt_json_ctx mctx = {.file = c->model_file, .path = ""}; /* paths inside that file */
     st = parse_model_value(mj, &mctx, c);
@@ -454,74 +487,187 @@ static dpt_status parse_model(const json_t *root, const dpt_json_ctx *top, dpt_c
 
 /* ---- compile ------------------------------------------------------------------------------- */
 
+/* A number (a JSON number) at obj[key] that must be present. */
+static dpt_status need_num(const json_t *obj, const char *key, const dpt_json_ctx *ctx, double lo,
+                           double *out) {
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return cfg_error(ctx, key, "required");
+    dpt_status st = dpt_json_get_num(obj, key, ctx, 0, -HUGE_VAL, HUGE_VAL, false, out);
+    if (st != DPT_OK)
+        return st;
+    if (!isfinite(*out) || !(*out > lo))
+        return cfg_error(ctx, key, "must be a number > %g, got %g", lo, *out);
+    return DPT_OK;
+}
+
+/* A list of at most max numbers at obj[key] (required). */
+static dpt_status num_list(const json_t *obj, const char *key, const dpt_json_ctx *ctx, int max,
+                           double *out, int *n) {
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_array(v))
+        return cfg_error(ctx, key, "must be a list of numbers");
+    if (json_array_size(v) > (size_t)max)
+        return cfg_error(ctx, key, "at most %d entries are supported, got %zu", max,
+                         json_array_size(v));
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *e = json_array_get(v, i);
+        if (!json_is_number(e))
+            return cfg_error(ctx, key, "entry %zu must be a number, got %s", i, type_name(e));
+        out[i] = json_number_value(e);
+        if (!isfinite(out[i]))
+            return cfg_error(ctx, key, "entry %zu must be finite", i);
+    }
+    *n = (int)json_array_size(v);
+    return DPT_OK;
+}
+
+/* A Keras LearningRateSchedule object ({"class_name", "config"}, with or without Keras 3's
+ * module/registered_name) at ctx. */
+static dpt_status parse_schedule(const json_t *o, const dpt_json_ctx *ctx, dpt_lr_schedule *s) {
+    memset(s, 0, sizeof *s);
+    const json_t *cn = json_object_get(o, "class_name");
+    if (!json_is_string(cn))
+        return cfg_error(ctx, "class_name",
+                         "required (ExponentialDecay, CosineDecay or PiecewiseConstantDecay)");
+    const char *cls = json_string_value(cn);
+    const json_t *c = json_object_get(o, "config");
+    dpt_json_ctx cc;
+    ctx_child(&cc, ctx, ".config");
+    if (!json_is_object(c))
+        return cfg_error(&cc, NULL, "must be an object, got %s", type_name(c));
+    dpt_status st;
+    if (!strcmp(cls, "ExponentialDecay")) {
+        static const char *const keys[] = {
+            "initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name", NULL};
+        s->kind = DPT_LR_EXPONENTIAL;
+        if ((st = check_keys(c, &cc, keys)) ||
+            (st = need_num(c, "initial_learning_rate", &cc, 0, &s->initial_learning_rate)) ||
+            (st = need_num(c, "decay_steps", &cc, 0, &s->decay_steps)) ||
+            (st = need_num(c, "decay_rate", &cc, 0, &s->decay_rate)) ||
+            (st = dpt_json_get_bool(c, "staircase", &cc, false, &s->staircase)))
+            return st;
+        return DPT_OK;
+    }
+    if (!strcmp(cls, "CosineDecay")) {
+        static const char *const keys[] = {"initial_learning_rate", "decay_steps",  "alpha", "name",
+                                           "warmup_target",         "warmup_steps", NULL};
+        s->kind = DPT_LR_COSINE;
+        if ((st = check_keys(c, &cc, keys)) ||
+            (st = need_num(c, "initial_learning_rate", &cc, 0, &s->initial_learning_rate)) ||
+            (st = need_num(c, "decay_steps", &cc, 0, &s->decay_steps)) ||
+            (st = dpt_json_get_num(c, "alpha", &cc, 0, 0, 1, false, &s->alpha)) ||
+            (st =
+                 dpt_json_get_num(c, "warmup_steps", &cc, 0, 0, HUGE_VAL, false, &s->warmup_steps)))
+            return st;
+        const json_t *wt = json_object_get(c, "warmup_target");
+        if (wt && !json_is_null(wt)) {
+            if ((st = need_num(c, "warmup_target", &cc, 0, &s->warmup_target)))
+                return st;
+            s->has_warmup = true;
+            if (!(s->warmup_steps > 0))
+                return cfg_error(&cc, "warmup_steps", "must be > 0 with a warmup_target");
+        }
+        return DPT_OK;
+    }
+    if (!strcmp(cls, "PiecewiseConstantDecay")) {
+        static const char *const keys[] = {"boundaries", "values", "name", NULL};
+        s->kind = DPT_LR_PIECEWISE;
+        int nb = 0, nv = 0;
+        if ((st = check_keys(c, &cc, keys)) ||
+            (st = num_list(c, "boundaries", &cc, DPT_LR_MAX_PIECES, s->boundaries, &nb)) ||
+            (st = num_list(c, "values", &cc, DPT_LR_MAX_PIECES + 1, s->values, &nv)))
+            return st;
+        if (nv != nb + 1)
+            return cfg_error(&cc, "values", "must have one more entry than boundaries (%d), got %d",
+                             nb, nv);
+        for (int i = 0; i < nv; i++)
+            if (!(s->values[i] > 0))
+                return cfg_error(&cc, "values", "entry %d must be > 0, got %g", i, s->values[i]);
+        for (int i = 1; i < nb; i++)
+            if (!(s->boundaries[i] > s->boundaries[i - 1]))
+                return cfg_error(&cc, "boundaries", "must be increasing");
+        s->n_boundaries = nb;
+        return DPT_OK;
+    }
+    return cfg_error(ctx, "class_name",
+                     "unknown learning rate schedule \"%s\" (supported: ExponentialDecay, "
+                     "CosineDecay, PiecewiseConstantDecay)",
+                     cls);
+}
+
 static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *ctx,
                                          dpt_optim_spec *s) {
-    static const char *const adam_keys[] = {"name",
-                                            "learning_rate",
-                                            "lr",
-                                            "beta_1",
-                                            "beta_2",
-                                            "epsilon",
-                                            "amsgrad",
-                                            "decay",
-                                            "weight_decay",
-                                            "clipnorm",
-                                            "clipvalue",
-                                            "global_clipnorm",
-                                            "use_ema",
-                                            "ema_momentum",
-                                            "ema_overwrite_frequency",
-                                            "loss_scale_factor",
-                                            "gradient_accumulation_steps",
-                                            "jit_compile",
-                                            "is_legacy_optimizer",
-                                            NULL};
-    static const char *const sgd_keys[] = {"name",
-                                           "learning_rate",
-                                           "lr",
-                                           "momentum",
-                                           "nesterov",
-                                           "decay",
-                                           "weight_decay",
-                                           "clipnorm",
-                                           "clipvalue",
-                                           "global_clipnorm",
-                                           "use_ema",
-                                           "ema_momentum",
-                                           "ema_overwrite_frequency",
-                                           "loss_scale_factor",
-                                           "gradient_accumulation_steps",
-                                           "jit_compile",
-                                           "is_legacy_optimizer",
-                                           NULL};
-    const bool adam = s->kind == DPT_OPT_ADAM;
-    dpt_status st = check_keys(oc, ctx, adam ? adam_keys : sgd_keys);
-    if (st != DPT_OK) return st;
+    static const char *const common[] = {"name",
+                                         "learning_rate",
+                                         "lr",
+                                         "decay",
+                                         "weight_decay",
+                                         "clipnorm",
+                                         "clipvalue",
+                                         "global_clipnorm",
+                                         "use_ema",
+                                         "ema_momentum",
+                                         "ema_overwrite_frequency",
+                                         "loss_scale_factor",
+                                         "gradient_accumulation_steps",
+                                         "jit_compile",
+                                         "is_legacy_optimizer",
+                                         NULL};
+    static const char *const adam_keys[] = {"beta_1", "beta_2", "epsilon", "amsgrad", NULL};
+    static const char *const sgd_keys[] = {"momentum", "nesterov", NULL};
+    static const char *const rms_keys[] = {"rho", "momentum", "epsilon", "centered", NULL};
+    const bool adam = s->kind == DPT_OPT_ADAM || s->kind == DPT_OPT_ADAMW;
+    const char *const *own = adam ? adam_keys : s->kind == DPT_OPT_SGD ? sgd_keys : rms_keys;
+    const char *known[32];
+    int nk = 0;
+    for (const char *const *k = common; *k; k++)
+        known[nk++] = *k;
+    for (const char *const *k = own; *k; k++)
+        known[nk++] = *k;
+    known[nk] = NULL;
+    dpt_status st = check_keys(oc, ctx, known);
+    if (st != DPT_OK)
+        return st;
 
-    /* learning rate: "learning_rate" (Keras >= 2.3) or the legacy "lr"; a schedule object is not
-     * supported (the getter refuses a non-number) */
+    /* learning rate: "learning_rate" (Keras >= 2.3) or the legacy "lr": a number, or a
+     * LearningRateSchedule object */
     const bool has_lr = json_object_get(oc, "lr") && !json_is_null(json_object_get(oc, "lr"));
     const bool has_lrn =
         json_object_get(oc, "learning_rate") && !json_is_null(json_object_get(oc, "learning_rate"));
-    if (has_lr && has_lrn) return cfg_error(ctx, "lr", "give learning_rate or lr, not both");
+    if (has_lr && has_lrn)
+        return cfg_error(ctx, "lr", "give learning_rate or lr, not both");
     const char *lr_key = has_lr ? "lr" : "learning_rate";
-    double lr = 0;
-    st = dpt_json_get_num(oc, lr_key, ctx, s->learning_rate, -HUGE_VAL, HUGE_VAL, false, &lr);
-    if (st != DPT_OK) return st;
-    if (!(lr > 0)) return cfg_error(ctx, lr_key, "must be > 0, got %g", lr);
-    s->learning_rate = lr;
+    const json_t *lrv = json_object_get(oc, lr_key);
+    if (json_is_object(lrv)) {
+        dpt_json_ctx sctx;
+        ctx_child(&sctx, ctx, ".%s", lr_key);
+        if ((st = parse_schedule(lrv, &sctx, &s->schedule)) != DPT_OK)
+            return st;
+        s->learning_rate = dpt_lr_schedule_at(&s->schedule, 0);
+    } else {
+        double lr = 0;
+        st = dpt_json_get_num(oc, lr_key, ctx, s->learning_rate, -HUGE_VAL, HUGE_VAL, false, &lr);
+        if (st != DPT_OK)
+            return st;
+        if (!(lr > 0))
+            return cfg_error(ctx, lr_key, "must be > 0, got %g", lr);
+        s->learning_rate = lr;
+    }
 
     /* options that change the math and that we do not implement */
     double x = 0;
     bool b = false;
     if ((st = dpt_json_get_num(oc, "decay", ctx, 0, -HUGE_VAL, HUGE_VAL, false, &x)) != DPT_OK)
         return st;
-    if (x != 0) return cfg_error(ctx, "decay", "not supported yet (must be 0), got %g", x);
-    if ((st = dpt_json_get_num(oc, "weight_decay", ctx, 0, -HUGE_VAL, HUGE_VAL, false, &x)) !=
-        DPT_OK)
-        return st;
     if (x != 0)
-        return cfg_error(ctx, "weight_decay", "not supported yet (must be null or 0), got %g", x);
+        return cfg_error(ctx, "decay", "not supported yet (must be 0), got %g", x);
+    /* decoupled weight decay (Keras 3, AdamW): null = none except AdamW's default */
+    if ((st = dpt_json_get_num(oc, "weight_decay", ctx, s->weight_decay, -HUGE_VAL, HUGE_VAL, false,
+                               &s->weight_decay)) != DPT_OK)
+        return st;
+    if (!(s->weight_decay >= 0) || !isfinite(s->weight_decay))
+        return cfg_error(ctx, "weight_decay", "must be >= 0, got %g", s->weight_decay);
     static const char *const null_keys[] = {"clipnorm",
                                             "clipvalue",
                                             "global_clipnorm",
@@ -529,9 +675,12 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
                                             "gradient_accumulation_steps",
                                             NULL};
     for (const char *const *k = null_keys; *k; k++)
-        if ((st = dpt_json_require_null(oc, *k, ctx)) != DPT_OK) return st;
-    if ((st = dpt_json_get_bool(oc, "use_ema", ctx, false, &b)) != DPT_OK) return st;
-    if (b) return cfg_error(ctx, "use_ema", "not supported yet (must be false)");
+        if ((st = dpt_json_require_null(oc, *k, ctx)) != DPT_OK)
+            return st;
+    if ((st = dpt_json_get_bool(oc, "use_ema", ctx, false, &b)) != DPT_OK)
+        return st;
+    if (b)
+        return cfg_error(ctx, "use_ema", "not supported yet (must be false)");
 
     if (adam) {
         if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) !=
@@ -542,12 +691,21 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
                                    &s->epsilon)) != DPT_OK ||
             (st = dpt_json_get_bool(oc, "amsgrad", ctx, false, &b)) != DPT_OK)
             return st;
-        if (b) return cfg_error(ctx, "amsgrad", "not supported yet (must be false)");
+        if (b)
+            return cfg_error(ctx, "amsgrad", "not supported yet (must be false)");
         /* the optimizer uses the betas as float32, as Keras does */
         if ((float)s->beta_1 >= 1.0f)
             return cfg_error(ctx, "beta_1", "must be < 1 in float32, got %.9g", s->beta_1);
         if ((float)s->beta_2 >= 1.0f)
             return cfg_error(ctx, "beta_2", "must be < 1 in float32, got %.9g", s->beta_2);
+    } else if (s->kind == DPT_OPT_RMSPROP) {
+        if ((st = dpt_json_get_num(oc, "rho", ctx, s->rho, 0, 1, false, &s->rho)) != DPT_OK ||
+            (st = dpt_json_get_num(oc, "momentum", ctx, s->momentum, 0, 1, false, &s->momentum)) !=
+                DPT_OK ||
+            (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
+                                   &s->epsilon)) != DPT_OK ||
+            (st = dpt_json_get_bool(oc, "centered", ctx, false, &s->centered)) != DPT_OK)
+            return st;
     } else {
         if ((st = dpt_json_get_num(oc, "momentum", ctx, s->momentum, 0, 1, false, &s->momentum)) !=
                 DPT_OK ||
@@ -562,6 +720,10 @@ static bool optimizer_kind(const char *name, dpt_optim_kind *k) {
         *k = DPT_OPT_ADAM;
     else if (!strcasecmp(name, "sgd"))
         *k = DPT_OPT_SGD;
+    else if (!strcasecmp(name, "rmsprop"))
+        *k = DPT_OPT_RMSPROP;
+    else if (!strcasecmp(name, "adamw"))
+        *k = DPT_OPT_ADAMW;
     else
         return false;
     return true;
@@ -576,7 +738,8 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
     }
     if (json_is_string(o)) {
         if (!optimizer_kind(json_string_value(o), &kind))
-            return cfg_error(cctx, "optimizer", "unknown optimizer \"%s\" (supported: adam, sgd)",
+            return cfg_error(cctx, "optimizer",
+                             "unknown optimizer \"%s\" (supported: adam, adamw, rmsprop, sgd)",
                              json_string_value(o));
         *s = dpt_optim_defaults(kind);
         return DPT_OK;
@@ -585,19 +748,23 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
     ctx_child(&octx, cctx, ".optimizer");
     if (!json_is_object(o))
         return cfg_error(&octx, NULL,
-                         "must be a name (\"adam\", \"sgd\") or a Keras optimizer "
-                         "object, got %s",
+                         "must be a name (\"adam\", \"adamw\", \"rmsprop\", \"sgd\") or a Keras "
+                         "optimizer object, got %s",
                          type_name(o));
     const json_t *cn = json_object_get(o, "class_name");
     if (!json_is_string(cn))
         return cn ? cfg_error(&octx, "class_name", "must be a string, got %s", type_name(cn))
-                  : cfg_error(&octx, "class_name", "required (\"Adam\" or \"SGD\")");
+                  : cfg_error(&octx, "class_name",
+                              "required (\"Adam\", \"AdamW\", \"RMSprop\" "
+                              "or \"SGD\")");
     if (!optimizer_kind(json_string_value(cn), &kind))
-        return cfg_error(&octx, "class_name", "unknown optimizer \"%s\" (supported: Adam, SGD)",
+        return cfg_error(&octx, "class_name",
+                         "unknown optimizer \"%s\" (supported: Adam, AdamW, RMSprop, SGD)",
                          json_string_value(cn));
     *s = dpt_optim_defaults(kind);
     const json_t *oc = json_object_get(o, "config");
-    if (!oc || json_is_null(oc)) return DPT_OK;
+    if (!oc || json_is_null(oc))
+        return DPT_OK;
     ctx_child(&ocfg, &octx, ".config");
     if (!json_is_object(oc))
         return cfg_error(&ocfg, NULL, "must be an object, got %s", type_name(oc));
@@ -613,7 +780,8 @@ static const char *loss_class_to_name(const char *cls) {
         {"MeanSquaredError", "mean_squared_error"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(cls, map[i][0])) return map[i][1];
+        if (!strcmp(cls, map[i][0]))
+            return map[i][1];
     return NULL;
 }
 
@@ -623,7 +791,8 @@ static const char *loss_class_to_name(const char *cls) {
 
 static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_loss_kind *loss) {
     const json_t *l = comp ? json_object_get(comp, "loss") : NULL;
-    if (!l || json_is_null(l)) return cfg_error(cctx, "loss", "required");
+    if (!l || json_is_null(l))
+        return cfg_error(cctx, "loss", "required");
     if (json_is_string(l)) {
         if (!dpt_loss_from_name(json_string_value(l), loss))
             return cfg_error(cctx, "loss", "unknown loss \"%s\" (supported: " DPT_LOSS_NAMES ")",
@@ -649,7 +818,8 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
                          "BinaryCrossentropy, CategoricalCrossentropy, "
                          "SparseCategoricalCrossentropy, MeanSquaredError)",
                          json_string_value(cn));
-    if (!lc || json_is_null(lc) || json_is_string(lc)) return DPT_OK;
+    if (!lc || json_is_null(lc) || json_is_string(lc))
+        return DPT_OK;
     ctx_child(&cfgctx, &lctx, ".config");
     if (!json_is_object(lc))
         return cfg_error(&cfgctx, NULL, "must be an object, got %s", type_name(lc));
@@ -657,12 +827,14 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
         "name", "reduction",    "dtype", "from_logits", "label_smoothing",
         "axis", "ignore_class", NULL};
     dpt_status st = check_keys(lc, &cfgctx, keys);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     bool b = false;
     double x = 0;
     int64_t axis = -1;
     const char *red = NULL;
-    if ((st = dpt_json_get_bool(lc, "from_logits", &cfgctx, false, &b)) != DPT_OK) return st;
+    if ((st = dpt_json_get_bool(lc, "from_logits", &cfgctx, false, &b)) != DPT_OK)
+        return st;
     if (b)
         return cfg_error(&cfgctx, "from_logits",
                          "not supported (must be false: end the model with "
@@ -676,8 +848,10 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
         return st;
     if (axis != -1)
         return cfg_error(&cfgctx, "axis", "not supported (must be -1), got %lld", (long long)axis);
-    if ((st = dpt_json_require_null(lc, "ignore_class", &cfgctx)) != DPT_OK) return st;
-    if ((st = dpt_json_get_str(lc, "reduction", &cfgctx, NULL, &red)) != DPT_OK) return st;
+    if ((st = dpt_json_require_null(lc, "ignore_class", &cfgctx)) != DPT_OK)
+        return st;
+    if ((st = dpt_json_get_str(lc, "reduction", &cfgctx, NULL, &red)) != DPT_OK)
+        return st;
     if (red && strcmp(red, "auto") != 0 && strcmp(red, "sum_over_batch_size") != 0)
         return cfg_error(&cfgctx, "reduction",
                          "not supported (must be \"sum_over_batch_size\" or "
@@ -689,7 +863,8 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
 static dpt_status parse_metrics(const json_t *comp, const dpt_json_ctx *cctx, bool *accuracy) {
     const json_t *m = comp ? json_object_get(comp, "metrics") : NULL;
     *accuracy = false;
-    if (!m || json_is_null(m)) return DPT_OK;
+    if (!m || json_is_null(m))
+        return DPT_OK;
     if (!json_is_array(m))
         return cfg_error(cctx, "metrics", "must be a list (e.g. [\"accuracy\"]), got %s",
                          type_name(m));
@@ -711,7 +886,8 @@ static dpt_status parse_metrics(const json_t *comp, const dpt_json_ctx *cctx, bo
 static dpt_status parse_compile(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
     const json_t *comp = NULL;
     dpt_status st = get_section(root, "compile", top, &comp);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     dpt_json_ctx cctx;
     ctx_child(&cctx, top, ".compile");
     if (comp) {
@@ -738,12 +914,147 @@ static dpt_status parse_compile(const json_t *root, const dpt_json_ctx *top, dpt
                 DPT_OK)
             return st;
     }
-    if ((st = parse_optimizer(comp, &cctx, &c->optim)) != DPT_OK) return st;
-    if ((st = parse_loss(comp, &cctx, &c->loss)) != DPT_OK) return st;
+    if ((st = parse_optimizer(comp, &cctx, &c->optim)) != DPT_OK)
+        return st;
+    if ((st = parse_loss(comp, &cctx, &c->loss)) != DPT_OK)
+        return st;
     return parse_metrics(comp, &cctx, &c->metric_accuracy);
 }
 
 /* ---- fit, data, checkpoint ----------------------------------------------------------------- */
+
+/* monitor + mode of a callback config; mode "auto": max for accuracies ("acc" in the name, as
+ * Keras), min for losses */
+static dpt_status parse_monitor(const json_t *cfg, const dpt_json_ctx *ctx, dpt_monitor *mon,
+                                int *mode) {
+    const char *name = NULL, *m = NULL;
+    dpt_status st = dpt_json_get_str(cfg, "monitor", ctx, "val_loss", &name);
+    if (st != DPT_OK)
+        return st;
+    if (!dpt_monitor_from_name(name, mon))
+        return cfg_error(ctx, "monitor",
+                         "unknown quantity \"%s\" (supported: loss, accuracy, val_loss, "
+                         "val_accuracy)",
+                         name);
+    if ((st = dpt_json_get_str(cfg, "mode", ctx, "auto", &m)) != DPT_OK)
+        return st;
+    if (!strcmp(m, "min"))
+        *mode = -1;
+    else if (!strcmp(m, "max"))
+        *mode = 1;
+    else if (!strcmp(m, "auto"))
+        *mode = (*mon == DPT_MON_ACCURACY || *mon == DPT_MON_VAL_ACCURACY) ? 1 : -1;
+    else
+        return cfg_error(ctx, "mode", "must be \"auto\", \"min\" or \"max\", got \"%s\"", m);
+    return DPT_OK;
+}
+
+static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
+                                  dpt_callbacks_spec *cb) {
+    memset(cb, 0, sizeof *cb);
+    if (!list || json_is_null(list))
+        return DPT_OK;
+    if (!json_is_array(list))
+        return cfg_error(fctx, "callbacks", "must be a list of Keras callback objects, got %s",
+                         type_name(list));
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *e = json_array_get(list, i);
+        dpt_json_ctx ectx, cctx;
+        ctx_child(&ectx, fctx, ".callbacks[%zu]", i);
+        const char *cls = json_string_value(json_object_get(e, "class_name"));
+        if (!json_is_object(e) || !cls)
+            return cfg_error(&ectx, "class_name",
+                             "required (\"EarlyStopping\" or \"ReduceLROnPlateau\")");
+        const json_t *c = json_object_get(e, "config");
+        json_t *empty = NULL;
+        if (!c || json_is_null(c))
+            c = empty = json_object();
+        ctx_child(&cctx, &ectx, ".config");
+        dpt_status st = DPT_OK;
+        int64_t i64 = 0;
+        if (!json_is_object(c)) {
+            st = cfg_error(&cctx, NULL, "must be an object, got %s", type_name(c));
+        } else if (!strcmp(cls, "EarlyStopping")) {
+            static const char *const keys[] = {"monitor",
+                                               "min_delta",
+                                               "patience",
+                                               "verbose",
+                                               "mode",
+                                               "baseline",
+                                               "restore_best_weights",
+                                               "start_from_epoch",
+                                               NULL};
+            dpt_early_stopping_spec *es = &cb->early_stopping;
+            if (es->enabled)
+                st = cfg_error(&ectx, NULL, "only one EarlyStopping is supported");
+            if (!st)
+                st = check_keys(c, &cctx, keys);
+            if (!st)
+                st = parse_monitor(c, &cctx, &es->monitor, &es->mode);
+            if (!st)
+                st = dpt_json_get_num(c, "min_delta", &cctx, 0, -HUGE_VAL, HUGE_VAL, false,
+                                      &es->min_delta);
+            if (!st)
+                st = dpt_json_get_int(c, "patience", &cctx, 0, 0, INT_MAX, &i64);
+            es->patience = (int)i64;
+            if (!st)
+                st = dpt_json_get_bool(c, "restore_best_weights", &cctx, false,
+                                       &es->restore_best_weights);
+            if (!st)
+                st = dpt_json_get_int(c, "start_from_epoch", &cctx, 0, 0, INT_MAX, &i64);
+            es->start_from_epoch = (int)i64;
+            if (!st && json_object_get(c, "baseline") &&
+                !json_is_null(json_object_get(c, "baseline"))) {
+                es->has_baseline = true;
+                st = dpt_json_get_num(c, "baseline", &cctx, 0, -HUGE_VAL, HUGE_VAL, false,
+                                      &es->baseline);
+            }
+            if (!st)
+                st = dpt_json_get_int(c, "verbose", &cctx, 0, 0, 2, &i64);
+            es->min_delta = fabs(es->min_delta);
+            es->enabled = st == DPT_OK;
+        } else if (!strcmp(cls, "ReduceLROnPlateau")) {
+            static const char *const keys[] = {"monitor", "factor",    "patience", "verbose",
+                                               "mode",    "min_delta", "epsilon",  "cooldown",
+                                               "min_lr",  NULL};
+            dpt_reduce_lr_spec *r = &cb->reduce_lr;
+            if (r->enabled)
+                st = cfg_error(&ectx, NULL, "only one ReduceLROnPlateau is supported");
+            if (!st)
+                st = check_keys(c, &cctx, keys);
+            if (!st)
+                st = parse_monitor(c, &cctx, &r->monitor, &r->mode);
+            if (!st)
+                st = dpt_json_get_num(c, "factor", &cctx, 0.1, 0, 1, true, &r->factor);
+            if (!st && !(r->factor > 0))
+                st = cfg_error(&cctx, "factor", "must be in (0, 1), got %g", r->factor);
+            if (!st)
+                st = dpt_json_get_int(c, "patience", &cctx, 10, 0, INT_MAX, &i64);
+            r->patience = (int)i64;
+            /* "epsilon" is Keras 2's old name of min_delta */
+            const char *md = json_object_get(c, "min_delta") ? "min_delta" : "epsilon";
+            if (!st)
+                st = dpt_json_get_num(c, md, &cctx, 1e-4, 0, HUGE_VAL, false, &r->min_delta);
+            if (!st)
+                st = dpt_json_get_int(c, "cooldown", &cctx, 0, 0, INT_MAX, &i64);
+            r->cooldown = (int)i64;
+            if (!st)
+                st = dpt_json_get_num(c, "min_lr", &cctx, 0, 0, HUGE_VAL, false, &r->min_lr);
+            if (!st)
+                st = dpt_json_get_int(c, "verbose", &cctx, 0, 0, 2, &i64);
+            r->enabled = st == DPT_OK;
+        } else {
+            st = cfg_error(&ectx, "class_name",
+                           "unsupported callback \"%s\" (supported: EarlyStopping, "
+                           "ReduceLROnPlateau; checkpoints and history are built in)",
+                           cls);
+        }
+        json_decref(empty);
+        if (st != DPT_OK)
+            return st;
+    }
+    return DPT_OK;
+}
 
 static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
     const json_t *fit = NULL;
@@ -753,11 +1064,12 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
     c->validation_split = 0;
     c->shuffle = true;
     c->seed = 0;
-    if (st != DPT_OK || !fit) return st;
+    if (st != DPT_OK || !fit)
+        return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".fit");
-    static const char *const keys[] = {"epochs",  "batch_size", "validation_split",
-                                       "shuffle", "seed",       NULL};
+    static const char *const keys[] = {
+        "epochs", "batch_size", "validation_split", "shuffle", "seed", "callbacks", NULL};
     int64_t epochs = 1, seed = 0;
     if ((st = check_keys(fit, &ctx, keys)) != DPT_OK ||
         (st = dpt_json_get_int(fit, "epochs", &ctx, 1, 1, INT_MAX, &epochs)) != DPT_OK ||
@@ -770,7 +1082,7 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         return st;
     c->epochs = (int)epochs;
     c->seed = (uint32_t)seed;
-    return DPT_OK;
+    return parse_callbacks(json_object_get(fit, "callbacks"), &ctx, &c->callbacks);
 }
 
 static dpt_status parse_data(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
@@ -778,7 +1090,8 @@ static dpt_status parse_data(const json_t *root, const dpt_json_ctx *top, dpt_co
     dpt_status st = get_section(root, "data", top, &d);
     snprintf(c->train_group, sizeof c->train_group, "train");
     c->data_path[0] = c->validation_group[0] = c->test_group[0] = '\0';
-    if (st != DPT_OK || !d) return st;
+    if (st != DPT_OK || !d)
+        return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".data");
     static const char *const keys[] = {"path", "train", "validation", "test", NULL};
@@ -798,11 +1111,13 @@ static dpt_status parse_checkpoint(const json_t *root, const dpt_json_ctx *top, 
     dpt_status st = get_section(root, "checkpoint", top, &k);
     c->checkpoint_every = 0;
     c->keep = 3;
-    if (st != DPT_OK || !k) return st;
+    if (st != DPT_OK || !k)
+        return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".checkpoint");
     static const char *const keys[] = {"every", "keep", NULL};
-    if ((st = check_keys(k, &ctx, keys)) != DPT_OK) return st;
+    if ((st = check_keys(k, &ctx, keys)) != DPT_OK)
+        return st;
     const json_t *every = json_object_get(k, "every");
     if (json_is_string(every)) {
         if (strcmp(json_string_value(every), "epoch") != 0)
@@ -814,12 +1129,36 @@ static dpt_status parse_checkpoint(const json_t *root, const dpt_json_ctx *top, 
         return st;
     }
     int64_t keep = 3;
-    if ((st = dpt_json_get_int(k, "keep", &ctx, 3, 0, INT_MAX, &keep)) != DPT_OK) return st;
+    if ((st = dpt_json_get_int(k, "keep", &ctx, 3, 0, INT_MAX, &keep)) != DPT_OK)
+        return st;
     c->keep = (int)keep;
     return DPT_OK;
 }
 
 /* ---- the whole config ---------------------------------------------------------------------- */
+
+/* What the sections say together: ReduceLROnPlateau cannot change a scheduled learning rate (Keras
+ * raises a TypeError), and a val_* monitor needs validation data. */
+static dpt_status check_callbacks(const dpt_config *c, const dpt_json_ctx *top) {
+    const dpt_callbacks_spec *cb = &c->callbacks;
+    dpt_json_ctx fctx;
+    ctx_child(&fctx, top, ".fit.callbacks");
+    if (cb->reduce_lr.enabled && c->optim.schedule.kind != DPT_LR_CONSTANT)
+        return cfg_error(&fctx, NULL,
+                         "ReduceLROnPlateau needs a constant learning rate, but the optimizer's "
+                         "learning_rate is a schedule");
+    bool val = c->validation_split > 0 || c->validation_group[0];
+    dpt_monitor mons[2] = {cb->early_stopping.monitor, cb->reduce_lr.monitor};
+    bool on[2] = {cb->early_stopping.enabled, cb->reduce_lr.enabled};
+    const char *names[2] = {"EarlyStopping", "ReduceLROnPlateau"};
+    for (int i = 0; i < 2; i++)
+        if (on[i] && !val && (mons[i] == DPT_MON_VAL_LOSS || mons[i] == DPT_MON_VAL_ACCURACY))
+            return cfg_error(&fctx, NULL,
+                             "%s monitors %s but there is no validation data (set "
+                             "fit.validation_split or data.validation, or monitor loss)",
+                             names[i], dpt_monitor_name(mons[i]));
+    return DPT_OK;
+}
 
 static dpt_status parse_root(const json_t *root, dpt_config *c) {
     dpt_json_ctx top = {.file = c->file, .path = ""};
@@ -837,22 +1176,32 @@ static dpt_status parse_root(const json_t *root, dpt_config *c) {
                              c->file, c->file);
     static const char *const keys[] = {"model", "compile", "fit", "data", "checkpoint", NULL};
     dpt_status st;
-    if ((st = check_keys(root, &top, keys)) != DPT_OK) return st;
-    if ((st = parse_model(root, &top, c)) != DPT_OK) return st;
-    if ((st = parse_compile(root, &top, c)) != DPT_OK) return st;
-    if ((st = parse_fit(root, &top, c)) != DPT_OK) return st;
-    if ((st = parse_data(root, &top, c)) != DPT_OK) return st;
+    if ((st = check_keys(root, &top, keys)) != DPT_OK)
+        return st;
+    if ((st = parse_model(root, &top, c)) != DPT_OK)
+        return st;
+    if ((st = parse_compile(root, &top, c)) != DPT_OK)
+        return st;
+    if ((st = parse_fit(root, &top, c)) != DPT_OK)
+        return st;
+    if ((st = parse_data(root, &top, c)) != DPT_OK)
+        return st;
+    if ((st = check_callbacks(c, &top)) != DPT_OK)
+        return st;
     return parse_checkpoint(root, &top, c);
 }
 
 dpt_status dpt_config_parse(const char *text, size_t len, const char *file, dpt_config *out) {
-    if (!file) file = "<config>";
+    if (!file)
+        file = "<config>";
     dpt_config *c = calloc(1, sizeof *c);
-    if (!c) return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", file);
+    if (!c)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", file);
     snprintf(c->file, sizeof c->file, "%s", file);
     json_t *root = NULL;
     dpt_status st = load_json(text, len, c->file, &root);
-    if (st == DPT_OK) st = parse_root(root, c);
+    if (st == DPT_OK)
+        st = parse_root(root, c);
     json_decref(root);
     if (st != DPT_OK) {
         dpt_config_deinit(c);
@@ -865,7 +1214,8 @@ dpt_status dpt_config_parse(const char *text, size_t len, const char *file, dpt_
 }
 
 void dpt_config_deinit(dpt_config *c) {
-    if (!c) return;
+    if (!c)
+        return;
     json_decref(c->layers);
     json_decref(c->model_json);
     c->layers = NULL;

@@ -2,18 +2,17 @@
  * with K (KH, KW, C, F) row-major then b (F) in the flat buffer (Keras weight order), a
  * cross-correlation (no kernel flip) with TensorFlow's valid/same padding and strides.
  *
- * Forward is im2col + one sgemm per chunk of samples: the patch matrix col (rows, KH*KW*C), one
+ * Forward is im2col + one sgemm per chunk of output rows: the patch matrix col (rows, KH*KW*C), one
  * row per output pixel in (kh, kw, c) order, times K seen as (KH*KW*C, F), lands directly in
  * NHWC order; then the fused bias + activation pass. Backward: dK += colᵀ·dz (sgemm), db += column
  * sums, dcol = dz·Kᵀ (sgemm) scattered back by col2im. The col buffer is allocated once at
- * create, sized for as many samples as fit in DPT_CONV_COL_FLOATS (at least one), so
- * forward/backward never allocate and memory does not grow with the batch. A 1x1 kernel with
- * stride 1 needs no col buffer (x is its own patch matrix).
+ * create, sized for as many output rows (sample, oh) as fit in DPT_CONV_COL_FLOATS (at least
+ * one), so forward/backward never allocate and memory grows neither with the batch nor with the
+ * image. A 1x1 kernel with stride 1 needs no col buffer (x is its own patch matrix).
  * Refused: dilation != 1, groups != 1, channels_first, constraints, activity_regularizer.
  * Also here: the 2-D geometry and 2-tuple parsing that the pooling layers share.
  */
 #include <cblas.h>
-#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +31,8 @@ typedef struct {
     dpt_init_spec kernel_init, bias_init;
     dpt_regularizer kernel_reg, bias_reg;
     bool direct;   /* 1x1 kernel, stride 1: col = x */
-    int64_t chunk; /* samples per im2col chunk */
-    float *col;    /* (chunk * OH * OW, KH * KW * C), owned; NULL when direct */
+    int64_t chunk; /* output rows (sample, oh) per im2col chunk */
+    float *col;    /* (chunk * OW, KH * KW * C), owned; NULL when direct */
 } dpt_conv2d;
 
 /* ---- shared geometry ----------------------------------------------------------------------- */
@@ -114,60 +113,64 @@ dpt_status dpt_conv_out_dim(int64_t in, int64_t k, int64_t s, bool same, const d
 
 /* ---- im2col / col2im ------------------------------------------------------------------------ */
 
-/* col (nb * OH * OW, KH * KW * C) from x (nb, H, W, C) */
-static void im2col(const dpt_conv2d *d, const float *restrict x, float *restrict col, int64_t nb) {
+/* Output rows are the (sample, oh) pairs r = b * OH + oh; a chunk is a range of them, so a chunk
+ * may end inside a sample (large images) or span many samples (small ones). */
+
+/* col (nr * OW, KH * KW * C): the patches of output rows [r0, r0 + nr), x (B, H, W, C) */
+static void im2col(const dpt_conv2d *d, const float *restrict x, float *restrict col, int64_t r0,
+                   int64_t nr) {
     const int64_t C = d->C, KW = d->KW, rowlen = d->KH * d->KW * C;
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t r = r0; r < r0 + nr; r++) {
+        const int64_t b = r / d->OH, oh = r % d->OH;
         const float *xb = x + b * d->H * d->W * C;
-        for (int64_t oh = 0; oh < d->OH; oh++)
-            for (int64_t ow = 0; ow < d->OW; ow++) {
-                float *r = col + ((b * d->OH + oh) * d->OW + ow) * rowlen;
-                int64_t iw0 = ow * d->SW - d->PL;
-                for (int64_t kh = 0; kh < d->KH; kh++, r += KW * C) {
-                    int64_t ih = oh * d->SH - d->PT + kh;
-                    if (ih < 0 || ih >= d->H) {
-                        memset(r, 0, (size_t)(KW * C) * sizeof(float));
-                        continue;
-                    }
-                    const float *xr = xb + ih * d->W * C;
-                    if (iw0 >= 0 && iw0 + KW <= d->W) {
-                        memcpy(r, xr + iw0 * C, (size_t)(KW * C) * sizeof(float));
-                        continue;
-                    }
-                    for (int64_t kw = 0; kw < KW; kw++) {
-                        int64_t iw = iw0 + kw;
-                        if (iw < 0 || iw >= d->W)
-                            memset(r + kw * C, 0, (size_t)C * sizeof(float));
-                        else
-                            memcpy(r + kw * C, xr + iw * C, (size_t)C * sizeof(float));
-                    }
+        for (int64_t ow = 0; ow < d->OW; ow++) {
+            float *row = col + ((r - r0) * d->OW + ow) * rowlen;
+            int64_t iw0 = ow * d->SW - d->PL;
+            for (int64_t kh = 0; kh < d->KH; kh++, row += KW * C) {
+                int64_t ih = oh * d->SH - d->PT + kh;
+                if (ih < 0 || ih >= d->H) {
+                    memset(row, 0, (size_t)(KW * C) * sizeof(float));
+                    continue;
+                }
+                const float *xr = xb + ih * d->W * C;
+                if (iw0 >= 0 && iw0 + KW <= d->W) {
+                    memcpy(row, xr + iw0 * C, (size_t)(KW * C) * sizeof(float));
+                    continue;
+                }
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t iw = iw0 + kw;
+                    if (iw < 0 || iw >= d->W)
+                        memset(row + kw * C, 0, (size_t)C * sizeof(float));
+                    else
+                        memcpy(row + kw * C, xr + iw * C, (size_t)C * sizeof(float));
                 }
             }
+        }
     }
 }
 
-/* dx (nb, H, W, C) += scatter of col (nb * OH * OW, KH * KW * C); dx must be zeroed first */
-static void col2im(const dpt_conv2d *d, const float *restrict col, float *restrict dx, int64_t nb) {
+/* dx (B, H, W, C) += the scatter of col (nr * OW, KH * KW * C), output rows [r0, r0 + nr) */
+static void col2im(const dpt_conv2d *d, const float *restrict col, float *restrict dx, int64_t r0,
+                   int64_t nr) {
     const int64_t C = d->C, KW = d->KW, rowlen = d->KH * d->KW * C;
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t r = r0; r < r0 + nr; r++) {
+        const int64_t b = r / d->OH, oh = r % d->OH;
         float *xb = dx + b * d->H * d->W * C;
-        for (int64_t oh = 0; oh < d->OH; oh++)
-            for (int64_t ow = 0; ow < d->OW; ow++) {
-                const float *r = col + ((b * d->OH + oh) * d->OW + ow) * rowlen;
-                int64_t iw0 = ow * d->SW - d->PL;
-                for (int64_t kh = 0; kh < d->KH; kh++, r += KW * C) {
-                    int64_t ih = oh * d->SH - d->PT + kh;
-                    if (ih < 0 || ih >= d->H)
-                        continue;
-                    float *xr = xb + ih * d->W * C;
-                    int64_t lo = iw0 < 0 ? -iw0 : 0;
-                    int64_t hi = iw0 + KW > d->W ? d->W - iw0 : KW;
-                    float *dst = xr + (iw0 + lo) * C;
-                    const float *src = r + lo * C;
-                    for (int64_t k = 0; k < (hi - lo) * C; k++)
-                        dst[k] += src[k];
-                }
+        for (int64_t ow = 0; ow < d->OW; ow++) {
+            const float *row = col + ((r - r0) * d->OW + ow) * rowlen;
+            int64_t iw0 = ow * d->SW - d->PL;
+            for (int64_t kh = 0; kh < d->KH; kh++, row += KW * C) {
+                int64_t ih = oh * d->SH - d->PT + kh;
+                if (ih < 0 || ih >= d->H)
+                    continue;
+                int64_t lo = iw0 < 0 ? -iw0 : 0;
+                int64_t hi = iw0 + KW > d->W ? d->W - iw0 : KW;
+                float *dst = xb + (ih * d->W + iw0 + lo) * C;
+                const float *src = row + lo * C;
+                for (int64_t k = 0; k < (hi - lo) * C; k++)
+                    dst[k] += src[k];
             }
+        }
     }
 }
 
@@ -194,23 +197,24 @@ static void conv_forward(dpt_layer *l, const dpt_pass *p, const float *x, float 
     if (B <= 0)
         return;
     const int kkc = (int)(d->KH * d->KW * d->C), F = (int)d->F;
-    const int64_t pix = d->OH * d->OW;
+    const int64_t rows = B * d->OH, OW = d->OW;
     const float *K = l->params; /* (KH*KW*C, F) */
-    for (int64_t b0 = 0; b0 < B; b0 += d->chunk) {
-        int64_t nb = B - b0 < d->chunk ? B - b0 : d->chunk;
-        const float *col = x + b0 * l->in_size;
+    for (int64_t r0 = 0; r0 < rows; r0 += d->chunk) {
+        int64_t nr = rows - r0 < d->chunk ? rows - r0 : d->chunk;
+        const float *col = x + r0 * OW * d->C; /* direct: the input rows themselves */
         if (!d->direct) {
-            im2col(d, col, d->col, nb);
+            im2col(d, x, d->col, r0, nr);
             col = d->col;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nb * pix), F, kkc, 1.0f, col,
-                    kkc, K, F, 0.0f, y + b0 * l->out_size, F);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nr * OW), F, kkc, 1.0f, col,
+                    kkc, K, F, 0.0f, y + r0 * OW * F, F);
     }
-    dpt_act_bias_forward(d->act, y, d->use_bias ? l->params + (int64_t)kkc * F : NULL, B * pix, F);
+    dpt_act_bias_forward(d->act, y, d->use_bias ? l->params + (int64_t)kkc * F : NULL, rows * OW,
+                         F);
 }
 
-/* x (B, H, W, C), y (B, OH, OW, F), dy (B, OH, OW, F) overwritten with dz, dx (B, H, W, C) or NULL
- */
+/* x (B, H, W, C), y (B, OH, OW, F), dy (B, OH, OW, F) overwritten with dz, dx (B, H, W, C) or
+ * NULL */
 static void conv_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
                           float *dy, float *dx, int64_t B) {
     (void)p;
@@ -218,34 +222,34 @@ static void conv_backward(dpt_layer *l, const dpt_pass *p, const float *x, const
     if (B <= 0)
         return;
     const int kkc = (int)(d->KH * d->KW * d->C), F = (int)d->F;
-    const int64_t pix = d->OH * d->OW;
-    dpt_act_backward(d->act, y, dy, dy, B * pix, F);
+    const int64_t rows = B * d->OH, OW = d->OW;
+    dpt_act_backward(d->act, y, dy, dy, rows * OW, F);
     const float *K = l->params;
     if (l->trainable && d->use_bias)
-        dpt_add_rows(l->grads + (int64_t)kkc * F, dy, B * pix, F); /* db (F) */
-    for (int64_t b0 = 0; b0 < B; b0 += d->chunk) {
-        int64_t nb = B - b0 < d->chunk ? B - b0 : d->chunk;
-        const int rows = (int)(nb * pix);
-        const float *dz = dy + b0 * l->out_size; /* (rows, F) */
+        dpt_add_rows(l->grads + (int64_t)kkc * F, dy, rows * OW, F); /* db (F) */
+    if (dx && !d->direct)
+        memset(dx, 0, (size_t)(B * l->in_size) * sizeof(float)); /* col2im accumulates */
+    for (int64_t r0 = 0; r0 < rows; r0 += d->chunk) {
+        int64_t nr = rows - r0 < d->chunk ? rows - r0 : d->chunk;
+        const int m = (int)(nr * OW);
+        const float *dz = dy + r0 * OW * F; /* (m, F) */
         if (l->trainable) {
-            const float *col = x + b0 * l->in_size;
+            const float *col = x + r0 * OW * d->C;
             if (!d->direct) {
-                im2col(d, col, d->col, nb);
+                im2col(d, x, d->col, r0, nr);
                 col = d->col;
             }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kkc, F, rows, 1.0f, col, kkc, dz,
-                        F, 1.0f, l->grads, F); /* dK (KH*KW*C, F) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kkc, F, m, 1.0f, col, kkc, dz, F,
+                        1.0f, l->grads, F); /* dK (KH*KW*C, F) */
         }
         if (dx) {
-            float *dxb = dx + b0 * l->in_size;
             if (d->direct) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kkc, F, 1.0f, dz, F, K,
-                            F, 0.0f, dxb, kkc);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kkc, F, 1.0f, dz, F, K, F,
+                            0.0f, dx + r0 * OW * d->C, kkc);
             } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kkc, F, 1.0f, dz, F, K,
-                            F, 0.0f, d->col, kkc); /* dcol (rows, KH*KW*C) */
-                memset(dxb, 0, (size_t)(nb * l->in_size) * sizeof(float));
-                col2im(d, d->col, dxb, nb);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kkc, F, 1.0f, dz, F, K, F,
+                            0.0f, d->col, kkc); /* dcol (m, KH*KW*C) */
+                col2im(d, d->col, dx, r0, nr);
             }
         }
     }
@@ -385,11 +389,15 @@ static dpt_status conv_parse(dpt_conv2d *d, const json_t *config, const dpt_json
     int64_t kkc, nk, rowlen;
     if (dpt_mul_i64(d->KH * d->KW, d->C, "Conv2D", &kkc) != DPT_OK ||
         dpt_mul_i64(kkc, d->F, "Conv2D", &nk) != DPT_OK || kkc > INT_MAX ||
-        d->OH * d->OW > INT_MAX / 1 || dpt_mul_i64(d->OH * d->OW, kkc, "Conv2D", &rowlen) != DPT_OK)
+        dpt_mul_i64(d->OW, kkc, "Conv2D", &rowlen) != DPT_OK || d->OW * d->F > INT_MAX)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: the kernel or the patch matrix is too large",
                              ctx->file, ctx->path);
+    /* output rows (sample, oh) per chunk: as many as fit the budget, at least one; a chunk's
+     * pixels go to sgemm as an int */
     d->direct = d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1;
     d->chunk = rowlen >= DPT_CONV_COL_FLOATS ? 1 : DPT_CONV_COL_FLOATS / rowlen;
+    if (d->chunk > INT_MAX / d->OW)
+        d->chunk = INT_MAX / d->OW;
     if (!d->direct) {
         int64_t bytes;
         if ((st = dpt_mul_i64(d->chunk * rowlen, (int64_t)sizeof(float), "Conv2D patches",
@@ -397,12 +405,6 @@ static dpt_status conv_parse(dpt_conv2d *d, const json_t *config, const dpt_json
             (st = dpt_alloc((size_t)bytes, "Conv2D patch buffer", (void **)&d->col)) != DPT_OK)
             return st;
     }
-    /* a chunk's rows go to sgemm as an int */
-    if (d->chunk * d->OH * d->OW > INT_MAX)
-        d->chunk = INT_MAX / (d->OH * d->OW);
-    if (d->chunk < 1)
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: the output is too large", ctx->file,
-                             ctx->path);
     l->out_shape = (dpt_shape){.rank = 3, .dim = {d->OH, d->OW, d->F}};
     l->out_size = d->OH * d->OW * d->F;
     return DPT_OK;

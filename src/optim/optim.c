@@ -6,7 +6,9 @@
  * compiler can vectorise them (the Adam loop's sqrtf needs -fno-math-errno for that with GCC).
  * Leaves to others: reading the spec from the config (src/io/config.c), saving and restoring the
  * slots and the iteration count (src/io/checkpoint.c), scaling the gradient by 1/global_count
- * (src/train). RMSprop, schedules and regularizers are not implemented yet.
+ * (src/train). Also here: RMSprop, decoupled weight decay (AdamW and Keras 3's weight_decay on
+ * every optimizer), the Keras learning-rate schedules and the trainable segments (frozen layers
+ * and moving statistics are never touched). Regularizers live in src/nn (dpt_model_regularize).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -15,15 +17,19 @@
 #include "dptrain/core.h"
 #include "dptrain/optim.h"
 
-#define DPT_OPTIM_MAX_SLOTS 2
+#define DPT_OPTIM_MAX_SLOTS 3
 
 struct dpt_optim {
     dpt_optim_spec spec;
     int64_t n;                        /* parameters */
     int64_t t;                        /* optimizer steps taken (Keras `iterations`) */
-    int n_slots;                      /* Adam 2, SGD with momentum 1, plain SGD 0 */
-    float *slot[DPT_OPTIM_MAX_SLOTS]; /* each (n); Adam: m, v; SGD: momentum */
+    int n_slots;                      /* Adam 2, SGD with momentum 1, plain SGD 0, RMSprop 1-3 */
+    float *slot[DPT_OPTIM_MAX_SLOTS]; /* each (n); Adam: m, v; SGD: momentum; RMSprop: velocity,
+                                         [momentum], [average_gradient] */
     const char *slot_name[DPT_OPTIM_MAX_SLOTS];
+    int rms_mom, rms_avg; /* RMSprop: slot index of momentum / average_gradient, -1 */
+    int64_t *seg;         /* (n_seg, 2): (offset, length) pairs updated */
+    int n_seg;
 };
 
 dpt_optim_spec dpt_optim_defaults(dpt_optim_kind kind) {
@@ -39,16 +45,147 @@ dpt_optim_spec dpt_optim_defaults(dpt_optim_kind kind) {
     s.beta_1 = 0.9;
     s.beta_2 = 0.999;
     s.epsilon = 1e-7;
+    /* RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-07, centered=False);
+     * AdamW(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-07) */
+    s.rho = 0.9;
+    s.centered = false;
+    s.weight_decay = kind == DPT_OPT_ADAMW ? 0.004 : 0.0;
+    if (kind == DPT_OPT_RMSPROP || kind == DPT_OPT_ADAMW)
+        s.learning_rate = 0.001;
+    s.schedule.kind = DPT_LR_CONSTANT;
     return s;
 }
 
+double dpt_lr_schedule_at(const dpt_lr_schedule *s, int64_t step) {
+    const double t = (double)step;
+    switch (s->kind) {
+    case DPT_LR_CONSTANT:
+        break;
+    case DPT_LR_EXPONENTIAL: {
+        double p = t / s->decay_steps;
+        if (s->staircase)
+            p = floor(p);
+        return s->initial_learning_rate * pow(s->decay_rate, p);
+    }
+    case DPT_LR_COSINE: {
+        const double lr0 = s->initial_learning_rate, ds = s->decay_steps;
+        double from = lr0, st = t;
+        if (s->has_warmup) {
+            const double ws = s->warmup_steps;
+            st = fmin(st, ds + ws);
+            if (st < ws)
+                return (s->warmup_target - lr0) * (st / ws) + lr0;
+            st -= ws;
+            from = s->warmup_target;
+        } else {
+            st = fmin(st, ds);
+        }
+        double cosine = 0.5 * (1.0 + cos(3.14159265358979323846 * st / ds));
+        return from * ((1.0 - s->alpha) * cosine + s->alpha);
+    }
+    case DPT_LR_PIECEWISE: {
+        int i = 0;
+        while (i < s->n_boundaries && t > s->boundaries[i])
+            i++;
+        return s->values[i];
+    }
+    }
+    return NAN;
+}
+
+static double current_lr(const dpt_optim *o, int64_t step) {
+    return o->spec.schedule.kind == DPT_LR_CONSTANT ? o->spec.learning_rate
+                                                    : dpt_lr_schedule_at(&o->spec.schedule, step);
+}
+
+double dpt_optim_learning_rate(const dpt_optim *o) { return current_lr(o, o->t); }
+
+dpt_status dpt_optim_set_learning_rate(dpt_optim *o, double lr) {
+    if (o->spec.schedule.kind != DPT_LR_CONSTANT)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "optimizer: the learning rate follows a schedule and cannot be set "
+                             "(ReduceLROnPlateau needs a constant learning rate)");
+    if (!isfinite(lr) || !(lr > 0))
+        return dpt_error_set(DPT_ERR_CONFIG, "optimizer: learning_rate must be > 0, got %g", lr);
+    o->spec.learning_rate = lr;
+    return DPT_OK;
+}
+
+dpt_status dpt_optim_set_segments(dpt_optim *o, const int64_t *seg, int n) {
+    if (n < 0)
+        return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: %d segments", n);
+    int64_t end = 0;
+    for (int i = 0; i < n; i++) {
+        if (seg[2 * i] < end || seg[2 * i + 1] < 0 || seg[2 * i] + seg[2 * i + 1] > o->n)
+            return dpt_error_set(DPT_ERR_INTERNAL,
+                                 "optimizer: segment %d (%lld, %lld) is not inside [%lld, %lld)", i,
+                                 (long long)seg[2 * i], (long long)seg[2 * i + 1], (long long)end,
+                                 (long long)o->n);
+        end = seg[2 * i] + seg[2 * i + 1];
+    }
+    int64_t *c = malloc(sizeof(int64_t) * (size_t)(2 * n + 2));
+    if (!c)
+        return dpt_error_set(DPT_ERR_NOMEM, "optimizer: out of memory");
+    if (n > 0)
+        memcpy(c, seg, sizeof(int64_t) * (size_t)(2 * n));
+    free(o->seg);
+    o->seg = c;
+    o->n_seg = n;
+    return DPT_OK;
+}
+
+static dpt_status check_schedule(const dpt_lr_schedule *s) {
+    switch (s->kind) {
+    case DPT_LR_CONSTANT:
+        return DPT_OK;
+    case DPT_LR_EXPONENTIAL:
+    case DPT_LR_COSINE:
+        if (!(s->decay_steps > 0) || !isfinite(s->decay_steps))
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "optimizer: learning_rate schedule: decay_steps must be > 0, got "
+                                 "%g",
+                                 s->decay_steps);
+        if (s->kind == DPT_LR_COSINE && s->has_warmup && !(s->warmup_steps > 0))
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "optimizer: learning_rate schedule: warmup_steps must be > 0 with "
+                                 "a warmup_target, got %g",
+                                 s->warmup_steps);
+        return DPT_OK;
+    case DPT_LR_PIECEWISE:
+        if (s->n_boundaries < 0 || s->n_boundaries > DPT_LR_MAX_PIECES)
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "optimizer: learning_rate schedule: at most %d boundaries",
+                                 DPT_LR_MAX_PIECES);
+        return DPT_OK;
+    }
+    return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: unknown schedule %d", (int)s->kind);
+}
+
 static dpt_status check_spec(const dpt_optim_spec *s) {
-    if (s->kind != DPT_OPT_SGD && s->kind != DPT_OPT_ADAM)
+    if (s->kind != DPT_OPT_SGD && s->kind != DPT_OPT_ADAM && s->kind != DPT_OPT_RMSPROP &&
+        s->kind != DPT_OPT_ADAMW)
         return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: unknown kind %d", (int)s->kind);
-    if (!isfinite(s->learning_rate) || !(s->learning_rate > 0))
+    if (s->schedule.kind == DPT_LR_CONSTANT &&
+        (!isfinite(s->learning_rate) || !(s->learning_rate > 0)))
         return dpt_error_set(DPT_ERR_CONFIG, "optimizer: learning_rate must be > 0, got %g",
                              s->learning_rate);
-    if (s->kind == DPT_OPT_SGD) {
+    dpt_status st = check_schedule(&s->schedule);
+    if (st != DPT_OK)
+        return st;
+    if (!isfinite(s->weight_decay) || !(s->weight_decay >= 0))
+        return dpt_error_set(DPT_ERR_CONFIG, "optimizer: weight_decay must be >= 0, got %g",
+                             s->weight_decay);
+    if (s->kind == DPT_OPT_RMSPROP) {
+        if (!(s->rho >= 0 && s->rho <= 1))
+            return dpt_error_set(DPT_ERR_CONFIG, "optimizer: rho must be in [0, 1], got %g",
+                                 s->rho);
+        if (!(s->momentum >= 0 && s->momentum <= 1))
+            return dpt_error_set(DPT_ERR_CONFIG, "optimizer: momentum must be in [0, 1], got %g",
+                                 s->momentum);
+        if (!isfinite(s->epsilon) || !(s->epsilon >= 0))
+            return dpt_error_set(DPT_ERR_CONFIG, "optimizer: epsilon must be >= 0, got %g",
+                                 s->epsilon);
+    } else if (s->kind == DPT_OPT_SGD) {
         if (!(s->momentum >= 0 && s->momentum <= 1))
             return dpt_error_set(DPT_ERR_CONFIG, "optimizer: momentum must be in [0, 1], got %g",
                                  s->momentum);
@@ -70,24 +207,39 @@ static dpt_status check_spec(const dpt_optim_spec *s) {
 dpt_status dpt_optim_create(const dpt_optim_spec *spec, int64_t n_params, dpt_optim **out) {
     *out = NULL;
     dpt_status st = check_spec(spec);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK)
+        return st;
     if (n_params < 0)
         return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: negative parameter count %lld",
                              (long long)n_params);
     dpt_optim *o = calloc(1, sizeof *o);
-    if (!o) return dpt_error_set(DPT_ERR_NOMEM, "optimizer: out of memory");
+    if (!o)
+        return dpt_error_set(DPT_ERR_NOMEM, "optimizer: out of memory");
     o->spec = *spec;
     o->n = n_params;
-    if (spec->kind == DPT_OPT_ADAM) {
+    o->rms_mom = o->rms_avg = -1;
+    if (spec->kind == DPT_OPT_ADAM || spec->kind == DPT_OPT_ADAMW) {
         o->n_slots = 2;
         o->slot_name[0] = "m";
         o->slot_name[1] = "v";
+    } else if (spec->kind == DPT_OPT_RMSPROP) {
+        o->slot_name[o->n_slots++] = "velocity";
+        if (spec->momentum > 0) {
+            o->rms_mom = o->n_slots;
+            o->slot_name[o->n_slots++] = "momentum";
+        }
+        if (spec->centered) {
+            o->rms_avg = o->n_slots;
+            o->slot_name[o->n_slots++] = "average_gradient";
+        }
     } else if (spec->momentum > 0) {
         o->n_slots = 1;
         o->slot_name[0] = "momentum";
     }
-    int64_t n_bytes = 0;
-    st = dpt_mul_i64(n_params, (int64_t)sizeof(float), "optimizer state", &n_bytes);
+    int64_t n_bytes = 0, all[2] = {0, n_params};
+    st = dpt_optim_set_segments(o, all, 1);
+    if (st == DPT_OK)
+        st = dpt_mul_i64(n_params, (int64_t)sizeof(float), "optimizer state", &n_bytes);
     for (int i = 0; st == DPT_OK && i < o->n_slots; i++)
         st = dpt_alloc((size_t)n_bytes, "optimizer state", (void **)&o->slot[i]); /* zeroed */
     if (st != DPT_OK) {
@@ -99,9 +251,11 @@ dpt_status dpt_optim_create(const dpt_optim_spec *spec, int64_t n_params, dpt_op
 }
 
 void dpt_optim_destroy(dpt_optim **p) {
-    if (!p || !*p) return;
+    if (!p || !*p)
+        return;
     for (int i = 0; i < DPT_OPTIM_MAX_SLOTS; i++)
         dpt_free((*p)->slot[i]);
+    free((*p)->seg);
     free(*p);
     *p = NULL;
 }
@@ -153,29 +307,81 @@ static void adam_update(float *restrict w, const float *restrict g, float *restr
     }
 }
 
+/* Keras 3 / AdamW decoupled weight decay: w = w - w * wd * lr (float32, Keras's order). w (n) */
+static void weight_decay(float *restrict w, int64_t n, float wd, float lr) {
+    for (int64_t i = 0; i < n; i++)
+        w[i] -= w[i] * wd * lr;
+}
+
+/* RMSprop as Keras 3 (and TensorFlow's ResourceApplyRMSProp / CenteredRMSProp):
+ *   v = rho*v + (1-rho)*g^2;  [a = rho*a + (1-rho)*g;  d = v - a^2 + eps]  else d = v + eps;
+ *   inc = lr*g/sqrt(d);  [m = momentum*m + inc;  w -= m]  else w -= inc.
+ * w, g, v (n); m, a (n) or NULL */
+static void rmsprop_update(float *restrict w, const float *restrict g, float *restrict v,
+                           float *restrict m, float *restrict a, int64_t n, float lr, float rho,
+                           float one_minus_rho, float mom, float eps) {
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float vi = rho * v[i] + one_minus_rho * (gi * gi);
+        v[i] = vi;
+        float den = vi + eps;
+        if (a) {
+            float ai = rho * a[i] + one_minus_rho * gi;
+            a[i] = ai;
+            den = vi - ai * ai + eps;
+        }
+        float inc = lr * gi / sqrtf(den);
+        if (m) {
+            float mi = mom * m[i] + inc;
+            m[i] = mi;
+            w[i] -= mi;
+        } else {
+            w[i] -= inc;
+        }
+    }
+}
+
 void dpt_optim_step(dpt_optim *o, float *params, const float *grads) {
     DPT_ASSERT(o != NULL);
+    const double lr_d = current_lr(o, o->t); /* Keras: schedule(iterations) before the update */
     o->t++; /* Keras: local_step = iterations + 1, and iterations is incremented by the update */
     const dpt_optim_spec *s = &o->spec;
-    if (s->kind == DPT_OPT_SGD) {
-        const float lr = (float)s->learning_rate;
-        if (o->n_slots == 0)
-            sgd_plain(params, grads, o->n, lr);
-        else if (s->nesterov)
-            sgd_nesterov(params, grads, o->slot[0], o->n, lr, (float)s->momentum);
-        else
-            sgd_momentum(params, grads, o->slot[0], o->n, lr, (float)s->momentum);
-        return;
-    }
+    const float lr = (float)lr_d;
     /* Keras keeps its hyper-parameters as float32 values, so 0.999 means 0.99900001287...: at
      * small t, 1 - b2^t is ~t(1-b2) and that rounding shows at the 1e-5 level. We round them the
      * same way, then take lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t) in double (more accurate than
      * Keras's float32 pow) and use it in float. */
-    const float lr_f = (float)s->learning_rate, b1 = (float)s->beta_1, b2 = (float)s->beta_2;
+    const float b1 = (float)s->beta_1, b2 = (float)s->beta_2;
     const double t = (double)o->t;
-    const double lr_t = (double)lr_f * sqrt(1.0 - pow((double)b2, t)) / (1.0 - pow((double)b1, t));
-    adam_update(params, grads, o->slot[0], o->slot[1], o->n, (float)lr_t, 1.0f - b1, 1.0f - b2,
-                (float)s->epsilon);
+    const double lr_t = (double)lr * sqrt(1.0 - pow((double)b2, t)) / (1.0 - pow((double)b1, t));
+    for (int k = 0; k < o->n_seg; k++) {
+        const int64_t off = o->seg[2 * k], n = o->seg[2 * k + 1];
+        float *w = params + off;
+        const float *g = grads + off;
+        if (s->weight_decay > 0)
+            weight_decay(w, n, (float)s->weight_decay, lr);
+        switch (s->kind) {
+        case DPT_OPT_SGD:
+            if (o->n_slots == 0)
+                sgd_plain(w, g, n, lr);
+            else if (s->nesterov)
+                sgd_nesterov(w, g, o->slot[0] + off, n, lr, (float)s->momentum);
+            else
+                sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum);
+            break;
+        case DPT_OPT_ADAM:
+        case DPT_OPT_ADAMW:
+            adam_update(w, g, o->slot[0] + off, o->slot[1] + off, n, (float)lr_t, 1.0f - b1,
+                        1.0f - b2, (float)s->epsilon);
+            break;
+        case DPT_OPT_RMSPROP:
+            rmsprop_update(w, g, o->slot[0] + off,
+                           o->rms_mom >= 0 ? o->slot[o->rms_mom] + off : NULL,
+                           o->rms_avg >= 0 ? o->slot[o->rms_avg] + off : NULL, n, lr, (float)s->rho,
+                           (float)(1.0 - s->rho), (float)s->momentum, (float)s->epsilon);
+            break;
+        }
+    }
 }
 
 int64_t dpt_optim_iterations(const dpt_optim *o) { return o->t; }

@@ -154,7 +154,8 @@ static void test_forms_inline(void **state) {
         char *pfmt = fmt("model.%s", forms[k].path_fmt);
         dpt_config c;
         dpt_status st = parse(text, "inline.json", &c);
-        if (st != DPT_OK) fail_msg("%s: %s", forms[k].file, dpt_error_message());
+        if (st != DPT_OK)
+            fail_msg("%s: %s", forms[k].file, dpt_error_message());
         check_tutorial_model(&c, pfmt, forms[k].first);
         assert_string_equal(c.model_file, "");
         dpt_config_deinit(&c);
@@ -173,7 +174,8 @@ static void test_forms_by_path(void **state) {
             fmt("{\"model\": \"%s\", \"compile\": {\"loss\": \"binary_crossentropy\"}}", path);
         dpt_config c;
         dpt_status st = parse(text, "bypath.json", &c);
-        if (st != DPT_OK) fail_msg("%s: %s", forms[k].file, dpt_error_message());
+        if (st != DPT_OK)
+            fail_msg("%s: %s", forms[k].file, dpt_error_message());
         /* messages about the model name the model file, with paths inside it */
         check_tutorial_model(&c, forms[k].path_fmt, forms[k].first);
         assert_string_equal(c.model_file, path);
@@ -378,7 +380,8 @@ static void test_options(void **state) {
 static void test_keras_fixtures(void **state) {
     (void)state;
     const char *fx = dpt_test_fixtures_dir();
-    if (!fx) skip();
+    if (!fx)
+        skip();
     static const struct {
         const char *file;
         size_t n_layers;
@@ -397,7 +400,8 @@ static void test_keras_fixtures(void **state) {
             fmt("{\"model\": \"%s\", \"compile\": {\"loss\": \"binary_crossentropy\"}}", path);
         dpt_config c;
         dpt_status st = parse(text, "fx.json", &c);
-        if (st != DPT_OK) fail_msg("%s: %s", cases[k].file, dpt_error_message());
+        if (st != DPT_OK)
+            fail_msg("%s: %s", cases[k].file, dpt_error_message());
         assert_int_equal(json_array_size(c.layers), cases[k].n_layers);
         assert_true(c.has_input_shape);
         assert_int_equal(c.input_shape.rank, cases[k].rank);
@@ -490,18 +494,19 @@ static const bad_case bad[] = {
     {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"Hinge\"}}}",
      "compile.loss.class_name: unknown loss \"Hinge\""},
     {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
-               "{\"from_logits\": true}}}}",
+     "{\"from_logits\": true}}}}",
      "bad.json: compile.loss.config.from_logits: not supported"},
     {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
-               "{\"label_smoothing\": 0.1}}}}",
+     "{\"label_smoothing\": 0.1}}}}",
      "bad.json: compile.loss.config.label_smoothing: not supported yet (must be 0), got 0.1"},
     {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
-               "{\"reduction\": \"sum\"}}}}",
+     "{\"reduction\": \"sum\"}}}}",
      "compile.loss.config.reduction: not supported"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": \"rmsprop\"}}",
-     "bad.json: compile.optimizer: unknown optimizer \"rmsprop\" (supported: adam, sgd)"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"RMSprop\"}}}",
-     "bad.json: compile.optimizer.class_name: unknown optimizer \"RMSprop\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": \"nadam\"}}",
+     "bad.json: compile.optimizer: unknown optimizer \"nadam\" (supported: adam, adamw, rmsprop, "
+     "sgd)"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Nadam\"}}}",
+     "bad.json: compile.optimizer.class_name: unknown optimizer \"Nadam\""},
     {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"config\": {}}}}",
      "bad.json: compile.optimizer.class_name: required"},
     {"{" MODEL ", \"compile\": {" LOSS ", \"optimiser\": \"adam\"}}",
@@ -514,13 +519,53 @@ static const bad_case bad[] = {
     {OPT("{\"global_clipnorm\": 1.0}"),
      "compile.optimizer.config.global_clipnorm: not supported yet"},
     {OPT("{\"clipvalue\": 0.5}"), "compile.optimizer.config.clipvalue: not supported yet"},
-    {OPT("{\"weight_decay\": 0.004}"), "compile.optimizer.config.weight_decay: not supported yet"},
+    {OPT("{\"weight_decay\": -0.004}"), "compile.optimizer.config.weight_decay: must be >= 0"},
     {OPT("{\"use_ema\": true}"), "compile.optimizer.config.use_ema: not supported yet"},
     {OPT("{\"decay\": 1e-6}"), "compile.optimizer.config.decay: not supported yet (must be 0)"},
     {OPT("{\"learning_rate\": 0}"),
      "bad.json: compile.optimizer.config.learning_rate: must be > 0, got 0"},
     {OPT("{\"learning_rate\": {\"class_name\": \"ExponentialDecay\"}}"),
-     "compile.optimizer.config.learning_rate: must be a number"},
+     "compile.optimizer.config.learning_rate.config: must be an object, got nothing"},
+    {OPT("{\"learning_rate\": {\"class_name\": \"InverseTimeDecay\", \"config\": {}}}"),
+     "compile.optimizer.config.learning_rate.class_name: unknown learning rate schedule"},
+    {OPT("{\"learning_rate\": {\"class_name\": \"ExponentialDecay\", \"config\": "
+         "{\"initial_learning_rate\": 0.1, \"decay_rate\": 0.9}}}"),
+     "compile.optimizer.config.learning_rate.config.decay_steps: required"},
+    {OPT("{\"learning_rate\": {\"class_name\": \"PiecewiseConstantDecay\", \"config\": "
+         "{\"boundaries\": [10, 20], \"values\": [0.1, 0.01]}}}"),
+     "learning_rate.config.values: must have one more entry than boundaries (2), got 2"},
+    {OPT("{\"learning_rate\": {\"class_name\": \"CosineDecay\", \"config\": "
+         "{\"initial_learning_rate\": 0.1, \"decay_steps\": 10, \"warmup_target\": 0.5}}}"),
+     "learning_rate.config.warmup_steps: must be > 0 with a warmup_target"},
+    {"{" MODEL ", \"compile\": {" LOSS
+     ", \"optimizer\": {\"class_name\": \"RMSprop\", \"config\": {\"beta_1\": 0.9}}}}",
+     "compile.optimizer.config.beta_1: unknown key"},
+    {"{" MODEL ", \"compile\": {" LOSS
+     ", \"optimizer\": {\"class_name\": \"RMSprop\", \"config\": {\"rho\": 1.5}}}}",
+     "compile.optimizer.config.rho: must be in [0, 1], got 1.5"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"callbacks\": [{\"class_name\": \"TensorBoard\"}]}}",
+     "bad.json: fit.callbacks[0].class_name: unsupported callback \"TensorBoard\""},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"callbacks\": [{\"class_name\": \"EarlyStopping\", "
+     "\"config\": {\"monitor\": \"val_loss\"}}]}}",
+     "bad.json: fit.callbacks: EarlyStopping monitors val_loss but there is no validation data"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"callbacks\": [{\"class_name\": \"EarlyStopping\", "
+     "\"config\": {\"monitor\": \"auc\"}}]}}",
+     "bad.json: fit.callbacks[0].config.monitor: unknown quantity \"auc\""},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"callbacks\": [{\"class_name\": \"EarlyStopping\", "
+     "\"config\": {\"monitor\": \"loss\", \"patience\": 2, \"restore_best\": true}}]}}",
+     "bad.json: fit.callbacks[0].config.restore_best: unknown key"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"callbacks\": [{\"class_name\": "
+     "\"ReduceLROnPlateau\", \"config\": {\"monitor\": \"loss\", \"factor\": 1.0}}]}}",
+     "bad.json: fit.callbacks[0].config.factor: must be in [0, 1), got 1"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"callbacks\": [{\"class_name\": "
+     "\"ReduceLROnPlateau\", \"config\": {\"monitor\": \"loss\", \"mode\": \"up\"}}]}}",
+     "bad.json: fit.callbacks[0].config.mode: must be \"auto\", \"min\" or \"max\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Adam\", \"config\": "
+     "{\"learning_rate\": {\"class_name\": \"ExponentialDecay\", \"config\": "
+     "{\"initial_learning_rate\": 0.1, \"decay_steps\": 10, \"decay_rate\": 0.5}}}}}, "
+     "\"fit\": {\"callbacks\": [{\"class_name\": \"ReduceLROnPlateau\", \"config\": "
+     "{\"monitor\": \"loss\"}}]}}",
+     "bad.json: fit.callbacks: ReduceLROnPlateau needs a constant learning rate"},
     {OPT("{\"lr\": 0.1, \"learning_rate\": 0.1}"),
      "compile.optimizer.config.lr: give learning_rate or lr, not both"},
     {OPT("{\"beta_1\": 1.0}"), "compile.optimizer.config.beta_1: must be in [0, 1), got 1"},
@@ -553,7 +598,7 @@ static const bad_case bad[] = {
      "bad.json: fit.shuffle: must be true or false"},
     {"{" MODEL ", " COMPILE ", \"fit\": {\"epoch\": 3}}",
      "bad.json: fit.epoch: unknown key (known: epochs, batch_size, validation_split, shuffle, "
-     "seed)"},
+     "seed, callbacks)"},
     /* data, checkpoint */
     {"{" MODEL ", " COMPILE ", \"data\": {\"file\": \"x.h5\"}}",
      "bad.json: data.file: unknown key"},
@@ -640,9 +685,74 @@ static void test_bad_configs(void **state) {
             strncmp(msg, "bad.json", 8) != 0 || strchr(msg, '\n'))
             fail_msg("case %zu: %s\n  expected status %d with \"%s\"\n  got %d: \"%s\"", k,
                      bad[k].text, (int)DPT_ERR_CONFIG, bad[k].needle, (int)st, msg);
-        assert_memory_equal(&c, &before, sizeof c);           /* *out untouched on failure */
-        if (getenv("DPT_SHOW_MESSAGES")) printf("%s\n", msg); /* to review the wording */
+        assert_memory_equal(&c, &before, sizeof c); /* *out untouched on failure */
+        if (getenv("DPT_SHOW_MESSAGES"))
+            printf("%s\n", msg); /* to review the wording */
     }
+}
+
+/* RMSprop, AdamW, weight decay, learning-rate schedules (Keras 2 and 3 forms), callbacks */
+static void test_optimizers_schedules_callbacks(void **state) {
+    (void)state;
+    dpt_config c;
+    assert_ok(
+        parse("{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": \"rmsprop\"}}", "r.json", &c));
+    assert_int_equal(c.optim.kind, DPT_OPT_RMSPROP);
+    assert_true(c.optim.learning_rate == 0.001 && c.optim.rho == 0.9 && c.optim.momentum == 0 &&
+                c.optim.epsilon == 1e-7 && !c.optim.centered && c.optim.weight_decay == 0);
+    dpt_config_deinit(&c);
+    assert_ok(parse("{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": "
+                    "\"RMSprop\", \"config\": {\"rho\": 0.8, \"momentum\": 0.5, \"centered\": "
+                    "true, \"epsilon\": 1e-6, \"weight_decay\": 0.01}}}}",
+                    "r.json", &c));
+    assert_true(c.optim.rho == 0.8 && c.optim.momentum == 0.5 && c.optim.centered &&
+                c.optim.epsilon == 1e-6 && c.optim.weight_decay == 0.01);
+    dpt_config_deinit(&c);
+    /* AdamW: Keras 3's default weight_decay 0.004; null keeps it */
+    assert_ok(
+        parse("{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"module\": "
+              "\"keras.optimizers\", \"class_name\": \"AdamW\", \"config\": {\"weight_decay\": "
+              "null, \"learning_rate\": {\"module\": \"keras.optimizers.schedules\", "
+              "\"class_name\": \"ExponentialDecay\", \"config\": {\"initial_learning_rate\": "
+              "0.01, \"decay_steps\": 100, \"decay_rate\": 0.5, \"staircase\": true, \"name\": "
+              "\"ExponentialDecay\"}, \"registered_name\": null}}, \"registered_name\": null}}}",
+              "w.json", &c));
+    assert_int_equal(c.optim.kind, DPT_OPT_ADAMW);
+    assert_true(c.optim.weight_decay == 0.004);
+    assert_int_equal(c.optim.schedule.kind, DPT_LR_EXPONENTIAL);
+    assert_true(c.optim.schedule.staircase && c.optim.schedule.decay_steps == 100);
+    assert_true(dpt_lr_schedule_at(&c.optim.schedule, 150) == 0.005);
+    dpt_config_deinit(&c);
+    assert_ok(
+        parse("{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": "
+              "\"SGD\", \"config\": {\"learning_rate\": {\"class_name\": "
+              "\"PiecewiseConstantDecay\", \"config\": {\"boundaries\": [100, 200], "
+              "\"values\": [0.1, 0.01, 0.001]}}}}}, \"fit\": {\"validation_split\": 0.1, "
+              "\"callbacks\": [{\"class_name\": \"EarlyStopping\", \"config\": {\"patience\": "
+              "3, \"restore_best_weights\": true, \"min_delta\": -0.01, \"baseline\": 0.5, "
+              "\"start_from_epoch\": 2, \"verbose\": 1}}]}}",
+              "p.json", &c));
+    assert_int_equal(c.optim.schedule.kind, DPT_LR_PIECEWISE);
+    assert_true(c.optim.learning_rate == 0.1);
+    const dpt_early_stopping_spec *es = &c.callbacks.early_stopping;
+    assert_true(es->enabled && es->monitor == DPT_MON_VAL_LOSS && es->mode == -1 &&
+                es->patience == 3 && es->restore_best_weights && es->min_delta == 0.01 &&
+                es->has_baseline && es->baseline == 0.5 && es->start_from_epoch == 2);
+    assert_false(c.callbacks.reduce_lr.enabled);
+    dpt_config_deinit(&c);
+    assert_ok(parse("{" MODEL ", " COMPILE ", \"fit\": {\"callbacks\": [{\"class_name\": "
+                    "\"ReduceLROnPlateau\", \"config\": {\"monitor\": \"accuracy\", \"epsilon\": "
+                    "0.01, \"cooldown\": 2, \"min_lr\": 1e-5, \"patience\": 4, \"factor\": 0.5}}, "
+                    "{\"class_name\": \"EarlyStopping\", \"config\": {\"monitor\": \"acc\"}}]}}",
+                    "q.json", &c));
+    const dpt_reduce_lr_spec *r = &c.callbacks.reduce_lr;
+    assert_true(r->enabled && r->monitor == DPT_MON_ACCURACY && r->mode == 1 &&
+                r->min_delta == 0.01 && r->cooldown == 2 && r->min_lr == 1e-5 && r->patience == 4 &&
+                r->factor == 0.5);
+    assert_true(c.callbacks.early_stopping.enabled &&
+                c.callbacks.early_stopping.monitor == DPT_MON_ACCURACY &&
+                c.callbacks.early_stopping.mode == 1);
+    dpt_config_deinit(&c);
 }
 
 int main(void) {
@@ -659,6 +769,7 @@ int main(void) {
         cmocka_unit_test(test_keras_fixtures),
         cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_optimizers_schedules_callbacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,6 +85,45 @@ static void conv_case(int B, int H, int W, int C, int F, int KH, int KW, int SH,
         if (fabsf(y[k] - want[k]) > 1e-4f * (1 + fabsf(want[k])))
             fail_msg("conv %dx%d s%d,%d %s: y[%lld] = %g, reference %g", KH, KW, SH, SW,
                      same ? "same" : "valid", (long long)k, (double)y[k], (double)want[k]);
+    /* backward against the direct loops: dx and dK for dz = a fixed pattern (linear act) */
+    int64_t nout = B * l->out_size, nk = (int64_t)KH * KW * C * F;
+    float *dz = malloc(sizeof(float) * (size_t)nout), *dx = malloc(sizeof(float) * (size_t)nin);
+    double *rdx = calloc((size_t)nin, sizeof(double)), *rdk = calloc((size_t)nk, sizeof(double));
+    for (int64_t k = 0; k < nout; k++)
+        dz[k] = (float)((k * 7919) % 13) / 13.0f - 0.5f;
+    int PT = same ? (((OH - 1) * SH + KH - H) > 0 ? ((OH - 1) * SH + KH - H) / 2 : 0) : 0;
+    int PL = same ? (((OW - 1) * SW + KW - W) > 0 ? ((OW - 1) * SW + KW - W) / 2 : 0) : 0;
+    for (int b = 0; b < B; b++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int kh = 0; kh < KH; kh++)
+                    for (int kw = 0; kw < KW; kw++) {
+                        int ih = oh * SH - PT + kh, iw = ow * SW - PL + kw;
+                        if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                            continue;
+                        for (int c = 0; c < C; c++)
+                            for (int f = 0; f < F; f++) {
+                                double g = dz[((b * OH + oh) * OW + ow) * F + f];
+                                int64_t xi = ((b * H + ih) * W + iw) * C + c;
+                                int64_t ki = ((kh * KW + kw) * C + c) * F + f;
+                                rdx[xi] += g * l->params[ki];
+                                rdk[ki] += g * x[xi];
+                            }
+                    }
+    memset(l->grads, 0, sizeof(float) * (size_t)l->ops->n_params(l));
+    l->ops->backward(l, &train_pass, x, y, dz, dx, B);
+    for (int64_t k = 0; k < nin; k++)
+        if (fabs(dx[k] - rdx[k]) > 1e-4 * (1 + fabs(rdx[k])))
+            fail_msg("conv backward: dx[%lld] = %g, reference %g", (long long)k, (double)dx[k],
+                     rdx[k]);
+    for (int64_t k = 0; k < nk; k++)
+        if (fabs(l->grads[k] - rdk[k]) > 1e-4 * (1 + fabs(rdk[k])))
+            fail_msg("conv backward: dK[%lld] = %g, reference %g", (long long)k,
+                     (double)l->grads[k], rdk[k]);
+    free(dz);
+    free(dx);
+    free(rdx);
+    free(rdk);
     free(x);
     free(y);
     free(want);
@@ -100,7 +139,7 @@ static void test_conv_forward_reference(void **state) {
     conv_case(3, 9, 5, 2, 2, 5, 1, 3, 1, false);
     conv_case(2, 5, 5, 4, 3, 1, 1, 1, 1, false); /* direct (x is its own patch matrix) */
     conv_case(2, 5, 5, 4, 3, 1, 1, 2, 2, true);
-    /* several im2col chunks: 62*62*144 floats per sample, 7 samples per chunk */
+    /* several im2col chunks of 469 output rows (62 * 144 floats each), ending inside samples */
     conv_case(9, 64, 64, 16, 2, 3, 3, 1, 1, false);
 }
 
