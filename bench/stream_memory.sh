@@ -138,8 +138,8 @@ if ((record)); then
         echo
         echo "\`bench/stream_memory.sh\` ($(date +%Y-%m-%d), $cpu, $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM):"
         echo "$samples samples x $features float32 features ($size_h file), 2 ranks, one epoch, streaming"
-        echo "with \`--memory-limit $limit\`; $what. Peak RSS per rank from \`/usr/bin/time -v\`"
-        echo "(target <= $target_mib MiB):"
+        echo "with \`--memory-limit $limit\`; $what."
+        echo "Peak RSS per rank from \`/usr/bin/time -v\` (target <= $target_mib MiB):"
         echo
         echo "| rank | peak RSS (MiB) | elapsed |"
         echo "| --- | --- | --- |"
