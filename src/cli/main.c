@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,9 @@ int main(int argc, char **argv) {
         printf("dptrain %s\n", DPTRAIN_VERSION);
         return 0;
     }
+    /* past a file-size limit (ulimit -f) a write must fail with EFBIG and be reported, not kill
+     * the rank with SIGXFSZ */
+    signal(SIGXFSZ, SIG_IGN);
     MPI_Init(&argc, &argv);
     dpt_comm c;
     dpt_status st = dpt_comm_init(&c, MPI_COMM_WORLD);
