@@ -717,7 +717,9 @@ static void draw_panel(FILE *f, int panel, const char *what, const dpt_epoch_log
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", a.px0 - 8,
                 py + 4, yd, fabs(y) < ys * 1e-6 ? 0.0 : y);
     }
-    for (double x = ceil(a.x0 / xs) * xs; x <= a.x1 + 1e-9; x += xs) {
+    /* the first epoch, then the multiples of xs that do not crowd it, up to the last epoch */
+    for (double x = emin; x <= emax + 1e-9;
+         x = x == emin ? ceil((emin + 0.4 * xs) / xs) * xs : x + xs) {
         double px = ax_x(&a, x);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n", px,
                 a.py1, px, a.py1 + 5);
