@@ -28,6 +28,10 @@ typedef struct {
     int64_t check_replicas;   /* compare a parameter checksum across ranks every N steps (0 off) */
     double watchdog_s;        /* end the job when no step finished for this long (0 = off) */
     const char *init_weights; /* Keras weights file (or checkpoint) to start from; NULL = init */
+    int64_t memory_limit;     /* bytes a rank may hold of its shard; above it the shard is streamed
+                                 (0 = a quarter of the node's memory / ranks on the node) */
+    bool local_order;         /* each rank shuffles its own shard (balanced steps) instead of one
+                                 global order (N ranks == 1 rank); streaming implies it */
     FILE *out;                /* where rank 0 prints progress (stdout) */
 } dpt_fit_opts;
 

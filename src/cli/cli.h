@@ -7,6 +7,8 @@
 /* Integer option value in [lo, hi]; DPT_ERR_USAGE naming the option otherwise. Local. */
 DPT_NODISCARD dpt_status dpt_cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi,
                                            int64_t *out);
+/* A byte size with an optional K/M/G/T suffix (powers of 1024); DPT_ERR_USAGE otherwise. Local. */
+DPT_NODISCARD dpt_status dpt_cli_parse_size(const char *opt, const char *s, int64_t *out);
 /* Rank 0 reads the file, every rank receives the bytes (or the same error). Collective. */
 DPT_NODISCARD dpt_status dpt_cli_read_bcast(const dpt_comm *c, const char *path, dpt_status what,
                                             char **text, size_t *len);

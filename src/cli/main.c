@@ -36,6 +36,11 @@ static const char *USAGE =
     "      --watchdog SECONDS     end the job when no step finished for SECONDS (default off)\n"
     "      SIGTERM / SIGUSR1 / SIGINT: checkpoint at the next step, exit 75 (resumable)\n"
     "      --verbose 0|1|2        0 silent, 1 one line per epoch (default)\n"
+    "      --memory-limit SIZE    bytes of its shard a rank may hold (K/M/G suffix); a larger\n"
+    "                             shard is streamed (default: 1/4 of memory / ranks per node)\n"
+    "      --order global|local   global (default): one order of all samples, N ranks compute\n"
+    "                             what 1 rank would; local: each rank shuffles its own shard,\n"
+    "                             balanced steps (streaming always uses local)\n"
     "      --init-weights FILE.h5 start from Keras weights (legacy .h5, Keras 3 .weights.h5) or a\n"
     "                             checkpoint, matched by position as Keras does, shapes checked\n"
     "      --no-allreduce         benchmark only: skip the gradient reduction\n"
@@ -74,6 +79,42 @@ dpt_status dpt_cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t
         return dpt_error_set(DPT_ERR_USAGE, "%s: must be in [%lld, %lld], got %lld", opt,
                              (long long)lo, (long long)hi, v);
     *out = v;
+    return DPT_OK;
+}
+
+dpt_status dpt_cli_parse_size(const char *opt, const char *s, int64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    int64_t mult = 1;
+    if (end && *end) {
+        switch (*end) {
+        case 'k':
+        case 'K':
+            mult = (int64_t)1 << 10;
+            break;
+        case 'm':
+        case 'M':
+            mult = (int64_t)1 << 20;
+            break;
+        case 'g':
+        case 'G':
+            mult = (int64_t)1 << 30;
+            break;
+        case 't':
+        case 'T':
+            mult = (int64_t)1 << 40;
+            break;
+        default:
+            mult = 0;
+        }
+        if (mult && end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB"))
+            mult = 0;
+    }
+    if (!s || !*s || errno || mult == 0 || !(v >= 1) || v * (double)mult > 9.0e18)
+        return dpt_error_set(DPT_ERR_USAGE, "%s: expected a size such as 512M or 4G, got \"%s\"",
+                             opt, s ? s : "");
+    *out = (int64_t)(v * (double)mult);
     return DPT_OK;
 }
 
@@ -131,7 +172,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     const char *data = NULL, *run_dir = NULL, *init_weights = NULL;
     int64_t epochs = -1, batch = -1, seed = -1, verbose = 1, every = -1, keep = -1;
     int64_t check_replicas = 100, watchdog = 0;
-    bool no_allreduce = false, resume = false, skip_nonfinite = false;
+    int64_t memory_limit = 0;
+    bool no_allreduce = false, resume = false, skip_nonfinite = false, local_order = false;
     dpt_status st = DPT_OK;
     for (int i = 1; i < argc && st == DPT_OK; i++) {
         const char *a = argv[i];
@@ -152,7 +194,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                      !strcmp(a, "--seed") || !strcmp(a, "--run-dir") || !strcmp(a, "--verbose") ||
                      !strcmp(a, "--checkpoint-every") || !strcmp(a, "--keep") ||
                      !strcmp(a, "--check-replicas") || !strcmp(a, "--watchdog") ||
-                     !strcmp(a, "--init-weights");
+                     !strcmp(a, "--init-weights") || !strcmp(a, "--memory-limit") ||
+                     !strcmp(a, "--order");
         if (!takes) {
             st = dpt_error_set(DPT_ERR_USAGE, "fit: unknown option \"%s\" (see dptrain --help)", a);
             break;
@@ -168,7 +211,15 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
             run_dir = v;
         else if (!strcmp(a, "--init-weights"))
             init_weights = v;
-        else if (!strcmp(a, "--epochs"))
+        else if (!strcmp(a, "--memory-limit"))
+            st = dpt_cli_parse_size(a, v, &memory_limit);
+        else if (!strcmp(a, "--order")) {
+            if (!strcmp(v, "local"))
+                local_order = true;
+            else if (strcmp(v, "global"))
+                st = dpt_error_set(DPT_ERR_USAGE,
+                                   "fit: --order: must be global or local, got \"%s\"", v);
+        } else if (!strcmp(a, "--epochs"))
             st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &epochs);
         else if (!strcmp(a, "--batch-size"))
             st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &batch);
@@ -232,6 +283,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                       .skip_nonfinite = skip_nonfinite,
                       .check_replicas = check_replicas,
                       .watchdog_s = (double)watchdog,
+                      .memory_limit = memory_limit,
+                      .local_order = local_order,
                       .init_weights = init_weights};
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);

@@ -49,6 +49,14 @@ dpt_status dpt_mkdir_p(const char *path) {
     return DPT_OK;
 }
 
+/* ---- memory ------------------------------------------------------------------------------- */
+
+int64_t dpt_default_memory_limit(const dpt_comm *c) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    int64_t total = pages > 0 && page > 0 ? (int64_t)pages * page : ((int64_t)4 << 30);
+    return total / 4 / (c->node_size > 0 ? c->node_size : 1);
+}
+
 /* ---- threads ------------------------------------------------------------------------------- */
 
 int dpt_train_setup_threads(const dpt_comm *c) {
@@ -185,6 +193,8 @@ static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_
                                    const double sums[3]) {
     dpt_status st = DPT_OK;
     if (t->c->rank == 0) {
+        if (t->stream)
+            dpt_stream_hold_io(t->stream); /* HDF5 is not thread-safe: keep the reader out */
         dpt_ckpt_meta meta;
         memset(&meta, 0, sizeof meta);
         meta.epoch = epoch;
@@ -196,6 +206,8 @@ static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_
         int keep = t->opts.keep >= 0 ? t->opts.keep : t->cfg->keep;
         st = dpt_ckpt_write(t->opts.run_dir, t->model, t->optim, &meta,
                             t->opts.config_text ? t->opts.config_text : "", keep);
+        if (t->stream)
+            dpt_stream_release_io(t->stream);
     }
     return dpt_comm_agree(t->c, st);
 }
@@ -261,9 +273,25 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     dpt_shape in = cfg->has_input_shape ? cfg->input_shape : t->info.x_shape;
     dpt_split_range(t->n_train, c->rank, c->size, &t->lo, &t->hi);
     int64_t B = cfg->batch_size;
-    int64_t max_local = t->hi - t->lo < B ? t->hi - t->lo : B;
+    /* Reading mode: the shard in memory, or streamed when it is larger than the memory limit.
+     * Streaming implies the local (balanced) order; in memory the global order is the default. */
+    int64_t x_floats = dpt_shape_size(&in), shard_bytes;
+    int64_t limit = o->memory_limit > 0 ? o->memory_limit : dpt_default_memory_limit(c);
+    st = dpt_mul_i64(t->hi - t->lo, (x_floats + 16) * (int64_t)sizeof(float), "shard size",
+                     &shard_bytes);
+    st = dpt_comm_agree(c, st);
+    if (st != DPT_OK)
+        return st;
+    int any_stream = shard_bytes > limit, streaming = 0;
+    MPI_Allreduce(&any_stream, &streaming, 1, MPI_INT, MPI_MAX, c->comm);
+    t->streaming = streaming;
+    t->local_order = t->streaming || o->local_order;
+    int64_t max_local = t->local_order ? (B + c->size - 1) / c->size : B;
+    if (max_local > t->hi - t->lo)
+        max_local = t->hi - t->lo;
     if (max_local < 1)
         max_local = 1;
+    t->max_local = max_local;
     dpt_json_ctx ctx = {.file = cfg->model_file[0] ? cfg->model_file : cfg->file};
     st = dpt_model_create(cfg->layers, &in, max_local, cfg->seed, &ctx, &t->model);
     if (st == DPT_OK) {
@@ -290,7 +318,11 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     /* 3. this rank's shards */
     dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};
     const dpt_shape *ms = dpt_model_input_shape(t->model);
-    st = dpt_shard_open(cfg->data_path, cfg->train_group, t->lo, t->hi, &ts, ms, &t->train);
+    if (t->streaming)
+        st = dpt_stream_open(cfg->data_path, cfg->train_group, t->lo, t->hi, &ts, ms, limit / 4,
+                             cfg->seed, &t->stream);
+    else
+        st = dpt_shard_open(cfg->data_path, cfg->train_group, t->lo, t->hi, &ts, ms, &t->train);
     if (st == DPT_OK && t->n_val > 0) {
         int64_t vlo, vhi;
         dpt_split_range(t->n_val, c->rank, c->size, &vlo, &vhi);
@@ -302,7 +334,8 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     }
     /* 4. per-step buffers, sized once */
     if (st == DPT_OK) {
-        int64_t xs = dpt_shard_x_size(t->train), ys = dpt_shard_y_size(t->train), nb;
+        int64_t xs = t->stream ? dpt_stream_x_size(t->stream) : dpt_shard_x_size(t->train);
+        int64_t ys = t->stream ? dpt_stream_y_size(t->stream) : dpt_shard_y_size(t->train), nb;
         st = dpt_mul_i64(max_local, xs, "batch buffer", &nb);
         if (st == DPT_OK)
             st = dpt_alloc((size_t)nb * sizeof(float), "batch x", (void **)&t->xb);
@@ -333,6 +366,15 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
                 cfg->data_path, cfg->train_group, (long long)t->n_train, (long long)t->n_val,
                 (long long)(t->n_train / c->size));
         fprintf(out, "%s; global batch %lld\n", placement, (long long)B);
+        if (t->stream)
+            fprintf(out,
+                    "reading: streamed (shard above the memory limit), windows of %lld x %lld "
+                    "rows read ahead, local order\n",
+                    (long long)dpt_stream_window_chunks(t->stream),
+                    (long long)dpt_stream_chunk_rows(t->stream));
+        else
+            fprintf(out, "reading: shard in memory, %s order\n",
+                    t->local_order ? "local (balanced)" : "global (N ranks = 1 rank)");
         if (o->run_dir && o->run_dir[0])
             fprintf(out, "run directory: %s\n", o->run_dir);
         fflush(out);
@@ -342,6 +384,7 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
 
 void dpt_train_teardown(dpt_train *t) {
     dpt_shard_destroy(&t->train);
+    dpt_stream_destroy(&t->stream);
     dpt_shard_destroy(&t->val);
     dpt_optim_destroy(&t->optim);
     dpt_model_destroy(&t->model);
@@ -361,10 +404,22 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     int64_t B = cfg->batch_size, p0 = k * B;
     int64_t p1 = p0 + B < t->n_train ? p0 + B : t->n_train;
     int64_t cnt = 0;
-    for (int64_t pos = p0; pos < p1; pos++) {
-        int64_t idx = dpt_order_at(ord, pos);
-        if (idx >= t->lo && idx < t->hi)
-            t->rows[cnt++] = idx - t->lo;
+    if (!t->local_order) {
+        /* global order: the members of global batch k that this rank owns */
+        for (int64_t pos = p0; pos < p1; pos++) {
+            int64_t idx = dpt_order_at(ord, pos);
+            if (idx >= t->lo && idx < t->hi)
+                t->rows[cnt++] = idx - t->lo;
+        }
+    } else {
+        /* local order: this rank's next share of the batch, balanced within one sample */
+        cnt = dpt_local_count(t->n_train, p0, p1, c->rank, c->size);
+        DPT_ASSERT(cnt <= t->max_local);
+        if (!t->stream) {
+            int64_t off = dpt_local_offset(t->n_train, p0, c->rank, c->size);
+            for (int64_t i = 0; i < cnt; i++)
+                t->rows[i] = dpt_order_at(ord, off + i);
+        }
     }
     dpt_model *m = t->model;
     dpt_model_zero_grads(m);
@@ -372,7 +427,13 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     double local[4] = {0, 0, (double)cnt, dpt_signals_pending() ? 1.0 : 0.0};
     dpt_status st = DPT_OK;
     if (cnt > 0) {
-        dpt_shard_gather(t->train, t->rows, cnt, t->xb, t->yb);
+        if (t->stream) {
+            st = dpt_stream_next(t->stream, cnt, t->xb, t->yb);
+            if (st != DPT_OK)
+                dpt_comm_abort(c, st); /* a bad value found mid-epoch: end the job */
+        } else {
+            dpt_shard_gather(t->train, t->rows, cnt, t->xb, t->yb);
+        }
         dpt_pass p = {.training = true,
                       .seed = cfg->seed,
                       .rank = (uint32_t)c->rank,
@@ -442,7 +503,13 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     for (; t->epoch < cfg->epochs; t->epoch++, first = 0) {
         double t0 = dpt_now();
         dpt_order ord;
-        dpt_order_init(&ord, t->n_train, cfg->seed, t->epoch, cfg->shuffle);
+        if (t->stream)
+            dpt_stream_begin_epoch_at(t->stream, t->epoch,
+                                      dpt_local_offset(t->n_train, first * B, c->rank, c->size));
+        else if (t->local_order)
+            dpt_order_init_local(&ord, t->hi - t->lo, cfg->seed, t->epoch, t->lo, cfg->shuffle);
+        else
+            dpt_order_init(&ord, t->n_train, cfg->seed, t->epoch, cfg->shuffle);
         if (first > 0)
             memcpy(tr, t->resume_sums, sizeof tr);
         else
@@ -529,6 +596,7 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
         res->seconds = dpt_now() - t_start;
         res->samples_per_s = (double)t->n_train * (double)cfg->epochs / res->seconds;
     }
+    dpt_stream_destroy(&t->stream); /* the epochs are over: no reader thread from here on */
     /* the test split, evaluated once at the end */
     if (cfg->test_group[0]) {
         dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};

@@ -20,7 +20,11 @@ typedef struct {
     int64_t lo, hi; /* this rank's training rows */
     dpt_model *model;
     dpt_optim *optim;
-    dpt_shard *train, *val;
+    dpt_shard *train, *val; /* train is NULL when streaming */
+    dpt_stream *stream;     /* this rank's training rows, streamed (shard above the memory limit) */
+    bool streaming;         /* some rank streams: then every rank uses the local order */
+    bool local_order;       /* each rank shuffles its own shard; balanced per-step counts */
+    int64_t max_local;      /* most samples this rank gets in one step */
     float *xb, *yb, *dout; /* (max_local, x_size), (max_local, y_size), (max_local, out) */
     int64_t *rows;         /* (max_local) shard-local rows of the current step */
     int64_t epoch, global_step;
@@ -39,6 +43,8 @@ void dpt_train_teardown(dpt_train *t);
 DPT_NODISCARD dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
                                         const dpt_shard *s, uint32_t seed, double sums[3]);
 int dpt_train_setup_threads(const dpt_comm *c);
+/* A quarter of the node's memory divided by the ranks on the node. Local. */
+int64_t dpt_default_memory_limit(const dpt_comm *c);
 DPT_NODISCARD dpt_status dpt_mkdir_p(const char *path);
 
 /* Preemption signals (signals.c): handlers only set a flag. Local. */
