@@ -107,6 +107,7 @@ struct dpt_layer {
     float *grads;            /* view into the model's flat gradient buffer, or NULL */
     int64_t param_offset;    /* offset of params in the flat buffer */
     bool trainable;
+    bool has_regularizer;    /* some weight of the layer carries a regularizer (ops->regularize) */
     dpt_reduce_fn reduce;    /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
     void *reduce_ctx;
 };

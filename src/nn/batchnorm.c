@@ -355,6 +355,7 @@ static dpt_status bn_parse(dpt_bn *d, const json_t *config, const dpt_json_ctx *
     if (!(d->epsilon > 0))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.epsilon: must be > 0, got %g", ctx->file,
                              ctx->path, d->epsilon);
+    l->has_regularizer = d->gamma_reg.kind != DPT_REG_NONE || d->beta_reg.kind != DPT_REG_NONE;
     d->C = in->dim[in->rank - 1];
     d->S = l->in_size / d->C;
     int64_t o = 0;

@@ -377,6 +377,7 @@ static dpt_status conv_parse(dpt_conv2d *d, const json_t *config, const dpt_json
     for (size_t i = 0; i < sizeof must_be_null / sizeof must_be_null[0]; i++)
         if ((st = dpt_json_require_null(config, must_be_null[i], ctx)) != DPT_OK)
             return st;
+    l->has_regularizer = d->kernel_reg.kind != DPT_REG_NONE || d->bias_reg.kind != DPT_REG_NONE;
     d->KH = ks[0];
     d->KW = ks[1];
     d->SH = str[0];

@@ -180,6 +180,7 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: a (%lld, %lld) kernel is too large",
                              ctx->file, ctx->path, (long long)l->in_size, (long long)d->units);
     d->head.folded = false;
+    l->has_regularizer = d->kernel_reg.kind != DPT_REG_NONE || d->bias_reg.kind != DPT_REG_NONE;
     l->out_shape = (dpt_shape){.rank = 1, .dim = {d->units}};
     l->out_size = d->units;
     return DPT_OK;

@@ -201,7 +201,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         l->grads = n ? m->grads + l->param_offset : NULL;
         if (layer_n_trainable(l) > 0)
             m->first_bwd = i;
-        if (l->ops->regularize)
+        if (l->ops->regularize && l->has_regularizer)
             m->has_regularizers = true;
         if (n) {
             dpt_rng rng;
@@ -382,7 +382,7 @@ double dpt_model_regularize(dpt_model *m, float scale) {
     double pen = 0;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
-        if (l->ops->regularize)
+        if (l->ops->regularize && l->has_regularizer)
             pen += l->ops->regularize(l, scale);
     }
     return pen;

@@ -112,6 +112,9 @@ dpt_status dpt_layer_base_init(dpt_layer *l, const dpt_layer_ops *ops, const jso
     l->params = l->grads = NULL;
     l->param_offset = 0;
     l->index = 0;
+    l->has_regularizer = false;
+    l->reduce = NULL;
+    l->reduce_ctx = NULL;
     const char *name = NULL;
     dpt_status st = dpt_json_get_str(config, "name", ctx, "", &name);
     if (st != DPT_OK)
