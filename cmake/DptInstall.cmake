@@ -39,5 +39,10 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/dptrainConfig.cmake
 # pkg-config: relative to the .pc file (${pcfiledir}), so `cmake --install --prefix P` works
 file(RELATIVE_PATH DPT_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
 string(REGEX REPLACE "/$" "" DPT_PC_TO_PREFIX "${DPT_PC_TO_PREFIX}")
+# an ASan + UBSan build (DPT_SANITIZE) needs the sanitizer runtime in whatever links it
+set(DPT_PC_SAN_FLAGS "")
+if(DPT_SANITIZE)
+  set(DPT_PC_SAN_FLAGS " -fsanitize=address,undefined")
+endif()
 configure_file(cmake/dptrain.pc.in ${CMAKE_CURRENT_BINARY_DIR}/dptrain.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/dptrain.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
