@@ -180,7 +180,8 @@ static void bn_backward(dpt_layer *l, const dpt_pass *p, const float *x, const f
                     dx[r * C + c] = dy[r * C + c] * d->a[c];
         return;
     }
-    /* per channel: sum dy, sum dy * xhat (local) */
+    /* per channel: sum dy, sum dy * xhat (local); dx = gamma * istd * (dy - mean(dy) -
+     * xhat * mean(dy * xhat)), the means over the elements the statistics came from */
     double *s = d->buf; /* (2C) */
     memset(s, 0, (size_t)(2 * C) * sizeof(double));
     for (int64_t r = 0; r < rows; r++)
@@ -204,10 +205,8 @@ static void bn_backward(dpt_layer *l, const dpt_pass *p, const float *x, const f
     const double n = d->count > 0 ? d->count : 1.0;
     const float *P = l->params;
     for (int64_t c = 0; c < C; c++) {
-        double gam = d->scale ? P[d->off_gamma + c] : 1.0;
         d->buf[2 * C + c] = s[c] / n;     /* mean of dy */
         d->buf[3 * C + c] = s[C + c] / n; /* mean of dy * xhat */
-        (void)gam;
     }
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < C; c++) {
