@@ -17,10 +17,12 @@
 typedef struct {
     const char *run_dir;      /* NULL or "": no run directory (no history / checkpoints) */
     const char *config_text;  /* the config bytes, stored in checkpoints */
-    int verbose;              /* 0 silent, 1 one line per epoch (default), 2 more */
+    int verbose;              /* 0 silent; 1 a progress bar on a terminal, else one line per epoch;
+                                 2 one line per epoch always */
     bool no_allreduce;        /* benchmark only: skip the gradient reduction */
     bool resume;              /* continue from the newest valid checkpoint in run_dir, if any */
-    int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's */
+    int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's
+                                 (start from DPT_FIT_OPTS_DEFAULT to get the config's values) */
     int keep;                 /* ckpt-* files kept besides last.h5; -1 = config's */
     bool handle_signals;      /* install SIGTERM/SIGUSR1/SIGINT handlers (the CLI does) */
     bool skip_nonfinite;      /* skip a batch whose loss or gradient is not finite, instead of
@@ -34,6 +36,10 @@ typedef struct {
                                  global order (N ranks == 1 rank); streaming implies it */
     FILE *out;                /* where rank 0 prints progress (stdout) */
 } dpt_fit_opts;
+
+/* The defaults the command line uses; a library user starts from these. */
+#define DPT_FIT_OPTS_DEFAULT                                                                       \
+    {.verbose = 1, .checkpoint_every = -1, .keep = -1, .check_replicas = 100}
 
 /* Result of fit: final metrics (agreed on every rank). */
 typedef struct {

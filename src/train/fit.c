@@ -524,7 +524,7 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
             tr[2] += s[2];
             if (lead)
                 dpt_report_step(t->report, t->epoch + 1, cfg->epochs, k + 1, steps, tr[0] / tr[2],
-                                tr[1] / tr[2], tr[2], dpt_now() - t0);
+                                cfg->metric_accuracy ? tr[1] / tr[2] : NAN, tr[2], dpt_now() - t0);
             if (s[3] > 0) { /* some rank got SIGTERM / SIGUSR1 / SIGINT: all stop here */
                 if (!ckpt) {
                     st =
