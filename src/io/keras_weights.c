@@ -652,6 +652,10 @@ static dpt_status open_weight(const flayer *fl, int j, const char *path, const c
     } else if (H5Tget_class(t) != H5T_FLOAT) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: not a floating-point dataset", path,
                            where, fl->name, fl->w[j]);
+    } else if (H5Tget_size(t) != 2 && H5Tget_size(t) != 4 && H5Tget_size(t) != 8) {
+        /* a damaged type: HDF5 would size its conversion buffer by it (gigabytes) */
+        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: %zu-byte floats (damaged file?)",
+                           path, where, fl->name, fl->w[j], H5Tget_size(t));
     } else {
         hsize_t hd[DPT_MAX_RANK];
         H5Sget_simple_extent_dims(s, hd, NULL);

@@ -81,6 +81,13 @@ make_fixtures() {
     sed 's/"units": 8/"units": 9/' "$cfg" >"$W/other_arch.json"
     $MPI "$DPT" fit "$W/other_arch.json" --data "$W/good.h5" --run-dir "$W/ck/arch" --keep 0 \
         --verbose 0 >"$W/ck/arch.log" 2>&1
+    # a last.h5 that crashed HDF5 1.10's reader in the fuzzer (a damaged global heap behind a
+    # variable-length string), for the fuzz target's model (tests/fuzz/model.json, 4 features)
+    sed "s#\"model\": \"model.json\"#\"model\": \"$SRC/tests/fuzz/model.json\"#" \
+        "$SRC/tests/fuzz/fit.json" >"$W/fuzzfit.json"
+    mkdir -p "$W/ck/heap"
+    cp "$SRC/tests/fuzz/regressions/fuzz_ckpt/hdf5-vlen-heap-memcpy-optimizer-kind.h5" "$W/ck/heap/last.h5"
+    [ "$HAVE_MKH5" = 1 ] && $M "$W/d4.h5" dset /train/x f32 12x4 rand dset /train/y i32 12 mod:2
     # variants: no input shape (taken from the data), a validation group, a test group
     grep -v InputLayer "$cfg" >"$W/noinput.json"
     sed 's/^  "fit": {/  "data": {"validation": "validation"},\n  "fit": {/' "$cfg" >"$W/with_val.json"
