@@ -567,6 +567,8 @@ static void test_spatial_dropout(void **state) {
     assert_true(fabs(frac - 0.25) < 0.04);
     l->ops->forward(l, &infer_pass, x, y, B);
     assert_memory_equal(x, y, sizeof(float) * (size_t)n);
+    free(x);
+    free(y);
     gc_free_layer(&l);
     assert_status_msg(gc_make_layer("SpatialDropout1D", "{\"rate\": 0.2}", shp(3, 2, 2, 2), &l),
                       DPT_ERR_CONFIG,
