@@ -369,7 +369,7 @@ static dpt_status attr_read(hid_t obj, const char *name, hid_t mtype, void *v, c
 static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) {
     memset(d, 0, sizeof *d);
     hid_t f, g = H5I_INVALID_HID, og = H5I_INVALID_HID;
-    dpt_status st = dpt_ckpt_h5_open(path, &f);
+    dpt_status st = dpt_ckpt_h5_open(path, true, &f);
     if (st != DPT_OK)
         return st;
     if (H5Lexists(f, "dptrain", H5P_DEFAULT) <= 0 ||
@@ -582,7 +582,7 @@ dpt_status dpt_ckpt_read_config(const char *path, char **config_text) {
     DPT_ASSERT(path && config_text);
     *config_text = NULL;
     hid_t f;
-    dpt_status st = dpt_ckpt_h5_open(path, &f);
+    dpt_status st = dpt_ckpt_h5_open(path, true, &f);
     if (st != DPT_OK)
         return st;
     hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, sp = H5I_INVALID_HID, mt = H5I_INVALID_HID;

@@ -10,6 +10,7 @@
 #define DPT_IO_CKPT_H5_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <hdf5.h>
@@ -27,7 +28,10 @@ void dpt_ckpt_h5_quiet(void);
 
 /* Opens an existing HDF5 file read-only. DPT_ERR_CHECKPOINT naming `path` when it is missing,
  * not HDF5, truncated or otherwise unreadable. The caller closes *out with H5Fclose. */
-DPT_NODISCARD dpt_status dpt_ckpt_h5_open(const char *path, hid_t *out);
+/* Opens an HDF5 file read-only after checking the whole-file checksum that our writer stamps in
+ * front of it (a damaged file is refused before HDF5, whose reader can crash on it, sees it).
+ * require_stamp: refuse HDF5 files without the stamp (checkpoints); else accept them (Keras). */
+DPT_NODISCARD dpt_status dpt_ckpt_h5_open(const char *path, bool require_stamp, hid_t *out);
 
 /* Writes the Keras 2 legacy weights layout at the root of `f` (layer_names, backend,
  * keras_version, one group per layer, weight_names, <layer>/<layer>/<w>:0 datasets,
@@ -75,5 +79,9 @@ DPT_NODISCARD dpt_status dpt_ckpt_h5_write_str(hid_t obj, const char *name, cons
 /* FNV-1a 64 over bytes, continuing from `h` (start with DPT_FNV1A64_INIT). */
 #define DPT_FNV1A64_INIT 0xcbf29ce484222325ULL
 uint64_t dpt_ckpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes);
+
+/* Bytes reserved in front of every HDF5 file we write, for a whole-file checksum (checked before
+ * HDF5 sees the file; see keras_weights.c). A multiple of 512 as HDF5 requires. */
+#define DPT_H5SUM_BYTES 512
 
 #endif

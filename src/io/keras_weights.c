@@ -62,7 +62,67 @@ static bool dims_equal(int ra, const int64_t *a, int rb, const int64_t *b) {
     return true;
 }
 
-dpt_status dpt_ckpt_h5_open(const char *path, hid_t *out) {
+/* ---- whole-file checksum in the user block ------------------------------------------------
+ * Bytes [0, DPT_H5SUM_BYTES) of a file we write: "DPTRAIN-H5SUM 1 <size> <fnv1a64 hex>\n" then
+ * zeros; the hash covers bytes [DPT_H5SUM_BYTES, size). Checked BEFORE HDF5 opens the file: a
+ * damaged file must be refused by us, not handed to HDF5, whose reader can crash on it. */
+#define H5SUM_MAGIC "DPTRAIN-H5SUM 1 "
+
+/* head (DPT_H5SUM_BYTES) = the stamp for an HDF5 image img (n bytes) written right after it */
+static void h5sum_stamp(unsigned char *head, const unsigned char *img, size_t n) {
+    memset(head, 0, DPT_H5SUM_BYTES);
+    snprintf((char *)head, DPT_H5SUM_BYTES, H5SUM_MAGIC "%zu %016llx\n", n + DPT_H5SUM_BYTES,
+             (unsigned long long)dpt_ckpt_fnv1a64(DPT_FNV1A64_INIT, img, n));
+}
+
+/* DPT_OK when the file has no stamp (a Keras file) or its stamp matches. */
+static dpt_status h5sum_check(const char *path, bool require) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: cannot open: %s", path, strerror(errno));
+    char head[DPT_H5SUM_BYTES + 1] = {0};
+    size_t got = fread(head, 1, DPT_H5SUM_BYTES, fp);
+    if (got < strlen(H5SUM_MAGIC) || memcmp(head, H5SUM_MAGIC, strlen(H5SUM_MAGIC)) != 0) {
+        fclose(fp);
+        if (require && got >= 8 && !memcmp(head, "\x89HDF\r\n\x1a\n", 8))
+            return dpt_error_set(DPT_ERR_CHECKPOINT,
+                                 "%s: not a dptrain checkpoint (no file checksum; a Keras weights "
+                                 "file goes to --init-weights or predict --config)",
+                                 path);
+        return DPT_OK; /* a Keras file, or not HDF5 at all (said later) */
+    }
+    unsigned long long size = 0, want = 0;
+    if (sscanf(head + strlen(H5SUM_MAGIC), "%llu %llx", &size, &want) != 2 ||
+        size < DPT_H5SUM_BYTES || size > ((unsigned long long)1 << 40)) {
+        fclose(fp);
+        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: damaged file (unreadable checksum header)",
+                             path);
+    }
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || (unsigned long long)sb.st_size != size) {
+        fclose(fp);
+        return dpt_error_set(DPT_ERR_CHECKPOINT,
+                             "%s: damaged file (%lld bytes, written as %llu: truncated or overwritten)", path,
+                             (long long)sb.st_size, size);
+    }
+    if (fseek(fp, DPT_H5SUM_BYTES, SEEK_SET) != 0) {
+        fclose(fp);
+        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: cannot read: %s", path, strerror(errno));
+    }
+    uint64_t h = DPT_FNV1A64_INIT;
+    unsigned char buf[1 << 16];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, fp)) > 0)
+        h = dpt_ckpt_fnv1a64(h, buf, r);
+    bool bad = ferror(fp) != 0;
+    fclose(fp);
+    if (bad || h != want)
+        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: damaged file (file checksum mismatch)",
+                             path);
+    return DPT_OK;
+}
+
+dpt_status dpt_ckpt_h5_open(const char *path, bool require_stamp, hid_t *out) {
     dpt_ckpt_h5_quiet();
     *out = H5I_INVALID_HID;
     struct stat sb;
@@ -70,6 +130,9 @@ dpt_status dpt_ckpt_h5_open(const char *path, hid_t *out) {
         return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(sb.st_mode))
         return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: not a regular file", path);
+    dpt_status cs = h5sum_check(path, require_stamp);
+    if (cs != DPT_OK)
+        return cs;
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0)
         return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: not an HDF5 file", path);
@@ -410,7 +473,13 @@ dpt_status dpt_ckpt_h5_write_atomic(const char *path, dpt_ckpt_h5_fill_fn fill, 
     H5Fclose(f);
     if (st != DPT_OK)
         goto out;
-    int e = write_all(fd, img, (size_t)n_img);
+    /* DPT_H5SUM_BYTES in front of the HDF5 image carry our whole-file checksum; HDF5, h5py and
+     * Keras skip them (they look for the superblock at 0, 512, 1024, ...: a user block) */
+    unsigned char head[DPT_H5SUM_BYTES];
+    h5sum_stamp(head, img, (size_t)n_img);
+    int e = write_all(fd, head, sizeof head);
+    if (!e)
+        e = write_all(fd, img, (size_t)n_img);
     if (e) {
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(e));
         goto out;
@@ -847,7 +916,7 @@ dpt_status dpt_weights_save_keras(const char *path, const dpt_model *m) {
 dpt_status dpt_weights_load_keras(const char *path, dpt_model *m) {
     DPT_ASSERT(path && m);
     hid_t f;
-    dpt_status st = dpt_ckpt_h5_open(path, &f);
+    dpt_status st = dpt_ckpt_h5_open(path, false, &f);
     if (st != DPT_OK)
         return st;
     int64_t n = dpt_model_n_params(m);
