@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "nn/nn_internal.h"
 
@@ -94,6 +96,37 @@ static dpt_status add_i64(int64_t a, int64_t b, const char *what, int64_t *out) 
     return DPT_OK;
 }
 
+/* The most memory a process here can have: physical memory, or the address-space limit (ulimit
+ * -v) when lower. Absurd layer sizes are refused against it BEFORE anything is allocated. */
+static int64_t memory_ceiling(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    int64_t mem = pages > 0 && page > 0 ? (int64_t)pages * page : INT64_MAX;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (int64_t)rl.rlim_cur < mem)
+        mem = (int64_t)rl.rlim_cur;
+    return mem;
+}
+
+/* Refuses a layer whose parameters (x4: values, gradients, two optimizer slots) or whose
+ * activations for max_batch samples cannot fit, naming it. */
+static dpt_status check_layer_size(const dpt_model *m, const dpt_layer *l, const char *file,
+                                   const char *path) {
+    int64_t ceiling = memory_ceiling();
+    double pbytes = (double)l->ops->n_params(l) * 4.0 * (double)sizeof(float);
+    double abytes = (double)m->max_batch * (double)l->out_size * (double)sizeof(float);
+    const char *what = pbytes > abytes ? "its parameters, gradients and optimizer state"
+                                       : "its activations for one batch";
+    double need = pbytes > abytes ? pbytes : abytes;
+    if (need > (double)ceiling)
+        return dpt_error_set(DPT_ERR_NOMEM,
+                             "%s: %s: this layer needs %.3g GiB for %s, more than the %.3g GiB "
+                             "this process may use",
+                             file, path, need / 1073741824.0, what,
+                             (double)ceiling / 1073741824.0);
+    return DPT_OK;
+}
+
 static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_json_ctx *ctx) {
     dpt_shape cur = m->input;
     for (int i = 0; i < m->n_layers; i++) {
@@ -137,6 +170,9 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
             return st;
         dpt_layer *l = m->layers[i];
         l->index = i;
+        st = check_layer_size(m, l, ctx->file, path);
+        if (st != DPT_OK)
+            return st;
         if (l->name[0] && name_taken(m->layers, i, l->name))
             return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.name: duplicate layer name \"%s\"",
                                  ctx->file, sub.path, l->name);

@@ -906,7 +906,7 @@ static void test_model_errors(void **state) {
     assert_status_msg(
         make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 1073741824}}]",
                    shape1(1 << 20), 1, 0, &m),
-        DPT_ERR_NOMEM, "model parameters");
+        DPT_ERR_NOMEM, "layers[0]: this layer needs");
     assert_status_msg(make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 4}}]",
                                  shape1(3), 0, 0, &m),
                       DPT_ERR_USAGE, "batch size");
