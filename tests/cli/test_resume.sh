@@ -16,7 +16,8 @@ fit() { $MPIRUN -np "$1" "$DPTRAIN" fit examples/tutorial.json --data "$data" --
 # the reference: uninterrupted
 fit 2 "$WORK/ref" --verbose 0 >"$WORK/ref.out" 2>&1 || not_ok "reference run" "$(tail -3 "$WORK/ref.out")"
 
-rank_pids() { pgrep -f -- "$DPTRAIN fit .*--run-dir $1" | sort -n; }
+# the ranks only (their command line starts with the binary), never mpirun itself
+rank_pids() { pgrep -f -- "^$DPTRAIN fit .*--run-dir $1" | sort -n; }
 
 # wait until DIR/history.csv has at least $2 rows (epochs), at most 60 s
 wait_rows() {

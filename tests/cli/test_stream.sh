@@ -21,7 +21,7 @@ for _ in $(seq 600); do
     [ -f "$WORK/p/history.csv" ] && [ "$(wc -l <"$WORK/p/history.csv")" -ge 3 ] && break; sleep 0.1
 done
 sleep 0.0$((RANDOM % 9))
-kill -USR1 "$(pgrep -f -- "$DPTRAIN fit .*--run-dir $WORK/p" | head -1)"
+kill -USR1 "$(pgrep -f -- "^$DPTRAIN fit .*--run-dir $WORK/p" | head -1)"
 wait $mp; rc=$?
 fit --run-dir "$WORK/p" --resume >"$WORK/p2.out" 2>&1; rc2=$?
 if [ "$rc" -eq 75 ] && [ "$rc2" -eq 0 ] && same_weights "$WORK/ref/final.h5" "$WORK/p/final.h5"; then
