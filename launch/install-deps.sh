@@ -7,7 +7,7 @@ set -euo pipefail
 
 required=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libopenblas-dev
           libhdf5-openmpi-dev hdf5-tools libjansson-dev libcmocka-dev)
-optional=(dataset-fashion-mnist python3-h5py python3-numpy)
+optional=(dataset-fashion-mnist python3-h5py python3-numpy python3-venv)
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     cat >&2 <<'MSG'

@@ -18,6 +18,21 @@ echo "== build (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 
+# Real Keras for the interop test (Keras loads our weights, we load Keras's): Keras 3 + JAX in a
+# venv under build/ (made once; a failure only makes that test report itself skipped).
+# DPT_KERAS_PYTHON=/path/to/python uses another; DPT_NO_KERAS=1 skips.
+if [ -z "${DPT_KERAS_PYTHON:-}" ] && [ "${DPT_NO_KERAS:-0}" != 1 ]; then
+    venv=build/keras-venv
+    if [ ! -x "$venv/bin/python" ] || ! KERAS_BACKEND=jax "$venv/bin/python" -c "import keras, jax" 2>/dev/null; then
+        echo "== installing Keras 3 + JAX into $venv for the interop test"
+        rm -rf "$venv"
+        { timeout 300 /usr/bin/python3 -m venv "$venv" &&
+            timeout 300 "$venv/bin/pip" install -q --disable-pip-version-check keras jax h5py numpy; } ||
+            { echo "   (Keras could not be installed: the interop test will be skipped)"; rm -rf "$venv"; }
+    fi
+    [ -x "$venv/bin/python" ] && export DPT_KERAS_PYTHON="$root/$venv/bin/python"
+fi
+
 rc=0
 echo "== ctest (build/)"
 (cd build && ctest --output-on-failure -j"$jobs" "$@") || rc=1
