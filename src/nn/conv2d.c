@@ -404,7 +404,10 @@ static dpt_status conv_parse(dpt_conv2d *d, const json_t *config, const dpt_json
         if ((st = dpt_mul_i64(d->chunk * rowlen, (int64_t)sizeof(float), "Conv2D patches",
                               &bytes)) != DPT_OK ||
             (st = dpt_alloc((size_t)bytes, "Conv2D patch buffer", (void **)&d->col)) != DPT_OK)
-            return st;
+            return dpt_error_set(DPT_ERR_NOMEM,
+                                 "%s: %s: out of memory for the %lld-byte patch "
+                                 "buffer",
+                                 ctx->file, ctx->path, (long long)(d->chunk * rowlen * 4));
     }
     l->out_shape = (dpt_shape){.rank = 3, .dim = {d->OH, d->OW, d->F}};
     l->out_size = d->OH * d->OW * d->F;
