@@ -17,6 +17,7 @@
 #include "dptrain/status.h"
 
 #define DPT_CKPT_FORMAT_VERSION 1
+#define DPT_CKPT_TRAINER_STATE 16
 
 /* Writes the model's weights in Keras 2 legacy layout to `path` (atomically). */
 DPT_NODISCARD dpt_status dpt_weights_save_keras(const char *path, const dpt_model *m);
@@ -33,6 +34,8 @@ typedef struct {
     int64_t global_step;   /* optimizer steps done in total */
     uint32_t seed;
     int world_size;
+    double trainer_state[DPT_CKPT_TRAINER_STATE]; /* opaque to io: the trainer's own state
+                              (current learning rate, callback counters); zeros when absent */
     double epoch_sums[3];  /* the running epoch's (loss sum, correct, count) at step_in_epoch, so a
                               resumed epoch reports the same numbers as an uninterrupted one */
 } dpt_ckpt_meta;

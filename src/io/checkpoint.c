@@ -144,6 +144,8 @@ static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
         (st = attr_write(g, "seed", H5T_STD_U32LE, H5T_NATIVE_UINT32, &seed, path)) ||
         (st = attr_i32(g, "world_size", c->meta->world_size, path)) ||
         (st = attr_f64_array(g, "epoch_sums", c->meta->epoch_sums, 3, path)) ||
+        (st = attr_f64_array(g, "trainer_state", c->meta->trainer_state, DPT_CKPT_TRAINER_STATE,
+                             path)) ||
         (st = write_vlen_dataset(g, "config", c->config ? c->config : "", path)))
         goto out;
     og = H5Gcreate2(g, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -422,6 +424,22 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         if (e < 0) {
             st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/epoch_sums: expected 3 numbers",
                                path);
+            goto out;
+        }
+    }
+    if (H5Aexists(g, "trainer_state") > 0) {
+        hid_t a = H5Aopen(g, "trainer_state", H5P_DEFAULT);
+        hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+        herr_t e = sp >= 0 && H5Sget_simple_extent_npoints(sp) == DPT_CKPT_TRAINER_STATE
+                       ? H5Aread(a, H5T_NATIVE_DOUBLE, d->meta.trainer_state)
+                       : -1;
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (a >= 0)
+            H5Aclose(a);
+        if (e < 0) {
+            st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/trainer_state: expected %d numbers",
+                               path, DPT_CKPT_TRAINER_STATE);
             goto out;
         }
     }

@@ -105,8 +105,15 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
     if (st != DPT_OK)
         return st;
     dpt_comm_allreduce_sum_f64(c, local, 3);
+    /* Keras reports evaluation losses with the regularization penalty too */
+    local[0] += dpt_model_penalty(m) * local[2];
     memcpy(sums, local, sizeof local);
     return DPT_OK;
+}
+
+/* the reducer BatchNormalization calls (global-batch statistics): an allreduce over the ranks */
+static void reduce_sum_f64(void *ctx, double *buf, int n) {
+    dpt_comm_allreduce_sum_f64((const dpt_comm *)ctx, buf, n);
 }
 
 /* ---- checkpoints ----------------------------------------------------------------------------- */
@@ -126,6 +133,54 @@ static bool has_checkpoint_files(const char *dir) {
             any = true;
     closedir(d);
     return any;
+}
+
+/* The trainer's own state in a checkpoint: learning rate (ReduceLROnPlateau may have changed it)
+ * and the callbacks' counters. The best weights of restore_best_weights are not kept: after a
+ * resume the best is tracked again from there. */
+enum {
+    TS_PRESENT,
+    TS_LR,
+    TS_ES_WAIT,
+    TS_ES_HAS_BEST,
+    TS_ES_BEST,
+    TS_ES_BEST_EPOCH,
+    TS_ES_STOPPED_EPOCH,
+    TS_RL_WAIT,
+    TS_RL_COOLDOWN,
+    TS_RL_BEST,
+    TS_STOPPED
+};
+
+static void pack_state(const dpt_train *t, double *ts) {
+    ts[TS_PRESENT] = 1;
+    ts[TS_LR] = dpt_optim_learning_rate(t->optim);
+    ts[TS_ES_WAIT] = t->cb.es_wait;
+    ts[TS_ES_HAS_BEST] = t->cb.es_has_best;
+    ts[TS_ES_BEST] = t->cb.es_best;
+    ts[TS_ES_BEST_EPOCH] = t->cb.es_best_epoch;
+    ts[TS_ES_STOPPED_EPOCH] = t->cb.es_stopped_epoch;
+    ts[TS_RL_WAIT] = t->cb.rl_wait;
+    ts[TS_RL_COOLDOWN] = t->cb.rl_cooldown_counter;
+    ts[TS_RL_BEST] = t->cb.rl_best;
+    ts[TS_STOPPED] = t->stopped_early;
+}
+
+static dpt_status unpack_state(dpt_train *t, const double *ts) {
+    if (ts[TS_PRESENT] != 1)
+        return DPT_OK;
+    t->cb.es_wait = (int)ts[TS_ES_WAIT];
+    t->cb.es_has_best = ts[TS_ES_HAS_BEST] != 0;
+    t->cb.es_best = ts[TS_ES_BEST];
+    t->cb.es_best_epoch = (int)ts[TS_ES_BEST_EPOCH];
+    t->cb.es_stopped_epoch = (int)ts[TS_ES_STOPPED_EPOCH];
+    t->cb.rl_wait = (int)ts[TS_RL_WAIT];
+    t->cb.rl_cooldown_counter = (int)ts[TS_RL_COOLDOWN];
+    t->cb.rl_best = ts[TS_RL_BEST];
+    t->stopped_early = ts[TS_STOPPED] != 0;
+    if (t->cfg->callbacks.reduce_lr.enabled)
+        return dpt_optim_set_learning_rate(t->optim, ts[TS_LR]);
+    return DPT_OK;
 }
 
 /* Rank 0 finds and reads the newest valid checkpoint; every rank receives its state. Collective. */
@@ -175,6 +230,9 @@ static dpt_status resume_from_checkpoint(dpt_train *t) {
     t->global_step = meta.global_step;
     t->start_step_in_epoch = meta.step_in_epoch;
     memcpy(t->resume_sums, meta.epoch_sums, sizeof t->resume_sums);
+    dpt_status ust = unpack_state(t, meta.trainer_state); /* same bytes on every rank */
+    if (ust != DPT_OK)
+        return ust;
     if (c->rank == 0 && t->opts.verbose > 0) {
         fprintf(t->opts.out, "resume: %s: epoch %lld, step %lld of the epoch (global step %lld)\n",
                 t->resumed_from, (long long)meta.epoch + 1, (long long)meta.step_in_epoch,
@@ -203,6 +261,7 @@ static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_
         meta.seed = t->cfg->seed;
         meta.world_size = t->c->size;
         memcpy(meta.epoch_sums, sums, sizeof meta.epoch_sums);
+        pack_state(t, meta.trainer_state);
         int keep = t->opts.keep >= 0 ? t->opts.keep : t->cfg->keep;
         st = dpt_ckpt_write(t->opts.run_dir, t->model, t->optim, &meta,
                             t->opts.config_text ? t->opts.config_text : "", keep);
@@ -296,8 +355,18 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     st = dpt_model_create(cfg->layers, &in, max_local, cfg->seed, &ctx, &t->model);
     if (st == DPT_OK) {
         dpt_model_set_fused_head(t->model, cfg->loss);
+        dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
         st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
+    if (st == DPT_OK) { /* frozen layers and moving statistics are never updated */
+        const int64_t *seg = NULL;
+        int nseg = dpt_model_trainable_segments(t->model, &seg);
+        st = dpt_optim_set_segments(t->optim, seg, nseg);
+    }
+    dpt_callbacks_begin(&t->cb, &cfg->callbacks);
+    if (st == DPT_OK && cfg->callbacks.early_stopping.restore_best_weights)
+        st = dpt_alloc((size_t)dpt_model_n_params(t->model) * sizeof(float), "best weights",
+                       (void **)&t->best);
     if (st == DPT_OK && c->rank == 0 && o->init_weights && o->init_weights[0])
         st = dpt_weights_load_keras(o->init_weights, t->model);
     st = dpt_comm_agree(c, st);
@@ -392,6 +461,8 @@ void dpt_train_teardown(dpt_train *t) {
     dpt_free(t->yb);
     dpt_free(t->dout);
     dpt_free(t->rows);
+    dpt_free(t->best);
+    t->best = NULL;
     t->xb = t->yb = t->dout = NULL;
     t->rows = NULL;
 }
@@ -426,8 +497,10 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     /* (loss sum, correct, count, preemption signal seen): one small reduction per step */
     double local[4] = {0, 0, (double)cnt, dpt_signals_pending() ? 1.0 : 0.0};
     dpt_status st = DPT_OK;
-    if (cnt > 0) {
-        if (t->stream) {
+    if (cnt > 0 || dpt_model_is_collective(m)) { /* batch norm: every rank takes part */
+        if (cnt == 0) {
+            /* nothing to read: forward/backward on 0 samples still join the reductions */
+        } else if (t->stream) {
             st = dpt_stream_next(t->stream, cnt, t->xb, t->yb);
             if (st != DPT_OK)
                 dpt_comm_abort(c, st); /* a bad value found mid-epoch: end the job */
@@ -458,6 +531,9 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         g[i] *= scale;
         z += g[i] * 0.0f;
     }
+    /* regularization: identical on every rank, after the division (Keras: mean loss + penalty) */
+    if (dpt_model_has_regularizers(m))
+        sums[0] += dpt_model_regularize(m, 1.0f) * (double)(p1 - p0);
     if (!isfinite(local[0]) || z != 0.0f) {
         const char *what = !isfinite(local[0]) ? "loss" : "gradient";
         if (!t->opts.skip_nonfinite)
@@ -477,6 +553,39 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     }
     dpt_optim_step(t->optim, dpt_model_params(m), g);
     t->global_step++;
+    return DPT_OK;
+}
+
+/* EarlyStopping / ReduceLROnPlateau after an epoch: the same reduced logs on every rank, so every
+ * rank takes the same decisions. Collective only in the sense that all ranks call it. */
+static dpt_status run_callbacks(dpt_train *t, const double tr[3], const double va[3]) {
+    const dpt_callbacks_spec *sp = &t->cfg->callbacks;
+    if (!sp->early_stopping.enabled && !sp->reduce_lr.enabled)
+        return DPT_OK;
+    dpt_epoch_logs logs = {{0}, {false}};
+    logs.v[DPT_MON_LOSS] = tr[0] / tr[2];
+    logs.have[DPT_MON_LOSS] = tr[2] > 0;
+    logs.v[DPT_MON_ACCURACY] = tr[1] / tr[2];
+    logs.have[DPT_MON_ACCURACY] = tr[2] > 0 && t->cfg->metric_accuracy;
+    logs.v[DPT_MON_VAL_LOSS] = va[0] / va[2];
+    logs.have[DPT_MON_VAL_LOSS] = va[2] > 0;
+    logs.v[DPT_MON_VAL_ACCURACY] = va[1] / va[2];
+    logs.have[DPT_MON_VAL_ACCURACY] = va[2] > 0 && t->cfg->metric_accuracy;
+    dpt_callback_actions a;
+    dpt_callbacks_on_epoch_end(&t->cb, (int)t->epoch, &logs, dpt_optim_learning_rate(t->optim), &a);
+    if (a.save_best && t->best)
+        memcpy(t->best, dpt_model_params(t->model),
+               (size_t)dpt_model_n_params(t->model) * sizeof(float));
+    if (a.set_lr) {
+        dpt_status st = dpt_optim_set_learning_rate(t->optim, a.new_lr);
+        if (st != DPT_OK)
+            return st;
+        if (t->c->rank == 0)
+            dpt_report_note(t->report, "ReduceLROnPlateau: learning rate reduced to %g\n",
+                            a.new_lr);
+    }
+    if (a.stop)
+        t->stopped_early = true;
     return DPT_OK;
 }
 
@@ -500,7 +609,7 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     int64_t every =
         t->opts.checkpoint_every >= 0 ? t->opts.checkpoint_every : cfg->checkpoint_every;
     int64_t first = t->start_step_in_epoch;
-    for (; t->epoch < cfg->epochs; t->epoch++, first = 0) {
+    for (; t->epoch < cfg->epochs && !t->stopped_early; t->epoch++, first = 0) {
         double t0 = dpt_now();
         dpt_order ord;
         if (t->stream)
@@ -575,11 +684,14 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
                                      va[2] > 0 && cfg->metric_accuracy ? va[1] / va[2] : NAN,
                                  .seconds = secs,
                                  .samples_per_s = tr[2] / secs,
-                                 .learning_rate = dpt_optim_get_spec(t->optim)->learning_rate,
+                                 .learning_rate = dpt_optim_learning_rate(t->optim),
                                  .ranks = c->size};
             st = dpt_report_epoch(t->report, &log);
         }
         st = dpt_comm_agree(c, st);
+        if (st != DPT_OK)
+            goto done;
+        st = run_callbacks(t, tr, va);
         if (st != DPT_OK)
             goto done;
         if (ckpt) {
@@ -588,6 +700,22 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
             if (st != DPT_OK)
                 goto done;
         }
+        if (t->stopped_early) {
+            if (lead)
+                dpt_report_note(t->report,
+                                "EarlyStopping: stopped after epoch %lld (best epoch "
+                                "%d)\n",
+                                (long long)t->epoch + 1, t->cb.es_best_epoch + 1);
+            t->epoch++;
+            break;
+        }
+    }
+    if (t->best && dpt_callbacks_on_train_end(&t->cb)) {
+        memcpy(dpt_model_params(t->model), t->best,
+               (size_t)dpt_model_n_params(t->model) * sizeof(float));
+        if (lead)
+            dpt_report_note(t->report, "EarlyStopping: restored the weights of epoch %d\n",
+                            t->cb.es_best_epoch + 1);
     }
     if (res) {
         res->epochs_run = (int)t->epoch;

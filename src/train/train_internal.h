@@ -25,8 +25,11 @@ typedef struct {
     bool streaming;         /* some rank streams: then every rank uses the local order */
     bool local_order;       /* each rank shuffles its own shard; balanced per-step counts */
     int64_t max_local;      /* most samples this rank gets in one step */
-    float *xb, *yb, *dout; /* (max_local, x_size), (max_local, y_size), (max_local, out) */
-    int64_t *rows;         /* (max_local) shard-local rows of the current step */
+    dpt_callbacks_state cb; /* EarlyStopping / ReduceLROnPlateau */
+    float *best;            /* (n_params) best weights for restore_best_weights, or NULL */
+    bool stopped_early;     /* EarlyStopping ended the run (kept in checkpoints) */
+    float *xb, *yb, *dout;  /* (max_local, x_size), (max_local, y_size), (max_local, out) */
+    int64_t *rows;          /* (max_local) shard-local rows of the current step */
     int64_t epoch, global_step;
     int64_t skipped; /* batches skipped for non-finite values */
     int threads;
