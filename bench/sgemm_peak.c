@@ -7,7 +7,8 @@
  * Prints one machine-readable line:
  *   sgemm_peak gflops=<best of all shapes> square2048=<..> train=<median of the training shapes>
  *              corename=<OpenBLAS kernel> threads=<n>
- * With --verbose, one line per shape before it. "gflops" is the ceiling that bench/run.sh divides by.
+ * With --verbose, one line per shape before it. "gflops" is the ceiling that bench/run.sh divides
+ * by.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
@@ -28,7 +29,7 @@ static double now(void) {
 
 struct shape {
     const char *name;
-    int m, n, k;                  /* C(m×n) = op(A)(m×k) · op(B)(k×n) */
+    int m, n, k; /* C(m×n) = op(A)(m×k) · op(B)(k×n) */
     CBLAS_TRANSPOSE ta, tb;
 };
 
@@ -52,9 +53,15 @@ static const struct shape shapes[] = {
 
 static float *randbuf(size_t n) {
     float *p = malloc(n * sizeof *p);
-    if (!p) { fprintf(stderr, "sgemm_peak: out of memory\n"); exit(8); }
+    if (!p) {
+        fprintf(stderr, "sgemm_peak: out of memory\n");
+        exit(8);
+    }
     unsigned s = 12345u;
-    for (size_t i = 0; i < n; i++) { s = s * 1664525u + 1013904223u; p[i] = (float)(s >> 8) / 16777216.0f - 0.5f; }
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    }
     return p;
 }
 
@@ -72,7 +79,10 @@ static double measure(const struct shape *s, double min_s, int reps) {
         for (int i = 0; i < iters; i++)
             cblas_sgemm(CblasRowMajor, s->ta, s->tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
         double dt = now() - t0;
-        if (dt >= min_s / 4 || iters > (1 << 24)) { iters = (int)(iters * (min_s / (dt > 1e-9 ? dt : 1e-9))) + 1; break; }
+        if (dt >= min_s / 4 || iters > (1 << 24)) {
+            iters = (int)(iters * (min_s / (dt > 1e-9 ? dt : 1e-9))) + 1;
+            break;
+        }
         iters *= 4;
     }
     double best = 0;
@@ -81,9 +91,12 @@ static double measure(const struct shape *s, double min_s, int reps) {
         for (int i = 0; i < iters; i++)
             cblas_sgemm(CblasRowMajor, s->ta, s->tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
         double g = flop * iters / (now() - t0) / 1e9;
-        if (g > best) best = g;
+        if (g > best)
+            best = g;
     }
-    free(a); free(b); free(c);
+    free(a);
+    free(b);
+    free(c);
     return best;
 }
 
@@ -95,10 +108,17 @@ static int cmpd(const void *x, const void *y) {
 int main(int argc, char **argv) {
     int quick = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--verbose")) verbose = 1;
-        else if (!strcmp(argv[i], "--corename")) { printf("%s\n", openblas_get_corename()); return 0; }
-        else { fprintf(stderr, "usage: sgemm_peak [--quick] [--verbose] [--corename]\n"); return 2; }
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--verbose"))
+            verbose = 1;
+        else if (!strcmp(argv[i], "--corename")) {
+            printf("%s\n", openblas_get_corename());
+            return 0;
+        } else {
+            fprintf(stderr, "usage: sgemm_peak [--quick] [--verbose] [--corename]\n");
+            return 2;
+        }
     }
     const double min_s = quick ? 0.1 : 0.3;
     const int reps = quick ? 3 : 5;
@@ -106,13 +126,18 @@ int main(int argc, char **argv) {
     size_t ntrain = 0;
     for (size_t i = 0; i < NSHAPES; i++) {
         g[i] = measure(&shapes[i], min_s, reps);
-        if (verbose) printf("  %-26s %8.1f GFLOP/s\n", shapes[i].name, g[i]);
-        if (g[i] > best) best = g[i];
-        if (i > 0 && shapes[i].m >= 128) train[ntrain++] = g[i]; /* the MLP's shapes */
+        if (verbose)
+            printf("  %-26s %8.1f GFLOP/s\n", shapes[i].name, g[i]);
+        if (g[i] > best)
+            best = g[i];
+        if (i > 0 && shapes[i].m >= 128)
+            train[ntrain++] = g[i]; /* the MLP's shapes */
     }
     qsort(train, ntrain, sizeof *train, cmpd);
-    double med = ntrain ? (ntrain % 2 ? train[ntrain / 2] : 0.5 * (train[ntrain / 2 - 1] + train[ntrain / 2])) : 0;
-    printf("sgemm_peak gflops=%.1f square2048=%.1f train=%.1f corename=%s threads=%d\n", best, g[0], med,
-           openblas_get_corename(), openblas_get_num_threads());
+    double med = ntrain ? (ntrain % 2 ? train[ntrain / 2]
+                                      : 0.5 * (train[ntrain / 2 - 1] + train[ntrain / 2]))
+                        : 0;
+    printf("sgemm_peak gflops=%.1f square2048=%.1f train=%.1f corename=%s threads=%d\n", best, g[0],
+           med, openblas_get_corename(), openblas_get_num_threads());
     return 0;
 }

@@ -24,7 +24,8 @@
  * (model.to_json() form), compile, fit and data sections. %s is the dataset path. */
 static const char CONFIG_FMT[] =
     "{\n"
-    "  \"model\": {\"class_name\": \"Sequential\", \"config\": {\"name\": \"embed\", \"layers\": [\n"
+    "  \"model\": {\"class_name\": \"Sequential\", \"config\": {\"name\": \"embed\", \"layers\": "
+    "[\n"
     "    {\"class_name\": \"Dense\", \"config\": {\"units\": 16, \"activation\": \"relu\",\n"
     "                                         \"batch_input_shape\": [null, 8]}},\n"
     "    {\"class_name\": \"Dropout\", \"config\": {\"rate\": 0.2}},\n"
@@ -69,14 +70,16 @@ static int run(const dpt_comm *c, const char *dir) {
         st = dpt_data_write_synth(data, N_SAMPLES, N_FEATURES, 11);
     }
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return fail(c, st, "writing the dataset");
+    if (st != DPT_OK)
+        return fail(c, st, "writing the dataset");
 
     /* 2. config: parsed from memory; every rank parses the same bytes and fails the same way */
     snprintf(config, sizeof config, CONFIG_FMT, data);
     dpt_config cfg;
     st = dpt_config_parse(config, strlen(config), "embed.c:CONFIG", &cfg);
     st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) return fail(c, st, "parsing the config");
+    if (st != DPT_OK)
+        return fail(c, st, "parsing the config");
 
     /* 3. fit: collective; rank 0 prints the epoch lines and writes dir/history.*, checkpoints */
     dpt_fit_opts opts = {.run_dir = dir,
@@ -89,7 +92,8 @@ static int run(const dpt_comm *c, const char *dir) {
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &opts, &res);
     dpt_config_deinit(&cfg);
-    if (st != DPT_OK) return fail(c, st, "fit");
+    if (st != DPT_OK)
+        return fail(c, st, "fit");
     if (res.epochs_run != 2 || !isfinite(res.loss) || !(res.accuracy >= 0 && res.accuracy <= 1) ||
         !isfinite(res.val_loss)) {
         if (c->rank == 0)
@@ -101,16 +105,22 @@ static int run(const dpt_comm *c, const char *dir) {
     /* 4. evaluate and predict from the checkpoint (its stored config rebuilds the model) */
     dpt_inference inf;
     st = dpt_inference_load(c, ckpt, NULL, data, "train", &inf);
-    if (st != DPT_OK) return fail(c, st, "loading the checkpoint");
+    if (st != DPT_OK)
+        return fail(c, st, "loading the checkpoint");
     double loss = NAN, acc = NAN;
     int64_t n = 0;
     st = dpt_evaluate(c, &inf, data, "train", &loss, &acc, &n);
-    if (st == DPT_OK) st = dpt_predict(c, &inf, data, "train", pred, 0, 0);
-    if (st == DPT_OK) st = check_file(c, pred);
-    if (st == DPT_OK) st = dpt_predict(c, &inf, data, "train", mc, 8, 7); /* MC dropout, K = 8 */
-    if (st == DPT_OK) st = check_file(c, mc);
+    if (st == DPT_OK)
+        st = dpt_predict(c, &inf, data, "train", pred, 0, 0);
+    if (st == DPT_OK)
+        st = check_file(c, pred);
+    if (st == DPT_OK)
+        st = dpt_predict(c, &inf, data, "train", mc, 8, 7); /* MC dropout, K = 8 */
+    if (st == DPT_OK)
+        st = check_file(c, mc);
     dpt_inference_free(&inf);
-    if (st != DPT_OK) return fail(c, st, "evaluate / predict");
+    if (st != DPT_OK)
+        return fail(c, st, "evaluate / predict");
     if (n != N_SAMPLES || !isfinite(loss) || !(acc >= 0 && acc <= 1)) {
         if (c->rank == 0)
             fprintf(stderr, "embed: evaluate: %lld samples, loss %g, accuracy %g\n", (long long)n,

@@ -14,6 +14,17 @@ jobs=${JOBS:-$(nproc)}
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_pml=ob1 OPENBLAS_NUM_THREADS=1
 
+# STYLE.md: clang-format 14, LLVM base, 4 spaces, 100 columns (.clang-format)
+if command -v clang-format >/dev/null 2>&1; then
+    echo "== clang-format check"
+    bad=$(git ls-files '*.c' '*.h' 2>/dev/null | while read -r f; do
+        clang-format --dry-run "$f" 2>&1 | grep -q warning && echo "$f"; done)
+    if [ -n "$bad" ]; then
+        echo "not clang-formatted (run clang-format -i on them):" $bad
+        exit 1
+    fi
+fi
+
 echo "== build (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"

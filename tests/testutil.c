@@ -21,8 +21,10 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 
 static void rm_dirs(void) {
     const char *keep = getenv("DPT_KEEP_TMP");
-    if (keep && *keep == '1') return;
-    for (int i = 0; i < g_n_dirs; i++) nftw(g_dirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (keep && *keep == '1')
+        return;
+    for (int i = 0; i < g_n_dirs; i++)
+        nftw(g_dirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 const char *dpt_test_tmpdir(const char *tag) {
@@ -36,7 +38,8 @@ const char *dpt_test_tmpdir(const char *tag) {
         abort();
     }
     if (g_n_dirs < 64) {
-        if (g_n_dirs == 0) atexit(rm_dirs);
+        if (g_n_dirs == 0)
+            atexit(rm_dirs);
         snprintf(g_dirs[g_n_dirs++], sizeof g_dirs[0], "%s", path);
     }
     return path;

@@ -36,8 +36,8 @@ typedef struct {
     int world_size;
     double trainer_state[DPT_CKPT_TRAINER_STATE]; /* opaque to io: the trainer's own state
                               (current learning rate, callback counters); zeros when absent */
-    double epoch_sums[3];  /* the running epoch's (loss sum, correct, count) at step_in_epoch, so a
-                              resumed epoch reports the same numbers as an uninterrupted one */
+    double epoch_sums[3]; /* the running epoch's (loss sum, correct, count) at step_in_epoch, so a
+                             resumed epoch reports the same numbers as an uninterrupted one */
 } dpt_ckpt_meta;
 
 /* Writes DIR/ckpt-EEEEEE-SSSSSSSSS.h5 (zero-padded so that name order = time order; E = the

@@ -12,13 +12,14 @@
 #include "dptrain/status.h"
 
 typedef struct {
-    MPI_Comm comm;      /* duplicated from the caller's communicator; owned */
+    MPI_Comm comm; /* duplicated from the caller's communicator; owned */
     int rank, size;
-    MPI_Comm node;      /* ranks on this node (MPI_COMM_TYPE_SHARED); owned */
+    MPI_Comm node; /* ranks on this node (MPI_COMM_TYPE_SHARED); owned */
     int node_rank, node_size;
 } dpt_comm;
 
-/* Collective over `parent`. Duplicates it, installs the MPI_Abort assertion hook and the log rank. */
+/* Collective over `parent`. Duplicates it, installs the MPI_Abort assertion hook and the log rank.
+ */
 DPT_NODISCARD dpt_status dpt_comm_init(dpt_comm *c, MPI_Comm parent);
 void dpt_comm_deinit(dpt_comm *c); /* collective */
 
@@ -35,7 +36,8 @@ void dpt_comm_allreduce_sum_f64(const dpt_comm *c, double *buf, int n);
 void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes);
 
 /* Collective: gathers host names and thread counts; rank 0 gets one line in buf ("placement: 4
- * ranks on 2 hosts (a: 2, b: 2), 1 OpenBLAS thread per rank"). Returns chars written (0 elsewhere). */
+ * ranks on 2 hosts (a: 2, b: 2), 1 OpenBLAS thread per rank"). Returns chars written (0 elsewhere).
+ */
 int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n);
 
 /* Local: prints "[rank r/N] dptrain: <message>" to stderr and MPI_Aborts the job with `code`. */

@@ -20,47 +20,47 @@
 #define DPT_PATH_MAX 4096
 
 typedef struct {
-    char file[DPT_PATH_MAX];   /* the config file's path, for messages */
+    char file[DPT_PATH_MAX]; /* the config file's path, for messages */
     /* model */
-    json_t *layers;            /* normalised: array of {"class_name": s, "config": o, "_path": s}
-                                  without the InputLayer; "_path" is the JSON path of the entry in
-                                  the file, e.g. "model.config.layers[2]" (or "config.layers[2]"
-                                  inside model_file when `model` was a path: messages about
-                                  layers then name model_file). Each "config" is shared with
-                                  model_json: read only. Owned. */
-    json_t *model_json;        /* the model object as given (the parsed file when `model` was a
-                                  path), owned, for checkpoints */
-    dpt_shape input_shape;     /* from InputLayer batch_input_shape/batch_shape, or the first
-                                  layer's batch_input_shape / input_shape / input_dim, or the
-                                  build_config.input_shape / build_input_shape Keras writes */
-    bool has_input_shape;      /* false: taken from the dataset */
+    json_t *layers;        /* normalised: array of {"class_name": s, "config": o, "_path": s}
+                              without the InputLayer; "_path" is the JSON path of the entry in
+                              the file, e.g. "model.config.layers[2]" (or "config.layers[2]"
+                              inside model_file when `model` was a path: messages about
+                              layers then name model_file). Each "config" is shared with
+                              model_json: read only. Owned. */
+    json_t *model_json;    /* the model object as given (the parsed file when `model` was a
+                              path), owned, for checkpoints */
+    dpt_shape input_shape; /* from InputLayer batch_input_shape/batch_shape, or the first
+                              layer's batch_input_shape / input_shape / input_dim, or the
+                              build_config.input_shape / build_input_shape Keras writes */
+    bool has_input_shape;  /* false: taken from the dataset */
     char model_file[DPT_PATH_MAX]; /* when `model` was a path: that file (messages name it) */
     /* compile */
     dpt_optim_spec optim;
     dpt_loss_kind loss;
     bool metric_accuracy;
     /* fit */
-    int epochs;                /* Keras default 1 */
-    int64_t batch_size;        /* GLOBAL batch; Keras default 32 */
-    double validation_split;   /* [0, 1), default 0 */
-    bool shuffle;              /* default true */
-    uint32_t seed;             /* default 0 */
+    int epochs;                   /* Keras default 1 */
+    int64_t batch_size;           /* GLOBAL batch; Keras default 32 */
+    double validation_split;      /* [0, 1), default 0 */
+    bool shuffle;                 /* default true */
+    uint32_t seed;                /* default 0 */
     dpt_callbacks_spec callbacks; /* fit.callbacks: EarlyStopping, ReduceLROnPlateau (Keras
                                      {"class_name", "config"} objects; at most one of each) */
     /* data */
-    char data_path[DPT_PATH_MAX];  /* HDF5 file; relative paths are relative to the current dir */
-    char train_group[256];     /* default "train" */
-    char validation_group[256];/* "" = none (use validation_split) */
-    char test_group[256];      /* "" = none */
+    char data_path[DPT_PATH_MAX]; /* HDF5 file; relative paths are relative to the current dir */
+    char train_group[256];        /* default "train" */
+    char validation_group[256];   /* "" = none (use validation_split) */
+    char test_group[256];         /* "" = none */
     /* checkpoint */
-    int64_t checkpoint_every;  /* steps; 0 = at the end of each epoch only */
-    int keep;                  /* checkpoints kept besides last.h5; default 3 */
+    int64_t checkpoint_every; /* steps; 0 = at the end of each epoch only */
+    int keep;                 /* checkpoints kept besides last.h5; default 3 */
 } dpt_config;
 
 /* Parses config text. `file` is used in messages (and to resolve a relative `model` path and
  * relative data paths: relative to the current directory, like every path on the command line).
- * On failure returns DPT_ERR_CONFIG (JSON syntax errors give line and column) and *out is untouched.
- * On success *out owns its json references: call dpt_config_deinit. Local. */
+ * On failure returns DPT_ERR_CONFIG (JSON syntax errors give line and column) and *out is
+ * untouched. On success *out owns its json references: call dpt_config_deinit. Local. */
 DPT_NODISCARD dpt_status dpt_config_parse(const char *text, size_t len, const char *file,
                                           dpt_config *out);
 void dpt_config_deinit(dpt_config *c);
@@ -71,21 +71,24 @@ DPT_NODISCARD dpt_status dpt_read_file(const char *path, dpt_status what, char *
 
 /* Typed getters with messages "<file>: <path>.<key>: <what>". Missing key -> default (returns OK).
  * Present but wrong type or out of range -> DPT_ERR_CONFIG. */
-DPT_NODISCARD dpt_status dpt_json_get_int(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
-                                          int64_t def, int64_t lo, int64_t hi, int64_t *out);
-DPT_NODISCARD dpt_status dpt_json_get_num(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
-                                          double def, double lo, double hi, bool hi_open, double *out);
-DPT_NODISCARD dpt_status dpt_json_get_bool(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
-                                           bool def, bool *out);
+DPT_NODISCARD dpt_status dpt_json_get_int(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, int64_t def, int64_t lo,
+                                          int64_t hi, int64_t *out);
+DPT_NODISCARD dpt_status dpt_json_get_num(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, double def, double lo, double hi,
+                                          bool hi_open, double *out);
+DPT_NODISCARD dpt_status dpt_json_get_bool(const json_t *obj, const char *key,
+                                           const dpt_json_ctx *ctx, bool def, bool *out);
 /* String value; *out points into obj (valid while obj lives); def may be NULL. */
-DPT_NODISCARD dpt_status dpt_json_get_str(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
-                                          const char *def, const char **out);
+DPT_NODISCARD dpt_status dpt_json_get_str(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, const char *def,
+                                          const char **out);
 /* Refuses `key` when present and not JSON null (an option that changes the math we do not
  * implement): "<file>: <path>.<key>: not supported yet (must be null)". */
 DPT_NODISCARD dpt_status dpt_json_require_null(const json_t *obj, const char *key,
                                                const dpt_json_ctx *ctx);
 /* The Keras activation (string, or {"class_name": ...} in newer forms) at `key`. */
-DPT_NODISCARD dpt_status dpt_json_get_act(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
-                                          dpt_act def, dpt_act *out);
+DPT_NODISCARD dpt_status dpt_json_get_act(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, dpt_act def, dpt_act *out);
 
 #endif

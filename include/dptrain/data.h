@@ -17,14 +17,14 @@
 
 /* What a split holds (metadata only). */
 typedef struct {
-    int64_t n;            /* samples */
-    dpt_shape x_shape;    /* one sample's shape */
-    bool x_uint8;         /* stored as uint8 (scaled on read) */
-    float x_scale;        /* multiply stored values by this (attribute `scale`, default 1) */
-    bool y_integer;       /* y holds integer class labels, shape (N) or (N, 1) */
-    int64_t y_cols;       /* 1 for labels; T for float targets (N, T) */
-    int64_t n_classes;    /* attribute `n_classes` if present, else 0 */
-    bool has_y;           /* the split has `y`; a features-only split (for predict) has not */
+    int64_t n;         /* samples */
+    dpt_shape x_shape; /* one sample's shape */
+    bool x_uint8;      /* stored as uint8 (scaled on read) */
+    float x_scale;     /* multiply stored values by this (attribute `scale`, default 1) */
+    bool y_integer;    /* y holds integer class labels, shape (N) or (N, 1) */
+    int64_t y_cols;    /* 1 for labels; T for float targets (N, T) */
+    int64_t n_classes; /* attribute `n_classes` if present, else 0 */
+    bool has_y;        /* the split has `y`; a features-only split (for predict) has not */
 } dpt_data_info;
 
 /* Reads the metadata of FILE's GROUP ("train", "test", ...). DPT_ERR_DATA with a message naming
@@ -69,11 +69,12 @@ void dpt_split_range(int64_t n, int rank, int size, int64_t *lo, int64_t *hi);
 typedef struct {
     int64_t n;
     bool shuffle;
-    uint64_t mask;   /* 2^k - 1 >= n - 1 */
+    uint64_t mask; /* 2^k - 1 >= n - 1 */
     int half_bits;
     uint32_t key[4];
 } dpt_order;
-/* Order of epoch `epoch` (0-based) for `seed`: identical on every rank. shuffle=false -> identity. */
+/* Order of epoch `epoch` (0-based) for `seed`: identical on every rank. shuffle=false -> identity.
+ */
 void dpt_order_init(dpt_order *o, int64_t n, uint32_t seed, int64_t epoch, bool shuffle);
 int64_t dpt_order_at(const dpt_order *o, int64_t pos); /* sample at position pos in [0, n) */
 

@@ -43,18 +43,19 @@ void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int
 
 /* ---- what a forward/backward pass needs to know ------------------------------------------- */
 typedef struct {
-    bool training;  /* dropout on, batch statistics, ... */
-    uint32_t seed;  /* run seed */
-    uint32_t rank;  /* MPI rank: part of the dropout key */
-    uint64_t step;  /* global optimizer step (or MC-dropout pass): part of the dropout counter */
+    bool training;   /* dropout on, batch statistics, ... */
+    uint32_t seed;   /* run seed */
+    uint32_t rank;   /* MPI rank: part of the dropout key */
+    uint64_t step;   /* global optimizer step (or MC-dropout pass): part of the dropout counter */
     uint32_t stream; /* 0 for training; other values for e.g. MC-dropout passes */
     bool mc_dropout; /* Monte Carlo dropout: the dropout family stays ON while every other layer
                         (batch norm, noise) runs in inference mode */
 } dpt_pass;
 
 /* Dropout keep mask and scale, for element `idx` of layer `layer_index`:
- * Philox-4x32-10 with key (seed, rank ^ (stream << 20)), counter (idx / 4, layer_index, step lo, step hi),
- * word idx % 4, unit u = top 24 bits / 2^24; kept iff u >= rate. Pure function; exposed for tests. */
+ * Philox-4x32-10 with key (seed, rank ^ (stream << 20)), counter (idx / 4, layer_index, step lo,
+ * step hi), word idx % 4, unit u = top 24 bits / 2^24; kept iff u >= rate. Pure function; exposed
+ * for tests. */
 bool dpt_dropout_keep(const dpt_pass *p, uint32_t layer_index, uint64_t idx, float rate);
 
 /* ---- layers --------------------------------------------------------------------------------- */
@@ -100,15 +101,15 @@ typedef void (*dpt_reduce_fn)(void *ctx, double *buf, int n);
 struct dpt_layer {
     const dpt_layer_ops *ops;
     char name[128];
-    int index;               /* position in the model, 0-based */
+    int index; /* position in the model, 0-based */
     dpt_shape in_shape, out_shape;
     int64_t in_size, out_size; /* per sample */
-    float *params;           /* view into the model's flat buffer (n_params floats) or NULL */
-    float *grads;            /* view into the model's flat gradient buffer, or NULL */
-    int64_t param_offset;    /* offset of params in the flat buffer */
+    float *params;             /* view into the model's flat buffer (n_params floats) or NULL */
+    float *grads;              /* view into the model's flat gradient buffer, or NULL */
+    int64_t param_offset;      /* offset of params in the flat buffer */
     bool trainable;
-    bool has_regularizer;    /* some weight of the layer carries a regularizer (ops->regularize) */
-    dpt_reduce_fn reduce;    /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
+    bool has_regularizer; /* some weight of the layer carries a regularizer (ops->regularize) */
+    dpt_reduce_fn reduce; /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
     void *reduce_ctx;
 };
 

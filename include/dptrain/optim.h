@@ -34,14 +34,14 @@ typedef enum {
 typedef struct {
     dpt_lr_kind kind;
     double initial_learning_rate;
-    double decay_steps;    /* exponential, cosine: > 0 */
-    double decay_rate;     /* exponential */
-    bool staircase;        /* exponential */
-    double alpha;          /* cosine: floor as a fraction of lr0 (0) */
-    bool has_warmup;       /* cosine: warmup_target given */
-    double warmup_target;  /* cosine */
-    double warmup_steps;   /* cosine (0) */
-    int n_boundaries;      /* piecewise: boundaries (n), values (n + 1) */
+    double decay_steps;   /* exponential, cosine: > 0 */
+    double decay_rate;    /* exponential */
+    bool staircase;       /* exponential */
+    double alpha;         /* cosine: floor as a fraction of lr0 (0) */
+    bool has_warmup;      /* cosine: warmup_target given */
+    double warmup_target; /* cosine */
+    double warmup_steps;  /* cosine (0) */
+    int n_boundaries;     /* piecewise: boundaries (n), values (n + 1) */
     double boundaries[DPT_LR_MAX_PIECES];
     double values[DPT_LR_MAX_PIECES + 1];
 } dpt_lr_schedule;
@@ -78,14 +78,13 @@ void dpt_optim_destroy(dpt_optim **o);
  * the update) or the constant learning rate.
  *   weight decay (every kind, if > 0; Keras 3 / AdamW, decoupled, BEFORE the update):
  *             w -= w*wd*lr
- *   SGD:      v = momentum*v - lr*g;  w += nesterov ? momentum*v - lr*g : v   (v only if momentum>0)
- *   Adam, AdamW: m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
- *             lr_t = lr*sqrt(1-b2^t)/(1-b1^t);  w -= lr_t*m/(sqrt(v)+eps)   (eps OUTSIDE the bias
- *             correction, Keras's convention, unlike PyTorch)
- *   RMSprop:  v = rho*v + (1-rho)*g^2;  centered: a = rho*a + (1-rho)*g, d = v - a^2 + eps, else
- *             d = v + eps;  inc = lr*g/sqrt(d);  momentum > 0: m = momentum*m + inc, w -= m;
- *             else w -= inc   (eps INSIDE the square root, as Keras and TensorFlow's kernel)
- * Only the trainable segments (dpt_optim_set_segments; default: everything) are touched. */
+ *   SGD:      v = momentum*v - lr*g;  w += nesterov ? momentum*v - lr*g : v   (v only if
+ * momentum>0) Adam, AdamW: m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2; lr_t =
+ * lr*sqrt(1-b2^t)/(1-b1^t);  w -= lr_t*m/(sqrt(v)+eps)   (eps OUTSIDE the bias correction, Keras's
+ * convention, unlike PyTorch) RMSprop:  v = rho*v + (1-rho)*g^2;  centered: a = rho*a + (1-rho)*g,
+ * d = v - a^2 + eps, else d = v + eps;  inc = lr*g/sqrt(d);  momentum > 0: m = momentum*m + inc, w
+ * -= m; else w -= inc   (eps INSIDE the square root, as Keras and TensorFlow's kernel) Only the
+ * trainable segments (dpt_optim_set_segments; default: everything) are touched. */
 void dpt_optim_step(dpt_optim *o, float *params, const float *grads);
 
 /* Restricts every update (weight decay included) to the given (offset, length) pairs, copied:
@@ -134,11 +133,11 @@ typedef struct {
 
 typedef struct {
     bool enabled;
-    dpt_monitor monitor;       /* val_loss */
-    double min_delta;          /* 0; its absolute value is used */
-    int patience;              /* 0 */
-    int mode;                  /* +1 max, -1 min (auto: max for accuracies, min for losses) */
-    bool has_baseline;         /* baseline: null */
+    dpt_monitor monitor; /* val_loss */
+    double min_delta;    /* 0; its absolute value is used */
+    int patience;        /* 0 */
+    int mode;            /* +1 max, -1 min (auto: max for accuracies, min for losses) */
+    bool has_baseline;   /* baseline: null */
     double baseline;
     bool restore_best_weights; /* false */
     int start_from_epoch;      /* 0 */
@@ -167,7 +166,7 @@ typedef struct {
     bool es_has_best; /* Keras: best is None until the first value */
     double es_best;
     int es_best_epoch;
-    bool es_saved;    /* best weights were saved at least once */
+    bool es_saved; /* best weights were saved at least once */
     int es_stopped_epoch;
     /* ReduceLROnPlateau */
     int rl_wait, rl_cooldown_counter;
@@ -175,10 +174,10 @@ typedef struct {
 } dpt_callbacks_state;
 
 typedef struct {
-    bool stop;       /* EarlyStopping: end training after this epoch */
-    bool save_best;  /* EarlyStopping with restore_best_weights: copy the current parameters
-                        (the whole flat buffer, moving statistics included) as the best ones */
-    bool set_lr;     /* ReduceLROnPlateau: dpt_optim_set_learning_rate(o, new_lr) */
+    bool stop;      /* EarlyStopping: end training after this epoch */
+    bool save_best; /* EarlyStopping with restore_best_weights: copy the current parameters
+                       (the whole flat buffer, moving statistics included) as the best ones */
+    bool set_lr;    /* ReduceLROnPlateau: dpt_optim_set_learning_rate(o, new_lr) */
     double new_lr;
 } dpt_callback_actions;
 

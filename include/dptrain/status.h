@@ -1,9 +1,9 @@
 /* dptrain — status codes and the one error message.
  *
  * Every fallible function returns a dpt_status and, on failure, records ONE line of context with
- * dpt_error_set(): "<file>: <where>: <what>". Callers pass the status up unchanged; the command line
- * prints dpt_error_message() and exits with the status value, which IS the documented exit code.
- * Nothing in the library calls exit(). Local (no MPI).
+ * dpt_error_set(): "<file>: <where>: <what>". Callers pass the status up unchanged; the command
+ * line prints dpt_error_message() and exits with the status value, which IS the documented exit
+ * code. Nothing in the library calls exit(). Local (no MPI).
  */
 #ifndef DPTRAIN_STATUS_H
 #define DPTRAIN_STATUS_H

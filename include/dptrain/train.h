@@ -39,7 +39,7 @@ typedef struct {
 
 /* The defaults the command line uses; a library user starts from these. */
 #define DPT_FIT_OPTS_DEFAULT                                                                       \
-    {.verbose = 1, .checkpoint_every = -1, .keep = -1, .check_replicas = 100}
+    { .verbose = 1, .checkpoint_every = -1, .keep = -1, .check_replicas = 100 }
 
 /* Result of fit: final metrics (agreed on every rank). */
 typedef struct {
@@ -55,7 +55,7 @@ DPT_NODISCARD dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const
 
 /* ---- inference ---------------------------------------------------------------------------- */
 typedef struct {
-    dpt_config cfg;    /* the model's config (from the checkpoint or --config) */
+    dpt_config cfg; /* the model's config (from the checkpoint or --config) */
     bool has_cfg;
     char *config_text; /* owned */
     dpt_model *model;  /* owned; forward returns probabilities */

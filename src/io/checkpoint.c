@@ -438,8 +438,9 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         if (a >= 0)
             H5Aclose(a);
         if (e < 0) {
-            st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/trainer_state: expected %d numbers",
-                               path, DPT_CKPT_TRAINER_STATE);
+            st =
+                dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/trainer_state: expected %d numbers",
+                              path, DPT_CKPT_TRAINER_STATE);
             goto out;
         }
     }

@@ -101,9 +101,10 @@ static dpt_status h5sum_check(const char *path, bool require) {
     struct stat sb;
     if (fstat(fileno(fp), &sb) != 0 || (unsigned long long)sb.st_size != size) {
         fclose(fp);
-        return dpt_error_set(DPT_ERR_CHECKPOINT,
-                             "%s: damaged file (%lld bytes, written as %llu: truncated or overwritten)", path,
-                             (long long)sb.st_size, size);
+        return dpt_error_set(
+            DPT_ERR_CHECKPOINT,
+            "%s: damaged file (%lld bytes, written as %llu: truncated or overwritten)", path,
+            (long long)sb.st_size, size);
     }
     if (fseek(fp, DPT_H5SUM_BYTES, SEEK_SET) != 0) {
         fclose(fp);
@@ -117,8 +118,7 @@ static dpt_status h5sum_check(const char *path, bool require) {
     bool bad = ferror(fp) != 0;
     fclose(fp);
     if (bad || h != want)
-        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: damaged file (file checksum mismatch)",
-                             path);
+        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: damaged file (file checksum mismatch)", path);
     return DPT_OK;
 }
 

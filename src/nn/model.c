@@ -122,8 +122,7 @@ static dpt_status check_layer_size(const dpt_model *m, const dpt_layer *l, const
         return dpt_error_set(DPT_ERR_NOMEM,
                              "%s: %s: this layer needs %.3g GiB for %s, more than the %.3g GiB "
                              "this process may use",
-                             file, path, need / 1073741824.0, what,
-                             (double)ceiling / 1073741824.0);
+                             file, path, need / 1073741824.0, what, (double)ceiling / 1073741824.0);
     return DPT_OK;
 }
 

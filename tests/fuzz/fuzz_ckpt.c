@@ -22,9 +22,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *LAYERS =
-    "[{\"class_name\": \"Dense\", \"config\": {\"name\": \"h\", \"units\": 3, \"activation\": \"relu\"}},"
+    "[{\"class_name\": \"Dense\", \"config\": {\"name\": \"h\", \"units\": 3, \"activation\": "
+    "\"relu\"}},"
     " {\"class_name\": \"Dropout\", \"config\": {\"name\": \"drop\", \"rate\": 0.25}},"
-    " {\"class_name\": \"Dense\", \"config\": {\"name\": \"out\", \"units\": 2, \"activation\": \"softmax\"}}]";
+    " {\"class_name\": \"Dense\", \"config\": {\"name\": \"out\", \"units\": 2, \"activation\": "
+    "\"softmax\"}}]";
 
 static json_t *g_layers;
 static dpt_model *g_model;
@@ -50,7 +52,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static void check(dpt_status st, const char *what) {
-    if (st == DPT_OK) return;
+    if (st == DPT_OK)
+        return;
     if (st != DPT_ERR_CHECKPOINT && st != DPT_ERR_NOMEM) {
         fprintf(stderr, "%s: unexpected status %d: %s\n", what, (int)st, dpt_error_message());
         abort();
@@ -63,7 +66,8 @@ static void check(dpt_status st, const char *what) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *f = fopen(g_path, "wb");
-    if (!f) return 0;
+    if (!f)
+        return 0;
     if (size && fwrite(data, 1, size, f) != size) {
         fclose(f);
         return 0;
