@@ -186,7 +186,11 @@ int dpt_model_n_layers(const dpt_model *m);
 dpt_layer *dpt_model_layer(const dpt_model *m, int i);
 int64_t dpt_model_n_params(const dpt_model *m);
 float *dpt_model_params(dpt_model *m); /* (n_params) flat */
-float *dpt_model_grads(dpt_model *m);  /* (n_params) flat */
+float *dpt_model_grads(dpt_model *m);  /* (n_params) flat, then DPT_MODEL_GRAD_SPARE spare floats */
+/* Spare floats after the gradients, for the caller's use (the trainer puts its per-step loss,
+ * metric, count and signal there so that ONE allreduce carries everything); never touched by the
+ * model. */
+#define DPT_MODEL_GRAD_SPARE 16
 const dpt_shape *dpt_model_input_shape(const dpt_model *m);
 int64_t dpt_model_input_size(const dpt_model *m);
 int64_t dpt_model_output_size(const dpt_model *m);

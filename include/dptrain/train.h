@@ -20,6 +20,7 @@ typedef struct {
     int verbose;              /* 0 silent; 1 a progress bar on a terminal, else one line per epoch;
                                  2 one line per epoch always */
     bool no_allreduce;        /* benchmark only: skip the gradient reduction */
+    bool profile;             /* rank 0 prints per-step time in data, compute, allreduce, update */
     bool resume;              /* continue from the newest valid checkpoint in run_dir, if any */
     int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's
                                  (start from DPT_FIT_OPTS_DEFAULT to get the config's values) */

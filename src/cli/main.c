@@ -45,6 +45,7 @@ static const char *USAGE =
     "      --init-weights FILE.h5 start from Keras weights (legacy .h5, Keras 3 .weights.h5) or a\n"
     "                             checkpoint, matched by position as Keras does, shapes checked\n"
     "      --no-allreduce         benchmark only: skip the gradient reduction\n"
+    "      --profile              per epoch: time per step in data, compute, allreduce, update\n"
     "  evaluate CKPT --data FILE[:GROUP] [--config CONFIG]\n"
     "                             loss and accuracy of a checkpoint (or Keras weights + CONFIG)\n"
     "  predict CKPT --data FILE[:GROUP] --out PRED.h5 [--mc-samples K] [--seed S] [--config C]\n"
@@ -175,6 +176,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     int64_t check_replicas = 100, watchdog = 0;
     int64_t memory_limit = 0;
     bool no_allreduce = false, resume = false, skip_nonfinite = false, local_order = false;
+    bool profile = false;
     dpt_status st = DPT_OK;
     for (int i = 1; i < argc && st == DPT_OK; i++) {
         const char *a = argv[i];
@@ -185,6 +187,10 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         }
         if (!strcmp(a, "--resume")) {
             resume = true;
+            continue;
+        }
+        if (!strcmp(a, "--profile")) {
+            profile = true;
             continue;
         }
         if (!strcmp(a, "--skip-nonfinite")) {
@@ -286,6 +292,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                       .watchdog_s = (double)watchdog,
                       .memory_limit = memory_limit,
                       .local_order = local_order,
+                      .profile = profile,
                       .init_weights = init_weights};
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);

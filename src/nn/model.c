@@ -207,7 +207,8 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
     if (st == DPT_OK)
         st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params);
     if (st == DPT_OK)
-        st = dpt_alloc((size_t)bytes, "model gradients", (void **)&m->grads);
+        st = dpt_alloc((size_t)bytes + DPT_MODEL_GRAD_SPARE * sizeof(float), "model gradients",
+                       (void **)&m->grads);
     if (st != DPT_OK)
         return st;
     /* trainable segments: one per layer with trainable parameters, merged when adjacent */

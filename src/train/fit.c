@@ -494,7 +494,8 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     }
     dpt_model *m = t->model;
     dpt_model_zero_grads(m);
-    /* (loss sum, correct, count, preemption signal seen): one small reduction per step */
+    double t0 = dpt_now();
+    /* (loss sum, correct, count, preemption signal seen): they ride with the gradients */
     double local[4] = {0, 0, (double)cnt, dpt_signals_pending() ? 1.0 : 0.0};
     dpt_status st = DPT_OK;
     if (cnt > 0 || dpt_model_is_collective(m)) { /* batch norm: every rank takes part */
@@ -507,6 +508,9 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         } else {
             dpt_shard_gather(t->train, t->rows, cnt, t->xb, t->yb);
         }
+        double td = dpt_now();
+        t->prof[PROF_DATA] += td - t0;
+        t0 = td;
         dpt_pass p = {.training = true,
                       .seed = cfg->seed,
                       .rank = (uint32_t)c->rank,
@@ -520,21 +524,35 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     }
     float *g = dpt_model_grads(m);
     int64_t np = dpt_model_n_params(m);
+    double t1 = dpt_now();
+    /* ONE reduction per step: the gradients plus (loss sum, correct, count, signal) in the spare
+     * floats after them (float sums of at most one batch: exact counts, loss to 1e-7) */
+    for (int i = 0; i < 4; i++)
+        g[np + i] = (float)local[i];
     if (!t->opts.no_allreduce)
-        dpt_comm_allreduce_sum_f32(c, g, np);
-    dpt_comm_allreduce_sum_f64(c, local, 4);
+        dpt_comm_allreduce_sum_f32(c, g, np + 4);
+    else
+        dpt_comm_allreduce_sum_f32(c, g + np, 4);
+    for (int i = 0; i < 4; i++)
+        local[i] = (double)g[np + i];
     memcpy(sums, local, sizeof local);
+    double t2 = dpt_now();
     /* mean over the samples actually in this global batch (same number on every rank); the scan
-     * for non-finite values rides along (z becomes NaN iff some gradient is NaN or infinite) */
-    float scale = 1.0f / (float)(p1 - p0), z = 0.0f;
+     * for non-finite values rides along (an all-ones exponent is NaN or infinite) */
+    float scale = 1.0f / (float)(p1 - p0);
+    uint32_t bad = 0;
     for (int64_t i = 0; i < np; i++) {
         g[i] *= scale;
-        z += g[i] * 0.0f;
+        uint32_t bits;
+        memcpy(&bits, &g[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
+    t->prof[PROF_COMPUTE] += t1 - t0;
+    t->prof[PROF_REDUCE] += t2 - t1;
     /* regularization: identical on every rank, after the division (Keras: mean loss + penalty) */
     if (dpt_model_has_regularizers(m))
         sums[0] += dpt_model_regularize(m, 1.0f) * (double)(p1 - p0);
-    if (!isfinite(local[0]) || z != 0.0f) {
+    if (!isfinite(local[0]) || bad) {
         const char *what = !isfinite(local[0]) ? "loss" : "gradient";
         if (!t->opts.skip_nonfinite)
             return dpt_error_set(DPT_ERR_NUMERIC,
@@ -551,9 +569,29 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         t->global_step++;
         return DPT_OK;
     }
+    double t3 = dpt_now();
     dpt_optim_step(t->optim, dpt_model_params(m), g);
+    t->prof[PROF_UPDATE] += dpt_now() - t3;
+    t->prof[PROF_STEPS] += 1;
     t->global_step++;
     return DPT_OK;
+}
+
+/* --profile: this epoch's time per step in data, compute, reduction (the allreduce, including the
+ * wait for the slowest rank) and update, as rank 0 sees it and as the slowest rank does. */
+static void report_profile(dpt_train *t) {
+    double mine[PROF_N], worst[PROF_N];
+    memcpy(mine, t->prof, sizeof mine);
+    MPI_Allreduce(mine, worst, PROF_N, MPI_DOUBLE, MPI_MAX, t->c->comm);
+    double n = mine[PROF_STEPS] > 0 ? mine[PROF_STEPS] : 1;
+    if (t->c->rank == 0)
+        dpt_report_note(t->report,
+                        "profile: per step %.1f us data, %.1f us compute, %.1f us allreduce+wait, "
+                        "%.1f us update (slowest rank: %.1f compute, %.1f allreduce+wait)\n",
+                        1e6 * mine[PROF_DATA] / n, 1e6 * mine[PROF_COMPUTE] / n,
+                        1e6 * mine[PROF_REDUCE] / n, 1e6 * mine[PROF_UPDATE] / n,
+                        1e6 * worst[PROF_COMPUTE] / n, 1e6 * worst[PROF_REDUCE] / n);
+    memset(t->prof, 0, sizeof t->prof);
 }
 
 /* EarlyStopping / ReduceLROnPlateau after an epoch: the same reduced logs on every rank, so every
@@ -691,6 +729,8 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
         st = dpt_comm_agree(c, st);
         if (st != DPT_OK)
             goto done;
+        if (t->opts.profile)
+            report_profile(t);
         st = run_callbacks(t, tr, va);
         if (st != DPT_OK)
             goto done;

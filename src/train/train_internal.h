@@ -11,6 +11,8 @@
 #include "dptrain/optim.h"
 #include "dptrain/train.h"
 
+enum { PROF_DATA, PROF_COMPUTE, PROF_REDUCE, PROF_UPDATE, PROF_STEPS, PROF_N };
+
 typedef struct {
     const dpt_comm *c;
     const dpt_config *cfg;
@@ -26,6 +28,7 @@ typedef struct {
     bool local_order;       /* each rank shuffles its own shard; balanced per-step counts */
     int64_t max_local;      /* most samples this rank gets in one step */
     dpt_callbacks_state cb; /* EarlyStopping / ReduceLROnPlateau */
+    double prof[5];         /* --profile: seconds in data, compute, reduce, update; steps */
     float *best;            /* (n_params) best weights for restore_best_weights, or NULL */
     bool stopped_early;     /* EarlyStopping ended the run (kept in checkpoints) */
     float *xb, *yb, *dout;  /* (max_local, x_size), (max_local, y_size), (max_local, out) */

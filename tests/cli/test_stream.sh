@@ -7,18 +7,18 @@ source "$SRC/tests/slurm/weights.sh"
 cd "$SRC"
 data="$WORK/d.h5"
 "$DPTRAIN" data synth --samples 12000 --features 20 --seed 4 --out "$data" >/dev/null
-fit() { $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json --data "$data" --epochs 6 \
+fit() { $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json --data "$data" --epochs 30 \
             --memory-limit 64K "$@"; }
 
 fit --run-dir "$WORK/ref" >"$WORK/ref.out" 2>&1; rc=$?
 [ "$rc" -eq 0 ] && grep -q '^reading: streamed' "$WORK/ref.out" &&
-    [ "$(grep -c '^Epoch ' "$WORK/ref.out")" -eq 6 ] && ok "streamed fit on 2 ranks" ||
+    [ "$(grep -c '^Epoch ' "$WORK/ref.out")" -eq 30 ] && ok "streamed fit on 2 ranks" ||
     not_ok "streamed fit" "exit $rc" "$(tail -3 "$WORK/ref.out")"
 
 fit --run-dir "$WORK/p" --verbose 0 >"$WORK/p.out" 2>&1 &
 mp=$!
 for _ in $(seq 600); do
-    [ -f "$WORK/p/history.csv" ] && [ "$(wc -l <"$WORK/p/history.csv")" -ge 3 ] && break; sleep 0.1
+    [ -f "$WORK/p/history.csv" ] && [ "$(wc -l <"$WORK/p/history.csv")" -ge 2 ] && break; sleep 0.05
 done
 sleep 0.0$((RANDOM % 9))
 kill -USR1 "$(pgrep -f -- "^$DPTRAIN fit .*--run-dir $WORK/p" | head -1)"
