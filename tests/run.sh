@@ -57,4 +57,19 @@ if [ "${DPT_SKIP_ASAN:-0}" != 1 ]; then
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --output-on-failure -j"$jobs" -L unit) || rc=1
 fi
+# Fuzzing (tests/fuzz): replay every committed regression input of the three targets, then fuzz
+# the config parser for 60 s. The dataset and checkpoint targets are not fuzzed here: they find
+# crashes inside libhdf5 itself within a minute (docs/RELIABILITY.md); run them by hand with
+# tests/fuzz/run.sh SECONDS fuzz_data fuzz_ckpt. DPT_SKIP_FUZZ=1 skips this step.
+if [ "${DPT_SKIP_FUZZ:-0}" != 1 ]; then
+    echo "== fuzzing: regression replays + fuzz_config for ${DPT_FUZZ_SECONDS:-60} s"
+    fr=0
+    tests/fuzz/run.sh 0 || fr=$?
+    [ "$fr" -eq 0 ] && { tests/fuzz/run.sh "${DPT_FUZZ_SECONDS:-60}" fuzz_config || fr=$?; }
+    case "$fr" in
+    0) ;;
+    77) echo "   (no clang with libFuzzer: fuzzing skipped)" ;;
+    *) echo "   fuzzing found a problem (exit $fr)"; rc=1 ;;
+    esac
+fi
 exit $rc
