@@ -49,13 +49,16 @@ echo "== ctest (build/)"
 (cd build && ctest --output-on-failure -j"$jobs" "$@") || rc=1
 
 if [ "${DPT_SKIP_ASAN:-0}" != 1 ]; then
-    echo "== ASan + UBSan build of the unit tests (build-asan/)"
+    echo "== ASan + UBSan build: unit, MPI and CLI tests (build-asan/)"
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDPT_SANITIZE=ON >/dev/null
     cmake --build build-asan -j"$jobs"
     # leak checking is off: Open MPI's own allocations at MPI_Init are reported as leaks
     (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --output-on-failure -j"$jobs" -L unit) || rc=1
+        ctest --output-on-failure -j"$jobs" -L 'unit|mpi' &&
+        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --output-on-failure -R 'cli/test_(report|predict|fit)$') || rc=1
 fi
 # Fuzzing (tests/fuzz): replay every committed regression input of the three targets, then fuzz
 # the config parser for 60 s. The dataset and checkpoint targets are not fuzzed here: they find
