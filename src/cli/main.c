@@ -342,6 +342,10 @@ int main(int argc, char **argv) {
         fputs(USAGE, stdout);
         return 0;
     }
+    /* `dptrain COMMAND ... --help` is `dptrain help COMMAND` */
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return dpt_cli_help(argv[1]);
     if (argc >= 2 && !strcmp(argv[1], "--version")) {
         printf("dptrain %s\n", DPTRAIN_VERSION);
         return 0;
