@@ -60,7 +60,7 @@ fi
 cmake --build "$build" -j"$(nproc)" --target dptrain >/dev/null
 dpt=$(cd "$build" && pwd)/dptrain
 
-if ((!driver)) && ! "$dpt" fit --help 2>&1 | grep -q -- --memory-limit; then
+if ((!driver)) && ! "$dpt" fit --help 2>&1 | grep -- --memory-limit >/dev/null; then
     echo "stream_memory.sh: dptrain fit has no --memory-limit yet: measuring the reader alone (--driver)"
     driver=1
 fi
