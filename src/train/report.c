@@ -66,8 +66,35 @@ static bool want_bar(FILE *out, char *dev, size_t n) {
         return false;
     if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK"))
         return true;
+    /* the launcher: the nearest ancestor called mpirun / mpiexec / orterun / prterun (a wrapper
+     * such as /usr/bin/time may sit between it and us); on a remote node (orted) no bar */
+    long pid = (long)getppid(), launcher = -1;
+    for (int depth = 0; depth < 8 && pid > 1 && launcher < 0; depth++) {
+        char statp[64], buf[512];
+        snprintf(statp, sizeof statp, "/proc/%ld/stat", pid);
+        FILE *sf = fopen(statp, "r");
+        if (!sf)
+            break;
+        size_t got = fread(buf, 1, sizeof buf - 1, sf);
+        fclose(sf);
+        buf[got] = '\0';
+        char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+        if (!lp || !rp || rp < lp)
+            break;
+        *rp = '\0';
+        const char *comm = lp + 1;
+        if (!strcmp(comm, "orted") || !strcmp(comm, "prted"))
+            return false;
+        if (!strcmp(comm, "mpirun") || !strcmp(comm, "mpiexec") || !strcmp(comm, "orterun") ||
+            !strcmp(comm, "prterun"))
+            launcher = pid;
+        else
+            pid = strtol(rp + 4, NULL, 10); /* after ") S ": the parent's pid */
+    }
+    if (launcher < 0)
+        return false; /* cannot tell: a log file is the safer guess */
     char link[64], target[256];
-    snprintf(link, sizeof link, "/proc/%ld/fd/%d", (long)getppid(), fd);
+    snprintf(link, sizeof link, "/proc/%ld/fd/%d", launcher, fd);
     ssize_t k = readlink(link, target, sizeof target - 1);
     if (k <= 0)
         return false; /* cannot tell: a log file is the safer guess */
