@@ -17,10 +17,12 @@ export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_pml=ob1 OPENBLAS_NUM_THREADS
 # STYLE.md: clang-format 14, LLVM base, 4 spaces, 100 columns (.clang-format)
 if command -v clang-format >/dev/null 2>&1; then
     echo "== clang-format check"
-    bad=$(git ls-files '*.c' '*.h' 2>/dev/null | while read -r f; do
-        clang-format --dry-run "$f" 2>&1 | grep -q warning && echo "$f"; done)
+    bad=""
+    for f in $(git ls-files '*.c' '*.h' 2>/dev/null || true); do
+        if clang-format --dry-run "$f" 2>&1 | grep warning >/dev/null; then bad="$bad $f"; fi
+    done
     if [ -n "$bad" ]; then
-        echo "not clang-formatted (run clang-format -i on them):" $bad
+        echo "not clang-formatted (run clang-format -i on them):$bad"
         exit 1
     fi
 fi
