@@ -42,6 +42,15 @@ expect_fail "JSON syntax error names line and column" 3 "$WORK/bad.json:1:" 10 \
 expect_fail "run dir under a file" 7 "$WORK/file" 10 \
     bash -c "touch '$WORK/file' && exec $MPIRUN -np 2 '$DPTRAIN' fit examples/tutorial.json --data '$data' --run-dir '$WORK/file/run' --epochs 1"
 
+# a generic OpenBLAS kernel on an AVX2 / AVX-512 CPU is not lost silently
+if grep -qw avx2 /proc/cpuinfo; then
+    run_cmd "$WORK/generic" 60 env OPENBLAS_CORETYPE=Prescott "$DPTRAIN" fit examples/tutorial.json \
+        --data "$data" --epochs 1 --verbose 0
+    grep -q 'OpenBLAS uses its generic "Prescott" kernel.*OPENBLAS_CORETYPE=' "$WORK/generic.err" &&
+        ok "generic OpenBLAS kernel on an AVX2 CPU: warning with the remedy" ||
+        not_ok "no warning for a generic OpenBLAS kernel" "$(cat "$WORK/generic.err")"
+fi
+
 run_cmd "$WORK/help" 10 "$DPTRAIN" --help
 [ "$RC" -eq 0 ] && grep -q 'exit codes' "$WORK/help.out" && ok "--help lists exit codes" || not_ok "--help"
 run_cmd "$WORK/ver" 10 "$DPTRAIN" --version
