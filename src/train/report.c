@@ -348,7 +348,7 @@ void dpt_report_step(dpt_report *r, int64_t epoch, int epochs, int64_t step, int
         f_rate[0] = '\0';
     if (avail - (int)strlen(f_time) < BAR_MIN)
         f_time[0] = '\0';
-    char right[256];
+    char right[512];
     snprintf(right, sizeof right, "%s%s%s%s%s", f_count, f_time, f_rate, f_eta, f_loss);
     int room = r->width - 1 - (int)strlen(left) - (int)strlen(right) - 2;
     int bw = room < BAR_MIN ? BAR_MIN : room > BAR_MAX ? BAR_MAX : room;
