@@ -69,6 +69,9 @@ void dpt_config_deinit(dpt_config *c);
  * the file if it cannot be read; `what` is the category to report (DPT_ERR_CONFIG, ...). Local. */
 DPT_NODISCARD dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t *len);
 
+/* "an object", "an array", "a string", ... ("nothing" for NULL): for messages. */
+const char *dpt_json_type_name(const json_t *v);
+
 /* Typed getters with messages "<file>: <path>.<key>: <what>". Missing key -> default (returns OK).
  * Present but wrong type or out of range -> DPT_ERR_CONFIG. */
 DPT_NODISCARD dpt_status dpt_json_get_int(const json_t *obj, const char *key,

@@ -6,7 +6,9 @@
 
 #include "dptrain/config.h"
 
-static const char *type_name(const json_t *v) {
+const char *dpt_json_type_name(const json_t *v) {
+    if (!v)
+        return "nothing";
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         return "an object";
@@ -51,7 +53,8 @@ dpt_status dpt_json_get_int(const json_t *obj, const char *key, const dpt_json_c
                fabs(json_real_value(v)) < 9.0e15) {
         x = (int64_t)json_real_value(v);
     } else {
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be an integer, got %s", w, type_name(v));
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be an integer, got %s", w,
+                             dpt_json_type_name(v));
     }
     if (x < lo || x > hi)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be in [%lld, %lld], got %lld", w,
@@ -70,7 +73,8 @@ dpt_status dpt_json_get_num(const json_t *obj, const char *key, const dpt_json_c
     }
     where(w, sizeof w, ctx, key);
     if (!json_is_number(v))
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be a number, got %s", w, type_name(v));
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be a number, got %s", w,
+                             dpt_json_type_name(v));
     double x = json_number_value(v);
     if (!isfinite(x) || x < lo || (hi_open ? x >= hi : x > hi))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be in [%g, %g%c, got %g", w, lo, hi,
@@ -89,7 +93,8 @@ dpt_status dpt_json_get_bool(const json_t *obj, const char *key, const dpt_json_
     }
     where(w, sizeof w, ctx, key);
     if (!json_is_boolean(v))
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be true or false, got %s", w, type_name(v));
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be true or false, got %s", w,
+                             dpt_json_type_name(v));
     *out = json_is_true(v);
     return DPT_OK;
 }
@@ -104,7 +109,8 @@ dpt_status dpt_json_get_str(const json_t *obj, const char *key, const dpt_json_c
     }
     where(w, sizeof w, ctx, key);
     if (!json_is_string(v))
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be a string, got %s", w, type_name(v));
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be a string, got %s", w,
+                             dpt_json_type_name(v));
     *out = json_string_value(v);
     return DPT_OK;
 }
@@ -138,7 +144,7 @@ dpt_status dpt_json_get_act(const json_t *obj, const char *key, const dpt_json_c
                                    : json_string_value(json_object_get(v, "class_name"));
     } else {
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be an activation name, got %s", w,
-                             type_name(v));
+                             dpt_json_type_name(v));
     }
     if (!dpt_act_from_name(name, out))
         return dpt_error_set(DPT_ERR_CONFIG,

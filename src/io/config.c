@@ -77,29 +77,6 @@ dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t 
 
 /* ---- message helpers ----------------------------------------------------------------------- */
 
-static const char *type_name(const json_t *v) {
-    if (!v)
-        return "nothing";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array"; /* as src/core/json_get.c says it */
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "?";
-}
-
 /* "<file>: <path>[.<key>]: <what>" (or "<file>: <key>: ..." when path is empty). */
 static dpt_status cfg_error(const dpt_json_ctx *ctx, const char *key, const char *fmt, ...)
     DPT_PRINTF(3, 4);
@@ -165,7 +142,7 @@ static dpt_status get_section(const json_t *root, const char *key, const dpt_jso
     if (!v || json_is_null(v))
         return DPT_OK;
     if (!json_is_object(v))
-        return cfg_error(ctx, key, "must be an object, got %s", type_name(v));
+        return cfg_error(ctx, key, "must be an object, got %s", dpt_json_type_name(v));
     *out = v;
     return DPT_OK;
 }
@@ -196,7 +173,8 @@ static dpt_status get_str_buf(const json_t *obj, const char *key, const dpt_json
 static dpt_status parse_dims(const json_t *list, bool with_batch, const dpt_json_ctx *ctx,
                              dpt_shape *shape) {
     if (!json_is_array(list))
-        return cfg_error(ctx, NULL, "must be a list of dimensions, got %s", type_name(list));
+        return cfg_error(ctx, NULL, "must be a list of dimensions, got %s",
+                         dpt_json_type_name(list));
     size_t n = json_array_size(list), first = with_batch ? 1 : 0;
     dpt_json_ctx c;
     if (with_batch && n >= 1) {
@@ -206,7 +184,7 @@ static dpt_status parse_dims(const json_t *list, bool with_batch, const dpt_json
             return cfg_error(&c, NULL,
                              "the batch dimension must be null or a positive integer, "
                              "got %s",
-                             type_name(b));
+                             dpt_json_type_name(b));
         }
     }
     if (n <= first)
@@ -223,7 +201,7 @@ static dpt_status parse_dims(const json_t *list, bool with_batch, const dpt_json
         const json_t *d = json_array_get(list, i);
         ctx_child(&c, ctx, "[%zu]", i);
         if (!json_is_integer(d))
-            return cfg_error(&c, NULL, "must be a positive integer, got %s", type_name(d));
+            return cfg_error(&c, NULL, "must be a positive integer, got %s", dpt_json_type_name(d));
         json_int_t v = json_integer_value(d);
         if (v <= 0)
             return cfg_error(&c, NULL, "must be a positive integer, got %lld", (long long)v);
@@ -294,7 +272,7 @@ static dpt_status first_layer_shape(const json_t *entry, const json_t *config,
 static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config,
                                    const dpt_json_ctx *lctx, dpt_config *c) {
     if (!json_is_array(arr))
-        return cfg_error(lctx, NULL, "must be a list of layers, got %s", type_name(arr));
+        return cfg_error(lctx, NULL, "must be a list of layers, got %s", dpt_json_type_name(arr));
     json_t *out = json_array();
     if (!out)
         return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", lctx->file);
@@ -308,19 +286,20 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
         dpt_json_ctx ectx, c2;
         ctx_child(&ectx, lctx, "[%zu]", i);
         if (!json_is_object(e)) {
-            st = cfg_error(&ectx, NULL, "must be a layer object, got %s", type_name(e));
+            st = cfg_error(&ectx, NULL, "must be a layer object, got %s", dpt_json_type_name(e));
             break;
         }
         const json_t *cn = json_object_get(e, "class_name");
         if (!json_is_string(cn)) {
-            st = cn ? cfg_error(&ectx, "class_name", "must be a string, got %s", type_name(cn))
+            st = cn ? cfg_error(&ectx, "class_name", "must be a string, got %s",
+                                dpt_json_type_name(cn))
                     : cfg_error(&ectx, "class_name", "required (the layer's Keras class)");
             break;
         }
         const char *cls = json_string_value(cn);
         const json_t *lc = json_object_get(e, "config");
         if (!json_is_object(lc)) {
-            st = cfg_error(&ectx, "config", "must be an object, got %s", type_name(lc));
+            st = cfg_error(&ectx, "config", "must be an object, got %s", dpt_json_type_name(lc));
             break;
         }
         if (!strcmp(cls, "InputLayer")) {
@@ -405,14 +384,15 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
         return cfg_error(mctx, NULL,
                          "must be a Keras model (model.to_json()), a list of layers or "
                          "the path of a model JSON file, got %s",
-                         type_name(m));
+                         dpt_json_type_name(m));
     const json_t *cn = json_object_get(m, "class_name");
     if (!cn && json_object_get(m, "model"))
         return cfg_error(mctx, NULL,
                          "this is a dptrain config, not a Keras model "
                          "(model.to_json())");
     if (!json_is_string(cn))
-        return cn ? cfg_error(mctx, "class_name", "must be \"Sequential\", got %s", type_name(cn))
+        return cn ? cfg_error(mctx, "class_name", "must be \"Sequential\", got %s",
+                              dpt_json_type_name(cn))
                   : cfg_error(mctx, "class_name", "required (\"Sequential\")");
     if (strcmp(json_string_value(cn), "Sequential") != 0)
         return cfg_error(mctx, "class_name", "only Sequential models are supported, got \"%s\"",
@@ -426,7 +406,7 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
         return cfg_error(&cctx, NULL,
                          "must be an object with \"layers\" (or a list of layers), "
                          "got %s",
-                         type_name(cfg));
+                         dpt_json_type_name(cfg));
     ctx_child(&lctx, &cctx, ".layers");
     const json_t *layers = json_object_get(cfg, "layers");
     if (!layers)
@@ -513,7 +493,8 @@ static dpt_status num_list(const json_t *obj, const char *key, const dpt_json_ct
     for (size_t i = 0; i < json_array_size(v); i++) {
         const json_t *e = json_array_get(v, i);
         if (!json_is_number(e))
-            return cfg_error(ctx, key, "entry %zu must be a number, got %s", i, type_name(e));
+            return cfg_error(ctx, key, "entry %zu must be a number, got %s", i,
+                             dpt_json_type_name(e));
         out[i] = json_number_value(e);
         if (!isfinite(out[i]))
             return cfg_error(ctx, key, "entry %zu must be finite", i);
@@ -535,7 +516,7 @@ static dpt_status parse_schedule(const json_t *o, const dpt_json_ctx *ctx, dpt_l
     dpt_json_ctx cc;
     ctx_child(&cc, ctx, ".config");
     if (!json_is_object(c))
-        return cfg_error(&cc, NULL, "must be an object, got %s", type_name(c));
+        return cfg_error(&cc, NULL, "must be an object, got %s", dpt_json_type_name(c));
     dpt_status st;
     if (!strcmp(cls, "ExponentialDecay")) {
         static const char *const keys[] = {
@@ -750,10 +731,11 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
         return cfg_error(&octx, NULL,
                          "must be a name (\"adam\", \"adamw\", \"rmsprop\", \"sgd\") or a Keras "
                          "optimizer object, got %s",
-                         type_name(o));
+                         dpt_json_type_name(o));
     const json_t *cn = json_object_get(o, "class_name");
     if (!json_is_string(cn))
-        return cn ? cfg_error(&octx, "class_name", "must be a string, got %s", type_name(cn))
+        return cn ? cfg_error(&octx, "class_name", "must be a string, got %s",
+                              dpt_json_type_name(cn))
                   : cfg_error(&octx, "class_name",
                               "required (\"Adam\", \"AdamW\", \"RMSprop\" "
                               "or \"SGD\")");
@@ -767,7 +749,7 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
         return DPT_OK;
     ctx_child(&ocfg, &octx, ".config");
     if (!json_is_object(oc))
-        return cfg_error(&ocfg, NULL, "must be an object, got %s", type_name(oc));
+        return cfg_error(&ocfg, NULL, "must be an object, got %s", dpt_json_type_name(oc));
     return parse_optimizer_config(oc, &ocfg, s);
 }
 
@@ -803,10 +785,11 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
     ctx_child(&lctx, cctx, ".loss");
     if (!json_is_object(l))
         return cfg_error(&lctx, NULL, "must be a loss name or a Keras loss object, got %s",
-                         type_name(l));
+                         dpt_json_type_name(l));
     const json_t *cn = json_object_get(l, "class_name");
     if (!json_is_string(cn))
-        return cn ? cfg_error(&lctx, "class_name", "must be a string, got %s", type_name(cn))
+        return cn ? cfg_error(&lctx, "class_name", "must be a string, got %s",
+                              dpt_json_type_name(cn))
                   : cfg_error(&lctx, "class_name", "required (e.g. \"BinaryCrossentropy\")");
     const json_t *lc = json_object_get(l, "config");
     const char *name = loss_class_to_name(json_string_value(cn));
@@ -822,7 +805,7 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
         return DPT_OK;
     ctx_child(&cfgctx, &lctx, ".config");
     if (!json_is_object(lc))
-        return cfg_error(&cfgctx, NULL, "must be an object, got %s", type_name(lc));
+        return cfg_error(&cfgctx, NULL, "must be an object, got %s", dpt_json_type_name(lc));
     static const char *const keys[] = {
         "name", "reduction",    "dtype", "from_logits", "label_smoothing",
         "axis", "ignore_class", NULL};
@@ -867,14 +850,14 @@ static dpt_status parse_metrics(const json_t *comp, const dpt_json_ctx *cctx, bo
         return DPT_OK;
     if (!json_is_array(m))
         return cfg_error(cctx, "metrics", "must be a list (e.g. [\"accuracy\"]), got %s",
-                         type_name(m));
+                         dpt_json_type_name(m));
     for (size_t i = 0; i < json_array_size(m); i++) {
         const json_t *v = json_array_get(m, i);
         dpt_json_ctx ictx;
         ctx_child(&ictx, cctx, ".metrics[%zu]", i);
         if (!json_is_string(v))
             return cfg_error(&ictx, NULL, "unsupported metric (%s; supported: \"accuracy\")",
-                             type_name(v));
+                             dpt_json_type_name(v));
         const char *s = json_string_value(v);
         if (strcmp(s, "accuracy") != 0 && strcmp(s, "acc") != 0)
             return cfg_error(&ictx, NULL, "unsupported metric \"%s\" (supported: accuracy)", s);
@@ -956,7 +939,7 @@ static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
         return DPT_OK;
     if (!json_is_array(list))
         return cfg_error(fctx, "callbacks", "must be a list of Keras callback objects, got %s",
-                         type_name(list));
+                         dpt_json_type_name(list));
     for (size_t i = 0; i < json_array_size(list); i++) {
         const json_t *e = json_array_get(list, i);
         dpt_json_ctx ectx, cctx;
@@ -973,7 +956,7 @@ static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
         dpt_status st = DPT_OK;
         int64_t i64 = 0;
         if (!json_is_object(c)) {
-            st = cfg_error(&cctx, NULL, "must be an object, got %s", type_name(c));
+            st = cfg_error(&cctx, NULL, "must be an object, got %s", dpt_json_type_name(c));
         } else if (!strcmp(cls, "EarlyStopping")) {
             static const char *const keys[] = {"monitor",
                                                "min_delta",
@@ -1166,7 +1149,7 @@ static dpt_status parse_root(const json_t *root, dpt_config *c) {
         return dpt_error_set(DPT_ERR_CONFIG,
                              "%s: the top level must be an object with \"model\", "
                              "\"compile\", \"fit\", \"data\", \"checkpoint\", got %s",
-                             c->file, type_name(root));
+                             c->file, dpt_json_type_name(root));
     if (json_object_get(root, "class_name") && json_object_get(root, "config") &&
         !json_object_get(root, "model"))
         return dpt_error_set(DPT_ERR_CONFIG,
