@@ -57,6 +57,13 @@ uint32_t dpt_rng_u32(dpt_rng *r);
 float dpt_rng_uniform(dpt_rng *r);                  /* [0, 1) */
 uint64_t dpt_rng_below(dpt_rng *r, uint64_t bound); /* [0, bound), unbiased; bound > 0 */
 
+/* ---- checksums ---------------------------------------------------------------------------- */
+
+/* FNV-1a 64 over bytes, continuing from `h` (start with DPT_FNV1A64_INIT). Pure. Used for the
+ * checkpoint checksums and the cross-rank replica check. */
+#define DPT_FNV1A64_INIT 0xcbf29ce484222325ULL
+uint64_t dpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes);
+
 /* ---- time --------------------------------------------------------------------------------- */
 double dpt_now(void); /* monotonic seconds */
 

@@ -55,6 +55,15 @@ dpt_status dpt_mul_i64(int64_t a, int64_t b, const char *what, int64_t *out) {
     return DPT_OK;
 }
 
+uint64_t dpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n_bytes; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
 double dpt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

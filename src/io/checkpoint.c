@@ -100,7 +100,7 @@ static uint64_t checksum_model(const dpt_model *m, const float *flat, uint64_t h
         int64_t np = l->ops->n_params ? l->ops->n_params(l) : 0;
         if (np > 0) {
             const float *p = flat ? flat + l->param_offset : l->params;
-            h = dpt_ckpt_fnv1a64(h, p, sizeof(float) * (size_t)np);
+            h = dpt_fnv1a64(h, p, sizeof(float) * (size_t)np);
         }
     }
     return h;
@@ -195,7 +195,7 @@ static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
                                path, snames[i]);
             goto out;
         }
-        h = dpt_ckpt_fnv1a64(h, slot, sizeof(float) * (size_t)n);
+        h = dpt_fnv1a64(h, slot, sizeof(float) * (size_t)n);
     }
     if ((st = attr_write(g, "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, &h, path)) ||
         (st = dpt_ckpt_h5_write_str(g, "checksum_algorithm", path, CKPT_CHECKSUM_ALGO)))
@@ -532,11 +532,10 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         }
     }
     /* checksum */
-    uint64_t h =
-        m ? checksum_model(m, d->params, DPT_FNV1A64_INIT)
-          : dpt_ckpt_fnv1a64(DPT_FNV1A64_INIT, d->params, sizeof(float) * (size_t)d->n_params);
+    uint64_t h = m ? checksum_model(m, d->params, DPT_FNV1A64_INIT)
+                   : dpt_fnv1a64(DPT_FNV1A64_INIT, d->params, sizeof(float) * (size_t)d->n_params);
     for (int i = 0; i < d->n_slots; i++)
-        h = dpt_ckpt_fnv1a64(h, d->slots[i], sizeof(float) * (size_t)d->n_params);
+        h = dpt_fnv1a64(h, d->slots[i], sizeof(float) * (size_t)d->n_params);
     if (h != sum_file) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: weights checksum mismatch (damaged checkpoint)",
                            path);

@@ -76,10 +76,6 @@ DPT_NODISCARD dpt_status dpt_ckpt_h5_write_strs(hid_t obj, const char *name, con
 DPT_NODISCARD dpt_status dpt_ckpt_h5_write_str(hid_t obj, const char *name, const char *file,
                                                const char *s);
 
-/* FNV-1a 64 over bytes, continuing from `h` (start with DPT_FNV1A64_INIT). */
-#define DPT_FNV1A64_INIT 0xcbf29ce484222325ULL
-uint64_t dpt_ckpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes);
-
 /* Bytes reserved in front of every HDF5 file we write, for a whole-file checksum (checked before
  * HDF5 sees the file; see keras_weights.c). A multiple of 512 as HDF5 requires. */
 #define DPT_H5SUM_BYTES 512

@@ -28,15 +28,6 @@
 
 void dpt_ckpt_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-uint64_t dpt_ckpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n_bytes; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static void close_id(hid_t *id, herr_t (*fn)(hid_t)) {
     if (*id >= 0)
         fn(*id);
@@ -72,7 +63,7 @@ static bool dims_equal(int ra, const int64_t *a, int rb, const int64_t *b) {
 static void h5sum_stamp(unsigned char *head, const unsigned char *img, size_t n) {
     memset(head, 0, DPT_H5SUM_BYTES);
     snprintf((char *)head, DPT_H5SUM_BYTES, H5SUM_MAGIC "%zu %016llx\n", n + DPT_H5SUM_BYTES,
-             (unsigned long long)dpt_ckpt_fnv1a64(DPT_FNV1A64_INIT, img, n));
+             (unsigned long long)dpt_fnv1a64(DPT_FNV1A64_INIT, img, n));
 }
 
 /* DPT_OK when the file has no stamp (a Keras file) or its stamp matches. */
@@ -114,7 +105,7 @@ static dpt_status h5sum_check(const char *path, bool require) {
     unsigned char buf[1 << 16];
     size_t r;
     while ((r = fread(buf, 1, sizeof buf, fp)) > 0)
-        h = dpt_ckpt_fnv1a64(h, buf, r);
+        h = dpt_fnv1a64(h, buf, r);
     bool bad = ferror(fp) != 0;
     fclose(fp);
     if (bad || h != want)

@@ -7,18 +7,8 @@
 
 #include "train_internal.h"
 
-static uint64_t fnv1a(const void *p, size_t n) {
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 dpt_status dpt_check_replicas(const dpt_comm *c, const float *params, int64_t n, int64_t step) {
-    unsigned long long mine = fnv1a(params, (size_t)n * sizeof(float));
+    unsigned long long mine = dpt_fnv1a64(DPT_FNV1A64_INIT, params, (size_t)n * sizeof(float));
     unsigned long long *all = malloc((size_t)c->size * sizeof *all);
     if (!all)
         dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "replica check: out of memory"));
