@@ -35,6 +35,12 @@ void dpt_comm_allreduce_sum_f64(const dpt_comm *c, double *buf, int n);
 /* Collective: broadcast n bytes from rank 0 (chunked). Aborts on MPI failure. */
 void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes);
 
+/* Collective: rank 0's text (*text, *len, read by rank 0 with status `st0`; other ranks pass
+ * NULL / DPT_OK) reaches every rank, or every rank gets rank 0's error. On success every rank owns
+ * a NUL-terminated heap copy in *text (free()); on failure *text is NULL. */
+DPT_NODISCARD dpt_status dpt_comm_bcast_text(const dpt_comm *c, dpt_status st0, char **text,
+                                             size_t *len);
+
 /* Collective: gathers host names and thread counts; rank 0 gets one line in buf ("placement: 4
  * ranks on 2 hosts (a: 2, b: 2), 1 OpenBLAS thread per rank"). Returns chars written (0 elsewhere).
  */

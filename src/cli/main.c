@@ -123,30 +123,11 @@ dpt_status dpt_cli_parse_size(const char *opt, const char *s, int64_t *out) {
 /* Reads the file on rank 0 and broadcasts it; every rank gets the same bytes or the same error. */
 dpt_status dpt_cli_read_bcast(const dpt_comm *c, const char *path, dpt_status what, char **text,
                               size_t *len) {
-    int64_t n = -1;
     dpt_status st = DPT_OK;
     *text = NULL;
-    if (c->rank == 0) {
+    if (c->rank == 0)
         st = dpt_read_file(path, what, text, len);
-        if (st == DPT_OK)
-            n = (int64_t)*len;
-    }
-    st = dpt_comm_agree(c, st);
-    if (st != DPT_OK) {
-        free(*text);
-        *text = NULL;
-        return st;
-    }
-    dpt_comm_bcast(c, &n, sizeof n);
-    if (c->rank != 0) {
-        *text = malloc((size_t)n + 1);
-        if (!*text)
-            dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path));
-        (*text)[n] = '\0';
-    }
-    dpt_comm_bcast(c, *text, n);
-    *len = (size_t)n;
-    return DPT_OK;
+    return dpt_comm_bcast_text(c, st, text, len);
 }
 
 dpt_status dpt_cli_load_config(const dpt_comm *c, const char *path, dpt_config *cfg,

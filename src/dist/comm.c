@@ -99,6 +99,27 @@ void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes) {
     }
 }
 
+dpt_status dpt_comm_bcast_text(const dpt_comm *c, dpt_status st0, char **text, size_t *len) {
+    int64_t n = c->rank == 0 && st0 == DPT_OK ? (int64_t)*len : -1;
+    dpt_status st = dpt_comm_agree(c, c->rank == 0 ? st0 : DPT_OK);
+    if (st != DPT_OK) {
+        free(*text);
+        *text = NULL;
+        return st;
+    }
+    dpt_comm_bcast(c, &n, sizeof n);
+    if (c->rank != 0) {
+        *text = malloc((size_t)n + 1);
+        if (!*text)
+            dpt_comm_abort(
+                c, dpt_error_set(DPT_ERR_NOMEM, "out of memory (%lld bytes)", (long long)n));
+        (*text)[n] = '\0';
+    }
+    dpt_comm_bcast(c, *text, n);
+    *len = (size_t)n;
+    return DPT_OK;
+}
+
 int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n) {
     char name[MPI_MAX_PROCESSOR_NAME] = {0};
     int len = 0;

@@ -36,7 +36,6 @@ dpt_status dpt_inference_load(const dpt_comm *c, const char *weights, const char
     memset(inf, 0, sizeof *inf);
     char *text = NULL;
     size_t len = 0;
-    int64_t n = -1;
     dpt_status st = DPT_OK;
     bool is_ckpt = false;
     /* rank 0 reads the config text (from --config, else from the checkpoint) and broadcasts it */
@@ -55,24 +54,14 @@ dpt_status dpt_inference_load(const dpt_comm *c, const char *weights, const char
                                "weights file pass --config CONFIG with the model",
                                weights);
         }
-        if (st == DPT_OK)
-            n = (int64_t)len;
     }
-    st = dpt_comm_agree(c, st);
+    st = dpt_comm_bcast_text(c, st, &text, &len);
     if (st != DPT_OK)
         return st;
     int ck = is_ckpt;
     dpt_comm_bcast(c, &ck, sizeof ck);
-    dpt_comm_bcast(c, &n, sizeof n);
-    if (c->rank != 0) {
-        text = malloc((size_t)n + 1);
-        if (!text)
-            dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "out of memory"));
-        text[n] = '\0';
-    }
-    dpt_comm_bcast(c, text, n);
     const char *name = config_path && *config_path ? config_path : weights;
-    st = dpt_config_parse(text, (size_t)n, name, &inf->cfg);
+    st = dpt_config_parse(text, len, name, &inf->cfg);
     inf->config_text = text;
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK) {
