@@ -46,6 +46,53 @@ DPT_NODISCARD dpt_status dpt_comm_bcast_text(const dpt_comm *c, dpt_status st0, 
  */
 int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n);
 
+/* ---- the gradient exchange of a training step (gradex.c) -------------------------------------
+ * Sums a vector of n floats (the gradient) plus `extra` floats (the trainer's per-step counts)
+ * across ranks. Two ways:
+ *   SHM: ranks on one node write their gradient into their slot of an MPI-3 shared window (the
+ *        model's gradient buffer IS that slot: no copy); each rank then sums its own 1/k of the
+ *        vector over the k slots (a reduce-scatter through memory), in rank order, so every bit is
+ *        the same whoever owns the part; across nodes (equal ranks per node) the parts are summed
+ *        with MPI_Allreduce among the ranks with the same node rank. Each rank updates only its
+ *        part of the weights (dpt_optim_step_range) and dpt_gradex_gather shares the parts
+ *        through the window (an allgather through memory). Synchronization is a counter barrier
+ *        in the window (spins briefly, then yields the core).
+ *   MPI: one MPI_Allreduce of the whole vector; every rank owns everything and updates all of it.
+ * AUTO picks SHM when more than one rank shares a node and every node has as many ranks, else
+ * MPI. A step is: dpt_gradex_reduce, the trainer's scan of its part, dpt_gradex_finish (agrees on
+ * that scan, brings the summed extras to every rank), the update of the part, dpt_gradex_gather.
+ * All are collective over the dpt_comm given at create, in that order on every rank. */
+typedef enum { DPT_REDUCE_AUTO = 0, DPT_REDUCE_SHM, DPT_REDUCE_MPI } dpt_reduce_mode;
+typedef struct dpt_gradex dpt_gradex;
+
+/* Collective. n: the vector's length; extra: floats after it that are always summed whole. */
+DPT_NODISCARD dpt_status dpt_gradex_create(const dpt_comm *c, int64_t n, int extra,
+                                           dpt_reduce_mode mode, dpt_gradex **out);
+void dpt_gradex_destroy(dpt_gradex **gx); /* collective; NULL allowed */
+/* SHM: this rank's slot (n + extra floats, 64-byte aligned, zeroed), where the gradient must be
+ * written (dpt_model_bind_grads); MPI: NULL (the caller's own buffer is used). */
+float *dpt_gradex_slot(dpt_gradex *gx);
+dpt_reduce_mode dpt_gradex_mode(const dpt_gradex *gx);
+/* [lo, hi): the part of the vector this rank owns after dpt_gradex_reduce ([0, n) with MPI). */
+void dpt_gradex_range(const dpt_gradex *gx, int64_t *lo, int64_t *hi);
+/* One line: "shared memory, 4 ranks per node x 2 nodes (MPI between nodes)" or "MPI_Allreduce". */
+const char *dpt_gradex_describe(const dpt_gradex *gx);
+/* Collective. g: this rank's vector (its slot with SHM). Afterwards g[lo, hi) holds the sum over
+ * all ranks (MPI: all of g, extras included). */
+void dpt_gradex_reduce(dpt_gradex *gx, float *g);
+/* Collective. Returns the OR of every rank's `flag` (MPI: `flag`, the same everywhere since every
+ * rank scanned the same sums); afterwards g[n, n + extra) holds the summed extras on every rank. */
+int dpt_gradex_finish(dpt_gradex *gx, float *g, int flag);
+/* Collective. Every rank's part [lo, hi) of v (n floats) reaches every rank (MPI: nothing to do).
+ * Used for the weights after the sharded update, and for the optimizer's state slots before a
+ * checkpoint. */
+void dpt_gradex_gather(dpt_gradex *gx, float *v);
+/* Collective. SHM: copies v (n floats, the same on every rank) into the node's one shared copy of
+ * the weights, each rank its part, and returns it: bound as the model's parameters, every rank
+ * reads it, each updates its part in place, and dpt_gradex_gather(shared) is then only a wait.
+ * The caller must not write outside its part while it is bound. MPI: NULL. */
+float *dpt_gradex_share(dpt_gradex *gx, const float *v);
+
 /* Local: prints "[rank r/N] dptrain: <message>" to stderr and MPI_Aborts the job with `code`. */
 void dpt_comm_abort(const dpt_comm *c, dpt_status code) __attribute__((noreturn));
 

@@ -191,6 +191,16 @@ float *dpt_model_grads(dpt_model *m);  /* (n_params) flat, then DPT_MODEL_GRAD_S
  * metric, count and signal there so that ONE allreduce carries everything); never touched by the
  * model. */
 #define DPT_MODEL_GRAD_SPARE 16
+/* Moves the gradient buffer to `buf` (n_params + DPT_MODEL_GRAD_SPARE floats, owned by the caller
+ * and outliving the binding; the trainer passes its rank's slot of a node-shared window so that
+ * backward writes straight where the other ranks sum from). The current contents are copied.
+ * NULL returns to the model's own buffer. Local. */
+void dpt_model_bind_grads(dpt_model *m, float *buf);
+/* The same for the parameters (n_params floats), copying the current values only if `copy` (the
+ * trainer fills node-shared weights itself, each rank its part). The trainer binds them to the
+ * node-shared weights while training when nothing but the optimizer writes them (no moving
+ * statistics, no frozen layers), so the ranks of a node read one copy. Local. */
+void dpt_model_bind_params(dpt_model *m, float *buf, bool copy);
 const dpt_shape *dpt_model_input_shape(const dpt_model *m);
 int64_t dpt_model_input_size(const dpt_model *m);
 int64_t dpt_model_output_size(const dpt_model *m);

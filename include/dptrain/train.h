@@ -19,7 +19,10 @@ typedef struct {
     const char *config_text;  /* the config bytes, stored in checkpoints */
     int verbose;              /* 0 silent; 1 a progress bar on a terminal, else one line per epoch;
                                  2 one line per epoch always */
-    bool no_allreduce;        /* benchmark only: skip the gradient reduction */
+    bool no_allreduce;        /* benchmark only: skip the gradient exchange (each rank still
+                                 updates its own part of the weights, nothing is shared) */
+    dpt_reduce_mode reduce;   /* the gradient exchange: AUTO (shared memory within a node when
+                                 possible), SHM or MPI (see dptrain/comm.h) */
     bool profile;             /* rank 0 prints per-step time in data, compute, allreduce, update */
     bool resume;              /* continue from the newest valid checkpoint in run_dir, if any */
     int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's

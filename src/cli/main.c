@@ -44,8 +44,10 @@ static const char *USAGE =
     "                             balanced steps (streaming always uses local)\n"
     "      --init-weights FILE.h5 start from Keras weights (legacy .h5, Keras 3 .weights.h5) or a\n"
     "                             checkpoint, matched by position as Keras does, shapes checked\n"
-    "      --no-allreduce         benchmark only: skip the gradient reduction\n"
-    "      --profile              per epoch: time per step in data, compute, allreduce, update\n"
+    "      --reduce auto|shm|mpi  gradient exchange: shared memory within a node, or "
+    "MPI_Allreduce\n"
+    "      --no-allreduce         benchmark only: skip the gradient exchange\n"
+    "      --profile              per epoch: time per step in data, compute, exchange, update\n"
     "  evaluate CKPT --data FILE[:GROUP] [--config CONFIG]\n"
     "                             loss and accuracy of a checkpoint (or Keras weights + CONFIG)\n"
     "  predict CKPT --data FILE[:GROUP] --out PRED.h5 [--mc-samples K] [--seed S] [--config C]\n"
@@ -158,6 +160,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     int64_t memory_limit = 0;
     bool no_allreduce = false, resume = false, skip_nonfinite = false, local_order = false;
     bool profile = false;
+    dpt_reduce_mode reduce = DPT_REDUCE_AUTO;
     dpt_status st = DPT_OK;
     for (int i = 1; i < argc && st == DPT_OK; i++) {
         const char *a = argv[i];
@@ -183,7 +186,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                      !strcmp(a, "--checkpoint-every") || !strcmp(a, "--keep") ||
                      !strcmp(a, "--check-replicas") || !strcmp(a, "--watchdog") ||
                      !strcmp(a, "--init-weights") || !strcmp(a, "--memory-limit") ||
-                     !strcmp(a, "--order");
+                     !strcmp(a, "--order") || !strcmp(a, "--reduce");
         if (!takes) {
             st = dpt_error_set(DPT_ERR_USAGE, "fit: unknown option \"%s\" (see dptrain --help)", a);
             break;
@@ -207,6 +210,14 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
             else if (strcmp(v, "global"))
                 st = dpt_error_set(DPT_ERR_USAGE,
                                    "fit: --order: must be global or local, got \"%s\"", v);
+        } else if (!strcmp(a, "--reduce")) {
+            if (!strcmp(v, "auto") || !strcmp(v, "shm") || !strcmp(v, "mpi"))
+                reduce = v[0] == 'a'   ? DPT_REDUCE_AUTO
+                         : v[0] == 's' ? DPT_REDUCE_SHM
+                                       : DPT_REDUCE_MPI;
+            else
+                st = dpt_error_set(DPT_ERR_USAGE,
+                                   "fit: --reduce: must be auto, shm or mpi, got \"%s\"", v);
         } else if (!strcmp(a, "--epochs"))
             st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &epochs);
         else if (!strcmp(a, "--batch-size"))
@@ -263,6 +274,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                       .config_text = text,
                       .verbose = (int)verbose,
                       .no_allreduce = no_allreduce,
+                      .reduce = reduce,
                       .out = stdout,
                       .resume = resume,
                       .checkpoint_every = every,

@@ -26,7 +26,9 @@ struct dpt_model {
     int n_segments;
     bool has_regularizers;
     float *params;     /* (n_params) flat, Keras weight order layer by layer */
-    float *grads;      /* (n_params) flat, same layout */
+    float *grads;      /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
+    float *grads_own;  /* the model's own gradient buffer */
+    float *params_own; /* the model's own parameter buffer (params may be bound elsewhere) */
     float *arena;      /* one allocation holding acts[] and scratch[] */
     float **acts;      /* (n_layers): acts[i] is layer i's output (max_batch, out_size_i) */
     float *scratch[2]; /* (max_batch, widest hidden width): ping-pong gradient buffers */
@@ -205,12 +207,14 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
     int64_t bytes;
     dpt_status st = dpt_mul_i64(total, (int64_t)sizeof(float), "model parameters", &bytes);
     if (st == DPT_OK)
-        st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params);
+        st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params_own);
+    m->params = m->params_own;
     if (st == DPT_OK)
         st = dpt_alloc((size_t)bytes + DPT_MODEL_GRAD_SPARE * sizeof(float), "model gradients",
-                       (void **)&m->grads);
+                       (void **)&m->grads_own);
     if (st != DPT_OK)
         return st;
+    m->grads = m->grads_own;
     /* trainable segments: one per layer with trainable parameters, merged when adjacent */
     m->segments = calloc((size_t)m->n_layers * 2 + 2, sizeof *m->segments);
     if (!m->segments)
@@ -350,8 +354,8 @@ void dpt_model_destroy(dpt_model **pm) {
     free(m->acts);
     free(m->segments);
     dpt_free(m->arena);
-    dpt_free(m->params);
-    dpt_free(m->grads);
+    dpt_free(m->params_own);
+    dpt_free(m->grads_own);
     free(m);
     *pm = NULL;
 }
@@ -386,6 +390,32 @@ dpt_layer *dpt_model_layer(const dpt_model *m, int i) {
 int64_t dpt_model_n_params(const dpt_model *m) { return m->n_params; }
 float *dpt_model_params(dpt_model *m) { return m->params; }
 float *dpt_model_grads(dpt_model *m) { return m->grads; }
+
+/* points the model (and every layer's view) at `to`, copying the current contents */
+static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
+    float **cur = grads ? &m->grads : &m->params;
+    if (to == *cur)
+        return;
+    int64_t n = m->n_params + (grads ? DPT_MODEL_GRAD_SPARE : 0);
+    if (copy)
+        memcpy(to, *cur, (size_t)n * sizeof(float));
+    *cur = to;
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        if (grads && l->grads)
+            l->grads = to + l->param_offset;
+        if (!grads && l->params)
+            l->params = to + l->param_offset;
+    }
+}
+
+void dpt_model_bind_grads(dpt_model *m, float *buf) {
+    move_buffer(m, true, buf ? buf : m->grads_own, true);
+}
+
+void dpt_model_bind_params(dpt_model *m, float *buf, bool copy) {
+    move_buffer(m, false, buf ? buf : m->params_own, copy);
+}
 const dpt_shape *dpt_model_input_shape(const dpt_model *m) { return &m->input; }
 int64_t dpt_model_input_size(const dpt_model *m) { return m->in_size; }
 int64_t dpt_model_output_size(const dpt_model *m) { return m->out_size; }

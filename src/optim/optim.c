@@ -342,7 +342,11 @@ static void rmsprop_update(float *restrict w, const float *restrict g, float *re
 }
 
 void dpt_optim_step(dpt_optim *o, float *params, const float *grads) {
-    DPT_ASSERT(o != NULL);
+    dpt_optim_step_range(o, params, grads, 0, o->n);
+}
+
+void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi) {
+    DPT_ASSERT(o != NULL && lo >= 0 && lo <= hi && hi <= o->n);
     const double lr_d = current_lr(o, o->t); /* Keras: schedule(iterations) before the update */
     o->t++; /* Keras: local_step = iterations + 1, and iterations is incremented by the update */
     const dpt_optim_spec *s = &o->spec;
@@ -355,7 +359,13 @@ void dpt_optim_step(dpt_optim *o, float *params, const float *grads) {
     const double t = (double)o->t;
     const double lr_t = (double)lr * sqrt(1.0 - pow((double)b2, t)) / (1.0 - pow((double)b1, t));
     for (int k = 0; k < o->n_seg; k++) {
-        const int64_t off = o->seg[2 * k], n = o->seg[2 * k + 1];
+        /* the part of segment k inside [lo, hi) */
+        const int64_t s0 = o->seg[2 * k] > lo ? o->seg[2 * k] : lo;
+        const int64_t s1 =
+            o->seg[2 * k] + o->seg[2 * k + 1] < hi ? o->seg[2 * k] + o->seg[2 * k + 1] : hi;
+        if (s1 <= s0)
+            continue;
+        const int64_t off = s0, n = s1 - s0;
         float *w = params + off;
         const float *g = grads + off;
         if (s->weight_decay > 0)

@@ -250,6 +250,9 @@ static dpt_status resume_from_checkpoint(dpt_train *t) {
 static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epoch,
                                    const double sums[3]) {
     dpt_status st = DPT_OK;
+    /* each rank keeps only its part of the optimizer's state current: gather it first */
+    for (int i = 0; i < dpt_optim_n_slots(t->optim); i++)
+        dpt_gradex_gather(t->gx, dpt_optim_slot(t->optim, i));
     if (t->c->rank == 0) {
         if (t->stream)
             dpt_stream_hold_io(t->stream); /* HDF5 is not thread-safe: keep the reader out */
@@ -358,6 +361,10 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
         st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
+    if (st == DPT_OK) /* the gradient plus the 4 per-step counts of train_step */
+        st = dpt_gradex_create(c, dpt_model_n_params(t->model), 4, o->reduce, &t->gx);
+    if (st == DPT_OK && dpt_gradex_slot(t->gx))
+        dpt_model_bind_grads(t->model, dpt_gradex_slot(t->gx));
     if (st == DPT_OK) { /* frozen layers and moving statistics are never updated */
         const int64_t *seg = NULL;
         int nseg = dpt_model_trainable_segments(t->model, &seg);
@@ -448,6 +455,11 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
                 cfg->data_path, cfg->train_group, (long long)t->n_train, (long long)t->n_val,
                 (long long)(t->n_train / c->size));
         fprintf(out, "%s; global batch %lld\n", placement, (long long)B);
+        if (c->size > 1)
+            fprintf(out, "gradient exchange: %s%s\n", dpt_gradex_describe(t->gx),
+                    dpt_gradex_mode(t->gx) == DPT_REDUCE_SHM
+                        ? "; each rank updates its part of the weights"
+                        : "");
         if (t->stream)
             fprintf(out,
                     "reading: streamed (shard above the memory limit), windows of %lld x %lld "
@@ -469,7 +481,8 @@ void dpt_train_teardown(dpt_train *t) {
     dpt_stream_destroy(&t->stream);
     dpt_shard_destroy(&t->val);
     dpt_optim_destroy(&t->optim);
-    dpt_model_destroy(&t->model);
+    dpt_model_destroy(&t->model); /* before the exchange: its gradients may live in the window */
+    dpt_gradex_destroy(&t->gx);
     dpt_free(t->xb);
     dpt_free(t->yb);
     dpt_free(t->dout);
@@ -536,33 +549,41 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         dpt_model_backward(m, &p, t->dout, cnt);
     }
     float *g = dpt_model_grads(m);
-    int64_t np = dpt_model_n_params(m);
+    int64_t np = dpt_model_n_params(m), lo, hi;
+    dpt_gradex_range(t->gx, &lo, &hi); /* the part of the weights this rank updates */
     double t1 = dpt_now();
-    /* ONE reduction per step: the gradients plus (loss sum, correct, count, signal) in the spare
+    /* ONE exchange per step: the gradients plus (loss sum, correct, count, signal) in the spare
      * floats after them (float sums of at most one batch: exact counts, loss to 1e-7) */
     for (int i = 0; i < 4; i++)
         g[np + i] = (float)local[i];
-    if (!t->opts.no_allreduce)
-        dpt_comm_allreduce_sum_f32(c, g, np + 4);
-    else
-        dpt_comm_allreduce_sum_f32(c, g + np, 4);
-    for (int i = 0; i < 4; i++)
-        local[i] = (double)g[np + i];
-    memcpy(sums, local, sizeof local);
-    double t2 = dpt_now();
+    bool exchange = !t->opts.no_allreduce;
+    if (exchange)
+        dpt_gradex_reduce(t->gx, g);
     /* mean over the samples actually in this global batch (same number on every rank); the scan
      * for non-finite values rides along (an all-ones exponent is NaN or infinite) */
     float scale = 1.0f / (float)(p1 - p0);
     uint32_t bad = 0;
-    for (int64_t i = 0; i < np; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         g[i] *= scale;
         uint32_t bits;
         memcpy(&bits, &g[i], sizeof bits);
         bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
+    if (exchange) {
+        bad = (uint32_t)dpt_gradex_finish(t->gx, g, (int)bad);
+    } else { /* benchmark: only the counts (and the scan's verdict) are summed */
+        g[np + 4] = (float)bad;
+        dpt_comm_allreduce_sum_f32(c, g + np, 5);
+        bad = g[np + 4] > 0;
+    }
+    for (int i = 0; i < 4; i++)
+        local[i] = (double)g[np + i];
+    memcpy(sums, local, sizeof local);
+    double t2 = dpt_now();
     t->prof[PROF_COMPUTE] += t1 - t0;
     t->prof[PROF_REDUCE] += t2 - t1;
-    /* regularization: identical on every rank, after the division (Keras: mean loss + penalty) */
+    /* regularization: identical on every rank, after the division (Keras: mean loss + penalty);
+     * it adds to the whole buffer, of which only [lo, hi) is used */
     if (dpt_model_has_regularizers(m))
         sums[0] += dpt_model_regularize(m, 1.0f) * (double)(p1 - p0);
     if (!isfinite(local[0]) || bad) {
@@ -583,8 +604,12 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         return DPT_OK;
     }
     double t3 = dpt_now();
-    dpt_optim_step(t->optim, dpt_model_params(m), g);
-    t->prof[PROF_UPDATE] += dpt_now() - t3;
+    dpt_optim_step_range(t->optim, dpt_model_params(m), g, lo, hi);
+    double t4 = dpt_now();
+    t->prof[PROF_UPDATE] += t4 - t3;
+    if (exchange) /* every rank's updated part reaches every rank */
+        dpt_gradex_gather(t->gx, dpt_model_params(m));
+    t->prof[PROF_REDUCE] += dpt_now() - t4;
     t->prof[PROF_STEPS] += 1;
     t->global_step++;
     return DPT_OK;
@@ -599,8 +624,8 @@ static void report_profile(dpt_train *t) {
     double n = mine[PROF_STEPS] > 0 ? mine[PROF_STEPS] : 1;
     if (t->c->rank == 0)
         dpt_report_note(t->report,
-                        "profile: per step %.1f us data, %.1f us compute, %.1f us allreduce+wait, "
-                        "%.1f us update (slowest rank: %.1f compute, %.1f allreduce+wait)\n",
+                        "profile: per step %.1f us data, %.1f us compute, %.1f us exchange+wait, "
+                        "%.1f us update (slowest rank: %.1f compute, %.1f exchange+wait)\n",
                         1e6 * mine[PROF_DATA] / n, 1e6 * mine[PROF_COMPUTE] / n,
                         1e6 * mine[PROF_REDUCE] / n, 1e6 * mine[PROF_UPDATE] / n,
                         1e6 * worst[PROF_COMPUTE] / n, 1e6 * worst[PROF_REDUCE] / n);
@@ -650,6 +675,12 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK)
         return st;
+    /* The ranks of a node read ONE copy of the weights while training (each updates its part in
+     * place) when nothing but the optimizer writes them: no moving statistics, no frozen layers.
+     * It halves the memory traffic of the exchange and keeps one copy in the shared cache. */
+    if (!t->opts.no_allreduce && dpt_gradex_mode(t->gx) == DPT_REDUCE_SHM &&
+        dpt_model_n_trainable(t->model) == dpt_model_n_params(t->model))
+        dpt_model_bind_params(t->model, dpt_gradex_share(t->gx, dpt_model_params(t->model)), false);
     if (t->opts.handle_signals)
         dpt_signals_install();
     dpt_watchdog_start(t->opts.watchdog_s, c->rank, c->size);
@@ -763,6 +794,7 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
             break;
         }
     }
+    dpt_model_bind_params(t->model, NULL, true); /* each rank its own copy again */
     if (t->best && dpt_callbacks_on_train_end(&t->cb)) {
         memcpy(dpt_model_params(t->model), t->best,
                (size_t)dpt_model_n_params(t->model) * sizeof(float));
@@ -815,6 +847,7 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
         st = dpt_comm_agree(c, ws);
     }
 done:
+    dpt_model_bind_params(t->model, NULL, true); /* no rank writes the shared copy any more */
     dpt_watchdog_stop();
     dpt_report_close(&t->report);
     return st;

@@ -22,6 +22,7 @@ typedef struct {
     int64_t lo, hi; /* this rank's training rows */
     dpt_model *model;
     dpt_optim *optim;
+    dpt_gradex *gx; /* the gradient exchange; with SHM the model's gradients live in its slot */
     dpt_shard *train, *val; /* train is NULL when streaming */
     dpt_stream *stream;     /* this rank's training rows, streamed (shard above the memory limit) */
     bool streaming;         /* some rank streams: then every rank uses the local order */

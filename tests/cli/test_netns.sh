@@ -136,6 +136,7 @@ export DPTRAIN
 
 run_cmd "$WORK/one" 120 $L -n 4 -- fit examples/tutorial.json --data "$data" --run-dir "$WORK/one"
 [ "$RC" -eq 0 ] && grep -q 'placement: 4 ranks on 1 host' "$WORK/one.out" &&
+    grep -q 'gradient exchange: shared memory (4 ranks on the node)' "$WORK/one.out" &&
     ok "4 ranks on one node via mpirun.sh (${SECS}s)" || not_ok "one-node run" "exit $RC" "$(tail -3 "$WORK/one.err")"
 
 # Both "nodes" believe they own the machine's cores, so their ranks share the same physical cores
@@ -145,7 +146,8 @@ run_cmd "$WORK/two" 120 ip netns exec "$nsA" unshare --uts /bin/sh -c \
     "hostname nodeA && OMPI_MCA_plm_rsh_agent='$WORK/netns-rsh' OMPI_MCA_mpi_yield_when_idle=1 exec $L --hostfile '$WORK/hosts' --ppn 2 -- \
      fit examples/tutorial.json --data '$data' --run-dir '$WORK/two'"
 tx=$(($(ip -n "$nsA" -s link show "$vA" | awk '/TX:/ {getline; print $1}') - tx0))
-if [ "$RC" -eq 0 ] && grep -qE 'placement: 4 ranks on 2 hosts' "$WORK/two.out"; then
+if [ "$RC" -eq 0 ] && grep -qE 'placement: 4 ranks on 2 hosts' "$WORK/two.out" &&
+    grep -q 'gradient exchange: shared memory (2 ranks per node), MPI_Allreduce between 2 nodes' "$WORK/two.out"; then
     ok "4 ranks on 2 nodes from a hostfile (${SECS}s): $(grep -o 'placement: .*' "$WORK/two.out" | head -c 100)"
 else
     not_ok "two-node run" "exit $RC" "$(grep placement "$WORK/two.out")" "$(tail -5 "$WORK/two.err")"
@@ -154,7 +156,7 @@ grep -q -- '--map-by ppr:2:node --bind-to core' "$WORK/two.err" && ok "two-node 
     not_ok "two-node mpirun line" "$(grep '^+' "$WORK/two.err")"
 [ "$tx" -gt 1000000 ] && ok "gradients crossed the veth: $tx bytes sent by node A" || not_ok "only $tx bytes over the veth"
 if same_weights "$WORK/one/final.h5" "$WORK/two/final.h5"; then
-    ok "final weights on 2 nodes bit-identical to 1 node ($WEIGHTS_COUNT datasets, h5diff)"
+    ok "final weights on 2 nodes (shared memory in each, MPI between) bit-identical to 1 node ($WEIGHTS_COUNT datasets, h5diff)"
 else
     not_ok "final weights 2 nodes vs 1 node" "$WEIGHTS_DIFF"
 fi
