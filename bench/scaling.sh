@@ -2,18 +2,23 @@
 # Weak scaling of dptrain over MPI ranks, with and without the gradient reduction (issue 9).
 #
 #   bench/scaling.sh [--ranks "1 2 4 8 16"] [--oversubscribe] [--nets "mlp tutorial"] [--epochs E]
-#                    [--reps R] [--no-torch] [--build-dir DIR]
+#                    [--reps R] [--no-torch] [--no-mpi-column] [--order global|local]
+#                    [--build-dir DIR]
 #   bench/scaling.sh --pack [DIR]      make DIR.tar.gz (default scaling-pack) to run on another host
 #
 # For each network and N in the rank list (only N <= the core count unless --oversubscribe):
 #   mpirun -np N --bind-to core dptrain fit ... --batch-size (per-rank × N), 1 OpenBLAS thread per rank,
 #   128 samples per rank per step for the Fashion-MNIST MLP (784-512-512-10, synthetic 784 features),
 #   32 for the tutorial network (20-64-64-1), a fixed number of steps per epoch (the dataset grows with N,
-#   so every rank's shard has the same size), once normally and once with --no-allreduce.
+#   so every rank's shard has the same size), three times: the default gradient exchange (shared
+#   memory within the node), --reduce mpi (one MPI_Allreduce) and --no-allreduce (no exchange).
 # Prints per network: samples/s, efficiency = samples/s(N) / (N × samples/s(1)), and the communication
-# ratio = samples/s with reduction / samples/s without (the issue's target: >= 0.9). samples/s comes
-# from history.csv: samples per epoch / median epoch time over the epochs after the first.
+# ratio = samples/s with the exchange / samples/s without (the issue's target: >= 0.9). samples/s
+# comes from history.csv: samples per epoch / median epoch time over the epochs after the first.
+# Every run has --profile; the last epoch's line (compute / exchange / update per step) of each run
+# is printed to stderr.
 # Then, only where `python3 -c 'import torch'` works, PyTorch DDP (gloo) on the same shapes, separately.
+# RUN_TIMEOUT=S (default 600) ends a run that takes longer (it counts as FAIL).
 #
 # On a host without dptrain's dependencies (MPI, HDF5, OpenBLAS, jansson):
 #   here:   bench/scaling.sh --pack            (builds, bundles Open MPI + libraries with
@@ -29,6 +34,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 ranks_list="1 2 4 8 16" oversub=0 nets="mlp tutorial" epochs=4 reps=1 torch=1 build=${BUILD_DIR:-build-bench}
+mpicol=1 order=global
 pack=""
 while (($#)); do
     case $1 in
@@ -38,6 +44,8 @@ while (($#)); do
         --epochs) epochs=$2; shift ;;
         --reps) reps=$2; shift ;;
         --no-torch) torch=0 ;;
+        --no-mpi-column) mpicol=0 ;;
+        --order) order=$2; shift ;;
         --build-dir) build=$2; shift ;;
         --pack) pack=${2:-scaling-pack}; [[ ${2:-} && ${2:0:1} != - ]] && shift ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
@@ -108,10 +116,10 @@ logs=$build/bench-logs/scaling-$(date +%Y%m%d-%H%M%S)
 data=datasets/scaling
 mkdir -p "$logs" "$data"
 
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) printf "%.1f\n", v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'; }
 dpt_rate() { # CSV N
     awk -F, -v n="$2" 'NR==1 {for (i=1;i<=NF;i++) if ($i=="seconds") c=i; next}
-                       NR>2 && c && $c>0 {print n/$c}' "$1" | median
+                       NR>2 && c && $c>0 {printf "%.1f\n", n/$c}' "$1" | median
 }
 
 # net: config | features | per-rank batch | steps per epoch | torch net name
@@ -127,17 +135,19 @@ done
 ((${#ranks[@]})) || { echo "scaling.sh: no rank count fits $cores cores" >&2; exit 2; }
 
 run_id=0
-run_dpt() { # NET N MODE(ar|noar) -> samples/s or FAIL
+run_dpt() { # NET N MODE(ar|mpi|noar) -> samples/s or FAIL
     local net=$1 n=$2 mode=$3 b=$((PER[$1] * $2)) samples file dir mpiflags=(--bind-to core) extra=()
     samples=$((b * STEPS[$net]))
     file=$data/$net-$samples.h5
     [ -f "$file" ] || "$dpt" data synth --samples "$samples" --features "${FEAT[$net]}" --seed 1 --out "$file" >/dev/null
     ((n > cores)) && mpiflags=(--oversubscribe --bind-to none)
     [[ $mode == noar ]] && extra=(--no-allreduce)
+    [[ $mode == mpi ]] && extra=(--reduce mpi)
     dir=$logs/$net-$n-$mode-$((++run_id))
-    if timeout -k 10 600 mpirun -np "$n" "${mpiflags[@]}" "$dpt" fit "${CFG[$net]}" --data "$file" \
-        --epochs "$epochs" --batch-size "$b" --check-replicas 0 --run-dir "$dir" "${extra[@]}" \
-        --verbose 1 >"$dir.log" 2>&1 && [ -f "$dir/history.csv" ]; then
+    if timeout -k 10 "${RUN_TIMEOUT:-600}" mpirun -np "$n" "${mpiflags[@]}" "$dpt" fit "${CFG[$net]}" --data "$file" \
+        --epochs "$epochs" --batch-size "$b" --order "$order" --check-replicas 0 --run-dir "$dir" "${extra[@]}" \
+        --verbose 1 --profile >"$dir.log" 2>&1 && [ -f "$dir/history.csv" ]; then
+        echo "# $net $n $mode: $(grep 'profile:' "$dir.log" | tail -1)" >&2
         dpt_rate "$dir/history.csv" "$samples"
     else
         echo FAIL
@@ -149,33 +159,37 @@ echo
 echo "dptrain weak scaling · $(date -u '+%Y-%m-%d %H:%M UTC') · $host · OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} · ${peak:-no sgemm_peak}"
 for net in $nets; do
     [[ -n ${CFG[$net]:-} ]] || { echo "scaling.sh: unknown net $net (mlp, tutorial)" >&2; exit 2; }
-    declare -A ar=() noar=()
+    declare -A ar=() noar=() mp=()
     for n in "${ranks[@]}"; do
-        a="" z=""
+        a="" z="" m=""
         for ((r = 1; r <= reps; r++)); do
             a+="$(run_dpt "$net" "$n" ar) "
             z+="$(run_dpt "$net" "$n" noar) "
+            if ((mpicol && n > 1)); then m+="$(run_dpt "$net" "$n" mpi) "; fi
         done
-        ar[$n]=$(tr ' ' '\n' <<<"$a" | grep -E '^[0-9.]+$' | median)
-        noar[$n]=$(tr ' ' '\n' <<<"$z" | grep -E '^[0-9.]+$' | median)
-        echo "# $net $n ranks: with reduction $a; without $z" >&2
+        ar[$n]=$(tr ' ' '\n' <<<"$a" | { grep -E '^[0-9.]+$' || true; } | median)
+        noar[$n]=$(tr ' ' '\n' <<<"$z" | { grep -E '^[0-9.]+$' || true; } | median)
+        mp[$n]=$(tr ' ' '\n' <<<"${m:-$a}" | { grep -E '^[0-9.]+$' || true; } | median)
+        echo "# $net $n ranks: with the exchange $a; --reduce mpi ${m:-(same as 1 rank)}; without $z" >&2
     done
     echo
-    echo "$net, ${PER[$net]} samples per rank per step, ${STEPS[$net]} steps per epoch, median of epochs 2..$epochs"
+    echo "$net, ${PER[$net]} samples per rank per step, ${STEPS[$net]} steps per epoch, $order order, median of epochs 2..$epochs, median of $reps run(s)"
     echo
-    echo "| ranks | samples/s | efficiency | samples/s --no-allreduce | efficiency --no-allreduce | with / without reduction |"
-    echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| ranks | samples/s | efficiency | samples/s --reduce mpi | samples/s --no-allreduce | efficiency --no-allreduce | with / without exchange | mpi / without |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     base=${ar[${ranks[0]}]} basez=${noar[${ranks[0]}]} n0=${ranks[0]}
     for n in "${ranks[@]}"; do
-        awk -v n="$n" -v n0="$n0" -v a="${ar[$n]}" -v z="${noar[$n]}" -v b="$base" -v bz="$basez" 'BEGIN {
+        awk -v n="$n" -v n0="$n0" -v a="${ar[$n]}" -v z="${noar[$n]}" -v b="$base" -v bz="$basez" -v m="${mp[$n]}" 'BEGIN {
             sa = (a == "nan") ? "FAIL" : sprintf("%.0f", a)
             sz = (z == "nan") ? "FAIL" : sprintf("%.0f", z)
+            sm = (m == "nan") ? "FAIL" : sprintf("%.0f", m)
+            rm = (m == "nan" || z == "nan") ? "—" : sprintf("%.2f", m / z)
             ea = (a == "nan" || b == "nan") ? "—" : sprintf("%.2f", a / (b * n / n0))
             ez = (z == "nan" || bz == "nan") ? "—" : sprintf("%.2f", z / (bz * n / n0))
             r  = (a == "nan" || z == "nan") ? "—" : sprintf("%.2f", a / z)
-            printf "| %d | %s | %s | %s | %s | %s |\n", n, sa, ea, sz, ez, r }'
+            printf "| %d | %s | %s | %s | %s | %s | %s | %s |\n", n, sa, ea, sm, sz, ez, r, rm }'
     done
-    unset ar noar
+    unset ar noar mp
 done
 
 # ---- PyTorch, separately, only where it exists ---------------------------------------------------
