@@ -22,7 +22,9 @@ mkdir -p "$out"
     free -g
     df -h /dev/shm /tmp
 } >"$out/host.txt" 2>&1
-if ! command -v mpirun >/dev/null; then
+# always the bundle's MPI and libraries: the host may have an mpirun of its own (the lent one has
+# Ubuntu's) but not HDF5, and our dptrain was linked against Debian's Open MPI
+if [ -f .mpibundle/env.sh ]; then
     # shellcheck disable=SC1091
     source .mpibundle/env.sh
 fi

@@ -77,7 +77,7 @@ if [[ -n $pack ]]; then
 fi
 
 # ---- environment ---------------------------------------------------------------------------------
-if ! command -v mpirun >/dev/null && [ -f .mpibundle/env.sh ]; then
+if [ -f .mpibundle/env.sh ] && { ! command -v mpirun >/dev/null || ldd "$dpt" 2>/dev/null | grep -q 'not found'; }; then
     # shellcheck disable=SC1091
     source .mpibundle/env.sh
     echo "# using the MPI bundle (.mpibundle/env.sh)" >&2
