@@ -86,11 +86,14 @@ void dpt_optim_destroy(dpt_optim **o);
  * -= m; else w -= inc   (eps INSIDE the square root, as Keras and TensorFlow's kernel) Only the
  * trainable segments (dpt_optim_set_segments; default: everything) are touched. */
 void dpt_optim_step(dpt_optim *o, float *params, const float *grads);
-/* The same update restricted to [lo, hi) of the flat buffer (and the trainable segments): the
- * element-wise rules give the same bytes as dpt_optim_step there, and the state outside [lo, hi)
- * is left alone. The iteration count advances as in dpt_optim_step. Used when each rank updates
- * only its own part of the parameters (a sharded update, then an allgather of the weights). */
-void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi);
+/* The same update restricted to [lo, hi) of the flat buffer (and the trainable segments), with
+ * the gradient read as grads[i] * gscale (the trainer's 1/batch, folded into the update instead of
+ * a pass of its own; x * 1.0f == x, and x * s here is the same float product as a separate
+ * scaling pass, so the bytes are those of dpt_optim_step on pre-scaled gradients). The state
+ * outside [lo, hi) is left alone; the iteration count advances as in dpt_optim_step. Used when
+ * each rank updates only its own part of the weights (then an allgather of the weights). */
+void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi,
+                          float gscale);
 
 /* Restricts every update (weight decay included) to the given (offset, length) pairs, copied:
  * pass dpt_model_trainable_segments so that frozen layers and BatchNormalization's moving

@@ -263,9 +263,9 @@ void dpt_optim_destroy(dpt_optim **p) {
 /* ---- kernels ------------------------------------------------------------------------------- */
 
 /* w -= lr * g.  w, g (n) */
-static void sgd_plain(float *restrict w, const float *restrict g, int64_t n, float lr) {
+static void sgd_plain(float *restrict w, const float *restrict g, int64_t n, float lr, float gs) {
     for (int64_t i = 0; i < n; i++)
-        w[i] -= lr * g[i];
+        w[i] -= lr * (g[i] * gs);
 }
 
 /* Keras 2 OptimizerV2 (ResourceApplyKerasMomentum) and Keras 3 SGD:
@@ -273,17 +273,17 @@ static void sgd_plain(float *restrict w, const float *restrict g, int64_t n, flo
  *   v = momentum*v - lr*g;  w += momentum*v - lr*g      (nesterov)
  * w, g, v (n) */
 static void sgd_momentum(float *restrict w, const float *restrict g, float *restrict v, int64_t n,
-                         float lr, float mom) {
+                         float lr, float mom, float gs) {
     for (int64_t i = 0; i < n; i++) {
-        float vi = mom * v[i] - lr * g[i];
+        float vi = mom * v[i] - lr * (g[i] * gs);
         v[i] = vi;
         w[i] += vi;
     }
 }
 static void sgd_nesterov(float *restrict w, const float *restrict g, float *restrict v, int64_t n,
-                         float lr, float mom) {
+                         float lr, float mom, float gs) {
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * gs;
         float vi = mom * v[i] - lr * gi;
         v[i] = vi;
         w[i] += mom * vi - lr * gi;
@@ -296,9 +296,9 @@ static void sgd_nesterov(float *restrict w, const float *restrict g, float *rest
  * w, g, m, v (n) */
 static void adam_update(float *restrict w, const float *restrict g, float *restrict m,
                         float *restrict v, int64_t n, float lr_t, float one_minus_b1,
-                        float one_minus_b2, float eps) {
+                        float one_minus_b2, float eps, float gs) {
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * gs;
         float mi = m[i] + (gi - m[i]) * one_minus_b1;
         float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
         m[i] = mi;
@@ -319,9 +319,9 @@ static void weight_decay(float *restrict w, int64_t n, float wd, float lr) {
  * w, g, v (n); m, a (n) or NULL */
 static void rmsprop_update(float *restrict w, const float *restrict g, float *restrict v,
                            float *restrict m, float *restrict a, int64_t n, float lr, float rho,
-                           float one_minus_rho, float mom, float eps) {
+                           float one_minus_rho, float mom, float eps, float gs) {
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * gs;
         float vi = rho * v[i] + one_minus_rho * (gi * gi);
         v[i] = vi;
         float den = vi + eps;
@@ -342,10 +342,11 @@ static void rmsprop_update(float *restrict w, const float *restrict g, float *re
 }
 
 void dpt_optim_step(dpt_optim *o, float *params, const float *grads) {
-    dpt_optim_step_range(o, params, grads, 0, o->n);
+    dpt_optim_step_range(o, params, grads, 0, o->n, 1.0f);
 }
 
-void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi) {
+void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi,
+                          float gscale) {
     DPT_ASSERT(o != NULL && lo >= 0 && lo <= hi && hi <= o->n);
     const double lr_d = current_lr(o, o->t); /* Keras: schedule(iterations) before the update */
     o->t++; /* Keras: local_step = iterations + 1, and iterations is incremented by the update */
@@ -373,22 +374,22 @@ void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64
         switch (s->kind) {
         case DPT_OPT_SGD:
             if (o->n_slots == 0)
-                sgd_plain(w, g, n, lr);
+                sgd_plain(w, g, n, lr, gscale);
             else if (s->nesterov)
-                sgd_nesterov(w, g, o->slot[0] + off, n, lr, (float)s->momentum);
+                sgd_nesterov(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale);
             else
-                sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum);
+                sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale);
             break;
         case DPT_OPT_ADAM:
         case DPT_OPT_ADAMW:
             adam_update(w, g, o->slot[0] + off, o->slot[1] + off, n, (float)lr_t, 1.0f - b1,
-                        1.0f - b2, (float)s->epsilon);
+                        1.0f - b2, (float)s->epsilon, gscale);
             break;
         case DPT_OPT_RMSPROP:
             rmsprop_update(w, g, o->slot[0] + off,
                            o->rms_mom >= 0 ? o->slot[o->rms_mom] + off : NULL,
                            o->rms_avg >= 0 ? o->slot[o->rms_avg] + off : NULL, n, lr, (float)s->rho,
-                           (float)(1.0 - s->rho), (float)s->momentum, (float)s->epsilon);
+                           (float)(1.0 - s->rho), (float)s->momentum, (float)s->epsilon, gscale);
             break;
         }
     }

@@ -493,6 +493,17 @@ void dpt_train_teardown(dpt_train *t) {
     t->rows = NULL;
 }
 
+/* 1 if any of g (n) is NaN or infinite (an all-ones exponent) */
+static uint32_t nonfinite_any(const float *g, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &g[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad;
+}
+
 /* One optimizer step on global batch k of the epoch's order. Collective. Returns the reduced
  * batch sums (loss, correct, count) in sums. */
 static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, double sums[4]) {
@@ -559,16 +570,9 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     bool exchange = !t->opts.no_allreduce;
     if (exchange)
         dpt_gradex_reduce(t->gx, g);
-    /* mean over the samples actually in this global batch (same number on every rank); the scan
-     * for non-finite values rides along (an all-ones exponent is NaN or infinite) */
-    float scale = 1.0f / (float)(p1 - p0);
-    uint32_t bad = 0;
-    for (int64_t i = lo; i < hi; i++) {
-        g[i] *= scale;
-        uint32_t bits;
-        memcpy(&bits, &g[i], sizeof bits);
-        bad |= (bits & 0x7f800000u) == 0x7f800000u;
-    }
+    /* this rank's part of the summed gradient must be finite (a read-only scan; the 1/batch
+     * scaling is folded into the optimizer's pass) */
+    uint32_t bad = nonfinite_any(g + lo, hi - lo);
     if (exchange) {
         bad = (uint32_t)dpt_gradex_finish(t->gx, g, (int)bad);
     } else { /* benchmark: only the counts (and the scan's verdict) are summed */
@@ -582,10 +586,16 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     double t2 = dpt_now();
     t->prof[PROF_COMPUTE] += t1 - t0;
     t->prof[PROF_REDUCE] += t2 - t1;
+    /* mean over the samples actually in this global batch (same number on every rank) */
+    float scale = 1.0f / (float)(p1 - p0);
     /* regularization: identical on every rank, after the division (Keras: mean loss + penalty);
      * it adds to the whole buffer, of which only [lo, hi) is used */
-    if (dpt_model_has_regularizers(m))
+    if (dpt_model_has_regularizers(m)) {
+        for (int64_t i = lo; i < hi; i++)
+            g[i] *= scale;
+        scale = 1.0f;
         sums[0] += dpt_model_regularize(m, 1.0f) * (double)(p1 - p0);
+    }
     if (!isfinite(local[0]) || bad) {
         const char *what = !isfinite(local[0]) ? "loss" : "gradient";
         if (!t->opts.skip_nonfinite)
@@ -604,7 +614,7 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         return DPT_OK;
     }
     double t3 = dpt_now();
-    dpt_optim_step_range(t->optim, dpt_model_params(m), g, lo, hi);
+    dpt_optim_step_range(t->optim, dpt_model_params(m), g, lo, hi, scale);
     double t4 = dpt_now();
     t->prof[PROF_UPDATE] += t4 - t3;
     if (exchange) /* every rank's updated part reaches every rank */

@@ -1,0 +1,260 @@
+/* MPI tests of the gradient exchange (src/dist/gradex.c), at 1, 2 and 3 ranks:
+ *  - the parts [lo, hi) of the ranks tile [0, n) in rank order, each starting on a cache line;
+ *  - after dpt_gradex_reduce a rank's part holds the sum over the ranks BIT-exactly equal to the
+ *    documented pairwise tree (recomputed here from every rank's known inputs), and
+ *    dpt_gradex_finish brings the summed extras to every rank; with MPI the whole vector matches;
+ *  - finish ORs one rank's flag into every rank's answer (and a step after a flagged one works);
+ *  - gather: every rank's part reaches every rank; share: one node copy, updated in place by
+ *    parts and seen by all after gather;
+ *  - "every rank its own node" (a fake node split) takes the hierarchical path (MPI_Allreduce
+ *    between nodes) and gives the same bits as the flat MPI exchange;
+ *  - 300 steps in a row with values that change every step (catches a barrier that lets a rank
+ *    overwrite its slot while another still reads it: at 3 ranks on 2 cores the ranks are
+ *    descheduled at random points).
+ * Every check is agreed across ranks (MPI_LAND) so all ranks pass or fail together. */
+#include <math.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/comm.h"
+#include "testutil.h"
+
+enum { N = 1237, EXTRA = 4 }; /* not a multiple of 16, nor of 2 or 3 */
+
+static int g_rank, g_size;
+
+static void who(void) {
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+}
+
+static bool all_true(bool mine) {
+    int v = mine, all = 0;
+    MPI_Allreduce(&v, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    return all != 0;
+}
+
+/* rank r's input at element i of step s: varied magnitudes so that the order of the sum matters */
+static float input(int r, int64_t i, int s) {
+    return (float)((r + 1) * 0.37 + (double)i * 1e-3 * ((i % 7) - 3) + s * 0.011) *
+           ((i + r) % 5 == 0 ? 1000.0f : 1.0f);
+}
+
+/* the documented tree: sum(r0, r1) = sum(r0, mid) + sum(mid, r1), mid = r0 + (r1 - r0) / 2 */
+static float tree(int r0, int r1, int64_t i, int s) {
+    if (r1 - r0 == 1)
+        return input(r0, i, s);
+    int mid = r0 + (r1 - r0) / 2;
+    return tree(r0, mid, i, s) + tree(mid, r1, i, s);
+}
+
+static void fill(float *g, int s) {
+    for (int64_t i = 0; i < N; i++)
+        g[i] = input(g_rank, i, s);
+    for (int e = 0; e < EXTRA; e++)
+        g[N + e] = (float)(g_rank + 1 + e); /* small integers: exact sums */
+}
+
+static dpt_gradex *make(dpt_comm *c, dpt_reduce_mode mode, float **buf, float *own) {
+    dpt_gradex *gx = NULL;
+    assert_int_equal(dpt_gradex_create(c, N, EXTRA, mode, &gx), DPT_OK);
+    *buf = dpt_gradex_slot(gx) ? dpt_gradex_slot(gx) : own;
+    return gx;
+}
+
+/* one step on `gx`: reduce, finish; checks the part and the extras (exact: tree order for SHM) */
+static bool step_ok(dpt_gradex *gx, float *g, int s, bool exact_tree) {
+    fill(g, s);
+    dpt_gradex_reduce(gx, g);
+    int64_t lo, hi;
+    dpt_gradex_range(gx, &lo, &hi);
+    bool ok = true;
+    for (int64_t i = lo; i < hi && ok; i++) {
+        float want = tree(0, g_size, i, s);
+        ok = exact_tree ? memcmp(&g[i], &want, sizeof want) == 0
+                        : fabsf(g[i] - want) <= 1e-5f * fmaxf(1.0f, fabsf(want));
+    }
+    int any = dpt_gradex_finish(gx, g, 0);
+    ok = ok && any == 0;
+    for (int e = 0; e < EXTRA; e++) /* sum over r of (r + 1 + e) */
+        ok = ok && g[N + e] == (float)(g_size * (g_size + 1) / 2 + g_size * e);
+    return ok;
+}
+
+static void test_parts_tile_the_vector(void **state) {
+    (void)state;
+    who();
+    dpt_comm c;
+    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
+    float own[N + EXTRA], *g;
+    dpt_gradex *gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    int64_t lh[2], all[2 * 64];
+    dpt_gradex_range(gx, &lh[0], &lh[1]);
+    MPI_Allgather(lh, 2, MPI_INT64_T, all, 2, MPI_INT64_T, MPI_COMM_WORLD);
+    bool ok = all[0] == 0 && all[2 * g_size - 1] == N;
+    for (int r = 0; r < g_size; r++) {
+        ok = ok && all[2 * r] <= all[2 * r + 1] && all[2 * r] % 16 == 0;
+        if (r > 0)
+            ok = ok && all[2 * r] == all[2 * r - 1];
+    }
+    assert_true(all_true(ok));
+    assert_true(all_true(dpt_gradex_mode(gx) == DPT_REDUCE_SHM));
+    assert_true(all_true(strstr(dpt_gradex_describe(gx), "shared memory") != NULL));
+    dpt_gradex_destroy(&gx);
+    dpt_comm_deinit(&c);
+}
+
+static void test_reduce_is_the_tree_sum(void **state) {
+    (void)state;
+    who();
+    dpt_comm c;
+    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
+    float own[N + EXTRA], *g;
+    dpt_gradex *gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    assert_true(all_true(step_ok(gx, g, 0, true)));
+    dpt_gradex_destroy(&gx);
+    /* MPI: every rank owns everything, equal to the tree to float rounding */
+    gx = make(&c, DPT_REDUCE_MPI, &g, own);
+    int64_t lo, hi;
+    dpt_gradex_range(gx, &lo, &hi);
+    assert_true(all_true(lo == 0 && hi == N && dpt_gradex_slot(gx) == NULL));
+    assert_true(all_true(step_ok(gx, g, 0, g_size <= 2)));
+    dpt_gradex_destroy(&gx);
+    dpt_comm_deinit(&c);
+}
+
+static void test_finish_ors_the_flags(void **state) {
+    (void)state;
+    who();
+    dpt_comm c;
+    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
+    float own[N + EXTRA], *g;
+    dpt_gradex *gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    for (int s = 0; s < 3; s++) {
+        fill(g, s);
+        dpt_gradex_reduce(gx, g);
+        int any = dpt_gradex_finish(gx, g, s == 1 && g_rank == g_size - 1);
+        assert_true(all_true(any == (s == 1)));
+        assert_true(all_true(g[N] == (float)(g_size * (g_size + 1) / 2)));
+    }
+    assert_true(all_true(step_ok(gx, g, 7, true))); /* and a normal step after */
+    dpt_gradex_destroy(&gx);
+    dpt_comm_deinit(&c);
+}
+
+static void test_gather_and_share(void **state) {
+    (void)state;
+    who();
+    dpt_comm c;
+    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
+    float own[N + EXTRA], *g, v[N];
+    dpt_gradex *gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    int64_t lo, hi;
+    dpt_gradex_range(gx, &lo, &hi);
+    for (int round = 0; round < 3; round++) { /* the two gather buffers, then the first again */
+        for (int64_t i = 0; i < N; i++)
+            v[i] = i >= lo && i < hi ? (float)(i * 3 + round) : -1.0f;
+        dpt_gradex_gather(gx, v);
+        bool ok = true;
+        for (int64_t i = 0; i < N; i++)
+            ok = ok && v[i] == (float)(i * 3 + round);
+        assert_true(all_true(ok));
+    }
+    /* share: one copy per node; each rank updates its part in place */
+    for (int64_t i = 0; i < N; i++)
+        v[i] = (float)i;
+    float *sh = dpt_gradex_share(gx, v);
+    assert_non_null(sh);
+    bool ok = true;
+    for (int64_t i = 0; i < N; i++)
+        ok = ok && sh[i] == (float)i;
+    assert_true(all_true(ok));
+    for (int64_t i = lo; i < hi; i++)
+        sh[i] += 0.5f;
+    dpt_gradex_gather(gx, sh);
+    for (int64_t i = 0; i < N; i++)
+        ok = ok && sh[i] == (float)i + 0.5f;
+    assert_true(all_true(ok));
+    MPI_Barrier(MPI_COMM_WORLD); /* nobody frees the window while another still reads it */
+    dpt_gradex_destroy(&gx);
+    dpt_comm_deinit(&c);
+}
+
+/* every rank its own "node": the shared-memory path with MPI_Allreduce between the nodes */
+static void test_one_rank_per_node_is_hierarchical(void **state) {
+    (void)state;
+    who();
+    dpt_comm c;
+    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
+    MPI_Comm real_node = c.node;
+    MPI_Comm_split(c.comm, c.rank, 0, &c.node);
+    MPI_Comm_rank(c.node, &c.node_rank);
+    MPI_Comm_size(c.node, &c.node_size);
+    float own[N + EXTRA], *g, ref[N + EXTRA];
+    /* the flat MPI exchange first, as the reference */
+    dpt_gradex *gx = make(&c, DPT_REDUCE_MPI, &g, own);
+    fill(g, 3);
+    dpt_gradex_reduce(gx, g);
+    memcpy(ref, g, sizeof ref);
+    dpt_gradex_destroy(&gx);
+    gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    if (g_size > 1)
+        assert_non_null(strstr(dpt_gradex_describe(gx), "between"));
+    fill(g, 3);
+    dpt_gradex_reduce(gx, g);
+    int64_t lo, hi;
+    dpt_gradex_range(gx, &lo, &hi);
+    bool ok = lo == 0 && hi == N && memcmp(g, ref, sizeof(float) * N) == 0;
+    dpt_gradex_finish(gx, g, 0);
+    ok = ok && memcmp(g + N, ref + N, sizeof(float) * EXTRA) == 0;
+    assert_true(all_true(ok));
+    /* AUTO with one rank per node is plain MPI */
+    dpt_gradex_destroy(&gx);
+    gx = make(&c, DPT_REDUCE_AUTO, &g, own);
+    assert_true(all_true(dpt_gradex_mode(gx) == DPT_REDUCE_MPI));
+    dpt_gradex_destroy(&gx);
+    MPI_Comm_free(&c.node);
+    c.node = real_node;
+    dpt_comm_deinit(&c);
+}
+
+static void test_many_steps(void **state) {
+    (void)state;
+    who();
+    dpt_comm c;
+    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
+    float own[N + EXTRA], *g, v[N];
+    dpt_gradex *gx = make(&c, DPT_REDUCE_AUTO, &g, own);
+    bool shm = dpt_gradex_mode(gx) == DPT_REDUCE_SHM;
+    assert_true(all_true(shm == (g_size > 1)));
+    int64_t lo, hi;
+    dpt_gradex_range(gx, &lo, &hi);
+    bool ok = true;
+    for (int s = 0; s < 300 && ok; s++) {
+        ok = step_ok(gx, g, s, shm || g_size <= 2);
+        for (int64_t i = lo; i < hi; i++)
+            v[i] = g[i] * 0.5f; /* "the update" of this rank's part */
+        dpt_gradex_gather(gx, v);
+        for (int64_t i = 0; i < N && ok; i++) {
+            float want = tree(0, g_size, i, s) * 0.5f;
+            ok = shm ? v[i] == want : fabsf(v[i] - want) <= 1e-5f * fmaxf(1.0f, fabsf(want));
+        }
+    }
+    assert_true(all_true(ok));
+    dpt_gradex_destroy(&gx);
+    dpt_comm_deinit(&c);
+}
+
+int main(int argc, char **argv) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parts_tile_the_vector),
+        cmocka_unit_test(test_reduce_is_the_tree_sum),
+        cmocka_unit_test(test_finish_ors_the_flags),
+        cmocka_unit_test(test_gather_and_share),
+        cmocka_unit_test(test_one_rank_per_node_is_hierarchical),
+        cmocka_unit_test(test_many_steps),
+    };
+    return dpt_test_mpi_main(argc, argv, tests, sizeof tests / sizeof *tests, "gradex");
+}
