@@ -64,7 +64,7 @@ fit 2 "$WORK/p" --resume --verbose 0 >"$WORK/p2.out" 2>&1 && h5diff "$WORK/ref/f
     not_ok "resume after SIGUSR1" "$(tail -3 "$WORK/p2.out")"
 
 # --- kills during checkpoint writes never tear last.h5 --------------------------------------------
-torn=0
+torn=0 seen=''
 for i in 1 2 3 4; do
     fit 2 "$WORK/t" --checkpoint-every 1 --resume --verbose 0 >"$WORK/t.out" 2>&1 &
     mp=$!
@@ -73,12 +73,12 @@ for i in 1 2 3 4; do
     kill -9 $(rank_pids "$WORK/t" | head -1) 2>/dev/null
     wait $mp
     # the next resume must find last.h5 valid: no "warning" about a damaged checkpoint
-    grep -q 'warning' "$WORK/t.out" && torn=$((torn + 1))
+    grep -q 'warning' "$WORK/t.out" && torn=$((torn + 1)) && seen+="kill $i: $(grep warning "$WORK/t.out" | head -2) "
 done
 fit 2 "$WORK/t" --resume --verbose 1 >"$WORK/t.out" 2>&1; rc=$?
 grep -q 'warning' "$WORK/t.out" && torn=$((torn + 1))
 [ "$torn" -eq 0 ] && [ "$rc" -eq 0 ] && ok "4 kills during per-step checkpointing: last.h5 never torn" ||
-    not_ok "torn checkpoint seen ($torn) or final resume failed (exit $rc)" "$(grep warning "$WORK/t.out" | head -2)"
+    not_ok "torn checkpoint seen ($torn) or final resume failed (exit $rc)" "$seen$(grep warning "$WORK/t.out" | head -2)"
 
 # --- resume on another rank count ---------------------------------------------------------------
 fit 2 "$WORK/r" --epochs 3 --verbose 0 >/dev/null 2>&1
