@@ -93,6 +93,11 @@ void dpt_gradex_gather(dpt_gradex *gx, float *v);
  * The caller must not write outside its part while it is bound. MPI: NULL. */
 float *dpt_gradex_share(dpt_gradex *gx, const float *v);
 
+/* Local: if rc (an MPI return code) is not MPI_SUCCESS, "<what> failed: <MPI's message>" ends the
+ * job as dpt_comm_abort with DPT_ERR_INTERNAL (for calls inside the step: a rank that returned
+ * while the others wait in a collective would hang them). */
+void dpt_comm_check(const dpt_comm *c, int rc, const char *what);
+
 /* Local: prints "[rank r/N] dptrain: <message>" to stderr and MPI_Aborts the job with `code`. */
 void dpt_comm_abort(const dpt_comm *c, dpt_status code) __attribute__((noreturn));
 

@@ -47,7 +47,7 @@ void dpt_comm_abort(const dpt_comm *c, dpt_status code) {
     abort(); /* not reached */
 }
 
-static void check(const dpt_comm *c, int rc, const char *what) {
+void dpt_comm_check(const dpt_comm *c, int rc, const char *what) {
     if (rc != MPI_SUCCESS) {
         char s[MPI_MAX_ERROR_STRING];
         int len = 0;
@@ -59,20 +59,20 @@ static void check(const dpt_comm *c, int rc, const char *what) {
 
 dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
     int mine = (int)local, worst = 0;
-    check(c, MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, c->comm), "MPI_Allreduce");
+    dpt_comm_check(c, MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, c->comm), "MPI_Allreduce");
     if (worst == 0)
         return DPT_OK;
     /* the lowest failing rank tells everyone its message */
     int cand = local != DPT_OK ? c->rank : c->size, first = 0;
-    check(c, MPI_Allreduce(&cand, &first, 1, MPI_INT, MPI_MIN, c->comm), "MPI_Allreduce");
+    dpt_comm_check(c, MPI_Allreduce(&cand, &first, 1, MPI_INT, MPI_MIN, c->comm), "MPI_Allreduce");
     char msg[2048];
     int code = 0;
     if (c->rank == first) {
         snprintf(msg, sizeof msg, "%s", dpt_error_message());
         code = mine;
     }
-    check(c, MPI_Bcast(msg, sizeof msg, MPI_CHAR, first, c->comm), "MPI_Bcast");
-    check(c, MPI_Bcast(&code, 1, MPI_INT, first, c->comm), "MPI_Bcast");
+    dpt_comm_check(c, MPI_Bcast(msg, sizeof msg, MPI_CHAR, first, c->comm), "MPI_Bcast");
+    dpt_comm_check(c, MPI_Bcast(&code, 1, MPI_INT, first, c->comm), "MPI_Bcast");
     msg[sizeof msg - 1] = '\0';
     return dpt_error_set((dpt_status)code, "%s", msg);
 }
@@ -82,20 +82,21 @@ dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
 void dpt_comm_allreduce_sum_f32(const dpt_comm *c, float *buf, int64_t n) {
     for (int64_t off = 0; off < n; off += CHUNK) {
         int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
-        check(c, MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, c->comm),
-              "MPI_Allreduce(gradients)");
+        dpt_comm_check(c, MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, c->comm),
+                       "MPI_Allreduce(gradients)");
     }
 }
 
 void dpt_comm_allreduce_sum_f64(const dpt_comm *c, double *buf, int n) {
-    check(c, MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, c->comm), "MPI_Allreduce");
+    dpt_comm_check(c, MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, c->comm),
+                   "MPI_Allreduce");
 }
 
 void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes) {
     char *p = buf;
     for (int64_t off = 0; off < n_bytes; off += CHUNK) {
         int cnt = (int)(n_bytes - off < CHUNK ? n_bytes - off : CHUNK);
-        check(c, MPI_Bcast(p + off, cnt, MPI_BYTE, 0, c->comm), "MPI_Bcast");
+        dpt_comm_check(c, MPI_Bcast(p + off, cnt, MPI_BYTE, 0, c->comm), "MPI_Bcast");
     }
 }
 

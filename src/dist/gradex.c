@@ -63,16 +63,6 @@ static int64_t part_start(int64_t n, int k, int i) {
     return b * ALIGN_F < n ? b * ALIGN_F : n;
 }
 
-static void check(const dpt_comm *c, int rc, const char *what) {
-    if (rc != MPI_SUCCESS) {
-        char s[MPI_MAX_ERROR_STRING];
-        int len = 0;
-        MPI_Error_string(rc, s, &len);
-        dpt_error_set(DPT_ERR_INTERNAL, "%s failed: %s", what, s);
-        dpt_comm_abort(c, DPT_ERR_INTERNAL);
-    }
-}
-
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -149,7 +139,8 @@ static dpt_status setup_shm(dpt_gradex *gx) {
         MPI_Aint size = 0;
         int disp = 0;
         void *p = NULL;
-        check(c, MPI_Win_shared_query(gx->win, r, &size, &disp, &p), "MPI_Win_shared_query");
+        dpt_comm_check(c, MPI_Win_shared_query(gx->win, r, &size, &disp, &p),
+                       "MPI_Win_shared_query");
         gx->slots[r] = p;
     }
     char *head = (char *)(gx->slots[0] + gx->stride);
@@ -163,11 +154,11 @@ static dpt_status setup_shm(dpt_gradex *gx) {
         atomic_init(&gx->ctl->count, 0);
         atomic_init(&gx->ctl->gen, 0);
     }
-    check(c, MPI_Win_lock_all(MPI_MODE_NOCHECK, gx->win), "MPI_Win_lock_all");
-    check(c, MPI_Barrier(c->node), "MPI_Barrier");
+    dpt_comm_check(c, MPI_Win_lock_all(MPI_MODE_NOCHECK, gx->win), "MPI_Win_lock_all");
+    dpt_comm_check(c, MPI_Barrier(c->node), "MPI_Barrier");
     gx->cross = MPI_COMM_NULL;
     if (gx->nodes > 1)
-        check(c, MPI_Comm_split(c->comm, gx->me, c->rank, &gx->cross), "MPI_Comm_split");
+        dpt_comm_check(c, MPI_Comm_split(c->comm, gx->me, c->rank, &gx->cross), "MPI_Comm_split");
     gx->lo = part_start(gx->n, gx->k, gx->me);
     gx->hi = part_start(gx->n, gx->k, gx->me + 1);
     if (gx->nodes > 1)
@@ -305,8 +296,8 @@ void dpt_gradex_reduce(dpt_gradex *gx, float *g) {
     sum_slots(gx->slots, gx->k, g, gx->lo, hi);
     for (int64_t off = gx->lo; gx->nodes > 1 && off < hi; off += 1 << 30) {
         int cnt = (int)(hi - off < (1 << 30) ? hi - off : (1 << 30));
-        check(c, MPI_Allreduce(MPI_IN_PLACE, g + off, cnt, MPI_FLOAT, MPI_SUM, gx->cross),
-              "MPI_Allreduce(gradients between nodes)");
+        dpt_comm_check(c, MPI_Allreduce(MPI_IN_PLACE, g + off, cnt, MPI_FLOAT, MPI_SUM, gx->cross),
+                       "MPI_Allreduce(gradients between nodes)");
     }
 }
 

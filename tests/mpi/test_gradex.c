@@ -24,10 +24,24 @@
 enum { N = 1237, EXTRA = 4 }; /* not a multiple of 16, nor of 2 or 3 */
 
 static int g_rank, g_size;
+static dpt_comm g_c;           /* every test: a fresh dpt_comm over MPI_COMM_WORLD */
+static float g_own[N + EXTRA]; /* the vector when the exchange has no slot (MPI) */
 
 static void who(void) {
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+}
+
+static int setup(void **state) {
+    (void)state;
+    who();
+    return dpt_comm_init(&g_c, MPI_COMM_WORLD) != DPT_OK;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    dpt_comm_deinit(&g_c);
+    return 0;
 }
 
 static bool all_true(bool mine) {
@@ -57,10 +71,11 @@ static void fill(float *g, int s) {
         g[N + e] = (float)(g_rank + 1 + e); /* small integers: exact sums */
 }
 
-static dpt_gradex *make(dpt_comm *c, dpt_reduce_mode mode, float **buf, float *own) {
+/* an exchange over g_c; *buf: where this rank writes its vector */
+static dpt_gradex *make(dpt_reduce_mode mode, float **buf) {
     dpt_gradex *gx = NULL;
-    assert_int_equal(dpt_gradex_create(c, N, EXTRA, mode, &gx), DPT_OK);
-    *buf = dpt_gradex_slot(gx) ? dpt_gradex_slot(gx) : own;
+    assert_int_equal(dpt_gradex_create(&g_c, N, EXTRA, mode, &gx), DPT_OK);
+    *buf = dpt_gradex_slot(gx) ? dpt_gradex_slot(gx) : g_own;
     return gx;
 }
 
@@ -85,11 +100,8 @@ static bool step_ok(dpt_gradex *gx, float *g, int s, bool exact_tree) {
 
 static void test_parts_tile_the_vector(void **state) {
     (void)state;
-    who();
-    dpt_comm c;
-    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
-    float own[N + EXTRA], *g;
-    dpt_gradex *gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    float *g;
+    dpt_gradex *gx = make(DPT_REDUCE_SHM, &g);
     int64_t lh[2], all[2 * 64];
     dpt_gradex_range(gx, &lh[0], &lh[1]);
     MPI_Allgather(lh, 2, MPI_INT64_T, all, 2, MPI_INT64_T, MPI_COMM_WORLD);
@@ -103,35 +115,27 @@ static void test_parts_tile_the_vector(void **state) {
     assert_true(all_true(dpt_gradex_mode(gx) == DPT_REDUCE_SHM));
     assert_true(all_true(strstr(dpt_gradex_describe(gx), "shared memory") != NULL));
     dpt_gradex_destroy(&gx);
-    dpt_comm_deinit(&c);
 }
 
 static void test_reduce_is_the_tree_sum(void **state) {
     (void)state;
-    who();
-    dpt_comm c;
-    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
-    float own[N + EXTRA], *g;
-    dpt_gradex *gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    float *g;
+    dpt_gradex *gx = make(DPT_REDUCE_SHM, &g);
     assert_true(all_true(step_ok(gx, g, 0, true)));
     dpt_gradex_destroy(&gx);
     /* MPI: every rank owns everything, equal to the tree to float rounding */
-    gx = make(&c, DPT_REDUCE_MPI, &g, own);
+    gx = make(DPT_REDUCE_MPI, &g);
     int64_t lo, hi;
     dpt_gradex_range(gx, &lo, &hi);
     assert_true(all_true(lo == 0 && hi == N && dpt_gradex_slot(gx) == NULL));
     assert_true(all_true(step_ok(gx, g, 0, g_size <= 2)));
     dpt_gradex_destroy(&gx);
-    dpt_comm_deinit(&c);
 }
 
 static void test_finish_ors_the_flags(void **state) {
     (void)state;
-    who();
-    dpt_comm c;
-    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
-    float own[N + EXTRA], *g;
-    dpt_gradex *gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    float *g;
+    dpt_gradex *gx = make(DPT_REDUCE_SHM, &g);
     for (int s = 0; s < 3; s++) {
         fill(g, s);
         dpt_gradex_reduce(gx, g);
@@ -141,16 +145,12 @@ static void test_finish_ors_the_flags(void **state) {
     }
     assert_true(all_true(step_ok(gx, g, 7, true))); /* and a normal step after */
     dpt_gradex_destroy(&gx);
-    dpt_comm_deinit(&c);
 }
 
 static void test_gather_and_share(void **state) {
     (void)state;
-    who();
-    dpt_comm c;
-    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
-    float own[N + EXTRA], *g, v[N];
-    dpt_gradex *gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    float *g, v[N];
+    dpt_gradex *gx = make(DPT_REDUCE_SHM, &g);
     int64_t lo, hi;
     dpt_gradex_range(gx, &lo, &hi);
     for (int round = 0; round < 3; round++) { /* the two gather buffers, then the first again */
@@ -179,27 +179,23 @@ static void test_gather_and_share(void **state) {
     assert_true(all_true(ok));
     MPI_Barrier(MPI_COMM_WORLD); /* nobody frees the window while another still reads it */
     dpt_gradex_destroy(&gx);
-    dpt_comm_deinit(&c);
 }
 
 /* every rank its own "node": the shared-memory path with MPI_Allreduce between the nodes */
 static void test_one_rank_per_node_is_hierarchical(void **state) {
     (void)state;
-    who();
-    dpt_comm c;
-    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
-    MPI_Comm real_node = c.node;
-    MPI_Comm_split(c.comm, c.rank, 0, &c.node);
-    MPI_Comm_rank(c.node, &c.node_rank);
-    MPI_Comm_size(c.node, &c.node_size);
-    float own[N + EXTRA], *g, ref[N + EXTRA];
+    MPI_Comm real_node = g_c.node;
+    MPI_Comm_split(g_c.comm, g_c.rank, 0, &g_c.node);
+    MPI_Comm_rank(g_c.node, &g_c.node_rank);
+    MPI_Comm_size(g_c.node, &g_c.node_size);
+    float *g, ref[N + EXTRA];
     /* the flat MPI exchange first, as the reference */
-    dpt_gradex *gx = make(&c, DPT_REDUCE_MPI, &g, own);
+    dpt_gradex *gx = make(DPT_REDUCE_MPI, &g);
     fill(g, 3);
     dpt_gradex_reduce(gx, g);
     memcpy(ref, g, sizeof ref);
     dpt_gradex_destroy(&gx);
-    gx = make(&c, DPT_REDUCE_SHM, &g, own);
+    gx = make(DPT_REDUCE_SHM, &g);
     if (g_size > 1)
         assert_non_null(strstr(dpt_gradex_describe(gx), "between"));
     fill(g, 3);
@@ -212,21 +208,17 @@ static void test_one_rank_per_node_is_hierarchical(void **state) {
     assert_true(all_true(ok));
     /* AUTO with one rank per node is plain MPI */
     dpt_gradex_destroy(&gx);
-    gx = make(&c, DPT_REDUCE_AUTO, &g, own);
+    gx = make(DPT_REDUCE_AUTO, &g);
     assert_true(all_true(dpt_gradex_mode(gx) == DPT_REDUCE_MPI));
     dpt_gradex_destroy(&gx);
-    MPI_Comm_free(&c.node);
-    c.node = real_node;
-    dpt_comm_deinit(&c);
+    MPI_Comm_free(&g_c.node);
+    g_c.node = real_node;
 }
 
 static void test_many_steps(void **state) {
     (void)state;
-    who();
-    dpt_comm c;
-    assert_int_equal(dpt_comm_init(&c, MPI_COMM_WORLD), DPT_OK);
-    float own[N + EXTRA], *g, v[N];
-    dpt_gradex *gx = make(&c, DPT_REDUCE_AUTO, &g, own);
+    float *g, v[N];
+    dpt_gradex *gx = make(DPT_REDUCE_AUTO, &g);
     bool shm = dpt_gradex_mode(gx) == DPT_REDUCE_SHM;
     assert_true(all_true(shm == (g_size > 1)));
     int64_t lo, hi;
@@ -244,17 +236,16 @@ static void test_many_steps(void **state) {
     }
     assert_true(all_true(ok));
     dpt_gradex_destroy(&gx);
-    dpt_comm_deinit(&c);
 }
 
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parts_tile_the_vector),
-        cmocka_unit_test(test_reduce_is_the_tree_sum),
-        cmocka_unit_test(test_finish_ors_the_flags),
-        cmocka_unit_test(test_gather_and_share),
-        cmocka_unit_test(test_one_rank_per_node_is_hierarchical),
-        cmocka_unit_test(test_many_steps),
+        cmocka_unit_test_setup_teardown(test_parts_tile_the_vector, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reduce_is_the_tree_sum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finish_ors_the_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gather_and_share, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_rank_per_node_is_hierarchical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_steps, setup, teardown),
     };
     return dpt_test_mpi_main(argc, argv, tests, sizeof tests / sizeof *tests, "gradex");
 }
