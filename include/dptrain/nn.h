@@ -162,6 +162,16 @@ DPT_NODISCARD dpt_status dpt_loss_compute(dpt_loss_kind k, dpt_act logits_act, c
                                           const float *target, int64_t B, int64_t K, float *dout,
                                           double *loss_sum, double *correct);
 
+/* ---- the BLAS underneath (blas_kernel.c) ---------------------------------------------------
+ * The OpenBLAS kernel in use ("SkylakeX", "Zen", "Prescott", ...). */
+const char *dpt_blas_corename(void);
+/* Pure: the OPENBLAS_CORETYPE to set when `core` is one of OpenBLAS's generic kernels (Prescott,
+ * Core2, Nehalem, ..., or NULL) on a CPU with AVX-512 (F, BW, VL, DQ: "SkylakeX") or AVX2 + FMA
+ * ("Haswell"); NULL when the kernel is fine or nothing better exists. */
+const char *dpt_blas_coretype_advice(const char *core, bool avx512, bool avx2);
+/* dpt_blas_coretype_advice for this process's kernel and CPU. */
+const char *dpt_blas_better_coretype(void);
+
 /* ---- the Sequential model ------------------------------------------------------------------- */
 typedef struct dpt_model dpt_model;
 

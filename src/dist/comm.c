@@ -161,12 +161,13 @@ int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n) {
         }
         if (min_t == max_t)
             w = snprintf(buf, n,
-                         "placement: %d ranks on %d host%s (%s), %d OpenBLAS thread%s per rank",
-                         c->size, hosts, hosts > 1 ? "s" : "", list, min_t, min_t > 1 ? "s" : "");
+                         "placement: %d rank%s on %d host%s (%s), %d OpenBLAS thread%s per rank",
+                         c->size, c->size > 1 ? "s" : "", hosts, hosts > 1 ? "s" : "", list, min_t,
+                         min_t > 1 ? "s" : "");
         else
-            w = snprintf(buf, n,
-                         "placement: %d ranks on %d host%s (%s), %d-%d OpenBLAS threads per rank",
-                         c->size, hosts, hosts > 1 ? "s" : "", list, min_t, max_t);
+            w = snprintf(
+                buf, n, "placement: %d rank%s on %d host%s (%s), %d-%d OpenBLAS threads per rank",
+                c->size, c->size > 1 ? "s" : "", hosts, hosts > 1 ? "s" : "", list, min_t, max_t);
     }
     free(all);
     free(ths);

@@ -433,18 +433,15 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
 
     t->threads = dpt_train_setup_threads(c);
     /* Debian's OpenBLAS 0.3.21 takes some AVX-512/AMX Xeons for a "Prescott" and runs sgemm
-     * 4.5x slower: say so, with the remedy, rather than lose it silently */
-    const char *core = openblas_get_corename();
-    if (lead && core &&
-        (!strcmp(core, "Prescott") || !strcmp(core, "Core2") || !strcmp(core, "Nehalem") ||
-         !strcmp(core, "Barcelona") || !strcmp(core, "Katmai")) &&
-        (__builtin_cpu_supports("avx2") || __builtin_cpu_supports("avx512f")))
+     * 4.5x slower: the CLI restarts itself with OPENBLAS_CORETYPE set; when that did not happen
+     * (the user chose the kernel, or a library caller), say so with the remedy */
+    const char *core = dpt_blas_corename(), *better = dpt_blas_better_coretype();
+    if (lead && better)
         fprintf(stderr,
                 "dptrain: warning: OpenBLAS uses its generic \"%s\" kernel on a CPU with %s: "
                 "sgemm runs several times slower; set OPENBLAS_CORETYPE=%s before starting (the "
                 "launchers pass it on)\n",
-                core, __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2",
-                __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
+                core, strcmp(better, "SkylakeX") ? "AVX2" : "AVX-512", better);
     char placement[1536] = "";
     dpt_comm_describe(c, t->threads, placement, sizeof placement);
     if (lead && t->opts.verbose > 0) {
@@ -455,6 +452,13 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
                 cfg->data_path, cfg->train_group, (long long)t->n_train, (long long)t->n_val,
                 (long long)(t->n_train / c->size));
         fprintf(out, "%s; global batch %lld\n", placement, (long long)B);
+        const char *was = getenv("DPT_OPENBLAS_REEXEC");
+        if (was && getenv("OPENBLAS_CORETYPE"))
+            fprintf(out,
+                    "OpenBLAS: %s kernel (OPENBLAS_CORETYPE=%s set by dptrain: it had picked %s)\n",
+                    core, getenv("OPENBLAS_CORETYPE"), was);
+        else
+            fprintf(out, "OpenBLAS: %s kernel\n", core ? core : "unknown");
         if (c->size > 1)
             fprintf(out, "gradient exchange: %s%s\n", dpt_gradex_describe(t->gx),
                     dpt_gradex_mode(t->gx) == DPT_REDUCE_SHM

@@ -43,6 +43,12 @@ expect_fail "run dir under a file" 7 "$WORK/file" 10 \
     bash -c "touch '$WORK/file' && exec $MPIRUN -np 2 '$DPTRAIN' fit examples/tutorial.json --data '$data' --run-dir '$WORK/file/run' --epochs 1"
 
 # a generic OpenBLAS kernel on an AVX2 / AVX-512 CPU is not lost silently
+# the kernel in use is on the start-up lines; a generic one the CLI would replace before MPI_Init
+# (restarting itself with OPENBLAS_CORETYPE; verified on the lent Xeon host, bench/RESULTS.md)
+run_cmd "$WORK/kernel" 60 env -u OPENBLAS_CORETYPE "$DPTRAIN" fit examples/tutorial.json --data "$data" --epochs 1
+[ "$RC" -eq 0 ] && grep -qE '^OpenBLAS: [A-Za-z0-9]+ kernel' "$WORK/kernel.out" &&
+    ! grep -q 'generic' "$WORK/kernel.err" && ok "start-up names the OpenBLAS kernel: $(grep -m1 '^OpenBLAS:' "$WORK/kernel.out")" ||
+    not_ok "no OpenBLAS kernel line, or a generic kernel left in place" "$(grep OpenBLAS "$WORK/kernel.out" "$WORK/kernel.err")"
 if grep -qw avx2 /proc/cpuinfo; then
     run_cmd "$WORK/generic" 60 env OPENBLAS_CORETYPE=Prescott "$DPTRAIN" fit examples/tutorial.json \
         --data "$data" --epochs 1 --verbose 0

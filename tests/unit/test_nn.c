@@ -992,6 +992,23 @@ static void test_model_fused_head(void **state) {
     dpt_model_destroy(&m);
 }
 
+/* the OpenBLAS kernel advice: only generic kernels on capable CPUs get a better coretype */
+static void test_blas_coretype_advice(void **state) {
+    (void)state;
+    assert_string_equal(dpt_blas_coretype_advice("Prescott", true, true), "SkylakeX");
+    assert_string_equal(dpt_blas_coretype_advice("Prescott", false, true), "Haswell");
+    assert_string_equal(dpt_blas_coretype_advice("Nehalem", false, true), "Haswell");
+    assert_string_equal(dpt_blas_coretype_advice(NULL, true, false), "SkylakeX");
+    assert_null(dpt_blas_coretype_advice("Prescott", false, false)); /* nothing better exists */
+    assert_null(dpt_blas_coretype_advice("SkylakeX", true, true));
+    assert_null(dpt_blas_coretype_advice("Zen", false, true));
+    assert_null(dpt_blas_coretype_advice("Haswell", true, true)); /* a real choice: left alone */
+    assert_non_null(dpt_blas_corename());
+    /* this machine: advice only when its own kernel is generic */
+    const char *better = dpt_blas_better_coretype();
+    assert_true(better == NULL || dpt_blas_coretype_advice(dpt_blas_corename(), true, true));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_act_names),
@@ -1014,6 +1031,7 @@ int main(void) {
         cmocka_unit_test(test_model_first_layer_without_params),
         cmocka_unit_test(test_model_errors),
         cmocka_unit_test(test_model_fused_head),
+        cmocka_unit_test(test_blas_coretype_advice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
