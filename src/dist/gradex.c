@@ -13,6 +13,7 @@
  * finish, and the owner rewrites its slot (zero_grads, backward) only after gather's barrier. */
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ struct dpt_gradex {
     int wsel;
     float *shared;  /* (n) the node's one copy of the weights (dpt_gradex_share) */
     MPI_Comm cross; /* the ranks with this node rank, one per node; MPI_COMM_NULL on one node */
-    char desc[160];
+    char desc[512];
 };
 
 static int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
@@ -105,17 +106,32 @@ static dpt_status setup_shm(dpt_gradex *gx) {
      * other forever. Check first, on every rank. */
     int64_t total = (int64_t)gx->k * (gx->stride * 4 + 65536) + ctl_bytes +
                     3 * round_up(gx->n, ALIGN_F) * 4 + (1 << 20);
+    /* ... and puts that file in /dev/shm (osc_sm_backing_directory): a tmpfs too small for it
+     * (containers often get 64 MiB) would end in SIGBUS when the pages are touched */
+    const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
+    if (!dir || !*dir)
+        dir = "/dev/shm";
     struct rlimit rl;
-    int fits = getrlimit(RLIMIT_FSIZE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-               (int64_t)rl.rlim_cur >= total,
-        all_fit = 0;
-    MPI_Allreduce(&fits, &all_fit, 1, MPI_INT, MPI_MIN, c->comm);
-    if (!all_fit)
+    struct statvfs vs;
+    int why = 0; /* 1: ulimit -f, 2: no room in dir */
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (int64_t)rl.rlim_cur < total)
+        why = 1;
+    else if (statvfs(dir, &vs) == 0 &&
+             (int64_t)vs.f_bavail * (int64_t)vs.f_frsize < total + (16 << 20))
+        why = 2;
+    int worst = 0;
+    MPI_Allreduce(&why, &worst, 1, MPI_INT, MPI_MAX, c->comm);
+    if (worst == 1)
         return dpt_error_set(DPT_ERR_CONFIG,
-                             "--reduce shm: the file-size limit (ulimit -f) is below the %lld "
-                             "bytes of the node's shared-memory window; raise it or use "
-                             "--reduce mpi",
+                             "the file-size limit (ulimit -f) is below the %lld bytes of the "
+                             "node's shared-memory window",
                              (long long)total);
+    if (worst == 2)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s has less room than the %lld MiB of the node's shared-memory "
+                             "window (Open MPI's osc_sm_backing_directory)",
+                             dir, (long long)(total >> 20) + 16);
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
@@ -127,8 +143,7 @@ static dpt_status setup_shm(dpt_gradex *gx) {
     if (!all_ok) {
         if (ok)
             MPI_Win_free(&gx->win);
-        return dpt_error_set(DPT_ERR_NOMEM,
-                             "gradient exchange: no node-shared window of %lld bytes per rank",
+        return dpt_error_set(DPT_ERR_NOMEM, "MPI_Win_allocate_shared of %lld bytes per rank failed",
                              (long long)bytes);
     }
     gx->have_win = true;
@@ -199,8 +214,15 @@ dpt_status dpt_gradex_create(const dpt_comm *c, int64_t n, int extra, dpt_reduce
         st = setup_shm(gx);
         if (st == DPT_OK)
             gx->mode = DPT_REDUCE_SHM;
-        else if (mode == DPT_REDUCE_AUTO)
-            st = DPT_OK; /* fall back to MPI_Allreduce */
+        else if (mode == DPT_REDUCE_AUTO) { /* fall back to MPI_Allreduce, saying why */
+            snprintf(gx->desc, sizeof gx->desc, "MPI_Allreduce (no shared memory: %s)",
+                     dpt_error_message());
+            st = DPT_OK;
+        } else {
+            char why[400];
+            snprintf(why, sizeof why, "%s", dpt_error_message());
+            st = dpt_error_set(st, "--reduce shm: %s; use --reduce mpi or auto", why);
+        }
     }
     if (st != DPT_OK) {
         dpt_gradex_destroy(&gx);
@@ -210,8 +232,9 @@ dpt_status dpt_gradex_create(const dpt_comm *c, int64_t n, int extra, dpt_reduce
         gx->mode = DPT_REDUCE_MPI;
         gx->lo = 0;
         gx->hi = n;
-        snprintf(gx->desc, sizeof gx->desc, "%s",
-                 c->size > 1 ? "MPI_Allreduce" : "none (one rank)");
+        if (!gx->desc[0])
+            snprintf(gx->desc, sizeof gx->desc, "%s",
+                     c->size > 1 ? "MPI_Allreduce" : "none (one rank)");
     }
     *out = gx;
     return DPT_OK;

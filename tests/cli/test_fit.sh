@@ -49,6 +49,17 @@ run_cmd "$WORK/kernel" 60 env -u OPENBLAS_CORETYPE "$DPTRAIN" fit examples/tutor
 [ "$RC" -eq 0 ] && grep -qE '^OpenBLAS: [A-Za-z0-9]+ kernel' "$WORK/kernel.out" &&
     ! grep -q 'generic' "$WORK/kernel.err" && ok "start-up names the OpenBLAS kernel: $(grep -m1 '^OpenBLAS:' "$WORK/kernel.out")" ||
     not_ok "no OpenBLAS kernel line, or a generic kernel left in place" "$(grep OpenBLAS "$WORK/kernel.out" "$WORK/kernel.err")"
+# no room for the shared-memory window (a 1 MiB tmpfs as Open MPI's backing directory): the
+# default exchange falls back to MPI_Allreduce, says why, and trains
+mkdir -p "$WORK/tiny"
+if mount -t tmpfs -o size=1m tmpfs "$WORK/tiny" 2>/dev/null; then
+    run_cmd "$WORK/fallback" 60 env OMPI_MCA_osc_sm_backing_directory="$WORK/tiny" $MPIRUN -np 2 \
+        "$DPTRAIN" fit examples/tutorial.json --data "$data" --epochs 2
+    umount "$WORK/tiny"
+    [ "$RC" -eq 0 ] && grep -q "gradient exchange: MPI_Allreduce (no shared memory: $WORK/tiny has less room" "$WORK/fallback.out" &&
+        grep -q '^Epoch 2/2' "$WORK/fallback.out" && ok "no room for the shared window: falls back to MPI_Allreduce, says why, trains" ||
+        not_ok "fallback to MPI_Allreduce" "exit $RC" "$(grep -E 'exchange|rror' "$WORK/fallback.out" "$WORK/fallback.err" | head -3)"
+fi
 if grep -qw avx2 /proc/cpuinfo; then
     run_cmd "$WORK/generic" 60 env OPENBLAS_CORETYPE=Prescott "$DPTRAIN" fit examples/tutorial.json \
         --data "$data" --epochs 1 --verbose 0
