@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [--record] [--reps N] [--quick] [--build-dir DIR]
 #
-# For each of {tutorial 1r×1t, tutorial 2r×1t, fmnist-mlp 1r×1t, fmnist-mlp 2r×1t}, alternating
+# For each of {tutorial, fmnist-mlp} × {1r×1t, 2r×1t, 2r×1t with --order local}, alternating
 # dptrain / PyTorch runs (N each, default 3), it prints one table: the median samples/s of each, the
 # ratio, and the achieved GFLOP/s (6 × kernel weights × samples/s) as a fraction of the cblas_sgemm
 # peak measured in this same run (1 thread; × ranks for 2 ranks, one core each).
@@ -69,19 +69,19 @@ if [ ! -f "$fm_data" ]; then
 fi
 
 # ---- helpers ---------------------------------------------------------------------------------------
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) printf "%.1f\n", v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'; }
 
 # dptrain samples/s of one run: N / median(seconds of the epochs after the first) from history.csv
 dpt_rate() { # CSV N
     awk -F, -v n="$2" 'NR==1 {for (i=1;i<=NF;i++) if ($i=="seconds") c=i; next}
-                       NR>2 && c && $c>0 {print n/$c}' "$1" | median
+                       NR>2 && c && $c>0 {printf "%.1f\n", n/$c}' "$1" | median
 }
 
-run_dpt() { # NAME CONFIG DATA N RANKS EPOCHS -> prints samples/s or FAIL
-    local name=$1 cfg=$2 data=$3 n=$4 np=$5 ep=$6 dir
+run_dpt() { # NAME CONFIG DATA N RANKS EPOCHS [ORDER] -> prints samples/s or FAIL
+    local name=$1 cfg=$2 data=$3 n=$4 np=$5 ep=$6 order=${7:-global} dir
     dir=$logs/$name-dpt-$((++run_id))
     if timeout -k 10 "$run_timeout" mpirun -np "$np" --bind-to core "$dpt" fit "$cfg" --data "$data" --epochs "$ep" --run-dir "$dir" \
-        --verbose 1 >"$dir.log" 2>&1 && [ -f "$dir/history.csv" ]; then
+        --order "$order" --verbose 1 >"$dir.log" 2>&1 && [ -f "$dir/history.csv" ]; then
         dpt_rate "$dir/history.csv" "$n"
     else
         echo FAIL
@@ -108,23 +108,29 @@ sg1=$("$build/sgemm_peak" | tee "$logs/sgemm1.log")
 echo "# $sg1" >&2
 
 if ((quick)); then tut_ep=2 fm_ep=2; else tut_ep=4 fm_ep=3; fi
-# name | torch net | config | data | N | ranks | epochs | kernel weights
+# name | torch net | config | data | N | ranks | epochs | kernel weights | dptrain order
+# The 2-rank cases run twice: dptrain's default global order (N ranks compute what 1 rank would;
+# per-rank counts vary binomially) and --order local (each rank shuffles its own shard, balanced
+# steps, like the PyTorch peer, whose ranks each take an equal part of every global batch), each
+# against its own PyTorch DDP runs.
 cases=(
-    "tutorial|tutorial|bench/configs/tutorial_bench.json|$tut_data|$tut_n|1|$tut_ep|5440"
-    "tutorial|tutorial|bench/configs/tutorial_bench.json|$tut_data|$tut_n|2|$tut_ep|5440"
-    "fmnist-mlp|fmnist|$fm_cfg|$fm_data|$fm_n|1|$fm_ep|668672"
-    "fmnist-mlp|fmnist|$fm_cfg|$fm_data|$fm_n|2|$fm_ep|668672"
+    "tutorial|tutorial|bench/configs/tutorial_bench.json|$tut_data|$tut_n|1|$tut_ep|5440|global"
+    "tutorial|tutorial|bench/configs/tutorial_bench.json|$tut_data|$tut_n|2|$tut_ep|5440|global"
+    "tutorial|tutorial|bench/configs/tutorial_bench.json|$tut_data|$tut_n|2|$tut_ep|5440|local"
+    "fmnist-mlp|fmnist|$fm_cfg|$fm_data|$fm_n|1|$fm_ep|668672|global"
+    "fmnist-mlp|fmnist|$fm_cfg|$fm_data|$fm_n|2|$fm_ep|668672|global"
+    "fmnist-mlp|fmnist|$fm_cfg|$fm_data|$fm_n|2|$fm_ep|668672|local"
 )
 declare -A dres tres
 for c in "${cases[@]}"; do
-    IFS='|' read -r name net cfg data n np ep w <<<"$c"
-    key="$name|$np"
+    IFS='|' read -r name net cfg data n np ep w order <<<"$c"
+    key="$name|$np|$order"
     for ((r = 1; r <= reps; r++)); do
-        d=$(run_dpt "$name-${np}r" "$cfg" "$data" "$n" "$np" "$ep")
+        d=$(run_dpt "$name-${np}r" "$cfg" "$data" "$n" "$np" "$ep" "$order")
         t=$(run_torch "$name-${np}r" "$net" "$data" "$np")
         dres[$key]+="$d "
         tres[$key]+="$t "
-        echo "# $name ${np}r×1t rep $r: dptrain $d  pytorch $t" >&2
+        echo "# $name ${np}r×1t $order order rep $r: dptrain $d  pytorch $t" >&2
     done
 done
 
@@ -136,29 +142,29 @@ peak=$(awk -v a="$p1" -v b="$p2" 'BEGIN {print (a>b)?a:b}')
 corename=$(sed -n 's/.*corename=\([^ ]*\).*/\1/p' <<<"$sg1")
 
 # ---- table -----------------------------------------------------------------------------------------
-med_of() { tr ' ' '\n' | grep -E '^[0-9.]+$' | median; }
+med_of() { tr ' ' '\n' | { grep -E '^[0-9.]+$' || true; } | median; }
 table=$(
     echo "| network | ranks × threads | dptrain samples/s | PyTorch samples/s | dptrain / PyTorch | dptrain GFLOP/s | % of sgemm peak | PyTorch % of peak |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     for c in "${cases[@]}"; do
-        IFS='|' read -r name net cfg data n np ep w <<<"$c"
-        key="$name|$np"
+        IFS='|' read -r name net cfg data n np ep w order <<<"$c"
+        key="$name|$np|$order"
         dm=$(med_of <<<"${dres[$key]}") tm=$(med_of <<<"${tres[$key]}")
-        awk -v name="$name" -v np="$np" -v d="$dm" -v t="$tm" -v w="$w" -v pk="$peak" -v torchname="$([ "$np" -gt 1 ] && echo ' (DDP gloo)')" 'BEGIN {
+        awk -v name="$name" -v np="$np" -v ord="$([ "$order" = local ] && echo ', --order local')" -v d="$dm" -v t="$tm" -v w="$w" -v pk="$peak" -v torchname="$([ "$np" -gt 1 ] && echo ' (DDP gloo)')" 'BEGIN {
             dg = (d == "nan") ? "—" : sprintf("%.1f", 6 * w * d / 1e9)
             dp = (d == "nan") ? "—" : sprintf("%.1f %%", 100 * 6 * w * d / 1e9 / (pk * np))
             tp = (t == "nan") ? "—" : sprintf("%.1f %%", 100 * 6 * w * t / 1e9 / (pk * np))
             ra = (d == "nan" || t == "nan") ? "—" : sprintf("%.2f×", d / t)
-            printf "| %s | %d × 1 | %s | %s%s | %s | %s | %s | %s |\n", name, np,
+            printf "| %s | %d × 1%s | %s | %s%s | %s | %s | %s | %s |\n", name, np, ord,
                 (d == "nan") ? "FAIL" : sprintf("%.0f", d), (t == "nan") ? "FAIL" : sprintf("%.0f", t), torchname, ra, dg, dp, tp
         }'
     done
 )
 raw=$(
     for c in "${cases[@]}"; do
-        IFS='|' read -r name net cfg data n np ep w <<<"$c"
-        key="$name|$np"
-        echo "- $name ${np}r: dptrain runs ${dres[$key]}; PyTorch runs ${tres[$key]}"
+        IFS='|' read -r name net cfg data n np ep w order <<<"$c"
+        key="$name|$np|$order"
+        echo "- $name ${np}r $order order: dptrain runs ${dres[$key]}; PyTorch runs ${tres[$key]}"
     done
 )
 model=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
