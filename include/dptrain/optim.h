@@ -91,8 +91,10 @@ void dpt_optim_step(dpt_optim *o, float *params, const float *grads);
  * a pass of its own; x * 1.0f == x, and x * s here is the same float product as a separate
  * scaling pass, so the bytes are those of dpt_optim_step on pre-scaled gradients). The state
  * outside [lo, hi) is left alone; the iteration count advances as in dpt_optim_step. Used when
- * each rank updates only its own part of the weights (then an allgather of the weights). */
-void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi,
+ * each rank updates only its own part of the weights (then an allgather of the weights).
+ * Returns true when an updated weight is NaN or infinite (a non-finite gradient always makes one):
+ * the check the trainer needs, in the same pass. */
+bool dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi,
                           float gscale);
 
 /* Restricts every update (weight decay included) to the given (offset, length) pairs, copied:

@@ -262,49 +262,76 @@ void dpt_optim_destroy(dpt_optim **p) {
 
 /* ---- kernels ------------------------------------------------------------------------------- */
 
+/* 1 if x is NaN or infinite (an all-ones exponent). The kernels OR it over the new weights and
+ * return it: a non-finite gradient always makes a non-finite weight, so the trainer needs no scan
+ * of its own where every rank updates the same weights. */
+static inline uint32_t nonfinite(float x) {
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return (b & 0x7f800000u) == 0x7f800000u;
+}
+
 /* w -= lr * g.  w, g (n) */
-static void sgd_plain(float *restrict w, const float *restrict g, int64_t n, float lr, float gs) {
-    for (int64_t i = 0; i < n; i++)
-        w[i] -= lr * (g[i] * gs);
+static uint32_t sgd_plain(float *restrict w, const float *restrict g, int64_t n, float lr,
+                          float gs) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float wi = w[i] - lr * (g[i] * gs);
+        w[i] = wi;
+        bad |= nonfinite(wi);
+    }
+    return bad;
 }
 
 /* Keras 2 OptimizerV2 (ResourceApplyKerasMomentum) and Keras 3 SGD:
  *   v = momentum*v - lr*g;  w += v                      (classic)
  *   v = momentum*v - lr*g;  w += momentum*v - lr*g      (nesterov)
  * w, g, v (n) */
-static void sgd_momentum(float *restrict w, const float *restrict g, float *restrict v, int64_t n,
-                         float lr, float mom, float gs) {
+static uint32_t sgd_momentum(float *restrict w, const float *restrict g, float *restrict v,
+                             int64_t n, float lr, float mom, float gs) {
+    uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float vi = mom * v[i] - lr * (g[i] * gs);
         v[i] = vi;
-        w[i] += vi;
+        float wi = w[i] + vi;
+        w[i] = wi;
+        bad |= nonfinite(wi);
     }
+    return bad;
 }
-static void sgd_nesterov(float *restrict w, const float *restrict g, float *restrict v, int64_t n,
-                         float lr, float mom, float gs) {
+static uint32_t sgd_nesterov(float *restrict w, const float *restrict g, float *restrict v,
+                             int64_t n, float lr, float mom, float gs) {
+    uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
         float vi = mom * v[i] - lr * gi;
         v[i] = vi;
-        w[i] += mom * vi - lr * gi;
+        float wi = w[i] + (mom * vi - lr * gi);
+        w[i] = wi;
+        bad |= nonfinite(wi);
     }
+    return bad;
 }
 
 /* Adam as TensorFlow's ApplyAdam kernel and Keras 3 compute it:
  *   m += (g - m)*(1-b1);  v += (g^2 - v)*(1-b2);  w -= lr_t*m / (sqrt(v) + eps)
  * (m += (g-m)(1-b1) is b1*m + (1-b1)*g written the way Keras writes it.)
  * w, g, m, v (n) */
-static void adam_update(float *restrict w, const float *restrict g, float *restrict m,
-                        float *restrict v, int64_t n, float lr_t, float one_minus_b1,
-                        float one_minus_b2, float eps, float gs) {
+static uint32_t adam_update(float *restrict w, const float *restrict g, float *restrict m,
+                            float *restrict v, int64_t n, float lr_t, float one_minus_b1,
+                            float one_minus_b2, float eps, float gs) {
+    uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
         float mi = m[i] + (gi - m[i]) * one_minus_b1;
         float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
         m[i] = mi;
         v[i] = vi;
-        w[i] -= lr_t * mi / (sqrtf(vi) + eps);
+        float wi = w[i] - lr_t * mi / (sqrtf(vi) + eps);
+        w[i] = wi;
+        bad |= nonfinite(wi);
     }
+    return bad;
 }
 
 /* Keras 3 / AdamW decoupled weight decay: w = w - w * wd * lr (float32, Keras's order). w (n) */
@@ -317,9 +344,10 @@ static void weight_decay(float *restrict w, int64_t n, float wd, float lr) {
  *   v = rho*v + (1-rho)*g^2;  [a = rho*a + (1-rho)*g;  d = v - a^2 + eps]  else d = v + eps;
  *   inc = lr*g/sqrt(d);  [m = momentum*m + inc;  w -= m]  else w -= inc.
  * w, g, v (n); m, a (n) or NULL */
-static void rmsprop_update(float *restrict w, const float *restrict g, float *restrict v,
-                           float *restrict m, float *restrict a, int64_t n, float lr, float rho,
-                           float one_minus_rho, float mom, float eps, float gs) {
+static uint32_t rmsprop_update(float *restrict w, const float *restrict g, float *restrict v,
+                               float *restrict m, float *restrict a, int64_t n, float lr, float rho,
+                               float one_minus_rho, float mom, float eps, float gs) {
+    uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
         float vi = rho * v[i] + one_minus_rho * (gi * gi);
@@ -334,19 +362,22 @@ static void rmsprop_update(float *restrict w, const float *restrict g, float *re
         if (m) {
             float mi = mom * m[i] + inc;
             m[i] = mi;
-            w[i] -= mi;
-        } else {
-            w[i] -= inc;
+            inc = mi;
         }
+        float wi = w[i] - inc;
+        w[i] = wi;
+        bad |= nonfinite(wi);
     }
+    return bad;
 }
 
 void dpt_optim_step(dpt_optim *o, float *params, const float *grads) {
     dpt_optim_step_range(o, params, grads, 0, o->n, 1.0f);
 }
 
-void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi,
+bool dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi,
                           float gscale) {
+    uint32_t bad = 0;
     DPT_ASSERT(o != NULL && lo >= 0 && lo <= hi && hi <= o->n);
     const double lr_d = current_lr(o, o->t); /* Keras: schedule(iterations) before the update */
     o->t++; /* Keras: local_step = iterations + 1, and iterations is incremented by the update */
@@ -374,25 +405,26 @@ void dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64
         switch (s->kind) {
         case DPT_OPT_SGD:
             if (o->n_slots == 0)
-                sgd_plain(w, g, n, lr, gscale);
+                bad |= sgd_plain(w, g, n, lr, gscale);
             else if (s->nesterov)
-                sgd_nesterov(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale);
+                bad |= sgd_nesterov(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale);
             else
-                sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale);
+                bad |= sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale);
             break;
         case DPT_OPT_ADAM:
         case DPT_OPT_ADAMW:
-            adam_update(w, g, o->slot[0] + off, o->slot[1] + off, n, (float)lr_t, 1.0f - b1,
-                        1.0f - b2, (float)s->epsilon, gscale);
+            bad |= adam_update(w, g, o->slot[0] + off, o->slot[1] + off, n, (float)lr_t, 1.0f - b1,
+                               1.0f - b2, (float)s->epsilon, gscale);
             break;
         case DPT_OPT_RMSPROP:
-            rmsprop_update(w, g, o->slot[0] + off,
-                           o->rms_mom >= 0 ? o->slot[o->rms_mom] + off : NULL,
-                           o->rms_avg >= 0 ? o->slot[o->rms_avg] + off : NULL, n, lr, (float)s->rho,
-                           (float)(1.0 - s->rho), (float)s->momentum, (float)s->epsilon, gscale);
+            bad |= rmsprop_update(
+                w, g, o->slot[0] + off, o->rms_mom >= 0 ? o->slot[o->rms_mom] + off : NULL,
+                o->rms_avg >= 0 ? o->slot[o->rms_avg] + off : NULL, n, lr, (float)s->rho,
+                (float)(1.0 - s->rho), (float)s->momentum, (float)s->epsilon, gscale);
             break;
         }
     }
+    return bad != 0;
 }
 
 int64_t dpt_optim_iterations(const dpt_optim *o) { return o->t; }

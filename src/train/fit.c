@@ -508,6 +508,14 @@ static uint32_t nonfinite_any(const float *g, int64_t n) {
     return bad;
 }
 
+/* exit 6 for a non-finite loss or gradient at step k of this epoch */
+static dpt_status stop_nonfinite(const dpt_train *t, int64_t k, const char *what) {
+    return dpt_error_set(DPT_ERR_NUMERIC,
+                         "epoch %lld, step %lld: the %s is not finite; stopping (the last good "
+                         "checkpoint is kept; --skip-nonfinite skips such batches)",
+                         (long long)t->epoch + 1, (long long)k + 1, what);
+}
+
 /* One optimizer step on global batch k of the epoch's order. Collective. Returns the reduced
  * batch sums (loss, correct, count) in sums. */
 static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, double sums[4]) {
@@ -574,9 +582,14 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     bool exchange = !t->opts.no_allreduce;
     if (exchange)
         dpt_gradex_reduce(t->gx, g);
-    /* this rank's part of the summed gradient must be finite (a read-only scan; the 1/batch
-     * scaling is folded into the optimizer's pass) */
-    uint32_t bad = nonfinite_any(g + lo, hi - lo);
+    /* this rank's part of the summed gradient must be finite. Where every rank updates the same
+     * weights from the same sums (MPI exchange, one rank) and a non-finite batch stops the run,
+     * the optimizer's own pass says so afterwards (a non-finite gradient makes a non-finite
+     * weight; the run ends with exit 6 and those weights are never saved): no scan. Otherwise
+     * (parts differ between ranks, or the batch must be skipped before it is applied) a
+     * read-only scan first. The 1/batch scaling is folded into the optimizer's pass. */
+    bool prescan = t->opts.skip_nonfinite || !exchange || dpt_gradex_mode(t->gx) == DPT_REDUCE_SHM;
+    uint32_t bad = prescan ? nonfinite_any(g + lo, hi - lo) : 0;
     if (exchange) {
         bad = (uint32_t)dpt_gradex_finish(t->gx, g, (int)bad);
     } else { /* benchmark: only the counts (and the scan's verdict) are summed */
@@ -603,10 +616,7 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
     if (!isfinite(local[0]) || bad) {
         const char *what = !isfinite(local[0]) ? "loss" : "gradient";
         if (!t->opts.skip_nonfinite)
-            return dpt_error_set(DPT_ERR_NUMERIC,
-                                 "epoch %lld, step %lld: the %s is not finite; stopping (the last "
-                                 "good checkpoint is kept; --skip-nonfinite skips such batches)",
-                                 (long long)t->epoch + 1, (long long)k + 1, what);
+            return stop_nonfinite(t, k, what);
         t->skipped++;
         if (c->rank == 0)
             fprintf(stderr,
@@ -618,9 +628,11 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         return DPT_OK;
     }
     double t3 = dpt_now();
-    dpt_optim_step_range(t->optim, dpt_model_params(m), g, lo, hi, scale);
+    bool wbad = dpt_optim_step_range(t->optim, dpt_model_params(m), g, lo, hi, scale);
     double t4 = dpt_now();
     t->prof[PROF_UPDATE] += t4 - t3;
+    if (wbad && !prescan) /* the same verdict on every rank: they updated the same weights */
+        return stop_nonfinite(t, k, "gradient");
     if (exchange) /* every rank's updated part reaches every rank */
         dpt_gradex_gather(t->gx, dpt_model_params(m));
     t->prof[PROF_REDUCE] += dpt_now() - t4;

@@ -48,6 +48,13 @@ if [ "$RC" -eq 6 ] && [ -n "$msg" ] && [ "$(grep -c 'is not finite' "$WORK/nan.e
 else
     not_ok "non-finite loss" "exit $RC" "$(tail -3 "$WORK/nan.err")"
 fi
+# one rank (no scan before the update there: the optimizer's pass reports it): the same stop
+run_cmd "$WORK/nan1" 60 "$DPT" fit "$cfg" --data "$WORK/onebad.h5" --epochs 3 --verbose 0
+if [ "$RC" -eq 6 ] && grep -qF "$(sed -nE 's/.*(epoch [0-9]+, step [0-9]+: the (loss|gradient) is not finite).*/\1/p' <<<"$msg" | cut -d: -f1)" "$WORK/nan1.err"; then
+    ok "non-finite at 1 rank: exit 6 at the same epoch and step"
+else
+    not_ok "non-finite at 1 rank" "exit $RC" "$(tail -2 "$WORK/nan1.err")"
+fi
 # the step named, and the global step the checkpoint holds (one before, when it is in epoch 1)
 epoch=$(sed -nE 's/.*epoch ([0-9]+), step ([0-9]+):.*/\1/p' <<<"$msg")
 step=$(sed -nE 's/.*epoch ([0-9]+), step ([0-9]+):.*/\2/p' <<<"$msg")

@@ -586,6 +586,47 @@ static void test_reduce_lr(void **state) {
     assert_string_equal(dpt_monitor_name(DPT_MON_VAL_LOSS), "val_loss");
 }
 
+/* step_range: the same bytes as step on pre-scaled gradients, nothing outside [lo, hi) touched,
+ * and the verdict on non-finite results, for every optimizer kind */
+static void test_step_range(void **state) {
+    (void)state;
+    const dpt_optim_kind kinds[] = {DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_RMSPROP, DPT_OPT_ADAMW};
+    for (size_t q = 0; q < sizeof kinds / sizeof *kinds; q++) {
+        for (int momentum = 0; momentum < 2; momentum++) {
+            dpt_optim_spec spec = dpt_optim_defaults(kinds[q]);
+            spec.momentum = momentum ? 0.9 : 0.0;
+            dpt_optim *a = NULL, *b = NULL;
+            assert_ok(dpt_optim_create(&spec, N, &a));
+            assert_ok(dpt_optim_create(&spec, N, &b));
+            float wa[N], wb[N], g2[N], scaled[N];
+            memcpy(wa, w0, sizeof wa);
+            memcpy(wb, w0, sizeof wb);
+            for (int i = 0; i < N; i++) {
+                g2[i] = grads[0][i] * 4.0f;
+                scaled[i] = g2[i] * 0.25f;
+            }
+            dpt_optim_step(a, wa, scaled);
+            /* two halves with the scale folded in */
+            assert_false(dpt_optim_step_range(b, wb, g2, 0, N / 2, 0.25f));
+            for (int i = N / 2; i < N; i++)
+                assert_true(wb[i] == w0[i]); /* not yet */
+            /* (each call is one iteration: the other half is what another rank does) */
+            dpt_optim_set_iterations(b, 0);
+            dpt_optim_step_range(b, wb, g2, N / 2, N, 0.25f);
+            assert_memory_equal(wa, wb, sizeof wa);
+            /* a NaN or an infinity in the gradient is reported */
+            g2[1] = NAN;
+            assert_true(dpt_optim_step_range(b, wb, g2, 0, N, 1.0f));
+            memcpy(wb, w0, sizeof wb);
+            g2[1] = 1.0f;
+            g2[N - 1] = INFINITY;
+            assert_true(dpt_optim_step_range(b, wb, g2, N - 1, N, 1.0f));
+            dpt_optim_destroy(&a);
+            dpt_optim_destroy(&b);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -602,6 +643,7 @@ int main(void) {
         cmocka_unit_test(test_segments),
         cmocka_unit_test(test_early_stopping),
         cmocka_unit_test(test_reduce_lr),
+        cmocka_unit_test(test_step_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
