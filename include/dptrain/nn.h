@@ -91,6 +91,9 @@ typedef struct {
      * `scale` != 0 and the layer is trainable, ADDS scale * d(penalty)/d(params) to the layer's
      * gradient view. */
     double (*regularize)(dpt_layer *l, float scale);
+    /* true: backward honours dpt_layer.grads_overwrite (writes its whole gradient instead of
+     * adding to it), so the model need not zero it first */
+    bool overwrite_ok;
 } dpt_layer_ops;
 
 /* Sums buf (n doubles) in place over every rank (an MPI_Allreduce with MPI_SUM, installed by the
@@ -109,6 +112,8 @@ struct dpt_layer {
     int64_t param_offset;      /* offset of params in the flat buffer */
     bool trainable;
     bool has_regularizer; /* some weight of the layer carries a regularizer (ops->regularize) */
+    bool grads_overwrite; /* set by the model for one backward (ops->overwrite_ok layers only):
+                             the gradient view holds stale values, write it instead of adding */
     dpt_reduce_fn reduce; /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
     void *reduce_ctx;
 };
@@ -219,7 +224,9 @@ int64_t dpt_model_max_batch(const dpt_model *m);
 /* Forward over B <= max_batch samples. x (B, input_size). Returns a view of the output
  * (B, output_size), valid until the next forward (logits if the head is fused). */
 const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, int64_t B);
-/* Zeroes the gradient buffer. */
+/* Zeroes the gradient buffer: lazily. The next backward writes the gradients of layers that can
+ * (Dense: sgemm with beta 0) and zeroes the others' first; dpt_model_grads zeroes whatever is left
+ * when no backward came (a step with no local samples). Saves a pass over the whole buffer. */
 void dpt_model_zero_grads(dpt_model *m);
 /* Backward after dpt_model_forward with the same arguments: dout (B, output_size) is
  * d(loss)/d(output) and may be overwritten. Accumulates into the gradient buffer. */

@@ -61,11 +61,16 @@ static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, cons
         dpt_act_backward(d->head.act, y, dy, dy, B, out);
     const float *dz = dy; /* (B, out) */
     if (l->trainable) {
-        float *dK = l->grads; /* (in, out) */
+        float *dK = l->grads;            /* (in, out) */
+        bool fresh = l->grads_overwrite; /* stale values: write, do not add (dense_ops) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)B, 1.0f, x, in, dz, out,
-                    1.0f, dK, out);
-        if (d->use_bias)
-            dpt_add_rows(l->grads + (int64_t)in * out, dz, B, out); /* db (out) */
+                    fresh ? 0.0f : 1.0f, dK, out);
+        if (d->use_bias) {
+            float *db = l->grads + (int64_t)in * out; /* (out) */
+            if (fresh)
+                memset(db, 0, sizeof(float) * (size_t)out);
+            dpt_add_rows(db, dz, B, out);
+        }
     }
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, in, out, 1.0f, dz, out,
@@ -128,6 +133,7 @@ static const dpt_layer_ops dense_ops = {
     .to_json = dense_to_json,
     .destroy = dense_destroy,
     .regularize = dense_regularize,
+    .overwrite_ok = true,
 };
 
 dpt_head *dpt_dense_head(dpt_layer *l) {

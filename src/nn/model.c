@@ -28,6 +28,7 @@ struct dpt_model {
     float *params;     /* (n_params) flat, Keras weight order layer by layer */
     float *grads;      /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
     float *grads_own;  /* the model's own gradient buffer */
+    bool grads_stale;  /* dpt_model_zero_grads was called and no backward since */
     float *params_own; /* the model's own parameter buffer (params may be bound elsewhere) */
     float *arena;      /* one allocation holding acts[] and scratch[] */
     float **acts;      /* (n_layers): acts[i] is layer i's output (max_batch, out_size_i) */
@@ -389,7 +390,18 @@ dpt_layer *dpt_model_layer(const dpt_model *m, int i) {
 }
 int64_t dpt_model_n_params(const dpt_model *m) { return m->n_params; }
 float *dpt_model_params(dpt_model *m) { return m->params; }
-float *dpt_model_grads(dpt_model *m) { return m->grads; }
+/* a dpt_model_zero_grads that no backward has carried out yet: do it now */
+static void settle_grads(dpt_model *m) {
+    if (m->grads_stale) {
+        memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+        m->grads_stale = false;
+    }
+}
+
+float *dpt_model_grads(dpt_model *m) {
+    settle_grads(m);
+    return m->grads;
+}
 
 /* points the model (and every layer's view) at `to`, copying the current contents */
 static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
@@ -445,6 +457,8 @@ int dpt_model_trainable_segments(const dpt_model *m, const int64_t **seg) {
 bool dpt_model_has_regularizers(const dpt_model *m) { return m->has_regularizers; }
 
 double dpt_model_regularize(dpt_model *m, float scale) {
+    if (scale != 0.0f)
+        settle_grads(m); /* it adds to the gradients */
     double pen = 0;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
@@ -469,10 +483,7 @@ const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, 
     return cur;
 }
 
-void dpt_model_zero_grads(dpt_model *m) {
-    if (m->n_params > 0)
-        memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
-}
+void dpt_model_zero_grads(dpt_model *m) { m->grads_stale = m->n_params > 0; }
 
 /* dout (B, out_size), overwritten */
 void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B) {
@@ -480,10 +491,23 @@ void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B)
     DPT_ASSERT(m->x != NULL || B == 0);
     float *dy = dout;
     int t = 0;
+    /* after dpt_model_zero_grads: layers that can write their gradient do (no zeroing pass); the
+     * others' views, and those backward does not reach, are zeroed here */
+    bool stale = m->grads_stale;
+    for (int i = 0; stale && i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        l->grads_overwrite = i >= m->first_bwd && l->ops->overwrite_ok && l->trainable && B > 0;
+        int64_t n = l->ops->n_params(l);
+        if (n > 0 && !l->grads_overwrite)
+            memset(l->grads, 0, (size_t)n * sizeof(float));
+    }
+    m->grads_stale = false;
     for (int i = m->n_layers - 1; i >= m->first_bwd; i--) {
         dpt_layer *l = m->layers[i];
         const float *x = i > 0 ? m->acts[i - 1] : m->x;
         float *dx = i > m->first_bwd ? m->scratch[t] : NULL;
+        if (!stale)
+            l->grads_overwrite = false;
         l->ops->backward(l, p, x, m->acts[i], dy, dx, B);
         dy = dx;
         t ^= 1;

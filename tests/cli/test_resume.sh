@@ -9,12 +9,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$SRC"
 command -v h5diff >/dev/null || { echo "skipped: h5diff (hdf5-tools) not installed"; exit 77; }
 
-data="$WORK/d.h5"
+data="$WORK/d.h5" big="$WORK/big.h5"
 "$DPTRAIN" data synth --samples 6000 --features 20 --seed 5 --out "$data" >/dev/null
-fit() { $MPIRUN -np "$1" "$DPTRAIN" fit examples/tutorial.json --data "$data" --epochs 8 --run-dir "${@:2}"; }
+# the kill / signal runs must still be training when the signal lands (after 1-2 epochs plus up to
+# a second): 200k samples make an epoch ~0.3 s even on a quiet machine (6000 took 10 ms)
+"$DPTRAIN" data synth --samples 200000 --features 20 --seed 5 --out "$big" >/dev/null
+fit() { $MPIRUN -np "$1" "$DPTRAIN" fit examples/tutorial.json --data "${DATA:-$data}" --epochs 8 --run-dir "${@:2}"; }
 
 # the reference: uninterrupted
-fit 2 "$WORK/ref" --verbose 0 >"$WORK/ref.out" 2>&1 || not_ok "reference run" "$(tail -3 "$WORK/ref.out")"
+DATA=$big fit 2 "$WORK/ref" --verbose 0 >"$WORK/ref.out" 2>&1 || not_ok "reference run" "$(tail -3 "$WORK/ref.out")"
 
 # the ranks only (their command line starts with the binary), never mpirun itself
 rank_pids() { pgrep -f -- "^$DPTRAIN fit .*--run-dir $1" | sort -n; }
@@ -29,7 +32,7 @@ wait_rows() {
 }
 
 # --- kill -9 of one rank at a random step, then resume -----------------------------------------
-fit 2 "$WORK/k" --checkpoint-every 7 --verbose 0 >"$WORK/k.out" 2>&1 &
+DATA=$big fit 2 "$WORK/k" --checkpoint-every 7 --verbose 0 >"$WORK/k.out" 2>&1 &
 mp=$!
 wait_rows "$WORK/k" 1
 sleep "0.$((RANDOM % 9 + 1))"
@@ -41,7 +44,7 @@ gone=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
 if [ "$rc" -ne 0 ] && [ -z "$(rank_pids "$WORK/k")" ]; then ok "kill -9 of one rank ends the job (exit $rc, ${gone}s)"; else
     not_ok "kill -9 of one rank" "exit $rc"; fi
 done_rows=$(($(wc -l <"$WORK/k/history.csv") - 1))
-fit 2 "$WORK/k" --resume >"$WORK/k2.out" 2>&1; rc=$?
+DATA=$big fit 2 "$WORK/k" --resume >"$WORK/k2.out" 2>&1; rc=$?
 if [ "$rc" -eq 0 ] && grep -q '^resume: .*last.h5' "$WORK/k2.out" && [ "$done_rows" -lt 8 ]; then
     ok "resumed after kill -9 (killed after $done_rows epochs)"; else
     not_ok "resume after kill -9" "exit $rc, rows before $done_rows" "$(tail -3 "$WORK/k2.out")"; fi
@@ -52,14 +55,14 @@ if h5diff "$WORK/ref/final.h5" "$WORK/k/final.h5" >"$WORK/diff.out" 2>&1; then
     not_ok "history rows after resume: $(($(wc -l <"$WORK/k/history.csv") - 1))"
 
 # --- SIGUSR1 to one rank only: exit 75, resumable -----------------------------------------------
-fit 2 "$WORK/p" --verbose 0 >"$WORK/p.out" 2>&1 &
+DATA=$big fit 2 "$WORK/p" --verbose 0 >"$WORK/p.out" 2>&1 &
 mp=$!
 wait_rows "$WORK/p" 2
 kill -USR1 "$(rank_pids "$WORK/p" | tail -1)"
 wait $mp; rc=$?
 if [ "$rc" -eq 75 ] && grep -q 'checkpoint written to' "$WORK/p.out"; then ok "SIGUSR1 to one rank: exit 75 after a checkpoint"; else
     not_ok "SIGUSR1 preemption" "exit $rc" "$(tail -3 "$WORK/p.out")"; fi
-fit 2 "$WORK/p" --resume --verbose 0 >"$WORK/p2.out" 2>&1 && h5diff "$WORK/ref/final.h5" "$WORK/p/final.h5" >/dev/null &&
+DATA=$big fit 2 "$WORK/p" --resume --verbose 0 >"$WORK/p2.out" 2>&1 && h5diff "$WORK/ref/final.h5" "$WORK/p/final.h5" >/dev/null &&
     ok "preempted + resumed weights equal the uninterrupted run's" ||
     not_ok "resume after SIGUSR1" "$(tail -3 "$WORK/p2.out")"
 

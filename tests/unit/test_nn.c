@@ -825,13 +825,41 @@ static void test_model_grad_check(void **state) {
     assert_gc_ok(r, "tutorial model");
     /* dropout is on: many hidden units are dropped, so many gradients are exactly 0 */
     assert_true(zero_grads > 100 && zero_grads < dpt_model_n_params(m));
-    /* zero_grads clears, backward accumulates */
+    /* zero_grads clears (lazily: dpt_model_grads settles it), backward accumulates */
     dpt_model_zero_grads(m);
+    grads = dpt_model_grads(m);
     for (int64_t k = 0; k < dpt_model_n_params(m); k++)
         assert_true(grads[k] == 0.0f);
     /* an empty batch does nothing */
     dpt_model_forward(m, &p, x, 0);
     dpt_model_backward(m, &p, dout, 0);
+    /* the lazy zeroing: a backward after zero_grads WRITES (Dense, beta 0) over stale values and
+     * gives the same bytes as one on zeroed memory; without zero_grads it accumulates */
+    int64_t np = dpt_model_n_params(m);
+    float *g1 = malloc(sizeof(float) * (size_t)np);
+    assert_non_null(g1);
+    dpt_model_forward(m, &p, x, B);
+    memcpy(dout, w, sizeof w);
+    dpt_model_backward(m, &p, dout, B); /* onto zeros (settled above) */
+    memcpy(g1, dpt_model_grads(m), sizeof(float) * (size_t)np);
+    dpt_model_forward(m, &p, x, B);
+    memcpy(dout, w, sizeof w);
+    dpt_model_backward(m, &p, dout, B); /* accumulates: 2 g1 */
+    grads = dpt_model_grads(m);
+    for (int64_t k = 0; k < np; k++) /* (sgemm's beta 1 adds in its own order: rounding) */
+        assert_float_equal(grads[k], 2.0f * g1[k], 1e-6f * (1.0f + fabsf(2.0f * g1[k])));
+    dpt_model_zero_grads(m);
+    dpt_model_forward(m, &p, x, B);
+    memcpy(dout, w, sizeof w);
+    dpt_model_backward(m, &p, dout, B); /* over the stale 2 g1 */
+    assert_memory_equal(dpt_model_grads(m), g1, sizeof(float) * (size_t)np);
+    dpt_model_zero_grads(m); /* and a backward with no samples leaves zeros */
+    dpt_model_forward(m, &p, x, 0);
+    dpt_model_backward(m, &p, dout, 0);
+    grads = dpt_model_grads(m);
+    for (int64_t k = 0; k < np; k++)
+        assert_true(grads[k] == 0.0f);
+    free(g1);
     dpt_model_destroy(&m);
 }
 
