@@ -288,25 +288,13 @@ static uint32_t sgd_plain(float *restrict w, const float *restrict g, int64_t n,
  *   v = momentum*v - lr*g;  w += momentum*v - lr*g      (nesterov)
  * w, g, v (n) */
 static uint32_t sgd_momentum(float *restrict w, const float *restrict g, float *restrict v,
-                             int64_t n, float lr, float mom, float gs) {
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float vi = mom * v[i] - lr * (g[i] * gs);
-        v[i] = vi;
-        float wi = w[i] + vi;
-        w[i] = wi;
-        bad |= nonfinite(wi);
-    }
-    return bad;
-}
-static uint32_t sgd_nesterov(float *restrict w, const float *restrict g, float *restrict v,
-                             int64_t n, float lr, float mom, float gs) {
+                             int64_t n, float lr, float mom, float gs, bool nesterov) {
     uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
         float vi = mom * v[i] - lr * gi;
         v[i] = vi;
-        float wi = w[i] + (mom * vi - lr * gi);
+        float wi = w[i] + (nesterov ? mom * vi - lr * gi : vi);
         w[i] = wi;
         bad |= nonfinite(wi);
     }
@@ -406,10 +394,9 @@ bool dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64
         case DPT_OPT_SGD:
             if (o->n_slots == 0)
                 bad |= sgd_plain(w, g, n, lr, gscale);
-            else if (s->nesterov)
-                bad |= sgd_nesterov(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale);
             else
-                bad |= sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale);
+                bad |= sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale,
+                                    s->nesterov);
             break;
         case DPT_OPT_ADAM:
         case DPT_OPT_ADAMW:
