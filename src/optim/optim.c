@@ -287,8 +287,9 @@ static uint32_t sgd_plain(float *restrict w, const float *restrict g, int64_t n,
  *   v = momentum*v - lr*g;  w += v                      (classic)
  *   v = momentum*v - lr*g;  w += momentum*v - lr*g      (nesterov)
  * w, g, v (n) */
-static uint32_t sgd_momentum(float *restrict w, const float *restrict g, float *restrict v,
-                             int64_t n, float lr, float mom, float gs, bool nesterov) {
+static inline __attribute__((always_inline)) uint32_t
+sgd_momentum_loop(float *restrict w, const float *restrict g, float *restrict v, int64_t n,
+                  float lr, float mom, float gs, const bool nesterov) {
     uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
@@ -299,6 +300,12 @@ static uint32_t sgd_momentum(float *restrict w, const float *restrict g, float *
         bad |= nonfinite(wi);
     }
     return bad;
+}
+/* one loop in the source, two vectorised copies: `nesterov` is a constant in each */
+static uint32_t sgd_momentum(float *restrict w, const float *restrict g, float *restrict v,
+                             int64_t n, float lr, float mom, float gs, bool nesterov) {
+    return nesterov ? sgd_momentum_loop(w, g, v, n, lr, mom, gs, true)
+                    : sgd_momentum_loop(w, g, v, n, lr, mom, gs, false);
 }
 
 /* Adam as TensorFlow's ApplyAdam kernel and Keras 3 compute it:
