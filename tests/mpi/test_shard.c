@@ -18,82 +18,20 @@
 
 #include <hdf5.h>
 
+#include "rows_fixture.h"
 #include "testutil.h"
 
 enum { N = 1001, F = 2, B = 32, EPOCHS = 3, CLASSES = 10 };
 #define SEED 11u
 
-static char g_dir[4096], g_good[4200], g_bad[4200];
 static int g_rank, g_size;
 
-/* x[i] = (i, i + 0.5), y[i] = i % 10; in the "bad" file x[bad_row][1] = NaN. */
-static int write_file(const char *path, int64_t bad_row) {
-    float *x = malloc(sizeof(float) * N * F);
-    int32_t *y = malloc(sizeof(int32_t) * N);
-    if (!x || !y)
-        return -1;
-    for (int i = 0; i < N; i++) {
-        x[i * F] = (float)i;
-        x[i * F + 1] = (float)i + 0.5f;
-        y[i] = i % CLASSES;
-    }
-    if (bad_row >= 0)
-        x[bad_row * F + 1] = NAN;
-    int rc = 0;
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t g = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t xd[2] = {N, F}, yd[1] = {N};
-    hid_t sx = H5Screate_simple(2, xd, NULL), sy = H5Screate_simple(1, yd, NULL);
-    hid_t dx = H5Dcreate2(g, "x", H5T_IEEE_F32LE, sx, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t dy = H5Dcreate2(g, "y", H5T_STD_I32LE, sy, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (H5Dwrite(dx, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
-        rc = -1;
-    if (H5Dwrite(dy, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) < 0)
-        rc = -1;
-    H5Dclose(dx);
-    H5Dclose(dy);
-    H5Sclose(sx);
-    H5Sclose(sy);
-    H5Gclose(g);
-    if (H5Fclose(f) < 0)
-        rc = -1;
-    free(x);
-    free(y);
-    return rc;
-}
+static rows_fixture g_fx; /* the files, this rank and the rank count */
 
-/* Rank 0 writes the files; every rank learns the paths and whether it worked. */
 static void ensure_files(void) {
-    static int done = 0, ok = 0;
-    if (!done) {
-        MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-        if (g_rank == 0) {
-            snprintf(g_dir, sizeof g_dir, "%s", dpt_test_tmpdir("shard"));
-            snprintf(g_good, sizeof g_good, "%s/good.h5", g_dir);
-            snprintf(g_bad, sizeof g_bad, "%s/bad.h5", g_dir);
-            ok = write_file(g_good, -1) == 0 && write_file(g_bad, N - 2) == 0;
-        }
-        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
-        MPI_Bcast(g_dir, sizeof g_dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-        MPI_Bcast(g_good, sizeof g_good, MPI_CHAR, 0, MPI_COMM_WORLD);
-        MPI_Bcast(g_bad, sizeof g_bad, MPI_CHAR, 0, MPI_COMM_WORLD);
-        done = 1;
-    }
-    assert_true(ok); /* agreed (broadcast) */
-}
-
-/* The worst status over all ranks (DPT_OK only if every rank is OK). */
-static int agree(dpt_status st) {
-    int local = (int)st, worst = 0;
-    MPI_Allreduce(&local, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return worst;
-}
-
-static int64_t sum_i64(int64_t v) {
-    int64_t s = 0;
-    MPI_Allreduce(&v, &s, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-    return s;
+    rows_files(&g_fx, "shard", N, CLASSES, 0);
+    g_rank = g_fx.rank;
+    g_size = g_fx.size;
 }
 
 static uint64_t mix40(int64_t i) { /* a per-sample value for membership checksums (< 2^40) */
@@ -112,8 +50,8 @@ static void test_shard_holds_its_rows(void **state) {
     dpt_split_range(N, g_rank, g_size, &lo, &hi);
     dpt_shard *s = NULL;
     dpt_shape in = {1, {F}};
-    dpt_status st = dpt_shard_open(g_good, "train", lo, hi, &SPARSE, &in, &s);
-    int worst = agree(st);
+    dpt_status st = dpt_shard_open(g_fx.good, "train", lo, hi, &SPARSE, &in, &s);
+    int worst = rows_agree(st);
     if (st != DPT_OK)
         fprintf(stderr, "[rank %d] %s\n", g_rank, dpt_error_message());
     assert_int_equal(worst, DPT_OK);
@@ -125,7 +63,7 @@ static void test_shard_holds_its_rows(void **state) {
         wrong += dpt_shard_y(s)[r] != (float)((lo + r) % CLASSES);
     }
     wrong += dpt_shard_lo(s) != lo;
-    int64_t total_wrong = sum_i64(wrong), total_rows = sum_i64(rows);
+    int64_t total_wrong = rows_sum_i64(wrong), total_rows = rows_sum_i64(rows);
     int64_t mn = 0, mx = 0;
     MPI_Allreduce(&rows, &mn, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
     MPI_Allreduce(&rows, &mx, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
@@ -141,8 +79,8 @@ static void test_global_batches(void **state) {
     int64_t lo, hi;
     dpt_split_range(N, g_rank, g_size, &lo, &hi);
     dpt_shard *s = NULL;
-    dpt_status st = dpt_shard_open(g_good, "train", lo, hi, &SPARSE, NULL, &s);
-    assert_int_equal(agree(st), DPT_OK);
+    dpt_status st = dpt_shard_open(g_fx.good, "train", lo, hi, &SPARSE, NULL, &s);
+    assert_int_equal(rows_agree(st), DPT_OK);
 
     enum { NB = (N + B - 1) / B };
     int uses[N], batch_of[N], batch_of_all[N], count[NB], count_all[NB];
@@ -210,8 +148,8 @@ static void test_global_batches(void **state) {
     assert_int_equal(N % B, 9);
     assert_int_equal(sum_mismatch, 0);
     assert_int_equal(batch_mismatch, 0);
-    assert_int_equal(sum_i64(outside), 0);
-    assert_int_equal(sum_i64(wrong_row), 0);
+    assert_int_equal(rows_sum_i64(outside), 0);
+    assert_int_equal(rows_sum_i64(wrong_row), 0);
     /* the epochs shuffle differently */
     assert_true(first_batch_sum[0] != first_batch_sum[1]);
     assert_true(first_batch_sum[1] != first_batch_sum[2]);
@@ -229,7 +167,7 @@ static void test_same_order_on_every_rank(void **state) {
     }
     h0 = h;
     MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
-    int64_t differ = sum_i64(h != h0);
+    int64_t differ = rows_sum_i64(h != h0);
     assert_int_equal(differ, 0);
 }
 
@@ -240,27 +178,22 @@ static void test_bad_row_fails_its_rank_only(void **state) {
     int64_t lo, hi;
     dpt_split_range(N, g_rank, g_size, &lo, &hi);
     dpt_shard *s = NULL;
-    dpt_status st = dpt_shard_open(g_bad, "train", lo, hi, &SPARSE, NULL, &s);
+    dpt_status st = dpt_shard_open(g_fx.bad, "train", lo, hi, &SPARSE, NULL, &s);
     bool mine = N - 2 >= lo && N - 2 < hi;
     int64_t as_expected = mine
                               ? (st == DPT_ERR_DATA &&
                                  strstr(dpt_error_message(), "/train/x: row 999: non-finite value"))
                               : st == DPT_OK;
-    int worst = agree(st);
+    int worst = rows_agree(st);
     dpt_shard_destroy(&s);
-    assert_int_equal(sum_i64(as_expected), g_size);
+    assert_int_equal(rows_sum_i64(as_expected), g_size);
     assert_int_equal(worst, DPT_ERR_DATA);
 }
 
 static void test_cleanup(void **state) {
     (void)state;
     ensure_files();
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (g_rank == 0) {
-        remove(g_good);
-        remove(g_bad);
-        rmdir(g_dir);
-    }
+    rows_cleanup(&g_fx);
 }
 
 int main(int argc, char **argv) {

@@ -1,8 +1,8 @@
 /* Finite-difference gradient checking for single layers, shared by the layer test programs
- * (the same checker as test_nn.c's: central differences, kinks skipped when the one-sided
- * differences disagree, tolerance 1e-2 relative + 2e-3 absolute). Header-only: every function is
- * static, so each test program gets its own copy. Only the first n_trainable parameters are
- * checked (moving statistics have no gradient by design).
+ * (test_nn.c, test_layers2.c, test_regularizers.c): central differences, kinks skipped when the
+ * one-sided differences disagree, tolerance 1e-2 relative + 2e-3 absolute. Header-only: every
+ * function is static, so each test program gets its own copy. Only the first n_trainable parameters
+ * are checked (moving statistics have no gradient by design).
  */
 #ifndef DPT_TEST_GRADCHECK_H
 #define DPT_TEST_GRADCHECK_H
@@ -97,8 +97,11 @@ static int64_t gc_n_trainable(const dpt_layer *l) {
     return l->ops->n_trainable ? l->ops->n_trainable(l) : l->ops->n_params(l);
 }
 
-/* Gradient check of one layer over its trainable parameters and its input, f = sum(y * w). */
-static gc_result gc_check_layer(dpt_layer *l, const dpt_pass *p, int64_t B, uint64_t seed) {
+/* Gradient check of one layer over its trainable parameters and its input, f = sum(y * w).
+ * `corrupt` adds an error to the first analytic gradient (parameter, else input) so that a
+ * self-test can see the check fail. */
+static gc_result gc_check_layer_corrupt(dpt_layer *l, const dpt_pass *p, int64_t B, uint64_t seed,
+                                        bool corrupt) {
     gc_result r = {0};
     dpt_rng rng;
     dpt_rng_init(&rng, seed, 99);
@@ -116,6 +119,12 @@ static gc_result gc_check_layer(dpt_layer *l, const dpt_pass *p, int64_t B, uint
     l->ops->forward(l, p, x, y, B);
     memcpy(dy, w, (size_t)nout * sizeof(float));
     l->ops->backward(l, p, x, y, dy, dx, B);
+    if (corrupt) {
+        if (nt)
+            l->grads[0] += 0.1f + 0.1f * fabsf(l->grads[0]);
+        else
+            dx[0] += 0.1f + 0.1f * fabsf(dx[0]);
+    }
     for (int64_t k = nt; k < np; k++)
         if (l->grads[k] != 0.0f)
             fail_msg("non-trainable parameter %lld got a gradient %g", (long long)k,
@@ -154,6 +163,10 @@ static gc_result gc_check_layer(dpt_layer *l, const dpt_pass *p, int64_t B, uint
     free(w);
     free(dy);
     return r;
+}
+
+static gc_result gc_check_layer(dpt_layer *l, const dpt_pass *p, int64_t B, uint64_t seed) {
+    return gc_check_layer_corrupt(l, p, B, seed, false);
 }
 
 static void gc_assert_ok(gc_result r, const char *what) {

@@ -10,157 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gradcheck.h"
 #include "nn/nn_internal.h" /* dpt_dropout_force_generic */
 #include "testutil.h"
 
-static json_t *parse(const char *text) {
-    json_error_t e;
-    json_t *j = json_loads(text, 0, &e);
-    if (!j)
-        fail_msg("bad test JSON: %s (%s)", e.text, text);
-    return j;
-}
-
 static dpt_shape shape1(int64_t n) { return (dpt_shape){.rank = 1, .dim = {n}}; }
-
-static dpt_status make_layer(const char *cls, const char *cfg_text, dpt_shape in, dpt_layer **out) {
-    json_t *cfg = parse(cfg_text);
-    dpt_json_ctx ctx = {.file = "t.json", .path = "model.config.layers[3].config"};
-    dpt_layer_create_fn create = dpt_layer_lookup(cls);
-    if (!create)
-        fail_msg("no layer class %s", cls);
-    dpt_status st = create(cfg, &ctx, &in, out);
-    json_decref(cfg);
-    return st;
-}
-
-/* gives a standalone layer its own parameter and gradient buffers, initialised from seed */
-static void bind_params(dpt_layer *l, uint64_t seed) {
-    int64_t n = l->ops->n_params(l);
-    l->params = n ? calloc((size_t)n, sizeof(float)) : NULL;
-    l->grads = n ? calloc((size_t)n, sizeof(float)) : NULL;
-    if (n) {
-        dpt_rng r;
-        dpt_rng_init(&r, seed, 0);
-        l->ops->init_params(l, &r);
-    }
-}
-
-static void free_layer(dpt_layer **l) {
-    if (!*l)
-        return;
-    free((*l)->params);
-    free((*l)->grads);
-    dpt_layer_destroy(l);
-}
-
-static void fill_uniform(float *v, int64_t n, float lo, float hi, dpt_rng *r) {
-    for (int64_t i = 0; i < n; i++)
-        v[i] = lo + (hi - lo) * dpt_rng_uniform(r);
-}
-
-/* ---- the finite-difference checker ---------------------------------------------------------- */
-
-typedef struct {
-    int checked, skipped, bad;
-    double worst; /* largest |analytic - numeric| / (1e-2 max(|a|, |n|) + 2e-3) */
-} gc_result;
-
-/* Compares one analytic derivative with central differences of f around the current value;
- * coordinates whose one-sided differences disagree (a relu kink inside +-eps) are skipped. */
-static void gc_compare(gc_result *r, double analytic, double fm, double f0, double fp, double eps) {
-    double num = (fp - fm) / (2 * eps);
-    double left = (f0 - fm) / eps, right = (fp - f0) / eps;
-    /* a kink moves the central difference by at most |left - right| / 2: skip when that could
-     * exceed the tolerance below */
-    if (fabs(left - right) > 1e-2 * fmax(fabs(left), fabs(right)) + 2e-3) {
-        r->skipped++;
-        return;
-    }
-    double err = fabs(analytic - num) / (1e-2 * fmax(fabs(analytic), fabs(num)) + 2e-3);
-    r->checked++;
-    if (err > r->worst)
-        r->worst = err;
-    if (err > 1.0) {
-        r->bad++;
-        if (getenv("DPT_GC_VERBOSE"))
-            fprintf(stderr, "gc: analytic %.6g numeric %.6g left %.6g right %.6g\n", analytic, num,
-                    left, right);
-    }
-}
-
-/* f = sum(y * w) with w fixed: a scalar whose gradient wrt y is w. */
-static double layer_f(dpt_layer *l, const dpt_pass *p, const float *x, float *y, const float *w,
-                      int64_t B) {
-    l->ops->forward(l, p, x, y, B);
-    double f = 0;
-    for (int64_t k = 0; k < B * l->out_size; k++)
-        f += (double)y[k] * w[k];
-    return f;
-}
-
-/* Gradient check of one layer over its parameters and its input. `corrupt` adds an error to
- * the first analytic gradient (parameter or input) so the self-test can see the check fail. */
-static gc_result grad_check_layer(dpt_layer *l, const dpt_pass *p, int64_t B, uint64_t seed,
-                                  bool corrupt) {
-    gc_result r = {0};
-    dpt_rng rng;
-    dpt_rng_init(&rng, seed, 99);
-    int64_t nin = B * l->in_size, nout = B * l->out_size, np = l->ops->n_params(l);
-    float *x = malloc((size_t)nin * sizeof(float));   /* (B, in) */
-    float *dx = malloc((size_t)nin * sizeof(float));  /* (B, in) */
-    float *y = malloc((size_t)nout * sizeof(float));  /* (B, out) */
-    float *w = malloc((size_t)nout * sizeof(float));  /* (B, out) */
-    float *dy = malloc((size_t)nout * sizeof(float)); /* (B, out) */
-    fill_uniform(x, nin, -1.5f, 1.5f, &rng);
-    fill_uniform(w, nout, -1.0f, 1.0f, &rng);
-    if (np)
-        memset(l->grads, 0, (size_t)np * sizeof(float));
-    l->ops->forward(l, p, x, y, B);
-    memcpy(dy, w, (size_t)nout * sizeof(float));
-    l->ops->backward(l, p, x, y, dy, dx, B);
-    if (corrupt) {
-        if (np)
-            l->grads[0] += 0.1f + 0.1f * fabsf(l->grads[0]);
-        else
-            dx[0] += 0.1f + 0.1f * fabsf(dx[0]);
-    }
-    const float eps = 1e-3f;
-    double f0 = layer_f(l, p, x, y, w, B);
-    for (int64_t k = 0; k < np; k++) {
-        float save = l->params[k];
-        l->params[k] = save + eps;
-        double fp = layer_f(l, p, x, y, w, B);
-        l->params[k] = save - eps;
-        double fm = layer_f(l, p, x, y, w, B);
-        l->params[k] = save;
-        gc_compare(&r, l->grads[k], fm, f0, fp, eps);
-    }
-    for (int64_t k = 0; k < nin; k++) {
-        float save = x[k];
-        x[k] = save + eps;
-        double fp = layer_f(l, p, x, y, w, B);
-        x[k] = save - eps;
-        double fm = layer_f(l, p, x, y, w, B);
-        x[k] = save;
-        gc_compare(&r, dx[k], fm, f0, fp, eps);
-    }
-    free(x);
-    free(dx);
-    free(y);
-    free(w);
-    free(dy);
-    return r;
-}
-
-static void assert_gc_ok(gc_result r, const char *what) {
-    if (getenv("DPT_GC_VERBOSE"))
-        fprintf(stderr, "gc: %s: %d checked, %d skipped, worst %.3g of tolerance\n", what,
-                r.checked, r.skipped, r.worst);
-    if (r.bad > 0 || r.checked == 0 || r.skipped > r.checked / 20 + 1)
-        fail_msg("%s: gradient check: %d bad, %d checked, %d skipped, worst %.3g", what, r.bad,
-                 r.checked, r.skipped, r.worst);
-}
 
 static const dpt_pass train_pass = {.training = true, .seed = 1234, .rank = 1, .step = 77};
 
@@ -216,8 +70,8 @@ static void test_act_backward(void **state) {
     dpt_rng_init(&rng, 5, 0);
     for (int a = DPT_ACT_LINEAR; a <= DPT_ACT_SOFTMAX; a++) {
         float z[B * N], y[B * N], w[B * N], dz[B * N];
-        fill_uniform(z, B * N, -2.0f, 2.0f, &rng);
-        fill_uniform(w, B * N, -1.0f, 1.0f, &rng);
+        gc_fill_uniform(z, B * N, -2.0f, 2.0f, &rng);
+        gc_fill_uniform(w, B * N, -1.0f, 1.0f, &rng);
         memcpy(y, z, sizeof y);
         dpt_act_forward((dpt_act)a, y, B, N);
         dpt_act_backward((dpt_act)a, y, w, dz, B, N);
@@ -240,7 +94,7 @@ static void test_act_backward(void **state) {
             }
             gc_compare(&r, dz[k], f[0], f[1], f[2], 1e-3);
         }
-        assert_gc_ok(r, dpt_act_name((dpt_act)a));
+        gc_assert_ok(r, dpt_act_name((dpt_act)a));
     }
 }
 
@@ -251,17 +105,17 @@ static void test_act_backward(void **state) {
 static void test_grad_check_self_test(void **state) {
     (void)state;
     dpt_layer *l = NULL;
-    assert_ok(make_layer("Dense", "{\"units\": 3, \"activation\": \"tanh\"}", shape1(4), &l));
-    bind_params(l, 1);
-    gc_result good = grad_check_layer(l, &train_pass, 3, 11, false);
-    assert_gc_ok(good, "Dense tanh");
-    gc_result broken = grad_check_layer(l, &train_pass, 3, 11, true);
+    assert_ok(gc_make_layer("Dense", "{\"units\": 3, \"activation\": \"tanh\"}", shape1(4), &l));
+    gc_bind_params(l, 1);
+    gc_result good = gc_check_layer(l, &train_pass, 3, 11);
+    gc_assert_ok(good, "Dense tanh");
+    gc_result broken = gc_check_layer_corrupt(l, &train_pass, 3, 11, true);
     assert_true(broken.bad >= 1);
-    free_layer(&l);
-    assert_ok(make_layer("Activation", "{\"activation\": \"sigmoid\"}", shape1(4), &l));
-    broken = grad_check_layer(l, &train_pass, 3, 11, true); /* no params: corrupts dx */
+    gc_free_layer(&l);
+    assert_ok(gc_make_layer("Activation", "{\"activation\": \"sigmoid\"}", shape1(4), &l));
+    broken = gc_check_layer_corrupt(l, &train_pass, 3, 11, true); /* no params: corrupts dx */
     assert_true(broken.bad >= 1);
-    free_layer(&l);
+    gc_free_layer(&l);
 }
 
 static void test_grad_dense_each_activation(void **state) {
@@ -273,24 +127,24 @@ static void test_grad_dense_each_activation(void **state) {
             snprintf(cfg, sizeof cfg, "{\"units\": 5, \"activation\": \"%s\", \"use_bias\": %s}",
                      acts[a], bias ? "true" : "false");
             dpt_layer *l = NULL;
-            assert_ok(make_layer("Dense", cfg, shape1(6), &l));
-            bind_params(l, 3);
+            assert_ok(gc_make_layer("Dense", cfg, shape1(6), &l));
+            gc_bind_params(l, 3);
             /* non-zero biases so the bias enters the check */
             if (bias)
                 for (int j = 0; j < 5; j++)
                     l->params[30 + j] = 0.1f * (float)(j - 2);
             assert_int_equal(l->ops->n_params(l), 30 + (bias ? 5 : 0));
-            gc_result r = grad_check_layer(l, &train_pass, 4, 100 + a, false);
-            assert_gc_ok(r, cfg);
-            free_layer(&l);
+            gc_result r = gc_check_layer(l, &train_pass, 4, 100 + a);
+            gc_assert_ok(r, cfg);
+            gc_free_layer(&l);
         }
 }
 
 static void test_grad_dense_accumulates(void **state) {
     (void)state;
     dpt_layer *l = NULL;
-    assert_ok(make_layer("Dense", "{\"units\": 2}", shape1(3), &l));
-    bind_params(l, 3);
+    assert_ok(gc_make_layer("Dense", "{\"units\": 2}", shape1(3), &l));
+    gc_bind_params(l, 3);
     float x[2 * 3] = {1, 2, 3, -1, 0.5f, 2}, y[2 * 2], dy[2 * 2];
     l->ops->forward(l, &train_pass, x, y, 2);
     memset(l->grads, 0, 8 * sizeof(float));
@@ -307,7 +161,7 @@ static void test_grad_dense_accumulates(void **state) {
     assert_float_equal(once[6], 2.0f, 0);     /* db = column sums */
     assert_float_equal(once[0], 0.0f, 1e-6f); /* dK[0][0] = x[0][0] + x[1][0] = 0 */
     assert_float_equal(once[2], 2.5f, 1e-6f); /* dK[1][0] = 2 + 0.5 */
-    free_layer(&l);
+    gc_free_layer(&l);
 }
 
 /* a config (and input shape, default (6,)) for every registered class: adding a layer kind
@@ -361,13 +215,13 @@ static void test_registry_generic(void **state) {
         if (!cfg)
             fail_msg("no sample config for registered layer %s", *c);
         dpt_layer *l = NULL;
-        assert_ok(make_layer(*c, cfg, in, &l));
+        assert_ok(gc_make_layer(*c, cfg, in, &l));
         assert_true(strcmp(l->ops->class_name, *c) == 0 || strstr(*c, "2D") ||
                     strstr(*c, "Convolution"));
         assert_true(l->in_size == dpt_shape_size(&in));
         assert_true(l->out_size == dpt_shape_size(&l->out_shape));
         l->index = 2;
-        bind_params(l, 9);
+        gc_bind_params(l, 9);
         /* weights() describe exactly n_params floats */
         const char *names[8];
         dpt_shape shapes[8];
@@ -377,13 +231,13 @@ static void test_registry_generic(void **state) {
             sum += dpt_shape_size(&shapes[i]);
         assert_true(sum == l->ops->n_params(l));
         /* gradient check in training mode (Dropout: a fixed mask) */
-        assert_gc_ok(grad_check_layer(l, &train_pass, 4, 7, false), *c);
+        gc_assert_ok(gc_check_layer(l, &train_pass, 4, 7), *c);
         /* to_json round trip */
         json_t *j = l->ops->to_json(l);
         assert_non_null(j);
         char *text = json_dumps(j, JSON_SORT_KEYS);
         dpt_layer *l2 = NULL;
-        assert_ok(make_layer(*c, text, in, &l2));
+        assert_ok(gc_make_layer(*c, text, in, &l2));
         json_t *j2 = l2->ops->to_json(l2);
         assert_true(json_equal(j, j2));
         assert_true(l2->ops->n_params(l2) == l->ops->n_params(l));
@@ -391,8 +245,8 @@ static void test_registry_generic(void **state) {
         free(text);
         json_decref(j);
         json_decref(j2);
-        free_layer(&l2);
-        free_layer(&l);
+        gc_free_layer(&l2);
+        gc_free_layer(&l);
     }
     assert_true(n >= 3);
     assert_null(dpt_layer_lookup("Conv3D"));
@@ -407,12 +261,12 @@ static void dropout_fraction(double rate) {
     char cfg[64];
     snprintf(cfg, sizeof cfg, "{\"rate\": %g}", rate);
     dpt_layer *l = NULL;
-    assert_ok(make_layer("Dropout", cfg, shape1(N / 4), &l));
+    assert_ok(gc_make_layer("Dropout", cfg, shape1(N / 4), &l));
     l->index = 1;
     float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
     dpt_rng rng;
     dpt_rng_init(&rng, 3, 0);
-    fill_uniform(x, N, 0.5f, 2.0f, &rng); /* never 0: a 0 in y means dropped */
+    gc_fill_uniform(x, N, 0.5f, 2.0f, &rng); /* never 0: a 0 in y means dropped */
     l->ops->forward(l, &train_pass, x, y, 4);
     float scale = (float)(1.0 / (1.0 - rate));
     int64_t zeros = 0;
@@ -434,7 +288,7 @@ static void dropout_fraction(double rate) {
         assert_int_equal(y[k] != 0.0f, dpt_dropout_keep(&train_pass, 1, (uint64_t)k, (float)rate));
     free(x);
     free(y);
-    free_layer(&l);
+    gc_free_layer(&l);
 }
 
 static void test_dropout_fraction(void **state) {
@@ -492,8 +346,8 @@ static void test_dropout_modes(void **state) {
     (void)state;
     enum { B = 3, N = 7 }; /* 21 elements: a partial Philox block at the end */
     dpt_layer *l = NULL;
-    assert_ok(make_layer("Dropout", "{\"rate\": 0.5, \"noise_shape\": null, \"seed\": 5}",
-                         shape1(N), &l));
+    assert_ok(gc_make_layer("Dropout", "{\"rate\": 0.5, \"noise_shape\": null, \"seed\": 5}",
+                            shape1(N), &l));
     l->index = 4;
     float x[B * N], y[B * N], y2[B * N], dy[B * N], dx[B * N];
     for (int k = 0; k < B * N; k++)
@@ -518,27 +372,27 @@ static void test_dropout_modes(void **state) {
         kept_zero_x += keep && x[k] == 0.0f;
     }
     assert_true(kept_zero_x > 0); /* the case a y-based backward gets wrong is exercised */
-    free_layer(&l);
+    gc_free_layer(&l);
     /* rate 0: identity even in training */
-    assert_ok(make_layer("Dropout", "{\"rate\": 0}", shape1(N), &l));
+    assert_ok(gc_make_layer("Dropout", "{\"rate\": 0}", shape1(N), &l));
     l->ops->forward(l, &train_pass, x, y, B);
     assert_memory_equal(x, y, sizeof x);
-    free_layer(&l);
+    gc_free_layer(&l);
 }
 
 static void test_dropout_config_errors(void **state) {
     (void)state;
     dpt_layer *l = NULL;
-    assert_status_msg(make_layer("Dropout", "{\"rate\": 1.5}", shape1(4), &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Dropout", "{\"rate\": 1.5}", shape1(4), &l), DPT_ERR_CONFIG,
                       "t.json: model.config.layers[3].config.rate: must be in [0, 1), got 1.5");
-    assert_status_msg(make_layer("Dropout", "{\"rate\": 1}", shape1(4), &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Dropout", "{\"rate\": 1}", shape1(4), &l), DPT_ERR_CONFIG,
                       "config.rate: must be in [0, 1), got 1");
-    assert_status_msg(make_layer("Dropout", "{\"rate\": -0.1}", shape1(4), &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Dropout", "{\"rate\": -0.1}", shape1(4), &l), DPT_ERR_CONFIG,
                       "config.rate: must be in");
-    assert_status_msg(make_layer("Dropout", "{}", shape1(4), &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Dropout", "{}", shape1(4), &l), DPT_ERR_CONFIG,
                       "config.rate: missing");
     assert_status_msg(
-        make_layer("Dropout", "{\"rate\": 0.5, \"noise_shape\": [null, 2]}", shape1(4), &l),
+        gc_make_layer("Dropout", "{\"rate\": 0.5, \"noise_shape\": [null, 2]}", shape1(4), &l),
         DPT_ERR_CONFIG, "t.json: model.config.layers[3].config.noise_shape[1]: must be null, 1");
     assert_null(l);
 }
@@ -550,19 +404,19 @@ static void test_dense_config_errors(void **state) {
     (void)state;
     dpt_layer *l = NULL;
     dpt_shape img = {.rank = 2, .dim = {28, 28}};
-    assert_status_msg(make_layer("Dense", "{\"units\": 10}", img, &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Dense", "{\"units\": 10}", img, &l), DPT_ERR_CONFIG,
                       "t.json: model.config.layers[3].config: Dense needs a flat input, got shape "
                       "(28, 28); add Flatten");
-    assert_status_msg(make_layer("Dense", "{\"units\": 0}", shape1(4), &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Dense", "{\"units\": 0}", shape1(4), &l), DPT_ERR_CONFIG,
                       "t.json: model.config.layers[3].config.units: must be in [1,");
-    assert_status_msg(make_layer("Dense", "{\"units\": \"ten\"}", shape1(4), &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Dense", "{\"units\": \"ten\"}", shape1(4), &l), DPT_ERR_CONFIG,
                       "config.units: must be an integer, got a string");
-    assert_status_msg(make_layer("Dense", "{}", shape1(4), &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Dense", "{}", shape1(4), &l), DPT_ERR_CONFIG,
                       "config.units: missing");
     assert_status_msg(
-        make_layer("Dense", "{\"units\": 3, \"activation\": \"gelu\"}", shape1(4), &l),
+        gc_make_layer("Dense", "{\"units\": 3, \"activation\": \"gelu\"}", shape1(4), &l),
         DPT_ERR_CONFIG, "config.activation: unknown activation \"gelu\"");
-    assert_status_msg(make_layer("Dense", "{\"units\": 3, \"use_bias\": 1}", shape1(4), &l),
+    assert_status_msg(gc_make_layer("Dense", "{\"units\": 3, \"use_bias\": 1}", shape1(4), &l),
                       DPT_ERR_CONFIG, "config.use_bias: must be true or false");
     const char *nulls[] = {"activity_regularizer", "kernel_constraint", "bias_constraint"};
     for (size_t i = 0; i < 3; i++) {
@@ -572,39 +426,41 @@ static void test_dense_config_errors(void **state) {
                  nulls[i]);
         snprintf(want, sizeof want, "t.json: model.config.layers[3].config.%s: not supported yet",
                  nulls[i]);
-        assert_status_msg(make_layer("Dense", cfg, shape1(4), &l), DPT_ERR_CONFIG, want);
+        assert_status_msg(gc_make_layer("Dense", cfg, shape1(4), &l), DPT_ERR_CONFIG, want);
     }
-    assert_status_msg(make_layer("Dense",
-                                 "{\"units\": 3, \"kernel_initializer\": {\"class_name\": "
-                                 "\"Orthogonal\", \"config\": {\"gain\": 1.0}}}",
-                                 shape1(4), &l),
+    assert_status_msg(gc_make_layer("Dense",
+                                    "{\"units\": 3, \"kernel_initializer\": {\"class_name\": "
+                                    "\"Orthogonal\", \"config\": {\"gain\": 1.0}}}",
+                                    shape1(4), &l),
                       DPT_ERR_CONFIG,
                       "t.json: model.config.layers[3].config.kernel_initializer: unknown "
                       "initializer \"Orthogonal\"");
-    assert_status_msg(make_layer("Dense", "{\"units\": 3, \"bias_initializer\": 5}", shape1(4), &l),
-                      DPT_ERR_CONFIG, "config.bias_initializer: must be an initializer");
-    assert_status_msg(make_layer("Dense",
-                                 "{\"units\": 3, \"kernel_initializer\": {\"class_name\": "
-                                 "\"VarianceScaling\", \"config\": {\"mode\": \"fan_max\"}}}",
-                                 shape1(4), &l),
+    assert_status_msg(
+        gc_make_layer("Dense", "{\"units\": 3, \"bias_initializer\": 5}", shape1(4), &l),
+        DPT_ERR_CONFIG, "config.bias_initializer: must be an initializer");
+    assert_status_msg(gc_make_layer("Dense",
+                                    "{\"units\": 3, \"kernel_initializer\": {\"class_name\": "
+                                    "\"VarianceScaling\", \"config\": {\"mode\": \"fan_max\"}}}",
+                                    shape1(4), &l),
                       DPT_ERR_CONFIG, "config.kernel_initializer.config.mode: must be one of");
-    assert_status_msg(make_layer("Dense", "{\"units\": 3, \"dtype\": \"float16\"}", shape1(4), &l),
-                      DPT_ERR_CONFIG, "config.dtype: only float32 is supported");
+    assert_status_msg(
+        gc_make_layer("Dense", "{\"units\": 3, \"dtype\": \"float16\"}", shape1(4), &l),
+        DPT_ERR_CONFIG, "config.dtype: only float32 is supported");
     assert_null(l);
     /* accepted forms of dtype */
-    assert_ok(make_layer("Dense",
-                         "{\"units\": 3, \"dtype\": {\"module\": \"keras\", \"class_name\": "
-                         "\"DTypePolicy\", \"config\": {\"name\": \"float32\"}}}",
-                         shape1(4), &l));
-    free_layer(&l);
+    assert_ok(gc_make_layer("Dense",
+                            "{\"units\": 3, \"dtype\": {\"module\": \"keras\", \"class_name\": "
+                            "\"DTypePolicy\", \"config\": {\"name\": \"float32\"}}}",
+                            shape1(4), &l));
+    gc_free_layer(&l);
 }
 
 /* mean and variance of a Dense kernel (in, out) initialised from cfg */
 static void kernel_stats(const char *cfg, int64_t in, double *lo, double *hi, double *mean,
                          double *var) {
     dpt_layer *l = NULL;
-    assert_ok(make_layer("Dense", cfg, shape1(in), &l));
-    bind_params(l, 21);
+    assert_ok(gc_make_layer("Dense", cfg, shape1(in), &l));
+    gc_bind_params(l, 21);
     int64_t units = l->out_size, n = in * units;
     *lo = 1e30, *hi = -1e30;
     double s = 0, s2 = 0;
@@ -619,7 +475,7 @@ static void kernel_stats(const char *cfg, int64_t in, double *lo, double *hi, do
     *var = s2 / (double)n - *mean * *mean;
     for (int64_t j = 0; j < units; j++)
         assert_true(l->params[n + j] == 0.0f); /* zero bias */
-    free_layer(&l);
+    gc_free_layer(&l);
 }
 
 static void test_initializers(void **state) {
@@ -663,32 +519,32 @@ static void test_initializers(void **state) {
     assert_true(lo >= -2 * sd / 0.87962566103423978 && hi <= 2 * sd / 0.87962566103423978);
     /* bias_initializer */
     dpt_layer *d = NULL;
-    assert_ok(make_layer("Dense",
-                         "{\"units\": 4, \"bias_initializer\": {\"class_name\": \"Constant\", "
-                         "\"config\": {\"value\": 0.25}}}",
-                         shape1(3), &d));
-    bind_params(d, 1);
+    assert_ok(gc_make_layer("Dense",
+                            "{\"units\": 4, \"bias_initializer\": {\"class_name\": \"Constant\", "
+                            "\"config\": {\"value\": 0.25}}}",
+                            shape1(3), &d));
+    gc_bind_params(d, 1);
     for (int j = 0; j < 4; j++)
         assert_true(d->params[12 + j] == 0.25f);
-    free_layer(&d);
+    gc_free_layer(&d);
 }
 
 static void test_activation_and_flatten_layers(void **state) {
     (void)state;
     dpt_layer *l = NULL;
-    assert_status_msg(make_layer("Activation", "{}", shape1(4), &l), DPT_ERR_CONFIG,
+    assert_status_msg(gc_make_layer("Activation", "{}", shape1(4), &l), DPT_ERR_CONFIG,
                       "config.activation: missing");
-    assert_status_msg(make_layer("Activation", "{\"activation\": \"elu\"}", shape1(4), &l),
+    assert_status_msg(gc_make_layer("Activation", "{\"activation\": \"elu\"}", shape1(4), &l),
                       DPT_ERR_CONFIG, "unknown activation \"elu\"");
     dpt_shape img = {.rank = 3, .dim = {4, 5, 2}};
-    assert_ok(make_layer("Flatten", "{\"data_format\": \"channels_last\"}", img, &l));
+    assert_ok(gc_make_layer("Flatten", "{\"data_format\": \"channels_last\"}", img, &l));
     assert_true(l->out_size == 40 && l->out_shape.rank == 1 && l->out_shape.dim[0] == 40);
-    free_layer(&l);
-    assert_status_msg(make_layer("Flatten", "{\"data_format\": \"channels_first\"}", img, &l),
+    gc_free_layer(&l);
+    assert_status_msg(gc_make_layer("Flatten", "{\"data_format\": \"channels_first\"}", img, &l),
                       DPT_ERR_CONFIG, "config.data_format: only \"channels_last\"");
-    assert_ok(make_layer("Activation", "{\"activation\": \"relu\"}", img, &l));
+    assert_ok(gc_make_layer("Activation", "{\"activation\": \"relu\"}", img, &l));
     assert_true(l->out_size == 40 && l->out_shape.rank == 3);
-    free_layer(&l);
+    gc_free_layer(&l);
 }
 
 static void test_shape_size(void **state) {
@@ -718,7 +574,7 @@ static const char *tutorial_layers =
 
 static dpt_status make_model(const char *layers, dpt_shape in, int64_t max_batch, uint32_t seed,
                              dpt_model **m) {
-    json_t *j = parse(layers);
+    json_t *j = gc_parse(layers);
     dpt_json_ctx ctx = {.file = "x.json"};
     dpt_status st = dpt_model_create(j, &in, max_batch, seed, &ctx, m);
     json_decref(j);
@@ -797,8 +653,8 @@ static void test_model_grad_check(void **state) {
     dpt_rng rng;
     dpt_rng_init(&rng, 17, 0);
     float x[B * 20], w[B], dout[B];
-    fill_uniform(x, B * 20, 0.0f, 1.0f, &rng);
-    fill_uniform(w, B, -1.0f, 1.0f, &rng);
+    gc_fill_uniform(x, B * 20, 0.0f, 1.0f, &rng);
+    gc_fill_uniform(w, B, -1.0f, 1.0f, &rng);
     float *params = dpt_model_params(m), *grads = dpt_model_grads(m);
     /* non-zero biases so every parameter matters */
     for (int64_t k = 0; k < dpt_model_n_params(m); k++)
@@ -822,7 +678,7 @@ static void test_model_grad_check(void **state) {
         gc_compare(&r, grads[k], fm, f0, fp, eps);
         zero_grads += grads[k] == 0.0f;
     }
-    assert_gc_ok(r, "tutorial model");
+    gc_assert_ok(r, "tutorial model");
     /* dropout is on: many hidden units are dropped, so many gradients are exactly 0 */
     assert_true(zero_grads > 100 && zero_grads < dpt_model_n_params(m));
     /* zero_grads clears (lazily: dpt_model_grads settles it), backward accumulates */
@@ -957,7 +813,7 @@ static void test_model_fused_head(void **state) {
     float x[B * 20], probs[B];
     dpt_rng rng;
     dpt_rng_init(&rng, 1, 0);
-    fill_uniform(x, B * 20, -1.0f, 1.0f, &rng);
+    gc_fill_uniform(x, B * 20, -1.0f, 1.0f, &rng);
     dpt_pass p = {.training = false};
     assert_int_equal(dpt_model_head_act(m), DPT_ACT_LINEAR);
     memcpy(probs, dpt_model_forward(m, &p, x, B), sizeof probs);
