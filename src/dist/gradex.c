@@ -26,7 +26,6 @@
 #define ALIGN_F (LINE / 4) /* floats in a cache line: parts start on a line */
 #define SPINS 2000         /* busy polls before the barrier starts yielding the core */
 #define SUM_BLOCK 1024     /* floats summed per block (4 KiB per tree level, in L1) */
-#define TREE_LEVELS 32     /* levels of the pairwise tree: enough for any int rank count */
 
 typedef struct {
     _Atomic uint32_t count;
@@ -51,7 +50,8 @@ struct dpt_gradex {
     int32_t *flags; /* (k * ALIGN_F): flag r at flags[r * ALIGN_F] */
     float *wbuf[2];
     int wsel;
-    float *shared;  /* (n) the node's one copy of the weights (dpt_gradex_share) */
+    float *shared;               /* (n) the node's one copy of the weights (dpt_gradex_share) */
+    float (*scratch)[SUM_BLOCK]; /* the tree's blocks: the sum, then one per level below the top */
     MPI_Comm cross; /* the ranks with this node rank, one per node; MPI_COMM_NULL on one node */
     char desc[512];
 };
@@ -147,8 +147,12 @@ static dpt_status setup_shm(dpt_gradex *gx) {
                              (long long)bytes);
     }
     gx->have_win = true;
+    int levels = 1; /* the tree over k ranks is ceil(log2 k) deep; one block more for the sum */
+    while ((1 << (levels - 1)) < gx->k)
+        levels++;
     gx->slots = calloc((size_t)gx->k, sizeof *gx->slots);
-    if (!gx->slots)
+    gx->scratch = malloc(sizeof *gx->scratch * (size_t)(levels + 1));
+    if (!gx->slots || !gx->scratch)
         dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "gradient exchange: out of memory"));
     for (int r = 0; r < gx->k; r++) {
         MPI_Aint size = 0;
@@ -251,6 +255,7 @@ void dpt_gradex_destroy(dpt_gradex **pgx) {
     if (gx->cross != MPI_COMM_NULL)
         MPI_Comm_free(&gx->cross);
     free(gx->slots);
+    free(gx->scratch);
     free(gx);
     *pgx = NULL;
 }
@@ -296,8 +301,8 @@ static void tree_sum(float *const *slots, int r0, int r1, int64_t b, int64_t m, 
 
 /* dst[lo, hi) = the tree sum of the k slots; dst may be one of the slots (blocks are summed into
  * scratch first, and no other rank reads this range of it) */
-static void sum_slots(float *const *slots, int k, float *dst, int64_t lo, int64_t hi) {
-    static _Thread_local float scratch[TREE_LEVELS + 1][SUM_BLOCK];
+static void sum_slots(float *const *slots, int k, float *dst, int64_t lo, int64_t hi,
+                      float (*scratch)[SUM_BLOCK]) {
     for (int64_t b = lo; b < hi; b += SUM_BLOCK) {
         int64_t m = hi - b < SUM_BLOCK ? hi - b : SUM_BLOCK;
         tree_sum(slots, 0, k, b, m, scratch[0], scratch + 1);
@@ -316,7 +321,7 @@ void dpt_gradex_reduce(dpt_gradex *gx, float *g) {
     node_barrier(gx); /* every slot of the node is written */
     /* the last part also sums the extras, which follow it */
     int64_t hi = gx->me == gx->k - 1 ? gx->n + gx->extra : gx->hi;
-    sum_slots(gx->slots, gx->k, g, gx->lo, hi);
+    sum_slots(gx->slots, gx->k, g, gx->lo, hi, gx->scratch);
     for (int64_t off = gx->lo; gx->nodes > 1 && off < hi; off += 1 << 30) {
         int cnt = (int)(hi - off < (1 << 30) ? hi - off : (1 << 30));
         dpt_comm_check(c, MPI_Allreduce(MPI_IN_PLACE, g + off, cnt, MPI_FLOAT, MPI_SUM, gx->cross),
