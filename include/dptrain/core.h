@@ -41,6 +41,15 @@ typedef struct {
 /* One Philox-4x32-10 block: 4 random 32-bit words from (counter, key). Pure function. */
 dpt_u32x4 dpt_philox4x32_10(dpt_u32x4 counter, uint32_t key0, uint32_t key1);
 
+/* 1 if x is NaN or infinite (an all-ones exponent): a bit test, so loops OR-ing it vectorise. */
+static inline uint32_t dpt_nonfinite_f32(float x) {
+    union {
+        float f;
+        uint32_t u;
+    } b = {.f = x};
+    return (b.u & 0x7f800000u) == 0x7f800000u;
+}
+
 /* Uniform float in [0, 1) from a 32-bit word (top 24 bits). */
 static inline float dpt_u32_to_unit(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
 

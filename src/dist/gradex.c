@@ -98,14 +98,13 @@ static dpt_status setup_shm(dpt_gradex *gx) {
     gx->nodes = c->size / c->node_size;
     gx->stride = round_up(gx->n + gx->extra, ALIGN_F);
     int64_t ctl_bytes = (int64_t)sizeof(ctl_head) + (int64_t)gx->k * LINE;
-    int64_t bytes = gx->stride * 4;
-    if (gx->me == 0)
-        bytes += ctl_bytes + 3 * round_up(gx->n, ALIGN_F) * 4;
-    /* Open MPI backs the window with one file of the node's total size: under a file-size limit
-     * (ulimit -f, set by some batch systems) its ftruncate fails and the ranks would wait on each
-     * other forever. Check first, on every rank. */
-    int64_t total = (int64_t)gx->k * (gx->stride * 4 + 65536) + ctl_bytes +
-                    3 * round_up(gx->n, ALIGN_F) * 4 + (1 << 20);
+    /* node rank 0's segment also holds the control block and the three weight buffers */
+    int64_t head_bytes = ctl_bytes + 3 * round_up(gx->n, ALIGN_F) * 4;
+    int64_t bytes = gx->stride * 4 + (gx->me == 0 ? head_bytes : 0);
+    /* Open MPI backs the window with one file of the node's total size (segments page-aligned,
+     * plus slack): under a file-size limit (ulimit -f, set by some batch systems) its ftruncate
+     * fails and the ranks would wait on each other forever. Check first, on every rank. */
+    int64_t total = (int64_t)gx->k * (gx->stride * 4 + 65536) + head_bytes + (1 << 20);
     /* ... and puts that file in /dev/shm (osc_sm_backing_directory): a tmpfs too small for it
      * (containers often get 64 MiB) would end in SIGBUS when the pages are touched */
     const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");

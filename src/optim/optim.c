@@ -262,14 +262,9 @@ void dpt_optim_destroy(dpt_optim **p) {
 
 /* ---- kernels ------------------------------------------------------------------------------- */
 
-/* 1 if x is NaN or infinite (an all-ones exponent). The kernels OR it over the new weights and
- * return it: a non-finite gradient always makes a non-finite weight, so the trainer needs no scan
- * of its own where every rank updates the same weights. */
-static inline uint32_t nonfinite(float x) {
-    uint32_t b;
-    memcpy(&b, &x, sizeof b);
-    return (b & 0x7f800000u) == 0x7f800000u;
-}
+/* The kernels OR dpt_nonfinite_f32 over the new weights and return it: a non-finite gradient
+ * always makes a non-finite weight, so the trainer needs no scan of its own where every rank
+ * updates the same weights. */
 
 /* w -= lr * g.  w, g (n) */
 static uint32_t sgd_plain(float *restrict w, const float *restrict g, int64_t n, float lr,
@@ -278,7 +273,7 @@ static uint32_t sgd_plain(float *restrict w, const float *restrict g, int64_t n,
     for (int64_t i = 0; i < n; i++) {
         float wi = w[i] - lr * (g[i] * gs);
         w[i] = wi;
-        bad |= nonfinite(wi);
+        bad |= dpt_nonfinite_f32(wi);
     }
     return bad;
 }
@@ -297,7 +292,7 @@ sgd_momentum_loop(float *restrict w, const float *restrict g, float *restrict v,
         v[i] = vi;
         float wi = w[i] + (nesterov ? mom * vi - lr * gi : vi);
         w[i] = wi;
-        bad |= nonfinite(wi);
+        bad |= dpt_nonfinite_f32(wi);
     }
     return bad;
 }
@@ -324,7 +319,7 @@ static uint32_t adam_update(float *restrict w, const float *restrict g, float *r
         v[i] = vi;
         float wi = w[i] - lr_t * mi / (sqrtf(vi) + eps);
         w[i] = wi;
-        bad |= nonfinite(wi);
+        bad |= dpt_nonfinite_f32(wi);
     }
     return bad;
 }
@@ -361,7 +356,7 @@ static uint32_t rmsprop_update(float *restrict w, const float *restrict g, float
         }
         float wi = w[i] - inc;
         w[i] = wi;
-        bad |= nonfinite(wi);
+        bad |= dpt_nonfinite_f32(wi);
     }
     return bad;
 }

@@ -497,14 +497,11 @@ void dpt_train_teardown(dpt_train *t) {
     t->rows = NULL;
 }
 
-/* 1 if any of g (n) is NaN or infinite (an all-ones exponent) */
+/* 1 if any of g (n) is NaN or infinite */
 static uint32_t nonfinite_any(const float *g, int64_t n) {
     uint32_t bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, &g[i], sizeof bits);
-        bad |= (bits & 0x7f800000u) == 0x7f800000u;
-    }
+    for (int64_t i = 0; i < n; i++)
+        bad |= dpt_nonfinite_f32(g[i]);
     return bad;
 }
 

@@ -8,6 +8,7 @@
  *    parts and seen by all after gather;
  *  - "every rank its own node" (a fake node split) takes the hierarchical path (MPI_Allreduce
  *    between nodes) and gives the same bits as the flat MPI exchange;
+ *  - nodes of unequal size: --reduce shm refused with the reason (at 3 ranks), auto is MPI;
  *  - 300 steps in a row with values that change every step (catches a barrier that lets a rank
  *    overwrite its slot while another still reads it: at 3 ranks on 2 cores the ranks are
  *    descheduled at random points).
@@ -215,6 +216,31 @@ static void test_one_rank_per_node_is_hierarchical(void **state) {
     g_c.node = real_node;
 }
 
+/* nodes of unequal size (a fake split {0, 1}, {2} at 3 ranks): --reduce shm is refused on every
+ * rank with the reason, auto takes MPI_Allreduce */
+static void test_unequal_nodes(void **state) {
+    (void)state;
+    if (g_size != 3)
+        skip();
+    MPI_Comm real_node = g_c.node;
+    MPI_Comm_split(g_c.comm, g_c.rank / 2, 0, &g_c.node);
+    MPI_Comm_rank(g_c.node, &g_c.node_rank);
+    MPI_Comm_size(g_c.node, &g_c.node_size);
+    dpt_gradex *gx = NULL;
+    dpt_status st = dpt_gradex_create(&g_c, N, EXTRA, DPT_REDUCE_SHM, &gx);
+    assert_true(all_true(st == DPT_ERR_CONFIG && gx == NULL &&
+                         strstr(dpt_error_message(),
+                                "--reduce shm: the nodes have different numbers of ranks (1 to "
+                                "2)") != NULL));
+    float *g;
+    gx = make(DPT_REDUCE_AUTO, &g);
+    assert_true(all_true(dpt_gradex_mode(gx) == DPT_REDUCE_MPI));
+    assert_true(all_true(step_ok(gx, g, 1, false)));
+    dpt_gradex_destroy(&gx);
+    MPI_Comm_free(&g_c.node);
+    g_c.node = real_node;
+}
+
 static void test_many_steps(void **state) {
     (void)state;
     float *g, v[N];
@@ -245,6 +271,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_finish_ors_the_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gather_and_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_rank_per_node_is_hierarchical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unequal_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_steps, setup, teardown),
     };
     return dpt_test_mpi_main(argc, argv, tests, sizeof tests / sizeof *tests, "gradex");
