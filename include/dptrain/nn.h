@@ -58,6 +58,22 @@ typedef struct {
  * for tests. */
 bool dpt_dropout_keep(const dpt_pass *p, uint32_t layer_index, uint64_t idx, float rate);
 
+/* Several independent masks per layer (an RNN's input mask and recurrent mask, one per gate):
+ * mask `mask_id` of layer `layer_index` uses counter word 1 = dpt_mask_word(layer, id) =
+ * layer | id << 16, so id 0 is the layer's ordinary mask (dpt_dropout_keep) and ids 1..65535 are
+ * streams of their own. Layers number fewer than 65536 (dpt_model_create refuses more). */
+#define DPT_MAX_LAYERS 65535
+#define DPT_MAX_MASK_ID 65535
+static inline uint32_t dpt_mask_word(uint32_t layer_index, uint32_t mask_id) {
+    return layer_index | (mask_id << 16);
+}
+bool dpt_mask_keep(const dpt_pass *p, uint32_t layer_index, uint32_t mask_id, uint64_t idx,
+                   float rate);
+/* out[k] = dpt_mask_keep(p, layer, id, first + k, rate) ? scale : 0 for k in [0, n): the same
+ * bits, a vectorised block at a time (first must be a multiple of 4). */
+void dpt_mask_fill(const dpt_pass *p, uint32_t layer_index, uint32_t mask_id, uint64_t first,
+                   float rate, float scale, float *out, int64_t n);
+
 /* ---- layers --------------------------------------------------------------------------------- */
 typedef struct dpt_layer dpt_layer;
 
@@ -94,6 +110,11 @@ typedef struct {
     /* true: backward honours dpt_layer.grads_overwrite (writes its whole gradient instead of
      * adding to it), so the model need not zero it first */
     bool overwrite_ok;
+    /* Optional (NULL: none). Floats of workspace the layer needs for max_batch samples: the model
+     * carves it from its arena once (dpt_layer.work, 64-byte aligned, not zeroed) and keeps it
+     * from forward to the matching backward (an RNN's per-step gate values), so neither
+     * allocates. */
+    int64_t (*workspace)(const dpt_layer *l, int64_t max_batch);
 } dpt_layer_ops;
 
 /* Sums buf (n doubles) in place over every rank (an MPI_Allreduce with MPI_SUM, installed by the
@@ -114,6 +135,7 @@ struct dpt_layer {
     bool has_regularizer; /* some weight of the layer carries a regularizer (ops->regularize) */
     bool grads_overwrite; /* set by the model for one backward (ops->overwrite_ok layers only):
                              the gradient view holds stale values, write it instead of adding */
+    float *work;          /* ops->workspace floats carved from the model's arena, or NULL */
     dpt_reduce_fn reduce; /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
     void *reduce_ctx;
 };

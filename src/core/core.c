@@ -1,5 +1,5 @@
 /* Core services: checked allocation, assertions, overflow-checked arithmetic, monotonic time.
- * The MPI_Abort behaviour of assertions is injected by src/dist (dpt_set_abort_hook). */
+ * The MPI_Abort behaviour of assertions is injected by src/comm (dpt_set_abort_hook). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>

@@ -23,8 +23,13 @@ typedef struct {
 } dpt_dropout;
 
 bool dpt_dropout_keep(const dpt_pass *p, uint32_t layer_index, uint64_t idx, float rate) {
-    dpt_u32x4 c = {
-        {(uint32_t)(idx / 4), layer_index, (uint32_t)p->step, (uint32_t)(p->step >> 32)}};
+    return dpt_mask_keep(p, layer_index, 0, idx, rate);
+}
+
+bool dpt_mask_keep(const dpt_pass *p, uint32_t layer_index, uint32_t mask_id, uint64_t idx,
+                   float rate) {
+    dpt_u32x4 c = {{(uint32_t)(idx / 4), dpt_mask_word(layer_index, mask_id), (uint32_t)p->step,
+                    (uint32_t)(p->step >> 32)}};
     dpt_u32x4 r = dpt_philox4x32_10(c, p->seed, p->rank ^ (p->stream << 20));
     return dpt_u32_to_unit(r.v[idx % 4]) >= rate;
 }
@@ -132,30 +137,52 @@ static philox_lanes_fn pick_philox(void) {
     return philox_lanes_generic;
 }
 
+/* The mask multipliers of elements [first, first + 4 * LANES) of mask (layer, id): m[k] = scale
+ * where kept, else 0 (first a multiple of 4). thr: keep iff (word >> 8) >= thr. */
+static void mask_block(const dpt_pass *p, philox_lanes_fn philox_lanes, uint32_t word1,
+                       uint64_t first, uint32_t thr, float scale, float m[4 * LANES]) {
+    const uint32_t k0 = p->seed, k1 = p->rank ^ (p->stream << 20);
+    const uint32_t slo = (uint32_t)p->step, shi = (uint32_t)(p->step >> 32);
+    uint32_t words[4][LANES];
+    float mul[4][LANES];
+    philox_lanes((uint32_t)(first / 4), word1, slo, shi, k0, k1, words);
+    for (int w = 0; w < 4; w++)
+        for (int l = 0; l < LANES; l++)
+            mul[w][l] = (words[w][l] >> 8) >= thr ? scale : 0.0f;
+    for (int l = 0; l < LANES; l++) { /* (4, LANES) -> element order */
+        m[4 * l + 0] = mul[0][l];
+        m[4 * l + 1] = mul[1][l];
+        m[4 * l + 2] = mul[2][l];
+        m[4 * l + 3] = mul[3][l];
+    }
+}
+
+/* keep iff (word >> 8) >= thr is the same test as dpt_u32_to_unit(word) >= rate */
+static uint32_t rate_threshold(float rate) { return (uint32_t)ceil((double)rate * 16777216.0); }
+
+void dpt_mask_fill(const dpt_pass *p, uint32_t layer_index, uint32_t mask_id, uint64_t first,
+                   float rate, float scale, float *out, int64_t n) {
+    DPT_ASSERT(first % 4 == 0 && mask_id <= DPT_MAX_MASK_ID);
+    const philox_lanes_fn philox_lanes = pick_philox();
+    const uint32_t word1 = dpt_mask_word(layer_index, mask_id), thr = rate_threshold(rate);
+    float m[4 * LANES];
+    for (int64_t base = 0; base < n; base += 4 * LANES) {
+        mask_block(p, philox_lanes, word1, first + (uint64_t)base, thr, scale, m);
+        int64_t k_n = n - base < 4 * LANES ? n - base : 4 * LANES;
+        memcpy(out + base, m, (size_t)k_n * sizeof(float));
+    }
+}
+
 /* out[k] = keep(k) ? in[k] * scale : 0 over k in [0, total): one Philox block per 4 elements,
  * LANES blocks at a time. in (total), out (total); the same mask for forward (x -> y) and
  * backward (dy -> dx). */
 static void apply_mask(const dpt_dropout *d, const dpt_pass *p, const float *restrict in,
                        float *restrict out, int64_t total) {
-    const uint32_t k0 = p->seed, k1 = p->rank ^ (p->stream << 20);
-    const uint32_t layer = (uint32_t)d->base.index;
-    const uint32_t slo = (uint32_t)p->step, shi = (uint32_t)(p->step >> 32);
-    const uint32_t thr = d->thr;
-    const float scale = d->scale;
-    uint32_t words[4][LANES];
-    float mul[4][LANES], m[4 * LANES]; /* scale or 0, by word; then in element order */
     const philox_lanes_fn philox_lanes = pick_philox();
+    const uint32_t word1 = dpt_mask_word((uint32_t)d->base.index, 0);
+    float m[4 * LANES]; /* scale or 0, in element order */
     for (int64_t base = 0; base < total; base += 4 * LANES) {
-        philox_lanes((uint32_t)(base / 4), layer, slo, shi, k0, k1, words);
-        for (int w = 0; w < 4; w++)
-            for (int l = 0; l < LANES; l++)
-                mul[w][l] = (words[w][l] >> 8) >= thr ? scale : 0.0f;
-        for (int l = 0; l < LANES; l++) { /* (4, LANES) -> element order */
-            m[4 * l + 0] = mul[0][l];
-            m[4 * l + 1] = mul[1][l];
-            m[4 * l + 2] = mul[2][l];
-            m[4 * l + 3] = mul[3][l];
-        }
+        mask_block(p, philox_lanes, word1, (uint64_t)base, d->thr, d->scale, m);
         int64_t n = total - base < 4 * LANES ? total - base : 4 * LANES;
         const float *a = in + base;
         float *b = out + base;
@@ -283,7 +310,7 @@ dpt_status dpt_dropout_create(const json_t *config, const dpt_json_ctx *ctx, con
     if (d->rate_f >= 1.0f)
         d->rate_f = nextafterf(1.0f, 0.0f); /* a rate just below 1 */
     d->scale = (float)(1.0 / (1.0 - d->rate));
-    d->thr = (uint32_t)ceil((double)d->rate_f * 16777216.0);
+    d->thr = rate_threshold(d->rate_f);
     *out = &d->base;
     return DPT_OK;
 }

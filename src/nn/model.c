@@ -253,7 +253,13 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
     return DPT_OK;
 }
 
-/* One arena: every layer's output for max_batch samples, then two scratch gradient buffers. */
+/* Floats of layer l's workspace for max_batch samples (ops->workspace; 0 without one). */
+static int64_t workspace_floats(const dpt_model *m, const dpt_layer *l) {
+    return l->ops->workspace ? round16(l->ops->workspace(l, m->max_batch)) : 0;
+}
+
+/* One arena: every layer's output for max_batch samples, two scratch gradient buffers, then each
+ * layer's workspace (ops->workspace: kept from forward to backward, e.g. an RNN's gate values). */
 static dpt_status build_activations(dpt_model *m) {
     int64_t total = 0, widest = 1, n;
     dpt_status st = DPT_OK;
@@ -261,6 +267,8 @@ static dpt_status build_activations(dpt_model *m) {
         st = dpt_mul_i64(m->max_batch, m->layers[i]->out_size, "activation buffers", &n);
         if (st == DPT_OK)
             st = add_i64(total, round16(n), "activation buffers", &total);
+        if (st == DPT_OK)
+            st = add_i64(total, workspace_floats(m, m->layers[i]), "layer workspace", &total);
         if (i + 1 < m->n_layers && m->layers[i]->out_size > widest)
             widest = m->layers[i]->out_size;
     }
@@ -288,6 +296,12 @@ static dpt_status build_activations(dpt_model *m) {
     }
     m->scratch[0] = p;
     m->scratch[1] = p + scratch;
+    p += 2 * scratch;
+    for (int i = 0; i < m->n_layers; i++) {
+        int64_t w = workspace_floats(m, m->layers[i]);
+        m->layers[i]->work = w > 0 ? p : NULL;
+        p += w;
+    }
     return DPT_OK;
 }
 
@@ -300,8 +314,9 @@ dpt_status dpt_model_create(const json_t *layers, const dpt_shape *input, int64_
     if (json_array_size(layers) == 0)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s%slayers: the model has no layers", ctx->file,
                              ctx->path, ctx->path[0] ? "." : "");
-    if (json_array_size(layers) > INT_MAX / 2)
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: too many layers", ctx->file);
+    if (json_array_size(layers) > DPT_MAX_LAYERS)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: too many layers (at most %d)", ctx->file,
+                             DPT_MAX_LAYERS);
     if (input->rank < 0 || input->rank > DPT_MAX_RANK)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: input shape: rank %d is not supported (max %d)",
                              ctx->file, input->rank, DPT_MAX_RANK);

@@ -115,6 +115,7 @@ dpt_status dpt_layer_base_init(dpt_layer *l, const dpt_layer_ops *ops, const jso
     l->has_regularizer = false;
     l->reduce = NULL;
     l->reduce_ctx = NULL;
+    l->work = NULL;
     const char *name = NULL;
     dpt_status st = dpt_json_get_str(config, "name", ctx, "", &name);
     if (st != DPT_OK)

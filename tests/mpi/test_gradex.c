@@ -1,4 +1,4 @@
-/* MPI tests of the gradient exchange (src/dist/gradex.c), at 1, 2 and 3 ranks:
+/* MPI tests of the gradient exchange (src/comm/gradex.c), at 1, 2 and 3 ranks:
  *  - the parts [lo, hi) of the ranks tile [0, n) in rank order, each starting on a cache line;
  *  - after dpt_gradex_reduce a rank's part holds the sum over the ranks BIT-exactly equal to the
  *    documented pairwise tree (recomputed here from every rank's known inputs), and
