@@ -63,3 +63,15 @@ add_test(NAME interop/keras_roundtrip
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/interop/run.sh $<TARGET_FILE:predict_dump>)
 set_tests_properties(interop/keras_roundtrip PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
                      ENVIRONMENT "${DPT_TEST_ENV}" LABELS interop)
+# Every tests/interop/keras_*.py is one more parity test (tests/interop/parity.py's harness).
+file(GLOB DPT_INTEROP_TESTS CONFIGURE_DEPENDS tests/interop/keras_*.py)
+foreach(src IN LISTS DPT_INTEROP_TESTS)
+  get_filename_component(name ${src} NAME_WE)
+  if(NOT name STREQUAL "keras_roundtrip")
+    add_test(NAME interop/${name}
+             COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/interop/run.sh
+                     $<TARGET_FILE:predict_dump> ${name}.py)
+    set_tests_properties(interop/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                         ENVIRONMENT "${DPT_TEST_ENV}" LABELS interop)
+  endif()
+endforeach()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/fuzz_*.c) with clang, ASan and UBSan, against the
-# library sources src/{core,nn,optim,data,dist,io,train}/*.c compiled the same way, and the
+# library sources src/*/*.c except src/cli compiled the same way, and the
 # system's MPI, parallel HDF5, OpenBLAS, jansson and zlib (those are not instrumented).
 #   tests/fuzz/build.sh [OUTDIR]       (default: build-fuzz/ at the repository root)
 # Environment: CLANG (default clang-14, else clang), JOBS (default nproc).
@@ -46,7 +46,7 @@ libs="$hdf5_l $mpi_l $jansson_l $blas_l -lz -lm -lpthread"
 
 mkdir -p "$out/obj"
 srcs=()
-for d in core nn optim data dist io train; do
+for d in $(cd "$root/src" && ls -d */ | tr -d / | grep -vx cli); do
     for f in "$root"/src/$d/*.c; do [ -e "$f" ] && srcs+=("$f"); done
 done
 echo "build.sh: $cc, ${#srcs[@]} library sources -> $out" >&2
