@@ -11,19 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "dptrain/core.h"
 #include "dptrain/status.h"
-
-#define DPT_MAX_RANK 4 /* dimensions of one sample's shape */
-
-/* One sample's shape (the batch dimension is not included). */
-typedef struct {
-    int rank;
-    int64_t dim[DPT_MAX_RANK];
-} dpt_shape;
-int64_t dpt_shape_size(const dpt_shape *s); /* product of dims (validated not to overflow) */
 
 typedef enum {
     DPT_ACT_LINEAR = 0,
@@ -35,6 +24,10 @@ typedef enum {
 /* Keras name -> activation; false if unknown. */
 bool dpt_act_from_name(const char *name, dpt_act *out);
 const char *dpt_act_name(dpt_act a);
+/* The Keras activation (string, or {"class_name": ...} in newer forms) at obj[key]; absent or
+ * null -> def. DPT_ERR_CONFIG naming ctx->path.key for an unknown one. */
+DPT_NODISCARD dpt_status dpt_json_get_act(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, dpt_act def, dpt_act *out);
 /* In place over (B, n) row-major: y = act(z). Softmax is over each row. */
 void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n);
 /* dz = dy * act'(.) given the activation OUTPUT y (all five derivatives are functions of y).
@@ -140,12 +133,6 @@ struct dpt_layer {
     void *reduce_ctx;
 };
 
-/* Where a config value came from, for error messages: "<file>: <path>: <what>". */
-typedef struct {
-    const char *file; /* e.g. "examples/tutorial.json" */
-    char path[256];   /* e.g. "model.config.layers[2].config" */
-} dpt_json_ctx;
-
 /* Builds a layer from its Keras "config" object. `in` is the incoming sample shape.
  * Unknown keys are ignored; keys we do not implement that change the math (a non-null
  * kernel_regularizer, noise_shape, ...) are refused with DPT_ERR_CONFIG naming ctx->path.key.
@@ -167,6 +154,8 @@ typedef enum {
 } dpt_loss_kind;
 bool dpt_loss_from_name(const char *name, dpt_loss_kind *out); /* Keras names and aliases */
 const char *dpt_loss_name(dpt_loss_kind k);
+/* What one target row of the loss is (how data builds it from y). */
+dpt_target_kind dpt_loss_target_kind(dpt_loss_kind k);
 
 /* Number of target floats per sample the loss expects for a model output of `out_size` units:
  * sparse CE -> 1 (the class index as a float), the others -> out_size. */

@@ -10,8 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <mpi.h>
-
 #include "dptrain/dptrain.h"
 #include "cli.h"
 

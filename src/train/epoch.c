@@ -186,7 +186,7 @@ static dpt_status end_epoch(dpt_train *t, const double tr[3], double va[3], doub
 static dpt_status evaluate_test(dpt_train *t) {
     const dpt_comm *c = t->c;
     const dpt_config *cfg = t->cfg;
-    dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};
+    dpt_target_spec ts = dpt_train_targets(cfg->loss, t->model);
     int64_t lo, hi;
     dpt_split_range(t->tinfo.n, c->rank, c->size, &lo, &hi);
     dpt_shard *test = NULL;

@@ -125,7 +125,7 @@ dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
     int64_t lo, hi;
     dpt_split_range(info.n, c->rank, c->size, &lo, &hi);
     dpt_model_set_fused_head(inf->model, inf->cfg.loss);
-    dpt_target_spec ts = {.loss = inf->cfg.loss, .n_outputs = dpt_model_output_size(inf->model)};
+    dpt_target_spec ts = dpt_train_targets(inf->cfg.loss, inf->model);
     dpt_shard *s = NULL;
     st = dpt_shard_open(data, g, lo, hi, &ts, dpt_model_input_shape(inf->model), &s);
     st = dpt_comm_agree(c, st);

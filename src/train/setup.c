@@ -131,7 +131,7 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
 static dpt_status open_shards(dpt_train *t, int64_t limit) {
     const dpt_config *cfg = t->cfg;
     const dpt_comm *c = t->c;
-    dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};
+    dpt_target_spec ts = dpt_train_targets(cfg->loss, t->model);
     const dpt_shape *ms = dpt_model_input_shape(t->model);
     dpt_status st;
     if (t->streaming)

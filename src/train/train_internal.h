@@ -59,6 +59,8 @@ void dpt_train_teardown(dpt_train *t);
 DPT_NODISCARD dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
                                         const dpt_shard *s, uint32_t seed, double sums[3]);
 int dpt_train_setup_threads(const dpt_comm *c);
+/* The targets the data room builds for the loss and the model's outputs. */
+dpt_target_spec dpt_train_targets(dpt_loss_kind loss, const dpt_model *m);
 /* A quarter of the node's memory divided by the ranks on the node. Local. */
 int64_t dpt_default_memory_limit(const dpt_comm *c);
 DPT_NODISCARD dpt_status dpt_mkdir_p(const char *path);
