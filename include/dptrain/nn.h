@@ -234,9 +234,9 @@ float *dpt_model_params(dpt_model *m); /* (n_params) flat */
 float *dpt_model_grads(dpt_model *m);  /* (n_params) flat */
 /* Moves the gradient buffer to `buf` (len >= n_params floats, asserted; owned by the caller and
  * outliving the binding; the trainer passes its rank's slot of a node-shared window so that
- * backward writes straight where the other ranks sum from). The current contents are copied.
- * NULL returns to the model's own buffer. Local. */
-void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len);
+ * backward writes straight where the other ranks sum from). The current contents are copied when
+ * `copy`. NULL returns to the model's own buffer. Local. */
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len, bool copy);
 /* The per-layer "gradients ready" hook: called in backward right after each layer with
  * parameters has written its gradients [off, off + len) of the flat buffer, in reverse layer
  * order, so that an exchange can start on them while earlier layers still run. NULL: none. */

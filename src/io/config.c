@@ -1047,12 +1047,15 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
     c->validation_split = 0;
     c->shuffle = true;
     c->seed = 0;
+    c->reproducible = false;
+    c->micro_batch = 16;
     if (st != DPT_OK || !fit)
         return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".fit");
-    static const char *const keys[] = {
-        "epochs", "batch_size", "validation_split", "shuffle", "seed", "callbacks", NULL};
+    static const char *const keys[] = {"epochs",       "batch_size",  "validation_split",
+                                       "shuffle",      "seed",        "callbacks",
+                                       "reproducible", "micro_batch", NULL};
     int64_t epochs = 1, seed = 0;
     if ((st = check_keys(fit, &ctx, keys)) != DPT_OK ||
         (st = dpt_json_get_int(fit, "epochs", &ctx, 1, 1, INT_MAX, &epochs)) != DPT_OK ||
@@ -1061,7 +1064,10 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         (st = dpt_json_get_num(fit, "validation_split", &ctx, 0, 0, 1, true,
                                &c->validation_split)) != DPT_OK ||
         (st = dpt_json_get_bool(fit, "shuffle", &ctx, true, &c->shuffle)) != DPT_OK ||
-        (st = dpt_json_get_int(fit, "seed", &ctx, 0, 0, UINT32_MAX, &seed)) != DPT_OK)
+        (st = dpt_json_get_int(fit, "seed", &ctx, 0, 0, UINT32_MAX, &seed)) != DPT_OK ||
+        (st = dpt_json_get_bool(fit, "reproducible", &ctx, false, &c->reproducible)) != DPT_OK ||
+        (st = dpt_json_get_int(fit, "micro_batch", &ctx, 16, 1, 1 << 20, &c->micro_batch)) !=
+            DPT_OK)
         return st;
     c->epochs = (int)epochs;
     c->seed = (uint32_t)seed;

@@ -434,9 +434,9 @@ static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
     }
 }
 
-void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len) {
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len, bool copy) {
     DPT_ASSERT(!buf || len >= m->n_params);
-    move_buffer(m, true, buf ? buf : m->grads_own, true);
+    move_buffer(m, true, buf ? buf : m->grads_own, copy);
 }
 
 void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx) {
