@@ -30,16 +30,41 @@ typedef enum {
     DPT_ACT_RELU,
     DPT_ACT_SIGMOID,
     DPT_ACT_TANH,
-    DPT_ACT_SOFTMAX
+    DPT_ACT_SOFTMAX,
+    DPT_ACT_GELU,            /* Keras's default: exact, 0.5 z (1 + erf(z / sqrt 2)) */
+    DPT_ACT_GELU_TANH,       /* gelu(approximate=True): the tanh form */
+    DPT_ACT_ELU,             /* alpha 1 */
+    DPT_ACT_SELU,            /* Klambauer's alpha and scale */
+    DPT_ACT_SOFTPLUS,        /* log(1 + e^z) */
+    DPT_ACT_SOFTSIGN,        /* z / (1 + |z|) */
+    DPT_ACT_SWISH,           /* silu: z sigmoid(z) */
+    DPT_ACT_LEAKY_RELU,      /* the function's negative_slope 0.2 (the LeakyReLU layer's is 0.3) */
+    DPT_ACT_RELU6,           /* min(max(z, 0), 6) */
+    DPT_ACT_HARD_SIGMOID,    /* Keras 3: relu6(z + 3) / 6 */
+    DPT_ACT_HARD_SIGMOID_K2, /* Keras 2: clip(0.2 z + 0.5, 0, 1) (a keras_version 2.x config) */
+    DPT_ACT_HARD_SILU,       /* hard_swish: z relu6(z + 3) / 6 */
+    DPT_ACT_EXPONENTIAL,     /* e^z */
+    DPT_ACT_MISH,            /* z tanh(softplus(z)) */
+    DPT_ACT_LOG_SOFTMAX,     /* over each row */
+    DPT_ACT_COUNT            /* number of kinds, not one */
 } dpt_act;
-/* Keras name -> activation; false if unknown. */
+/* Keras name -> activation; false if unknown. "hard_sigmoid" gives Keras 3's form (the config
+ * parser picks DPT_ACT_HARD_SIGMOID_K2 for Keras 2 models); "swish"/"silu", "hard_silu" /
+ * "hard_swish" are aliases. */
 bool dpt_act_from_name(const char *name, dpt_act *out);
 const char *dpt_act_name(dpt_act a);
-/* In place over (B, n) row-major: y = act(z). Softmax is over each row. */
+/* In place over (B, n) row-major: y = act(z). Softmax and log_softmax are over each row. */
 void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n);
-/* dz = dy * act'(.) given the activation OUTPUT y (all five derivatives are functions of y).
+/* True when act'(z) is not a function of the output y (gelu, swish, hard_silu, mish): backward
+ * then needs the pre-activation z (dpt_act_backward_z). */
+bool dpt_act_needs_z(dpt_act a);
+/* dz = dy * act'(.) given the activation OUTPUT y. Only for !dpt_act_needs_z(a) (asserted).
  * dz may alias dy. (B, n). */
 void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int64_t B, int64_t n);
+/* The same for every kind: z (B, n) is the pre-activation, read only when dpt_act_needs_z(a)
+ * (may be NULL otherwise); y (B, n) the output. dz may alias dy (not z). */
+void dpt_act_backward_z(dpt_act a, const float *z, const float *y, const float *dy, float *dz,
+                        int64_t B, int64_t n);
 
 /* ---- what a forward/backward pass needs to know ------------------------------------------- */
 typedef struct {
@@ -144,6 +169,7 @@ struct dpt_layer {
 typedef struct {
     const char *file; /* e.g. "examples/tutorial.json" */
     char path[256];   /* e.g. "model.config.layers[2].config" */
+    int keras_major;  /* the model's keras_version major (2, 3); 0 unknown: Keras 3 rules */
 } dpt_json_ctx;
 
 /* Builds a layer from its Keras "config" object. `in` is the incoming sample shape.

@@ -151,6 +151,12 @@ dpt_head *dpt_activation_head(dpt_layer *l);
 /* ---- activations: the fused kernel Dense uses ------------------------------------------------ */
 /* y = act(y + b) over (B, n) row-major; b (n) may be NULL (no bias). One pass over y. */
 void dpt_act_bias_forward(dpt_act a, float *y, const float *b, int64_t B, int64_t n);
+/* The same, and when dpt_act_needs_z(a) and z is not NULL also z (B, n) = y + b, the
+ * pre-activation dpt_act_backward_z needs (a layer keeps it in its workspace). */
+void dpt_act_bias_forward_z(dpt_act a, float *y, const float *b, float *z, int64_t B, int64_t n);
+/* The activation as Keras serialises it in a layer config: its name, or gelu's tanh form as
+ * {"class_name": "gelu", "config": {"approximate": true}}. New reference. */
+json_t *dpt_act_to_json(dpt_act a);
 /* acc (n) += sum over the B rows of rows (B, n): the bias gradient. acc must not alias rows. */
 void dpt_add_rows(float *restrict acc, const float *restrict rows, int64_t B, int64_t n);
 
