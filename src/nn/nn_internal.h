@@ -47,6 +47,28 @@ DPT_NODISCARD dpt_status dpt_alpha_dropout_create(const json_t *config, const dp
                                                   const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_gaussian_noise_create(const json_t *config, const dpt_json_ctx *ctx,
                                                    const dpt_shape *in, dpt_layer **out);
+/* act_layers.c: ReLU, LeakyReLU, PReLU, ELU, Softmax; layernorm.c; rescaling.c: Rescaling and
+ * Normalization */
+DPT_NODISCARD dpt_status dpt_relu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                         const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_leaky_relu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_prelu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_elu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                        const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_softmax_create(const json_t *config, const dpt_json_ctx *ctx,
+                                            const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_layernorm_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_rescaling_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_normalization_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
+/* config[key] names the last axis: absent, null, -1, in->rank, or a 1-element list of one of
+ * these; else DPT_ERR_CONFIG naming ctx->path.key (layernorm.c). */
+DPT_NODISCARD dpt_status dpt_json_check_last_axis(const json_t *config, const char *key,
+                                                  const dpt_json_ctx *ctx, const dpt_shape *in);
 
 /* True for a BatchNormalization layer that calls the reducer in a training pass. */
 bool dpt_batchnorm_is_collective(const dpt_layer *l);

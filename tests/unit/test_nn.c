@@ -190,6 +190,17 @@ static const char *sample_config(const char *cls, dpt_shape *in) {
         {"GaussianDropout", "{\"rate\": 0.3}", {1, {6}}},
         {"AlphaDropout", "{\"rate\": 0.3}", {1, {6}}},
         {"GaussianNoise", "{\"stddev\": 0.5}", {1, {6}}},
+        {"ReLU", "{\"max_value\": 1.0, \"negative_slope\": 0.1, \"threshold\": 0.2}", {2, {3, 4}}},
+        {"LeakyReLU", "{\"negative_slope\": 0.2}", {1, {6}}},
+        {"PReLU",
+         "{\"alpha_initializer\": {\"class_name\": \"Constant\", \"config\": "
+         "{\"value\": 0.25}}, \"shared_axes\": [1]}",
+         {2, {3, 4}}},
+        {"ELU", "{\"alpha\": 0.7}", {1, {6}}},
+        {"Softmax", "{\"axis\": -1}", {2, {3, 4}}},
+        {"LayerNormalization", "{\"axis\": [-1], \"epsilon\": 0.01}", {2, {3, 4}}},
+        {"Rescaling", "{\"scale\": 0.5, \"offset\": -1.0}", {1, {6}}},
+        {"Normalization", "{\"axis\": -1}", {2, {3, 4}}},
     };
     *in = shape1(6);
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
