@@ -148,7 +148,7 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
                                  ctx->file, path);
         dpt_layer_create_fn create = dpt_layer_lookup(cls);
         if (!create) {
-            char known[256] = "";
+            char known[2048] = "";
             for (const char *const *n = dpt_layer_class_names(); *n; n++) {
                 if (known[0])
                     strncat(known, ", ", sizeof known - strlen(known) - 1);

@@ -505,6 +505,46 @@ static void test_layer_config_errors(void **state) {
                           bad[i].msg);
 }
 
+/* the configs tf.keras 2.x writes for these layers (dtype strings, Keras 2 key names,
+ * LayerNormalization's axis made positive by build) */
+static void test_keras2_forms(void **state) {
+    (void)state;
+    static const struct {
+        const char *cls, *cfg;
+    } k2[] = {
+        {"LeakyReLU", "{\"name\": \"leaky_re_lu\", \"trainable\": true, \"dtype\": \"float32\", "
+                      "\"alpha\": 0.30000001192092896}"},
+        {"ReLU",
+         "{\"name\": \"re_lu\", \"trainable\": true, \"dtype\": \"float32\", \"max_value\": "
+         "6.0, \"negative_slope\": 0.0, \"threshold\": 0.0}"},
+        {"ELU", "{\"name\": \"elu\", \"trainable\": true, \"dtype\": \"float32\", \"alpha\": 1.0}"},
+        {"PReLU",
+         "{\"name\": \"p_re_lu\", \"trainable\": true, \"dtype\": \"float32\", "
+         "\"alpha_initializer\": {\"class_name\": \"Zeros\", \"config\": {}}, "
+         "\"alpha_regularizer\": null, \"alpha_constraint\": null, \"shared_axes\": null}"},
+        {"Softmax", "{\"name\": \"softmax\", \"trainable\": true, \"dtype\": \"float32\", "
+                    "\"axis\": -1}"},
+        {"LayerNormalization",
+         "{\"name\": \"layer_normalization\", \"trainable\": true, \"dtype\": \"float32\", "
+         "\"axis\": [1], \"epsilon\": 0.001, \"center\": true, \"scale\": true, "
+         "\"beta_initializer\": {\"class_name\": \"Zeros\", \"config\": {}}, "
+         "\"gamma_initializer\": {\"class_name\": \"Ones\", \"config\": {}}, "
+         "\"beta_regularizer\": null, \"gamma_regularizer\": null, \"beta_constraint\": null, "
+         "\"gamma_constraint\": null}"},
+        {"Normalization", "{\"name\": \"normalization\", \"trainable\": true, \"dtype\": "
+                          "\"float32\", \"axis\": [-1], \"mean\": null, \"variance\": null, "
+                          "\"invert\": false}"},
+        {"Rescaling", "{\"name\": \"rescaling\", \"trainable\": true, \"dtype\": \"float32\", "
+                      "\"scale\": 0.00392156862745098, \"offset\": 0.0}"},
+    };
+    for (size_t i = 0; i < sizeof k2 / sizeof k2[0]; i++) {
+        dpt_layer *l = NULL;
+        assert_ok(gc_make_layer(k2[i].cls, k2[i].cfg, shape1(6), &l));
+        assert_string_equal(l->ops->class_name, k2[i].cls);
+        gc_free_layer(&l);
+    }
+}
+
 /* Normalization: config constants (no weights) or Keras's non-trainable mean/variance/count */
 static void test_normalization(void **state) {
     (void)state;
@@ -699,6 +739,7 @@ int main(void) {
         cmocka_unit_test(test_activation_layers),
         cmocka_unit_test(test_prelu_weights),
         cmocka_unit_test(test_layer_config_errors),
+        cmocka_unit_test(test_keras2_forms),
         cmocka_unit_test(test_normalization),
         cmocka_unit_test(test_model_mixed),
         cmocka_unit_test(test_keras2_hard_sigmoid),
