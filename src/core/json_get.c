@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dptrain/config.h"
+#include <jansson.h>
+
+#include "dptrain/core.h"
 
 const char *dpt_json_type_name(const json_t *v) {
     if (!v)
@@ -29,8 +31,7 @@ const char *dpt_json_type_name(const json_t *v) {
     return "?";
 }
 
-/* "<file>: <path>.<key>" (or "<file>: <key>" when path is empty) */
-static void where(char *buf, size_t n, const dpt_json_ctx *ctx, const char *key) {
+void dpt_json_where(char *buf, size_t n, const dpt_json_ctx *ctx, const char *key) {
     if (ctx->path[0])
         snprintf(buf, n, "%s: %s.%s", ctx->file, ctx->path, key);
     else
@@ -45,7 +46,7 @@ dpt_status dpt_json_get_int(const json_t *obj, const char *key, const dpt_json_c
         *out = def;
         return DPT_OK;
     }
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     int64_t x;
     if (json_is_integer(v)) {
         x = (int64_t)json_integer_value(v);
@@ -71,7 +72,7 @@ dpt_status dpt_json_get_num(const json_t *obj, const char *key, const dpt_json_c
         *out = def;
         return DPT_OK;
     }
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     if (!json_is_number(v))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be a number, got %s", w,
                              dpt_json_type_name(v));
@@ -91,7 +92,7 @@ dpt_status dpt_json_get_bool(const json_t *obj, const char *key, const dpt_json_
         *out = def;
         return DPT_OK;
     }
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     if (!json_is_boolean(v))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be true or false, got %s", w,
                              dpt_json_type_name(v));
@@ -107,7 +108,7 @@ dpt_status dpt_json_get_str(const json_t *obj, const char *key, const dpt_json_c
         *out = def;
         return DPT_OK;
     }
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     if (!json_is_string(v))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be a string, got %s", w,
                              dpt_json_type_name(v));
@@ -120,79 +121,6 @@ dpt_status dpt_json_require_null(const json_t *obj, const char *key, const dpt_j
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v))
         return DPT_OK;
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     return dpt_error_set(DPT_ERR_CONFIG, "%s: not supported yet (must be null)", w);
-}
-
-/* "linear, relu, ..." : every name dpt_act_from_name knows for one kind */
-static void act_known(char *buf, size_t n) {
-    buf[0] = '\0';
-    for (int a = 0; a < DPT_ACT_COUNT; a++) {
-        if (a == DPT_ACT_GELU_TANH || a == DPT_ACT_HARD_SIGMOID_K2)
-            continue;
-        if (buf[0])
-            strncat(buf, ", ", n - strlen(buf) - 1);
-        strncat(buf, dpt_act_name((dpt_act)a), n - strlen(buf) - 1);
-    }
-}
-
-dpt_status dpt_json_get_act(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
-                            dpt_act def, dpt_act *out) {
-    char w[512];
-    const json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) {
-        *out = def;
-        return DPT_OK;
-    }
-    where(w, sizeof w, ctx, key);
-    const char *name = NULL;
-    const json_t *args = NULL; /* {"class_name": "gelu", "config": {"approximate": true}} */
-    if (json_is_string(v)) {
-        name = json_string_value(v);
-    } else if (json_is_object(v) && json_is_string(json_object_get(v, "class_name"))) {
-        /* Keras 3 may serialise a built-in activation as {"module": "keras.activations",
-         * "class_name": "function", "config": "relu"}; accept that and {"class_name": "relu"}
-         * with an empty config, or gelu's {"approximate": bool}. */
-        const json_t *cfg = json_object_get(v, "config");
-        const char *cls = json_string_value(json_object_get(v, "class_name"));
-        if (json_is_string(cfg)) {
-            name = json_string_value(cfg);
-        } else {
-            name = cls;
-            args = json_is_object(cfg) ? cfg : NULL;
-            if (cfg && !json_is_null(cfg) && !args)
-                return dpt_error_set(DPT_ERR_CONFIG, "%s.config: must be an object, got %s", w,
-                                     dpt_json_type_name(cfg));
-        }
-        if (cls[0] >= 'A' && cls[0] <= 'Z' && strcmp(cls, "function") != 0)
-            return dpt_error_set(DPT_ERR_CONFIG,
-                                 "%s: a layer object (\"%s\") as an activation is not supported; "
-                                 "use a linear activation and a %s layer after it",
-                                 w, cls, cls);
-    } else {
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be an activation name, got %s", w,
-                             dpt_json_type_name(v));
-    }
-    if (!dpt_act_from_name(name, out)) {
-        char known[512];
-        act_known(known, sizeof known);
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: unknown activation \"%s\" (known: %s)", w, name,
-                             known);
-    }
-    if (*out == DPT_ACT_HARD_SIGMOID && ctx->keras_major == 2)
-        *out = DPT_ACT_HARD_SIGMOID_K2; /* Keras 2: clip(0.2 z + 0.5), Keras 3: relu6(z + 3) / 6 */
-    const char *k;
-    const json_t *a;
-    json_object_foreach((json_t *)args, k, a) {
-        if (*out == DPT_ACT_GELU && !strcmp(k, "approximate") && json_is_boolean(a)) {
-            if (json_is_true(a))
-                *out = DPT_ACT_GELU_TANH;
-            continue;
-        }
-        return dpt_error_set(DPT_ERR_CONFIG,
-                             "%s.config.%s: not supported for activation \"%s\" (only gelu's "
-                             "approximate: true/false)",
-                             w, k, name);
-    }
-    return DPT_OK;
 }

@@ -175,8 +175,6 @@ static json_t *ln_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void ln_destroy(dpt_layer *l) { (void)l; }
-
 static const dpt_layer_ops ln_ops = {
     .class_name = "LayerNormalization",
     .n_params = ln_n_params,
@@ -185,7 +183,6 @@ static const dpt_layer_ops ln_ops = {
     .backward = ln_backward,
     .weights = ln_weights,
     .to_json = ln_to_json,
-    .destroy = ln_destroy,
     .regularize = ln_regularize,
 };
 

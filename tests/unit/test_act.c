@@ -314,7 +314,7 @@ static void test_layers_each_activation(void **state) {
                 ((void)0); /* the string names Keras 3's form; K2 is covered by the model test */
             assert_true((l->work != NULL) == dpt_act_needs_z((dpt_act)a) || k2);
             gc_bind_params(l, 3);
-            for (int64_t k = 20; k < l->ops->n_params(l); k++)
+            for (int64_t k = 20; k < dpt_layer_n_params(l); k++)
                 l->params[k] = 0.1f * (float)(k - 21); /* biases that matter */
             gc_assert_ok(gc_check_layer(l, &train_pass, 3, (uint64_t)a), act);
             gc_free_layer(&l);
@@ -434,11 +434,11 @@ static void test_prelu_weights(void **state) {
     assert_ok(gc_make_layer("PReLU", "{\"shared_axes\": [1, 2]}", (dpt_shape){3, {4, 5, 3}}, &l));
     const char *names[4];
     dpt_shape shapes[4];
-    assert_int_equal(l->ops->weights(l, names, shapes, 4), 1);
+    assert_int_equal(dpt_layer_weights(l, names, shapes, 4), 1);
     assert_string_equal(names[0], "alpha");
     assert_int_equal(shapes[0].rank, 3);
     assert_true(shapes[0].dim[0] == 1 && shapes[0].dim[1] == 1 && shapes[0].dim[2] == 3);
-    assert_int_equal(l->ops->n_params(l), 3);
+    assert_int_equal(dpt_layer_n_params(l), 3);
     gc_bind_params(l, 1);
     for (int c = 0; c < 3; c++)
         assert_true(l->params[c] == 0.0f); /* alpha_initializer zeros */
@@ -550,7 +550,7 @@ static void test_normalization(void **state) {
     (void)state;
     dpt_layer *l = NULL;
     assert_ok(gc_make_layer("Normalization", "{\"mean\": [1, 2], \"variance\": 4}", shape1(2), &l));
-    assert_int_equal(l->ops->n_params(l), 0);
+    assert_int_equal(dpt_layer_n_params(l), 0);
     float x[4] = {3, 2, -1, 6}, y[4];
     l->ops->forward(l, &infer_pass, x, y, 2);
     assert_float_equal(y[0], 1.0f, 1e-7f);
@@ -561,12 +561,12 @@ static void test_normalization(void **state) {
     assert_ok(gc_make_layer("Normalization", "{\"axis\": [-1]}", shape2(2, 3), &l));
     const char *names[4];
     dpt_shape shapes[4];
-    assert_int_equal(l->ops->weights(l, names, shapes, 4), 3);
+    assert_int_equal(dpt_layer_weights(l, names, shapes, 4), 3);
     assert_string_equal(names[0], "mean");
     assert_string_equal(names[1], "variance");
     assert_string_equal(names[2], "count");
     assert_int_equal(shapes[2].rank, 0);
-    assert_int_equal(l->ops->n_params(l), 7);
+    assert_int_equal(dpt_layer_n_params(l), 7);
     assert_int_equal(l->ops->n_trainable(l), 0);
     gc_bind_params(l, 1);
     for (int c = 0; c < 3; c++) {
