@@ -53,6 +53,10 @@ void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n);
 /* True when act'(z) is not a function of the output y (gelu, swish, hard_silu, mish): backward
  * then needs the pre-activation z (dpt_act_backward_z). */
 bool dpt_act_needs_z(dpt_act a);
+/* For a layer that keeps only y (no workspace for z): DPT_ERR_CONFIG "<ctx>.<key>: activation
+ * \"gelu\" is not supported here (its derivative needs the pre-activation)" when
+ * dpt_act_needs_z(a), else DPT_OK. */
+DPT_NODISCARD dpt_status dpt_act_require_y(dpt_act a, const dpt_json_ctx *ctx, const char *key);
 /* dz = dy * act'(.) given the activation OUTPUT y. Only for !dpt_act_needs_z(a) (asserted).
  * dz may alias dy. (B, n). */
 void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int64_t B, int64_t n);

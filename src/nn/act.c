@@ -69,6 +69,17 @@ json_t *dpt_act_to_json(dpt_act a) {
     return json_string(dpt_act_name(a));
 }
 
+dpt_status dpt_act_require_y(dpt_act a, const dpt_json_ctx *ctx, const char *key) {
+    if (!dpt_act_needs_z(a))
+        return DPT_OK;
+    char w[512];
+    dpt_json_where(w, sizeof w, ctx, key);
+    return dpt_error_set(DPT_ERR_CONFIG,
+                         "%s: activation \"%s\" is not supported here (its derivative needs the "
+                         "pre-activation)",
+                         w, dpt_act_name(a));
+}
+
 bool dpt_act_needs_z(dpt_act a) {
     return a == DPT_ACT_GELU || a == DPT_ACT_GELU_TANH || a == DPT_ACT_SWISH ||
            a == DPT_ACT_HARD_SILU || a == DPT_ACT_MISH;

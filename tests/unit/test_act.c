@@ -229,6 +229,10 @@ static void test_act_names_and_forms(void **state) {
     assert_ok(dpt_json_get_act(j, "activation", &k2, DPT_ACT_LINEAR, &a));
     assert_int_equal(a, DPT_ACT_HARD_SIGMOID_K2);
     json_decref(j);
+    assert_ok(dpt_act_require_y(DPT_ACT_ELU, &ctx, "activation"));
+    assert_status_msg(dpt_act_require_y(DPT_ACT_MISH, &ctx, "recurrent_activation"), DPT_ERR_CONFIG,
+                      "t.json: layers[0].config.recurrent_activation: activation \"mish\" is not "
+                      "supported here (its derivative needs the pre-activation)");
     static const struct {
         const char *json, *msg;
     } bad[] = {
