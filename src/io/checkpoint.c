@@ -6,15 +6,15 @@
  *           seed (uint32), world_size (int32), epoch_sums (float64 (3,)), checksum (uint64),
  *           checksum_algorithm (str)
  *   config  scalar vlen string dataset: the run's config text
- *   optimizer/  attrs kind ("sgd", "adam", "none"), learning_rate, momentum, beta_1, beta_2,
- *               epsilon (float64), nesterov (int32), iterations (int64), slot_names (str array);
- *               one float32 (n_params) dataset per slot, named by dpt_optim_slot_name
- * checksum = FNV-1a 64 over the float32 bytes of every layer's parameters (layer order), then every
- * optimizer slot (slot order), computed from the in-memory buffers when writing and from what was
- * read when reading. Files are written to NAME.tmp, fsynced, renamed, the directory fsynced.
- * Local: ONE rank calls these (the caller agrees the status across ranks).
- * Left to others: when to checkpoint and which rank writes (src/train), the optimizer's state
- * (src/optim), building the model from the stored config (src/io/config.c + src/nn).
+ *   optimizer/  attrs kind ("sgd", "adam", ..., "lion", "none"), learning_rate, momentum, beta_1,
+ * beta_2, epsilon (float64), nesterov (int32), iterations (int64), slot_names (str array); one
+ * float32 (n_params) dataset per slot, named by dpt_optim_slot_name checksum = FNV-1a 64 over the
+ * float32 bytes of every layer's parameters (layer order), then every optimizer slot (slot order),
+ * computed from the in-memory buffers when writing and from what was read when reading. Files are
+ * written to NAME.tmp, fsynced, renamed, the directory fsynced. Local: ONE rank calls these (the
+ * caller agrees the status across ranks). Left to others: when to checkpoint and which rank writes
+ * (src/train), the optimizer's state (src/optim), building the model from the stored config
+ * (src/io/config.c + src/nn).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -44,6 +44,16 @@ static const char *optim_kind_name(dpt_optim_kind k) {
         return "rmsprop";
     case DPT_OPT_ADAMW:
         return "adamw";
+    case DPT_OPT_NADAM:
+        return "nadam";
+    case DPT_OPT_ADAMAX:
+        return "adamax";
+    case DPT_OPT_ADAGRAD:
+        return "adagrad";
+    case DPT_OPT_ADADELTA:
+        return "adadelta";
+    case DPT_OPT_LION:
+        return "lion";
     }
     return "unknown";
 }
