@@ -118,6 +118,32 @@ static void reduce_sum_f64(void *ctx, double *buf, int n) {
 
 /* ---- checkpoints ----------------------------------------------------------------------------- */
 
+/* optim (clipnorm): the model's weight tensors as (offset, length) pairs for the optimizer, which
+ * clips each Keras variable's gradient separately. Local. */
+static dpt_status set_optim_tensors(dpt_model *m, dpt_optim *o) {
+    enum { MAXW = 16 };
+    int nl = dpt_model_n_layers(m), n = 0;
+    int64_t *pairs = malloc(sizeof(int64_t) * 2 * (size_t)(nl * MAXW + 1));
+    if (!pairs)
+        return dpt_error_set(DPT_ERR_NOMEM, "optimizer: out of memory");
+    for (int i = 0; i < nl; i++) {
+        const dpt_layer *l = dpt_model_layer(m, i);
+        const char *wn[MAXW];
+        dpt_shape ws[MAXW];
+        int nw = l->ops->weights ? l->ops->weights(l, wn, ws, MAXW) : 0;
+        int64_t off = l->param_offset;
+        for (int j = 0; j < nw && j < MAXW; j++) {
+            pairs[2 * n] = off;
+            pairs[2 * n + 1] = dpt_shape_size(&ws[j]);
+            off += pairs[2 * n + 1];
+            n++;
+        }
+    }
+    dpt_status st = dpt_optim_set_tensors(o, pairs, n);
+    free(pairs);
+    return st;
+}
+
 static bool has_checkpoint_files(const char *dir) {
     char path[DPT_PATH_MAX];
     snprintf(path, sizeof path, "%s/last.h5", dir);
@@ -361,8 +387,20 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
         st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
+    /* optim: clipnorm / global_clipnorm take norms over whole tensors, so every rank must hold
+     * the whole summed gradient and update everything: the MPI exchange */
+    dpt_reduce_mode reduce = o->reduce;
+    if (st == DPT_OK && dpt_optim_needs_whole_vector(t->optim)) {
+        if (reduce == DPT_REDUCE_SHM)
+            st = dpt_error_set(DPT_ERR_CONFIG,
+                               "--reduce shm: the optimizer's clipnorm / global_clipnorm needs "
+                               "the whole gradient on every rank; use --reduce mpi or auto");
+        reduce = DPT_REDUCE_MPI;
+        if (st == DPT_OK)
+            st = set_optim_tensors(t->model, t->optim);
+    }
     if (st == DPT_OK) /* the gradient plus the 4 per-step counts of train_step */
-        st = dpt_gradex_create(c, dpt_model_n_params(t->model), 4, o->reduce, &t->gx);
+        st = dpt_gradex_create(c, dpt_model_n_params(t->model), 4, reduce, &t->gx);
     if (st == DPT_OK && dpt_gradex_slot(t->gx))
         dpt_model_bind_grads(t->model, dpt_gradex_slot(t->gx));
     if (st == DPT_OK) { /* frozen layers and moving statistics are never updated */
