@@ -654,9 +654,6 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
     static const char *const adadelta_keys[] = {"rho", "epsilon", NULL};
     static const char *const lion_keys[] = {"beta_1", "beta_2", NULL};
     const bool adam = s->kind == DPT_OPT_ADAM || s->kind == DPT_OPT_ADAMW;
-    const bool newer = s->kind == DPT_OPT_NADAM || s->kind == DPT_OPT_ADAMAX ||
-                       s->kind == DPT_OPT_ADAGRAD || s->kind == DPT_OPT_ADADELTA ||
-                       s->kind == DPT_OPT_LION;
     const char *const *own = adam                          ? adam_keys
                              : s->kind == DPT_OPT_SGD      ? sgd_keys
                              : s->kind == DPT_OPT_RMSPROP  ? rms_keys
@@ -746,15 +743,19 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
                                &acc_steps)) != DPT_OK)
         return st;
     s->gradient_accumulation_steps = (int)acc_steps;
-    /* the Keras 2 OptimizerV2 forms of these (tf.keras "legacy" optimizers) differ in their math
-     * (Adagrad's epsilon outside the square root, Nadam's schedule): not these rules */
-    if (newer) {
+    /* Keras 2's OptimizerV2 Nadam (u_t = b1*(1 - 0.5*0.96^(0.004*t))) and Adagrad (epsilon
+     * outside the square root) differ from Keras 3's; their configs say is_legacy_optimizer: true
+     * (tf.keras >= 2.11) or carry "decay" (older). Adamax and Adadelta did not change. */
+    if (s->kind == DPT_OPT_NADAM || s->kind == DPT_OPT_ADAGRAD) {
+        const json_t *dk = json_object_get(oc, "decay");
         if ((st = dpt_json_get_bool(oc, "is_legacy_optimizer", ctx, false, &b)) != DPT_OK)
             return st;
-        if (b)
-            return cfg_error(ctx, "is_legacy_optimizer",
-                             "Keras 2's legacy optimizer math is not supported for this optimizer "
-                             "(must be false; dptrain implements Keras 3's)");
+        if (b || (dk && !json_is_null(dk)))
+            return cfg_error(ctx, b ? "is_legacy_optimizer" : "decay",
+                             "this is Keras 2's OptimizerV2 %s, whose update differs from Keras "
+                             "3's; not supported (save the model with Keras 3 or tf.keras >= "
+                             "2.11's non-legacy optimizer)",
+                             s->kind == DPT_OPT_NADAM ? "Nadam" : "Adagrad");
     }
 
     if (adam) {

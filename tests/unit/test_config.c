@@ -533,7 +533,11 @@ static const bad_case bad[] = {
      "bad.json: compile.optimizer.config.beta_1: must be in (0, 1]"},
     {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Adagrad\", "
      "\"config\": {\"is_legacy_optimizer\": true}}}}",
-     "bad.json: compile.optimizer.config.is_legacy_optimizer: Keras 2's legacy optimizer math"},
+     "bad.json: compile.optimizer.config.is_legacy_optimizer: this is Keras 2's OptimizerV2 "
+     "Adagrad"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Nadam\", "
+     "\"config\": {\"learning_rate\": 0.002, \"decay\": 0.0}}}}",
+     "bad.json: compile.optimizer.config.decay: this is Keras 2's OptimizerV2 Nadam"},
     {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Adadelta\", "
      "\"config\": {\"beta_1\": 0.9}}}}",
      "bad.json: compile.optimizer.config.beta_1: unknown key"},
