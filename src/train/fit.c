@@ -131,12 +131,18 @@ static dpt_status set_optim_tensors(dpt_model *m, dpt_optim *o) {
         const char *wn[MAXW];
         dpt_shape ws[MAXW];
         int nw = l->ops->weights ? l->ops->weights(l, wn, ws, MAXW) : 0;
-        int64_t off = l->param_offset;
+        int64_t off = l->param_offset, np = l->ops->n_params ? l->ops->n_params(l) : 0;
         for (int j = 0; j < nw && j < MAXW; j++) {
             pairs[2 * n] = off;
             pairs[2 * n + 1] = dpt_shape_size(&ws[j]);
             off += pairs[2 * n + 1];
             n++;
+        }
+        if (nw < 0 || nw > MAXW || off - l->param_offset != np) { /* weights() and the layout */
+            free(pairs);
+            return dpt_error_set(
+                DPT_ERR_INTERNAL, "layer %d (%s): %d weight tensors of %lld floats, %lld params",
+                i + 1, l->name, nw, (long long)(off - l->param_offset), (long long)np);
         }
     }
     dpt_status st = dpt_optim_set_tensors(o, pairs, n);

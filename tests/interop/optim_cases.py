@@ -53,6 +53,9 @@ CASES = {
         ("adam-amsgrad-accum-clipnorm-wd",
          O.Adam(learning_rate=0.01, amsgrad=True, gradient_accumulation_steps=2, clipnorm=0.05,
                 weight_decay=0.05)),
+        ("adam-clipnorm-bn-frozen", O.Adam(learning_rate=0.01, clipnorm=0.05), "bn-frozen"),
+        ("sgd-global-clipnorm-bn-frozen", O.SGD(learning_rate=0.1, global_clipnorm=0.1),
+         "bn-frozen"),
         ("adagrad-accum-global-clipnorm",
          O.Adagrad(learning_rate=0.05, gradient_accumulation_steps=4, global_clipnorm=0.1)),
     ],
@@ -86,12 +89,18 @@ def run(group):
     x = rng.normal(size=(52, 10)).astype(np.float32)
     y = (rng.normal(size=(52, 2)) + x[:, :2] * 0.5).astype(np.float32)
     only = set(sys.argv[3:])
-    for i, (name, opt) in enumerate(CASES[group]):
+    for i, (name, opt, *kind) in enumerate(CASES[group]):
         if only and name not in only:
             continue
         keras.utils.set_random_seed(100 + i)
-        m = keras.Sequential([keras.Input((10,)), keras.layers.Dense(8, activation="tanh"),
-                              keras.layers.Dense(2)])
+        if kind == ["bn-frozen"]:  # moving statistics and a frozen layer: not clipped, not updated
+            frozen = keras.layers.Dense(6, activation="tanh", trainable=False)
+            m = keras.Sequential([keras.Input((10,)), keras.layers.Dense(8, activation="tanh"),
+                                  keras.layers.BatchNormalization(), frozen,
+                                  keras.layers.Dense(2)])
+        else:
+            m = keras.Sequential([keras.Input((10,)), keras.layers.Dense(8, activation="tanh"),
+                                  keras.layers.Dense(2)])
         ser = keras.optimizers.serialize(opt)
         # deserialize edits its input: give it a copy
         h.check_train("optim-" + name, m, x, y, loss="mse", optimizer=ser, batch_size=8,
