@@ -480,6 +480,14 @@ static void test_checkpoint_slots(void **state) {
         assert_ok(dpt_optim_create(&other, n, &c));
         assert_int_equal(dpt_ckpt_read(last, mb, c, NULL), DPT_ERR_CHECKPOINT);
         dpt_optim_destroy(&c);
+        if (spec.gradient_accumulation_steps > 0) { /* the same slots, another N */
+            other = spec;
+            other.gradient_accumulation_steps++;
+            assert_ok(dpt_optim_create(&other, n, &c));
+            assert_status_msg(dpt_ckpt_read(last, mb, c, NULL), DPT_ERR_CHECKPOINT,
+                              "written with gradient_accumulation_steps");
+            dpt_optim_destroy(&c);
+        }
         free(g);
         dpt_optim_destroy(&a);
         dpt_optim_destroy(&b);
