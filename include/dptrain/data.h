@@ -39,6 +39,10 @@ DPT_NODISCARD dpt_status dpt_data_probe(const char *path, const char *group, dpt
 typedef struct {
     dpt_loss_kind loss;
     int64_t n_outputs; /* K */
+    /* > 0: every x value must be a token id, an integer in [0, x_ids) (the model starts with an
+     * Embedding: dpt_model_input_ids); a bad one is DPT_ERR_DATA naming file, dataset, row and
+     * value. 0: any finite value. */
+    int64_t x_ids;
 } dpt_target_spec;
 
 typedef struct dpt_shard dpt_shard;
@@ -53,6 +57,11 @@ DPT_NODISCARD dpt_status dpt_shard_open(const char *path, const char *group, int
                                         const dpt_target_spec *t, const dpt_shape *expect_x,
                                         dpt_shard **out);
 void dpt_shard_destroy(dpt_shard **s);
+/* The x_ids check of dpt_target_spec for a shard opened without targets (`t` NULL): every x value
+ * an integer in [0, ids), else DPT_ERR_DATA "<path>: /<group>/x: row R: token id V ...", the row
+ * numbered in the whole split. ids <= 0: nothing to check. Local. */
+DPT_NODISCARD dpt_status dpt_shard_check_ids(const dpt_shard *s, const char *path,
+                                             const char *group, int64_t ids);
 int64_t dpt_shard_lo(const dpt_shard *s);
 int64_t dpt_shard_rows(const dpt_shard *s);
 int64_t dpt_shard_x_size(const dpt_shard *s); /* floats per sample */

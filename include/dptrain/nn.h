@@ -282,6 +282,16 @@ double dpt_model_regularize(dpt_model *m, float scale);
 double dpt_model_penalty(dpt_model *m);
 bool dpt_model_has_regularizers(const dpt_model *m);
 
+/* Token ids: input_dim when the first layer is an Embedding (every input value must then be an
+ * integer in [0, input_dim): give it to the data reader as dpt_target_spec.x_ids), else 0. Local.
+ */
+int64_t dpt_model_input_ids(const dpt_model *m);
+/* DPT_ERR_CONFIG "<file>: compile.loss: ..." when the loss needs one distribution per sample
+ * (categorical / sparse categorical cross-entropy) but the output has more than one dimension per
+ * sample (e.g. (None, T, units)), which would be one distribution per position. Local. */
+DPT_NODISCARD dpt_status dpt_model_check_loss(const dpt_model *m, dpt_loss_kind loss,
+                                              const char *file);
+
 /* Keras-like summary table into buf (layer, output shape, params; totals). Returns chars written
  * (like snprintf). */
 int dpt_model_summary(const dpt_model *m, char *buf, size_t n);

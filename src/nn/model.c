@@ -172,6 +172,11 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
             return st;
         dpt_layer *l = m->layers[i];
         l->index = i;
+        if (i > 0 && dpt_layer_is_embedding(l))
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "%s: %s: Embedding must be the first layer (its input is the "
+                                 "token ids)",
+                                 ctx->file, path);
         st = check_layer_size(m, l, ctx->file, path);
         if (st != DPT_OK)
             return st;

@@ -48,6 +48,31 @@ DPT_NODISCARD dpt_status dpt_alpha_dropout_create(const json_t *config, const dp
 DPT_NODISCARD dpt_status dpt_gaussian_noise_create(const json_t *config, const dpt_json_ctx *ctx,
                                                    const dpt_shape *in, dpt_layer **out);
 
+/* ---- sequence layers (conv1d.c, pool1d.c, embedding.c) ------------------------------------ */
+DPT_NODISCARD dpt_status dpt_conv1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                           const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_maxpool1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_avgpool1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gap1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gmp1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gmp2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_embedding_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+/* True for an Embedding layer (the model accepts one only as its first layer). */
+bool dpt_layer_is_embedding(const dpt_layer *l);
+/* An Embedding's input_dim (ids must lie in [0, input_dim)); 0 for any other layer. */
+int64_t dpt_embedding_input_dim(const dpt_layer *l);
+/* obj[key] as Keras writes a 1-tuple: an integer n or a list of 1 integer, in [lo, INT_MAX].
+ * Absent or null -> def and *given false (given may be NULL). */
+DPT_NODISCARD dpt_status dpt_json_get_tuple1(const json_t *obj, const char *key,
+                                             const dpt_json_ctx *ctx, int64_t def, int64_t lo,
+                                             int64_t *out, bool *given);
+
 /* True for a BatchNormalization layer that calls the reducer in a training pass. */
 bool dpt_batchnorm_is_collective(const dpt_layer *l);
 

@@ -1,7 +1,7 @@
 /* The layer registry (Keras class_name -> constructor) and what every layer kind shares: the
  * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
  * one per file (dense.c, dropout.c, activation.c, flatten.c, reshape.c, conv2d.c, pool.c,
- * batchnorm.c, noise.c); the model (model.c) drives them.
+ * batchnorm.c, noise.c, conv1d.c, pool1d.c, embedding.c); the model (model.c) drives them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +32,19 @@ static const struct {
     {"GaussianDropout", dpt_gaussian_dropout_create},
     {"AlphaDropout", dpt_alpha_dropout_create},
     {"GaussianNoise", dpt_gaussian_noise_create},
+    {"Conv1D", dpt_conv1d_create},
+    {"Convolution1D", dpt_conv1d_create}, /* Keras 2 alias */
+    {"MaxPooling1D", dpt_maxpool1d_create},
+    {"MaxPool1D", dpt_maxpool1d_create},
+    {"AveragePooling1D", dpt_avgpool1d_create},
+    {"AvgPool1D", dpt_avgpool1d_create},
+    {"GlobalAveragePooling1D", dpt_gap1d_create},
+    {"GlobalAvgPool1D", dpt_gap1d_create},
+    {"GlobalMaxPooling1D", dpt_gmp1d_create},
+    {"GlobalMaxPool1D", dpt_gmp1d_create},
+    {"GlobalMaxPooling2D", dpt_gmp2d_create},
+    {"GlobalMaxPool2D", dpt_gmp2d_create},
+    {"Embedding", dpt_embedding_create},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 

@@ -356,6 +356,8 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     t->max_local = max_local;
     dpt_json_ctx ctx = {.file = cfg->model_file[0] ? cfg->model_file : cfg->file};
     st = dpt_model_create(cfg->layers, &in, max_local, cfg->seed, &ctx, &t->model);
+    if (st == DPT_OK)
+        st = dpt_model_check_loss(t->model, cfg->loss, cfg->file);
     if (st == DPT_OK) {
         dpt_model_set_fused_head(t->model, cfg->loss);
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
@@ -392,7 +394,9 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     }
 
     /* 3. this rank's shards */
-    dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};
+    dpt_target_spec ts = {.loss = cfg->loss,
+                          .n_outputs = dpt_model_output_size(t->model),
+                          .x_ids = dpt_model_input_ids(t->model)};
     const dpt_shape *ms = dpt_model_input_shape(t->model);
     if (t->streaming)
         st = dpt_stream_open(cfg->data_path, cfg->train_group, t->lo, t->hi, &ts, ms, limit / 4,
@@ -837,7 +841,9 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     dpt_stream_destroy(&t->stream); /* the epochs are over: no reader thread from here on */
     /* the test split, evaluated once at the end */
     if (cfg->test_group[0]) {
-        dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};
+        dpt_target_spec ts = {.loss = cfg->loss,
+                              .n_outputs = dpt_model_output_size(t->model),
+                              .x_ids = dpt_model_input_ids(t->model)};
         int64_t lo, hi;
         dpt_split_range(t->tinfo.n, c->rank, c->size, &lo, &hi);
         dpt_shard *test = NULL;
