@@ -1,0 +1,91 @@
+"""Parity of the 1-D / sequence layers with real Keras: Conv1D (valid / same / causal padding,
+strides, dilation, a 1-wide kernel, no bias), MaxPooling1D / AveragePooling1D (same padding:
+the average excludes the padding), GlobalAverage/MaxPooling1D, GlobalMaxPooling2D (keepdims),
+Embedding, Dense on the last axis of (B, T, F), SpatialDropout1D after Conv1D. Predict from
+Keras's files for each, then training from the same weights (SGD and Adam) of an Embedding ->
+Conv1D -> GlobalMaxPooling1D -> Dense classifier and a Conv1D -> MaxPooling1D -> Flatten -> Dense
+regressor."""
+import sys
+
+import numpy as np
+import keras
+from keras import layers as L
+
+import parity
+
+h = parity.main_guard()
+rng = np.random.default_rng(5)
+T, C = 12, 3
+x = rng.normal(size=(24, T, C)).astype(np.float32)
+
+
+def seq(*ls, shape=(T, C)):
+    return keras.Sequential([keras.Input(shape)] + list(ls))
+
+
+keras.utils.set_random_seed(5)
+bias = {"bias_initializer": keras.initializers.RandomNormal(stddev=0.3)}
+cases = [
+    ("conv1d-valid", seq(L.Conv1D(4, 3, activation="relu", **bias))),
+    ("conv1d-same-strided", seq(L.Conv1D(5, 4, strides=2, padding="same", **bias))),
+    ("conv1d-same-strided3", seq(L.Conv1D(2, 3, strides=3, padding="same", **bias))),
+    ("conv1d-causal-dilated", seq(L.Conv1D(4, 3, padding="causal", dilation_rate=2,
+                                           activation="tanh", **bias))),
+    ("conv1d-causal-strided", seq(L.Conv1D(3, 2, padding="causal", strides=2, **bias))),
+    ("conv1d-same-dilated-nobias", seq(L.Conv1D(3, 2, padding="same", dilation_rate=3,
+                                                use_bias=False))),
+    ("conv1d-valid-dilated", seq(L.Conv1D(3, 3, dilation_rate=4, activation="sigmoid", **bias))),
+    ("conv1d-k1", seq(L.Conv1D(6, 1, **bias))),
+    ("maxpool1d", seq(L.MaxPooling1D(2))),
+    ("maxpool1d-same", seq(L.MaxPool1D(pool_size=3, strides=2, padding="same"))),
+    ("avgpool1d-valid", seq(L.AveragePooling1D(pool_size=3, strides=1))),
+    ("avgpool1d-same", seq(L.AvgPool1D(pool_size=3, strides=2, padding="same"))),
+    ("avgpool1d-same5", seq(L.AveragePooling1D(pool_size=5, strides=5, padding="same"))),
+    ("gap1d", seq(L.Conv1D(4, 3, **bias), L.GlobalAveragePooling1D())),
+    ("gmp1d-keepdims", seq(L.Conv1D(4, 3, **bias), L.GlobalMaxPooling1D(keepdims=True))),
+    ("dense-3d", seq(L.Dense(5, activation="tanh", **bias), L.Flatten(), L.Dense(2))),
+    ("dense-3d-out", seq(L.Conv1D(4, 3, padding="causal"), L.Dense(3, activation="relu"))),
+    ("conv1d-spatialdropout", seq(L.Conv1D(4, 3, **bias), L.SpatialDropout1D(0.3),
+                                  L.GlobalMaxPool1D(), L.Dense(2))),
+]
+for name, m in cases:
+    h.check_predict(name, m, x)
+
+x2 = rng.normal(size=(16, 6, 5, 2)).astype(np.float32)
+h.check_predict("gmp2d", seq(L.Conv2D(3, 2, **bias), L.GlobalMaxPooling2D(), shape=(6, 5, 2)),
+                x2)
+h.check_predict("gmp2d-keepdims", seq(L.Conv2D(3, 2, **bias), L.GlobalMaxPool2D(keepdims=True),
+                                      shape=(6, 5, 2)), x2)
+
+# Embedding: ids arrive as floats in dptrain's input
+V, S = 20, 10
+ids = rng.integers(0, V, size=(32, S)).astype(np.float32)
+h.check_predict("embedding-gap", seq(L.Embedding(V, 6), L.GlobalAveragePooling1D(), L.Dense(3),
+                                     shape=(S,)), ids)
+h.check_predict("embedding-flatten", seq(L.Embedding(V, 4), L.Flatten(), L.Dense(2),
+                                         shape=(S,)), ids)
+
+# training: the same steps from the same weights
+labels = (ids[:, 0] % 3).astype(np.int32)  # learnable from the first token
+for opt, tag in ((None, "sgd"),
+                 ({"class_name": "Adam", "config": {"learning_rate": 0.01}}, "adam")):
+    keras.utils.set_random_seed(7)
+    m = seq(L.Embedding(V, 8), L.Conv1D(6, 3, activation="relu", padding="causal"),
+            L.GlobalMaxPooling1D(), L.Dense(3, activation="softmax"), shape=(S,))
+    h.check_train("emb-conv-gmp-" + tag, m, ids, labels, loss="sparse_categorical_crossentropy",
+                  optimizer=opt, batch_size=8, epochs=2)
+
+yr = np.tanh(x[:, :, 0].sum(axis=1, keepdims=True) / 3).astype(np.float32)
+for opt, tag in ((None, "sgd"),
+                 ({"class_name": "Adam", "config": {"learning_rate": 0.01}}, "adam")):
+    keras.utils.set_random_seed(8)
+    m = seq(L.Conv1D(4, 3, activation="relu", strides=1, dilation_rate=2), L.MaxPooling1D(2),
+            L.Flatten(), L.Dense(1))
+    h.check_train("conv-maxpool-dense-" + tag, m, x, yr, loss="mse", optimizer=opt, batch_size=8,
+                  epochs=2)
+
+keras.utils.set_random_seed(9)
+m = seq(L.Dense(4, activation="tanh"), L.AveragePooling1D(3, padding="same"),
+        L.GlobalAveragePooling1D(), L.Dense(1))
+h.check_train("dense3d-avgpool-gap-sgd", m, x, yr, loss="mse", batch_size=8, epochs=2)
+sys.exit(h.report())
