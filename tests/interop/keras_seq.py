@@ -5,8 +5,11 @@ Embedding, Dense on the last axis of (B, T, F), SpatialDropout1D after Conv1D. P
 Keras's files for each, then training from the same weights (SGD and Adam) of an Embedding ->
 Conv1D -> GlobalMaxPooling1D -> Dense classifier and a Conv1D -> MaxPooling1D -> Flatten -> Dense
 regressor."""
+import json
+import os
 import sys
 
+import h5py
 import numpy as np
 import keras
 from keras import layers as L
@@ -88,4 +91,39 @@ keras.utils.set_random_seed(9)
 m = seq(L.Dense(4, activation="tanh"), L.AveragePooling1D(3, padding="same"),
         L.GlobalAveragePooling1D(), L.Dense(1))
 h.check_train("dense3d-avgpool-gap-sgd", m, x, yr, loss="mse", batch_size=8, epochs=2)
+
+# Keras 2 forms: a real tf.keras 2.4.0 file (Functional: Input -> Embedding(5, 3) -> Conv1D(3, 2)
+# -> MaxPooling1D(5) -> Flatten -> Dropout -> Dense(2, softmax)); its layer configs as a Keras 2
+# Sequential (batch_input_shape on the Embedding, input_length, [k] tuples), its legacy weights,
+# against numpy computing the same network from the file's weights.
+fx = os.path.join(os.environ.get("DPT_FIXTURES_DIR", ""), "k2.4.0_dl4j_adam_state",
+                  "issue_9349.hdf5")
+if os.path.exists(fx):
+    with h5py.File(fx, "r") as f:
+        mc = json.loads(f.attrs["model_config"])
+        g = f["model_weights"]
+        E = np.asarray(g["embedding/embedding/embeddings:0"])
+        K, b = np.asarray(g["conv1d/conv1d/kernel:0"]), np.asarray(g["conv1d/conv1d/bias:0"])
+        D, db = np.asarray(g["dense/dense/kernel:0"]), np.asarray(g["dense/dense/bias:0"])
+    layers = [{"class_name": l["class_name"], "config": l["config"]}
+              for l in mc["config"]["layers"] if l["class_name"] != "InputLayer"]
+    k2 = {"class_name": "Sequential", "config": {"name": "sequential", "layers": layers},
+          "keras_version": "2.4.0", "backend": "tensorflow"}
+    ids2 = rng.integers(0, 5, size=(20, 6)).astype(np.int32)
+    e = E[ids2]                                                   # (N, 6, 3)
+    c = np.maximum(sum(e[:, k:k + 5] @ K[k] for k in range(2)) + b, 0)  # valid k2: (N, 5, 3)
+    z = c.max(axis=1) @ D + db                                    # pool 5 -> (N, 1, 3) -> flat
+    ref = np.exp(z - z.max(1, keepdims=True))
+    ref /= ref.sum(1, keepdims=True)
+    data = h.write_data("k2fixture", ids2, np.zeros((20, 1), np.int32), group="test")
+    cfgp = h.path("k2fixture.json")
+    with open(cfgp, "w") as f:
+        json.dump({"model": k2, "compile": {"optimizer": "adam",
+                                            "loss": "sparse_categorical_crossentropy"},
+                   "data": {"path": data}}, f)
+    got = h.predict(fx, cfgp, data, "test", "k2fixture")
+    h.record("keras 2.4.0 Embedding/Conv1D/MaxPooling1D file: predict", float(
+        np.max(np.abs(got - ref))), 1e-5)
+else:
+    print("skip keras 2.4.0 fixture (DPT_FIXTURES_DIR not set)")
 sys.exit(h.report())
