@@ -119,6 +119,8 @@ dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
     dpt_status st = pick_group(data, group, g, sizeof g);
     dpt_data_info info;
     st = dpt_data_probe(data, g, &info);
+    if (st == DPT_OK)
+        st = dpt_model_check_loss(inf->model, inf->cfg.loss, inf->cfg.file);
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK)
         return st;

@@ -754,6 +754,50 @@ static void test_adding_writer(void **state) {
     assert_status_msg(dpt_data_write_adding(b, 0, 5, 0), DPT_ERR_USAGE, "got 0 samples");
 }
 
+/* ---- config: the Keras 2 forms of an Embedding first layer ---------------------------------- */
+
+static void parse_input(const char *model, dpt_shape *in, bool *has) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"model\": %s, \"compile\": {\"optimizer\": \"sgd\", \"loss\": \"mse\"}, "
+             "\"data\": {\"path\": \"d.h5\"}}",
+             model);
+    dpt_config c;
+    assert_ok(dpt_config_parse(text, strlen(text), "k2.json", &c));
+    *in = c.input_shape;
+    *has = c.has_input_shape;
+    dpt_config_deinit(&c);
+}
+
+static void test_keras2_embedding_shape(void **state) {
+    (void)state;
+    dpt_shape in;
+    bool has;
+    /* Keras 2.0-2.2: a bare list; batch_input_shape gives the steps, input_dim is the vocabulary */
+    parse_input("{\"class_name\": \"Sequential\", \"config\": [{\"class_name\": \"Embedding\", "
+                "\"config\": {\"batch_input_shape\": [null, 10], \"input_dim\": 1000, "
+                "\"output_dim\": 8, \"input_length\": 10}}]}",
+                &in, &has);
+    assert_true(has && in.rank == 1 && in.dim[0] == 10);
+    /* only input_length */
+    parse_input("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                "\"Embedding\", \"config\": {\"input_dim\": 1000, \"output_dim\": 8, "
+                "\"input_length\": 12}}]}}",
+                &in, &has);
+    assert_true(has && in.rank == 1 && in.dim[0] == 12);
+    /* neither: the shape comes from the data (not from input_dim, which is the vocabulary) */
+    parse_input("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                "\"Embedding\", \"config\": {\"input_dim\": 1000, \"output_dim\": 8, "
+                "\"input_length\": null}}]}}",
+                &in, &has);
+    assert_false(has);
+    /* a Dense first layer's input_dim still is its input size */
+    parse_input("{\"class_name\": \"Sequential\", \"config\": [{\"class_name\": \"Dense\", "
+                "\"config\": {\"input_dim\": 7, \"units\": 2}}]}",
+                &in, &has);
+    assert_true(has && in.rank == 1 && in.dim[0] == 7);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv1d),
@@ -770,6 +814,7 @@ int main(void) {
         cmocka_unit_test(test_model_embedding),
         cmocka_unit_test(test_token_id_check),
         cmocka_unit_test(test_adding_writer),
+        cmocka_unit_test(test_keras2_embedding_shape),
     };
     return cmocka_run_group_tests_name("seq", tests, NULL, NULL);
 }
