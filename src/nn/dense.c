@@ -46,6 +46,8 @@ static void dense_forward(dpt_layer *l, const dpt_pass *p, const float *x, float
     if (B <= 0)
         return;
     B *= d->rows;
+    /* sgemm's rows are an int (more is at least 8 GiB of output per batch) */
+    DPT_ASSERT(B <= INT_MAX);
     const float *K = l->params;                                          /* (in, out) */
     const float *b = d->use_bias ? l->params + (int64_t)in * out : NULL; /* (out) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, out, in, 1.0f, x, in, K, out,
@@ -62,6 +64,8 @@ static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, cons
     if (B <= 0)
         return;
     B *= d->rows;
+    /* sgemm's rows are an int (more is at least 8 GiB of output per batch) */
+    DPT_ASSERT(B <= INT_MAX);
     if (!d->head.folded)
         dpt_act_backward(d->head.act, y, dy, dy, B, out);
     const float *dz = dy; /* (B, out) */
