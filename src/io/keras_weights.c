@@ -342,8 +342,8 @@ dpt_status dpt_ckpt_h5_write_weights(hid_t f, const char *path, const dpt_model 
         const dpt_layer *l = dpt_model_layer(m, i);
         const char *wn[MAX_W];
         dpt_shape ws[MAX_W];
-        int nw = l->ops->weights ? l->ops->weights(l, wn, ws, MAX_W) : 0;
-        int64_t np = l->ops->n_params ? l->ops->n_params(l) : 0;
+        int nw = dpt_layer_weights(l, wn, ws, MAX_W);
+        int64_t np = dpt_layer_n_params(l);
         if (nw < 0 || nw > MAX_W) {
             st = dpt_error_set(DPT_ERR_INTERNAL, "%s: layer %d (%s): %d weight tensors", path,
                                i + 1, l->name, nw);
@@ -744,7 +744,7 @@ static dpt_status load_pair(const dpt_layer *l, const flayer *fl, const char *pa
                             const char *where, float *flat) {
     const char *wn[MAX_W];
     dpt_shape ws[MAX_W];
-    int nw = l->ops->weights(l, wn, ws, MAX_W);
+    int nw = dpt_layer_weights(l, wn, ws, MAX_W);
     char lbl[300];
     if (strcmp(l->name, fl->name))
         snprintf(lbl, sizeof lbl, "layer %d (%s; in the file: %s)", l->index + 1, l->name,
@@ -862,7 +862,7 @@ dpt_status dpt_ckpt_h5_read_weights(hid_t f, const char *path, const dpt_model *
         const dpt_layer *l = dpt_model_layer(m, i);
         const char *wn[MAX_W];
         dpt_shape ws[MAX_W];
-        if (l->ops->weights && l->ops->weights(l, wn, ws, MAX_W) > 0)
+        if (dpt_layer_weights(l, wn, ws, MAX_W) > 0)
             nm++;
     }
     for (int i = 0; i < nf; i++)
@@ -880,7 +880,7 @@ dpt_status dpt_ckpt_h5_read_weights(hid_t f, const char *path, const dpt_model *
         const dpt_layer *l = dpt_model_layer(m, i);
         const char *wn[MAX_W];
         dpt_shape ws[MAX_W];
-        if (!l->ops->weights || l->ops->weights(l, wn, ws, MAX_W) == 0)
+        if (dpt_layer_weights(l, wn, ws, MAX_W) == 0)
             continue;
         while (fl[k].nw == 0)
             k++;

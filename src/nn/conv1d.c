@@ -230,8 +230,6 @@ static json_t *conv1d_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void conv1d_destroy(dpt_layer *l) { (void)l; }
-
 /* floats of patch buffer for max_batch samples */
 static int64_t conv1d_workspace(const dpt_layer *l, int64_t max_batch) {
     const dpt_conv1d *d = (const dpt_conv1d *)l;
@@ -249,7 +247,6 @@ static const dpt_layer_ops conv1d_ops = {
     .backward = conv1d_backward,
     .weights = conv1d_weights,
     .to_json = conv1d_to_json,
-    .destroy = conv1d_destroy,
     .regularize = conv1d_regularize,
     .workspace = conv1d_workspace,
 };
@@ -358,7 +355,6 @@ dpt_status dpt_conv1d_create(const json_t *config, const dpt_json_ctx *ctx, cons
         return dpt_error_set(DPT_ERR_NOMEM, "%s: %s: out of memory", ctx->file, ctx->path);
     dpt_status st = conv1d_parse(d, config, ctx, in);
     if (st != DPT_OK) {
-        conv1d_destroy(&d->base);
         free(d);
         return st;
     }

@@ -9,8 +9,8 @@
  * caller), its row is zeros and it gets no gradient — memory stays safe.
  * The gradient is a scatter-add into the rows that occur (sparse in effect, dense in storage: the
  * optimizer sees the whole (V, E) gradient, as Keras's dense-gradient optimizers do). The input
- * has no gradient (Keras casts it to int): dx, if asked for, is zeros. The model accepts an
- * Embedding only as its first layer (model.c), where no dx is asked for.
+ * has no gradient (Keras casts it to int): dx, if asked for, is zeros. ops->input_ids makes the
+ * model accept it only as its first layer, where no dx is asked for.
  * Refused: mask_zero true (no masking here), embeddings_constraint, activity_regularizer, LoRA,
  * quantization. embeddings_regularizer goes through the model like Dense's.
  */
@@ -121,6 +121,8 @@ static void emb_destroy(dpt_layer *l) {
     d->input_length = NULL;
 }
 
+static int64_t emb_input_ids(const dpt_layer *l) { return ((const dpt_embedding *)l)->V; }
+
 static const dpt_layer_ops emb_ops = {
     .class_name = "Embedding",
     .n_params = emb_n_params,
@@ -131,13 +133,8 @@ static const dpt_layer_ops emb_ops = {
     .to_json = emb_to_json,
     .destroy = emb_destroy,
     .regularize = emb_regularize,
+    .input_ids = emb_input_ids,
 };
-
-bool dpt_layer_is_embedding(const dpt_layer *l) { return l && l->ops == &emb_ops; }
-
-int64_t dpt_embedding_input_dim(const dpt_layer *l) {
-    return dpt_layer_is_embedding(l) ? ((const dpt_embedding *)l)->V : 0;
-}
 
 static dpt_status emb_parse(dpt_embedding *d, const json_t *config, const dpt_json_ctx *ctx,
                             const dpt_shape *in) {
@@ -220,25 +217,4 @@ dpt_status dpt_embedding_create(const json_t *config, const dpt_json_ctx *ctx, c
     }
     *out = &d->base;
     return DPT_OK;
-}
-
-/* ---- what the model and the trainer ask of sequence models ---------------------------------- */
-
-int64_t dpt_model_input_ids(const dpt_model *m) {
-    return dpt_model_n_layers(m) > 0 ? dpt_embedding_input_dim(dpt_model_layer(m, 0)) : 0;
-}
-
-dpt_status dpt_model_check_loss(const dpt_model *m, dpt_loss_kind loss, const char *file) {
-    const dpt_layer *last = dpt_model_layer(m, dpt_model_n_layers(m) - 1);
-    bool ce = loss == DPT_LOSS_CATEGORICAL_CROSSENTROPY ||
-              loss == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
-    if (!ce || last->out_shape.rank <= 1)
-        return DPT_OK;
-    char s[128];
-    dpt_shape_format(&last->out_shape, true, s, sizeof s);
-    return dpt_error_set(DPT_ERR_CONFIG,
-                         "%s: compile.loss: %s over an output of shape %s (one distribution per "
-                         "position) is not supported; end the model with Flatten, a global "
-                         "pooling or a flat Dense",
-                         file, dpt_loss_name(loss), s);
 }

@@ -11,7 +11,6 @@
 
 #include <jansson.h>
 
-#include "dptrain/config.h"
 #include "dptrain/core.h"
 #include "dptrain/nn.h"
 #include "dptrain/status.h"
@@ -63,18 +62,11 @@ DPT_NODISCARD dpt_status dpt_gmp2d_create(const json_t *config, const dpt_json_c
                                           const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_embedding_create(const json_t *config, const dpt_json_ctx *ctx,
                                               const dpt_shape *in, dpt_layer **out);
-/* True for an Embedding layer (the model accepts one only as its first layer). */
-bool dpt_layer_is_embedding(const dpt_layer *l);
-/* An Embedding's input_dim (ids must lie in [0, input_dim)); 0 for any other layer. */
-int64_t dpt_embedding_input_dim(const dpt_layer *l);
 /* obj[key] as Keras writes a 1-tuple: an integer n or a list of 1 integer, in [lo, INT_MAX].
  * Absent or null -> def and *given false (given may be NULL). */
 DPT_NODISCARD dpt_status dpt_json_get_tuple1(const json_t *obj, const char *key,
                                              const dpt_json_ctx *ctx, int64_t def, int64_t lo,
                                              int64_t *out, bool *given);
-
-/* True for a BatchNormalization layer that calls the reducer in a training pass. */
-bool dpt_batchnorm_is_collective(const dpt_layer *l);
 
 /* ---- masks and noise for the dropout family (all from dpt_dropout_keep's Philox stream) ------ */
 /* Whether the dropout family (Dropout, SpatialDropout, GaussianDropout, AlphaDropout) is on:
@@ -165,13 +157,10 @@ json_t *dpt_layer_base_json(const dpt_layer *l);
 void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n);
 
 /* A layer that ends in an activation the loss may absorb (Dense, Activation). */
-typedef struct {
+typedef struct dpt_head {
     dpt_act act; /* as configured */
     bool folded; /* true: forward stops before `act` (returns logits), backward starts after it */
 } dpt_head;
-/* The head of l if its kind has one (Dense, Activation), else NULL. */
-dpt_head *dpt_dense_head(dpt_layer *l);
-dpt_head *dpt_activation_head(dpt_layer *l);
 
 /* ---- activations: the fused kernel Dense uses ------------------------------------------------ */
 /* y = act(y + b) over (B, n) row-major; b (n) may be NULL (no bias). One pass over y. */

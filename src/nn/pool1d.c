@@ -15,23 +15,6 @@
 
 #include "nn/nn_internal.h"
 
-static int64_t no_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-static void no_init(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-static int no_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-static void no_destroy(dpt_layer *l) { (void)l; }
-
 static dpt_status need_rank(const dpt_shape *in, int rank, const dpt_json_ctx *ctx,
                             const char *cls) {
     if (in->rank == rank)
@@ -136,13 +119,9 @@ static json_t *pool1d_to_json(const dpt_layer *l) {
 #define POOL_OPS(var, cls, fwd, bwd, tojson)                                                       \
     static const dpt_layer_ops var = {                                                             \
         .class_name = cls,                                                                         \
-        .n_params = no_params,                                                                     \
-        .init_params = no_init,                                                                    \
         .forward = fwd,                                                                            \
         .backward = bwd,                                                                           \
-        .weights = no_weights,                                                                     \
         .to_json = tojson,                                                                         \
-        .destroy = no_destroy,                                                                     \
     }
 POOL_OPS(maxpool1d_ops, "MaxPooling1D", pool1d_forward, pool1d_backward, pool1d_to_json);
 POOL_OPS(avgpool1d_ops, "AveragePooling1D", pool1d_forward, pool1d_backward, pool1d_to_json);

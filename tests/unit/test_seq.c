@@ -344,7 +344,7 @@ static void test_embedding_forward(void **state) {
     assert_int_equal(l->ops->weights(l, names, sh, 2), 1);
     assert_string_equal(names[0], "embeddings");
     assert_true(sh[0].dim[0] == 5 && sh[0].dim[1] == 3);
-    assert_true(dpt_layer_is_embedding(l) && dpt_embedding_input_dim(l) == 5);
+    assert_true(l->ops->input_ids && l->ops->input_ids(l) == 5);
     gc_free_layer(&l);
 }
 
@@ -639,8 +639,7 @@ static void ids_case(const char *dir, float bad, int at, const char *needle) {
     if (at >= 0)
         v[at] = bad;
     write_ids(path, v, 4);
-    dpt_target_spec t = {
-        .loss = DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .n_outputs = 2, .x_ids = 10};
+    dpt_target_spec t = {.kind = DPT_TARGET_INDEX, .n_outputs = 2, .x_ids = 10};
     dpt_shape in = shp(1, 3, 0, 0);
     dpt_shard *s = NULL;
     if (!needle) {
@@ -688,7 +687,7 @@ static void test_token_id_check(void **state) {
     ids_case(dir, NAN, 0, "/ids.h5: /train/x: row 0: "); /* token id nan / non-finite value */
     char path[600];
     snprintf(path, sizeof path, "%s/ids.h5", dir);
-    dpt_target_spec t = {.loss = DPT_LOSS_MSE, .n_outputs = 1, .x_ids = 10};
+    dpt_target_spec t = {.kind = DPT_TARGET_VALUES, .n_outputs = 1, .x_ids = 10};
     dpt_shape in = shp(1, 3, 0, 0);
     dpt_shard *s = NULL;
     assert_status_msg(dpt_shard_open(path, "train", 0, 4, &t, &in, &s), DPT_ERR_DATA,
@@ -709,7 +708,7 @@ static void test_adding_writer(void **state) {
     assert_ok(dpt_data_probe(a, "test", &info));
     assert_true(info.n == 5);
     dpt_shard *s = NULL;
-    dpt_target_spec t = {.loss = DPT_LOSS_MSE, .n_outputs = 1};
+    dpt_target_spec t = {.kind = DPT_TARGET_VALUES, .n_outputs = 1};
     dpt_shape in = shp(2, 9, 2, 0);
     assert_ok(dpt_shard_open(a, "train", 0, 50, &t, &in, &s));
     const float *x = dpt_shard_x(s), *y = dpt_shard_y(s);
