@@ -470,6 +470,18 @@ static void test_dense_3d(void **state) {
     free(x);
     gc_free_layer(&flat);
     gc_free_layer(&l);
+    /* softmax over each position's units, not over the whole sample */
+    assert_ok(
+        gc_make_layer("Dense", "{\"units\": 3, \"activation\": \"softmax\"}", shp(2, 4, 5, 0), &l));
+    gc_bind_params(l, 6);
+    gc_assert_ok(gc_check_layer(l, &train_pass, 2, 5), "Dense (4, 5) -> (4, 3) softmax");
+    float xs[20], ys[12];
+    for (int i = 0; i < 20; i++)
+        xs[i] = (float)i / 10;
+    l->ops->forward(l, &infer_pass, xs, ys, 1);
+    for (int t = 0; t < 4; t++)
+        assert_true(fabsf(ys[3 * t] + ys[3 * t + 1] + ys[3 * t + 2] - 1.0f) < 1e-6f);
+    gc_free_layer(&l);
     assert_ok(gc_make_layer("Dense", "{\"units\": 2}", shp(3, 2, 3, 4), &l));
     assert_true(l->out_shape.rank == 3 && l->out_shape.dim[2] == 2 && l->out_size == 12);
     gc_free_layer(&l);
