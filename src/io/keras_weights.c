@@ -475,42 +475,14 @@ dpt_status dpt_ckpt_h5_write_atomic(const char *path, dpt_ckpt_h5_fill_fn fill, 
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(e));
         goto out;
     }
-    if (fsync(fd) != 0) {
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot fsync %s: %s", path, tmp, strerror(errno));
-        goto out;
-    }
     e = close(fd) != 0 ? errno : 0;
     fd = -1;
     if (e) {
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(e));
         goto out;
     }
-    if (rename(tmp, path) != 0) {
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot rename %s onto it: %s", path, tmp,
-                           strerror(errno));
-        goto out;
-    }
     free(img);
-    /* make the rename durable */
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd < 0)
-        return dpt_error_set(DPT_ERR_IO, "%s: cannot open directory %s to fsync it: %s", path, dir,
-                             strerror(errno));
-    /* some file systems cannot fsync a directory (EINVAL): the rename is done anyway */
-    if (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot fsync directory %s: %s", path, dir,
-                           strerror(errno));
-    close(dfd);
-    return st;
+    return dpt_file_commit(tmp, path); /* fsync, rename, fsync of the directory */
 out:
     if (fd >= 0)
         close(fd);
