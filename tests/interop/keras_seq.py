@@ -78,6 +78,14 @@ for opt, tag in ((None, "sgd"),
     h.check_train("emb-conv-gmp-" + tag, m, ids, labels, loss="sparse_categorical_crossentropy",
                   optimizer=opt, batch_size=8, epochs=2)
 
+keras.utils.set_random_seed(10)
+m = seq(L.Embedding(V, 8, embeddings_regularizer=keras.regularizers.L2(0.01)),
+        L.Conv1D(4, 2, kernel_regularizer=keras.regularizers.L1L2(l1=0.001, l2=0.01),
+                 activation="tanh"),
+        L.GlobalAveragePooling1D(), L.Dense(3, activation="softmax"), shape=(S,))
+h.check_train("emb-conv-regularized-sgd", m, ids, labels,
+              loss="sparse_categorical_crossentropy", batch_size=8, epochs=2)
+
 yr = np.tanh(x[:, :, 0].sum(axis=1, keepdims=True) / 3).astype(np.float32)
 for opt, tag in ((None, "sgd"),
                  ({"class_name": "Adam", "config": {"learning_rate": 0.01}}, "adam")):
