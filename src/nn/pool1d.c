@@ -9,7 +9,6 @@
  * so nothing is stored. GlobalAveragePooling1D's mask support (Keras's `mask` argument) does not
  * arise: nothing here produces masks (Embedding's mask_zero is refused).
  */
-#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
