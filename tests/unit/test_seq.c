@@ -809,6 +809,31 @@ static void test_keras2_embedding_shape(void **state) {
     assert_true(has && in.rank == 1 && in.dim[0] == 7);
 }
 
+/* examples/conv1d.json, written by Keras 3.15's model.to_json(), builds Keras's model */
+static void test_example_conv1d(void **state) {
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/examples/conv1d.json", dpt_test_source_dir());
+    char *text = NULL;
+    size_t len = 0;
+    assert_ok(dpt_read_file(path, DPT_ERR_CONFIG, &text, &len));
+    dpt_config c;
+    assert_ok(dpt_config_parse(text, len, path, &c));
+    free(text);
+    assert_true(c.has_input_shape && c.input_shape.rank == 2 && c.input_shape.dim[0] == 28 &&
+                c.input_shape.dim[1] == 28);
+    dpt_model *m = NULL;
+    dpt_json_ctx ctx = {.file = path};
+    assert_ok(dpt_model_create(c.layers, &c.input_shape, 8, 1, &ctx, &m));
+    assert_true(dpt_model_n_params(m) == 18442); /* Keras's summary: 5,440 + 12,352 + 650 */
+    assert_int_equal(dpt_model_n_layers(m), 6);
+    const dpt_layer *l = dpt_model_layer(m, 1);
+    assert_true(l->out_shape.rank == 2 && l->out_shape.dim[0] == 14 && l->out_shape.dim[1] == 64);
+    assert_ok(dpt_model_check_loss(m, c.loss, path));
+    dpt_model_destroy(&m);
+    dpt_config_deinit(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv1d),
@@ -826,6 +851,7 @@ int main(void) {
         cmocka_unit_test(test_token_id_check),
         cmocka_unit_test(test_adding_writer),
         cmocka_unit_test(test_keras2_embedding_shape),
+        cmocka_unit_test(test_example_conv1d),
     };
     return cmocka_run_group_tests_name("seq", tests, NULL, NULL);
 }
