@@ -62,6 +62,15 @@ DPT_NODISCARD dpt_status dpt_gmp2d_create(const json_t *config, const dpt_json_c
                                           const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_embedding_create(const json_t *config, const dpt_json_ctx *ctx,
                                               const dpt_shape *in, dpt_layer **out);
+/* seq_shape.c: layers that move whole time steps */
+DPT_NODISCARD dpt_status dpt_zeropad1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_crop1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                           const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_upsample1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_repeat_vector_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
 /* obj[key] as Keras writes a 1-tuple: an integer n or a list of 1 integer, in [lo, INT_MAX].
  * Absent or null -> def and *given false (given may be NULL). */
 DPT_NODISCARD dpt_status dpt_json_get_tuple1(const json_t *obj, const char *key,

@@ -1,7 +1,8 @@
 """Parity of the 1-D / sequence layers with real Keras: Conv1D (valid / same / causal padding,
 strides, dilation, a 1-wide kernel, no bias), MaxPooling1D / AveragePooling1D (same padding:
 the average excludes the padding), GlobalAverage/MaxPooling1D, GlobalMaxPooling2D (keepdims),
-Embedding, Dense on the last axis of (B, T, F), SpatialDropout1D after Conv1D. Predict from
+Embedding, Dense on the last axis of (B, T, F), SpatialDropout1D after Conv1D, ZeroPadding1D,
+Cropping1D, UpSampling1D, RepeatVector. Predict from
 Keras's files for each, then training from the same weights (SGD and Adam) of an Embedding ->
 Conv1D -> GlobalMaxPooling1D -> Dense classifier and a Conv1D -> MaxPooling1D -> Flatten -> Dense
 regressor."""
@@ -50,6 +51,11 @@ cases = [
     ("dense-3d-out", seq(L.Conv1D(4, 3, padding="causal"), L.Dense(3, activation="relu"))),
     ("conv1d-spatialdropout", seq(L.Conv1D(4, 3, **bias), L.SpatialDropout1D(0.3),
                                   L.GlobalMaxPool1D(), L.Dense(2))),
+    ("zeropad-crop-upsample", seq(L.ZeroPadding1D((2, 1)), L.Conv1D(3, 3, **bias),
+                                  L.Cropping1D((1, 2)), L.UpSampling1D(3))),
+    ("zeropad-int", seq(L.ZeroPadding1D(2), L.Cropping1D(1))),
+    ("repeatvector", seq(L.Flatten(), L.Dense(4, **bias), L.RepeatVector(5),
+                         L.Conv1D(2, 2, **bias))),
 ]
 for name, m in cases:
     h.check_predict(name, m, x)
@@ -94,6 +100,13 @@ for opt, tag in ((None, "sgd"),
             L.Flatten(), L.Dense(1))
     h.check_train("conv-maxpool-dense-" + tag, m, x, yr, loss="mse", optimizer=opt, batch_size=8,
                   epochs=2)
+
+keras.utils.set_random_seed(11)
+m = seq(L.ZeroPadding1D(1), L.Conv1D(4, 3, activation="tanh"), L.UpSampling1D(2),
+        L.Cropping1D((1, 3)), L.GlobalAveragePooling1D(), L.Dense(4), L.RepeatVector(3),
+        L.Conv1D(2, 2), L.Flatten(), L.Dense(1))
+h.check_train("pad-up-crop-repeat-adam", m, x, yr, loss="mse", batch_size=8, epochs=2,
+              optimizer={"class_name": "Adam", "config": {"learning_rate": 0.01}})
 
 keras.utils.set_random_seed(9)
 m = seq(L.Dense(4, activation="tanh"), L.AveragePooling1D(3, padding="same"),

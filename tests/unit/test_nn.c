@@ -203,6 +203,10 @@ static const char *sample_config(const char *cls, dpt_shape *in) {
         {"GlobalMaxPooling2D", "{}", {3, {3, 2, 2}}},
         {"GlobalMaxPool2D", "{\"keepdims\": true}", {3, {2, 3, 2}}},
         {"Embedding", "{\"input_dim\": 7, \"output_dim\": 3}", {1, {5}}},
+        {"ZeroPadding1D", "{\"padding\": [2, 1]}", {2, {3, 2}}},
+        {"Cropping1D", "{\"cropping\": [1, 2]}", {2, {5, 2}}},
+        {"UpSampling1D", "{\"size\": 3}", {2, {3, 2}}},
+        {"RepeatVector", "{\"n\": 3}", {1, {4}}},
     };
     *in = shape1(6);
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)

@@ -2,10 +2,10 @@
  * convolution (valid / same / causal padding, strides, dilation, a 1-wide kernel, no bias) and its
  * finite-difference gradients; MaxPooling1D / AveragePooling1D (hand-computed windows, "same"
  * average over the real elements only); GlobalAverage/MaxPooling1D and GlobalMaxPooling2D
- * (keepdims shapes); Embedding (lookup, the gradient w.r.t. its weights with integer ids, config
- * refusals); Dense on the last axis of (B, T, F); a Conv1D -> SpatialDropout1D -> pooling -> Dense
- * model's gradient; the data reader's token-id check (negative, non-integer, >= input_dim, NaN)
- * and the adding-problem writer. No MPI.
+ * (keepdims shapes); ZeroPadding1D, Cropping1D, UpSampling1D, RepeatVector; Embedding (lookup, the
+ * gradient w.r.t. its weights with integer ids, config refusals); Dense on the last axis of (B, T,
+ * F); a Conv1D -> SpatialDropout1D -> pooling -> Dense model's gradient; the data reader's token-id
+ * check (negative, non-integer, >= input_dim, NaN) and the adding-problem writer. No MPI.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -307,6 +307,58 @@ static void test_global_pools(void **state) {
     assert_status_msg(
         gc_make_layer("GlobalAveragePooling1D", "{\"keepdims\": 1}", shp(2, 3, 2, 0), &l),
         DPT_ERR_CONFIG, "config.keepdims: must be");
+}
+
+/* ---- layers that move time steps ----------------------------------------------------------- */
+
+static void steps_case(const char *cls, const char *cfg, dpt_shape in, const float *x, int64_t ot,
+                       const float *want) {
+    dpt_layer *l = NULL;
+    assert_ok(gc_make_layer(cls, cfg, in, &l));
+    assert_true(l->out_shape.rank == 2 && l->out_shape.dim[0] == ot);
+    float y[64];
+    l->ops->forward(l, &infer_pass, x, y, 1);
+    for (int64_t i = 0; i < l->out_size; i++)
+        if (y[i] != want[i])
+            fail_msg("%s %s: y[%lld] = %g, want %g", cls, cfg, (long long)i, (double)y[i],
+                     (double)want[i]);
+    char what[128];
+    snprintf(what, sizeof what, "%s %s", cls, cfg);
+    gc_assert_ok(gc_check_layer(l, &train_pass, 3, 2), what);
+    gc_free_layer(&l);
+}
+
+static void test_step_layers(void **state) {
+    (void)state;
+    /* x (3 steps, 2 channels) */
+    const float x[6] = {1, 2, 3, 4, 5, 6};
+    const float pad[12] = {0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0};
+    steps_case("ZeroPadding1D", "{\"padding\": [2, 1]}", shp(2, 3, 2, 0), x, 6, pad);
+    const float pad1[10] = {0, 0, 1, 2, 3, 4, 5, 6, 0, 0};
+    steps_case("ZeroPadding1D", "{}", shp(2, 3, 2, 0), x, 5, pad1); /* Keras's default 1 */
+    const float crop[2] = {3, 4};
+    steps_case("Cropping1D", "{}", shp(2, 3, 2, 0), x, 1, crop); /* default (1, 1) */
+    const float crop2[4] = {1, 2, 3, 4};
+    steps_case("Cropping1D", "{\"cropping\": [0, 1]}", shp(2, 3, 2, 0), x, 2, crop2);
+    const float up[12] = {1, 2, 1, 2, 3, 4, 3, 4, 5, 6, 5, 6};
+    steps_case("UpSampling1D", "{}", shp(2, 3, 2, 0), x, 6, up); /* default size 2 */
+    const float rep[9] = {1, 2, 3, 1, 2, 3, 1, 2, 3};
+    steps_case("RepeatVector", "{\"n\": 3}", shp(1, 3, 0, 0), x, 3, rep);
+    dpt_layer *l = NULL;
+    assert_status_msg(gc_make_layer("Cropping1D", "{\"cropping\": [2, 1]}", shp(2, 3, 2, 0), &l),
+                      DPT_ERR_CONFIG, "config.cropping: [2, 1] leaves no step of 3");
+    assert_status_msg(gc_make_layer("ZeroPadding1D", "{\"data_format\": \"channels_first\"}",
+                                    shp(2, 3, 2, 0), &l),
+                      DPT_ERR_CONFIG, "config.data_format: only \"channels_last\"");
+    assert_status_msg(gc_make_layer("RepeatVector", "{}", shp(1, 3, 0, 0), &l), DPT_ERR_CONFIG,
+                      "config.n: missing");
+    assert_status_msg(gc_make_layer("RepeatVector", "{\"n\": 2}", shp(2, 3, 2, 0), &l),
+                      DPT_ERR_CONFIG, "RepeatVector needs an input of shape (None, features)");
+    assert_status_msg(gc_make_layer("UpSampling1D", "{\"size\": 0}", shp(2, 3, 2, 0), &l),
+                      DPT_ERR_CONFIG, "config.size: must be in [1,");
+    assert_status_msg(gc_make_layer("ZeroPadding1D", "{\"padding\": -1}", shp(2, 3, 2, 0), &l),
+                      DPT_ERR_CONFIG, "config.padding: must be integers in [0,");
+    assert_null(l);
 }
 
 /* ---- Embedding ------------------------------------------------------------------------------ */
@@ -842,6 +894,7 @@ int main(void) {
         cmocka_unit_test(test_pool1d_values),
         cmocka_unit_test(test_pool_gradients),
         cmocka_unit_test(test_global_pools),
+        cmocka_unit_test(test_step_layers),
         cmocka_unit_test(test_embedding_forward),
         cmocka_unit_test(test_embedding_gradient),
         cmocka_unit_test(test_embedding_errors),
