@@ -157,8 +157,9 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
                 strncat(known, *n, sizeof known - strlen(known) - 1);
             }
             return dpt_error_set(DPT_ERR_CONFIG,
-                                 "%s: %s.class_name: unknown layer \"%s\" (known: %s)", ctx->file,
-                                 path, cls, known);
+                                 "%s: %s.class_name: unknown layer \"%s\" (known: %s; dptrain "
+                                 "help layers lists them)",
+                                 ctx->file, path, cls, known);
         }
         const json_t *cfg = json_object_get(e, "config");
         if (cfg && !json_is_object(cfg))
@@ -500,9 +501,11 @@ dpt_status dpt_model_defer_stats(dpt_model *m, int max_passes, const char *file)
         if (!l->ops->defer_stats)
             continue;
         dpt_status st = l->ops->defer_stats(l, max_passes);
-        if (st != DPT_OK)
-            return dpt_error_set(st, "%s: layer %d (%s): %s", file, i, l->name,
-                                 dpt_error_message());
+        if (st != DPT_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", dpt_error_message());
+            return dpt_error_set(st, "%s: layer %d (%s): %s", file, i, l->name, why);
+        }
     }
     return DPT_OK;
 }
