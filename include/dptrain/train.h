@@ -39,6 +39,9 @@ typedef struct {
     bool local_order;         /* each rank shuffles its own shard (balanced steps) instead of one
                                  global order (N ranks == 1 rank); streaming implies it */
     FILE *out;                /* where rank 0 prints progress (stdout) */
+    bool dry_run;             /* set up only (config, data metadata and shapes against the
+                                 model, the training rows' values, a checkpoint to resume) and
+                                 return before the first step: nothing trained or written */
 } dpt_fit_opts;
 
 /* The defaults the command line uses; a library user starts from these. */

@@ -49,6 +49,8 @@ static const char *USAGE =
     "MPI_Allreduce\n"
     "      --no-allreduce         benchmark only: skip the gradient exchange\n"
     "      --profile              per epoch: time per step in data, compute, exchange, update\n"
+    "      --dry-run              check config, data and model (and the checkpoint with\n"
+    "                             --resume) as a run would before its first step, then exit\n"
     "  evaluate CKPT --data FILE[:GROUP] [--config CONFIG]\n"
     "                             loss and accuracy of a checkpoint (or Keras weights + CONFIG)\n"
     "  predict CKPT --data FILE[:GROUP] --out PRED.h5 [--mc-samples K] [--seed S] [--config C]\n"
@@ -160,7 +162,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     int64_t check_replicas = 100, watchdog = 0;
     int64_t memory_limit = 0;
     bool no_allreduce = false, resume = false, skip_nonfinite = false, local_order = false;
-    bool profile = false;
+    bool profile = false, dry_run = false;
     dpt_reduce_mode reduce = DPT_REDUCE_AUTO;
     dpt_status st = DPT_OK;
     for (int i = 1; i < argc && st == DPT_OK; i++) {
@@ -176,6 +178,10 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         }
         if (!strcmp(a, "--profile")) {
             profile = true;
+            continue;
+        }
+        if (!strcmp(a, "--dry-run")) {
+            dry_run = true;
             continue;
         }
         if (!strcmp(a, "--skip-nonfinite")) {
@@ -287,9 +293,13 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
                       .memory_limit = memory_limit,
                       .local_order = local_order,
                       .profile = profile,
-                      .init_weights = init_weights};
+                      .init_weights = init_weights,
+                      .dry_run = dry_run};
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);
+    if (st == DPT_OK && dry_run && c->rank == 0)
+        printf("dry run: %s accepted (config, data, model%s); nothing trained\n", cfg_path,
+               resume ? ", checkpoint" : "");
     dpt_config_deinit(&cfg);
     free(text);
     return st;

@@ -282,6 +282,11 @@ dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts 
     dpt_status st = dpt_train_setup(c, cfg, o, &tr);
     if (st != DPT_OK)
         return st;
+    if (o->dry_run) { /* everything a run refuses before its first step was checked */
+        *res = (dpt_fit_result){.loss = NAN, .accuracy = NAN, .val_loss = NAN, .val_accuracy = NAN};
+        dpt_train_teardown(&tr);
+        return DPT_OK;
+    }
     st = dpt_train_run(&tr, res);
     dpt_train_teardown(&tr);
     return st;
@@ -423,7 +428,7 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
         if (st == DPT_OK)
             st = dpt_alloc((size_t)max_local * sizeof(int64_t), "batch rows", (void **)&t->rows);
     }
-    if (st == DPT_OK && o->run_dir && o->run_dir[0] && lead)
+    if (st == DPT_OK && o->run_dir && o->run_dir[0] && lead && !o->dry_run)
         st = dpt_mkdir_p(o->run_dir);
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK) {
