@@ -75,3 +75,8 @@ foreach(src IN LISTS DPT_INTEROP_TESTS)
                          ENVIRONMENT "${DPT_TEST_ENV}" LABELS interop)
   endif()
 endforeach()
+# The Python package installs with pip from a clean copy into a fresh venv (builds the C binary;
+# needs PyPI or pip's cache, else skipped).
+add_test(NAME interop/python_install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/interop/python_install.sh)
+set_tests_properties(interop/python_install PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "${DPT_TEST_ENV}" LABELS "interop;slow")
