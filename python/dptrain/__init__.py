@@ -80,15 +80,20 @@ def _new_run_dir():
     return tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=base)
 
 
+def _in_notebook():
+    return "ipykernel" in sys.modules and not _keras.stdout_is_terminal()
+
+
 def _verbose_mode(verbose):
-    """(dptrain --verbose, echo output, leave stdout on the terminal)"""
+    """(dptrain --verbose, echo output, leave stdout on the terminal, live bar into the pipe)"""
     if verbose in ("auto", None):
         verbose = 1
     if verbose not in (0, 1, 2):
         raise DptrainError("verbose: must be 0, 1, 2 or \"auto\", got %r" % (verbose,), 2)
     if verbose == 0:
-        return 0, False, False
-    return verbose, True, verbose == 1 and _keras.stdout_is_terminal()
+        return 0, False, False, False
+    terminal = verbose == 1 and _keras.stdout_is_terminal()
+    return verbose, True, terminal, verbose == 1 and _in_notebook()
 
 
 def fit(model, x=None, y=None, *, epochs=1, batch_size=None, validation_split=0.0,
@@ -189,14 +194,14 @@ def fit(model, x=None, y=None, *, epochs=1, batch_size=None, validation_split=0.
             args.append(flag)
     model._dptrain_run_dir = run_dir
 
-    v, echo, terminal = _verbose_mode(verbose)
+    v, echo, terminal, bar = _verbose_mode(verbose)
     # 1. one rank checks what the ranks would refuse before their first step
     res = _run.run([binary] + args + ["--dry-run", "--verbose", "0"])
     _run.check(res, "dptrain fit --dry-run")
 
     # 2. the ranks
     res = _run.run(prefix + [binary] + args + ["--verbose", str(v)], env_add, echo=echo,
-                   terminal=terminal, kind=kind)
+                   terminal=terminal, bar=bar, kind=kind)
     hint = ("dptrain.fit(model, ..., run_dir=%r, resume=True) continues from its last checkpoint"
             % run_dir)
     if res.interrupted and (res.rc == _run.PREEMPTED or "preempted (resumable)" in res.err):

@@ -110,6 +110,28 @@ def _pump(src, sink, keep):
     src.close()
 
 
+def _pump_raw(src, sink, keep):
+    """As _pump, but chunk by chunk: a progress bar's carriage returns reach the sink as they
+    come (a notebook's output area redraws the line, as it does for tqdm)."""
+    import codecs
+    dec = codecs.getincrementaldecoder("utf-8")("replace")
+    fd = src.fileno()
+    while True:
+        b = os.read(fd, 4096)
+        text = dec.decode(b, final=not b)
+        if text:
+            keep.append(text)
+            if sink is not None:
+                try:
+                    sink.write(text)
+                    sink.flush()
+                except (ValueError, OSError):
+                    pass
+        if not b:
+            break
+    src.close()
+
+
 class Result:
     def __init__(self, rc, out, err, interrupted):
         self.rc, self.out, self.err, self.interrupted = rc, out, err, interrupted
@@ -119,20 +141,21 @@ class Result:
         return self.out + self.err
 
 
-def run(argv, env_add=None, *, echo=False, terminal=False, kind="none"):
+def run(argv, env_add=None, *, echo=False, terminal=False, bar=False, kind="none"):
     """Runs argv to the end. echo: copy stdout and stderr to sys.stdout / sys.stderr as they come
-    (terminal: leave stdout on the terminal itself, so dptrain draws its bar). Ctrl-C asks the job
+    (terminal: leave stdout on the terminal itself, so dptrain draws its bar; bar: have dptrain
+    draw it into the pipe anyway and pass it on unbuffered, for a notebook). Ctrl-C asks the job
     to checkpoint and stop (see the module comment). Returns a Result."""
     env = dict(os.environ)
     env.update(env_add or {})
     if echo and not terminal:
-        env.setdefault("DPTRAIN_PROGRESS", "0")
+        env.setdefault("DPTRAIN_PROGRESS", "1" if bar else "0")
     p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                          stdout=None if terminal else subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, bufsize=1, start_new_session=True)
     out, err, threads = [], [], []
     if p.stdout is not None:
-        threads.append(threading.Thread(target=_pump, daemon=True,
+        threads.append(threading.Thread(target=_pump_raw if bar else _pump, daemon=True,
                                         args=(p.stdout, sys.stdout if echo else None, out)))
     threads.append(threading.Thread(target=_pump, daemon=True,
                                     args=(p.stderr, sys.stderr if echo else None, err)))

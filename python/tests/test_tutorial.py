@@ -63,3 +63,17 @@ def test_evaluate_and_mc_predict(tmp_path):
     assert mean.shape == (20, 1) and std.shape == (20, 1) and np.all(std > 0)
     mean1, std1 = dptrain.predict(model, x[:20], mc_samples=16, seed=3, ranks=1)
     np.testing.assert_allclose(mean, mean1, atol=1e-6)  # the same whatever the rank count
+
+
+def test_progress_lines_in_a_log_and_a_bar_in_a_notebook(tmp_path, capsys, monkeypatch):
+    import sys
+    import types
+    x, y = tutorial_data(3000)
+    model = tutorial_model()
+    dptrain.fit(model, x, y, epochs=2, ranks=2, run_dir=str(tmp_path / "log"))
+    out = capsys.readouterr().out
+    assert "Epoch 2/2 - " in out and "\r" not in out  # a log: plain lines
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    dptrain.fit(model, x, y, epochs=2, ranks=2, run_dir=str(tmp_path / "nb"))
+    out = capsys.readouterr().out
+    assert "\r" in out and "Epoch 2/2" in out  # a notebook: the live bar, redrawn with \r
