@@ -77,3 +77,18 @@ def test_progress_lines_in_a_log_and_a_bar_in_a_notebook(tmp_path, capsys, monke
     dptrain.fit(model, x, y, epochs=2, ranks=2, run_dir=str(tmp_path / "nb"))
     out = capsys.readouterr().out
     assert "\r" in out and "Epoch 2/2" in out  # a notebook: the live bar, redrawn with \r
+
+
+def test_examples_keras_tutorial_script(tmp_path):
+    """examples/keras_tutorial.py (README's "From Python") runs as it is."""
+    import subprocess
+    import sys
+    root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"))
+    r = subprocess.run([sys.executable, os.path.join(root, "examples", "keras_tutorial.py")],
+                       cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Epoch 20/20 - " in r.stdout
+    assert "history keys: ['accuracy', 'loss', 'val_accuracy', 'val_loss'] epochs: 20" in r.stdout
+    src = open(os.path.join(root, "examples", "keras_tutorial.py")).read()
+    assert src.count("# changed line") == 2
