@@ -82,3 +82,44 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path):
     for a, b in zip(ref.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)  # bit for bit, as the CLI's resume
     print("interrupted after %d epochs; resumed weights equal the uninterrupted run's" % done)
+
+
+def test_preempted_run_raises_with_run_dir_and_resumes(tmp_path):
+    """A signal from outside (Slurm's warning, an admin) to one rank: DptrainError with exit 75
+    and the run directory; resume=True alone continues this model's last run."""
+    import threading
+    x, y = tutorial_data(100000, seed=5)
+    model = tutorial_model()
+    run = str(tmp_path / "pre")
+
+    def preempt():
+        t0 = time.time()
+        while _rows(run) < 1 and time.time() - t0 < 120:
+            time.sleep(0.05)
+        ranks = []  # the ranks: argv[0] is the binary, argv has this run directory
+        for pid in os.listdir("/proc"):
+            try:
+                argv = open("/proc/%s/cmdline" % pid).read().split("\0")
+            except (OSError, ValueError):
+                continue
+            if (os.path.basename(argv[0]) == "dptrain" and run in argv and
+                    "--dry-run" not in argv):
+                ranks.append(int(pid))
+        if ranks:
+            os.kill(ranks[-1], signal.SIGUSR1)
+
+    t = threading.Thread(target=preempt)
+    t.start()
+    try:
+        dptrain.fit(model, x, y, epochs=EPOCHS, batch_size=32, ranks=2, seed=7, run_dir=run,
+                    verbose=0)
+        raise AssertionError("the fit was not preempted")
+    except dptrain.DptrainError as e:
+        assert e.exit_code == 75 and e.run_dir == run
+        assert not isinstance(e, KeyboardInterrupt)
+        assert "preempted (resumable)" in e.message and "resume=True" in str(e)
+    finally:
+        t.join()
+    h = dptrain.fit(model, x, y, epochs=EPOCHS, batch_size=32, ranks=2, seed=7, resume=True,
+                    verbose=0)
+    assert h.run_dir == run and h.epoch == list(range(EPOCHS))

@@ -23,7 +23,7 @@ if ! (cd "$work/repo" && env -u DPTRAIN_BINARY "$work/venv/bin/pip" install --di
     echo "FAIL: pip install ./python"; tail -40 "$work/pip.log"; exit 1
 fi
 echo "ok - pip install ./python in a fresh venv ($(($(date +%s) - t0)) s)"
-rm -rf "$work/repo" # nothing may depend on the clone after install
+mv "$work/repo" "$work/repo.away" # nothing may depend on the clone after install
 fail=0
 cd "$work"
 if out=$("$work/venv/bin/python" -c "import dptrain, os; b = dptrain.find_binary(); print(b); assert b.startswith(os.path.dirname(dptrain.__file__)), b" 2>&1); then
@@ -35,4 +35,15 @@ else echo "FAIL: dptrain --version: $out"; fail=1; fi
 if "$work/venv/bin/dptrain" data synth --samples 50 --out "$work/s.h5" >/dev/null 2>&1 && [ -s "$work/s.h5" ]; then
     echo "ok - dptrain data synth through the console entry"
 else echo "FAIL: dptrain data synth"; fail=1; fi
+# DPTRAIN_BINARY at install time: that binary is copied into the package, nothing is built
+bin=${DPT_BUILD_DIR:+$DPT_BUILD_DIR/dptrain}
+if [ -n "$bin" ] && [ -x "$bin" ]; then
+    mv "$work/repo.away" "$work/repo"
+    t0=$(date +%s)
+    if (cd "$work/repo" && DPTRAIN_BINARY="$bin" "$work/venv/bin/pip" install --disable-pip-version-check \
+        --no-deps --force-reinstall ./python) >"$work/pip2.log" 2>&1 &&
+        cmp -s "$bin" "$("$work/venv/bin/python" -c "import dptrain; print(dptrain.find_binary())")"; then
+        echo "ok - DPTRAIN_BINARY=$bin pip install ./python copies that binary ($(($(date +%s) - t0)) s)"
+    else echo "FAIL: DPTRAIN_BINARY install"; tail -20 "$work/pip2.log"; fail=1; fi
+fi
 exit $fail
