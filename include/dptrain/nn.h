@@ -11,19 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "dptrain/core.h"
 #include "dptrain/status.h"
-
-#define DPT_MAX_RANK 4 /* dimensions of one sample's shape */
-
-/* One sample's shape (the batch dimension is not included). */
-typedef struct {
-    int rank;
-    int64_t dim[DPT_MAX_RANK];
-} dpt_shape;
-int64_t dpt_shape_size(const dpt_shape *s); /* product of dims (validated not to overflow) */
 
 typedef enum {
     DPT_ACT_LINEAR = 0,
@@ -35,6 +24,10 @@ typedef enum {
 /* Keras name -> activation; false if unknown. */
 bool dpt_act_from_name(const char *name, dpt_act *out);
 const char *dpt_act_name(dpt_act a);
+/* The Keras activation (string, or {"class_name": ...} in newer forms) at obj[key]; absent or
+ * null -> def. DPT_ERR_CONFIG naming ctx->path.key for an unknown one. */
+DPT_NODISCARD dpt_status dpt_json_get_act(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, dpt_act def, dpt_act *out);
 /* In place over (B, n) row-major: y = act(z). Softmax is over each row. */
 void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n);
 /* dz = dy * act'(.) given the activation OUTPUT y (all five derivatives are functions of y).
@@ -140,12 +133,6 @@ struct dpt_layer {
     void *reduce_ctx;
 };
 
-/* Where a config value came from, for error messages: "<file>: <path>: <what>". */
-typedef struct {
-    const char *file; /* e.g. "examples/tutorial.json" */
-    char path[256];   /* e.g. "model.config.layers[2].config" */
-} dpt_json_ctx;
-
 /* Builds a layer from its Keras "config" object. `in` is the incoming sample shape.
  * Unknown keys are ignored; keys we do not implement that change the math (a non-null
  * kernel_regularizer, noise_shape, ...) are refused with DPT_ERR_CONFIG naming ctx->path.key.
@@ -167,6 +154,8 @@ typedef enum {
 } dpt_loss_kind;
 bool dpt_loss_from_name(const char *name, dpt_loss_kind *out); /* Keras names and aliases */
 const char *dpt_loss_name(dpt_loss_kind k);
+/* What one target row of the loss is (how data builds it from y). */
+dpt_target_kind dpt_loss_target_kind(dpt_loss_kind k);
 
 /* Number of target floats per sample the loss expects for a model output of `out_size` units:
  * sparse CE -> 1 (the class index as a float), the others -> out_size. */
@@ -223,16 +212,17 @@ int dpt_model_n_layers(const dpt_model *m);
 dpt_layer *dpt_model_layer(const dpt_model *m, int i);
 int64_t dpt_model_n_params(const dpt_model *m);
 float *dpt_model_params(dpt_model *m); /* (n_params) flat */
-float *dpt_model_grads(dpt_model *m);  /* (n_params) flat, then DPT_MODEL_GRAD_SPARE spare floats */
-/* Spare floats after the gradients, for the caller's use (the trainer puts its per-step loss,
- * metric, count and signal there so that ONE allreduce carries everything); never touched by the
- * model. */
-#define DPT_MODEL_GRAD_SPARE 16
-/* Moves the gradient buffer to `buf` (n_params + DPT_MODEL_GRAD_SPARE floats, owned by the caller
- * and outliving the binding; the trainer passes its rank's slot of a node-shared window so that
+float *dpt_model_grads(dpt_model *m);  /* (n_params) flat */
+/* Moves the gradient buffer to `buf` (len >= n_params floats, asserted; owned by the caller and
+ * outliving the binding; the trainer passes its rank's slot of a node-shared window so that
  * backward writes straight where the other ranks sum from). The current contents are copied.
  * NULL returns to the model's own buffer. Local. */
-void dpt_model_bind_grads(dpt_model *m, float *buf);
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len);
+/* The per-layer "gradients ready" hook: called in backward right after each layer with
+ * parameters has written its gradients [off, off + len) of the flat buffer, in reverse layer
+ * order, so that an exchange can start on them while earlier layers still run. NULL: none. */
+typedef void (*dpt_grad_ready_fn)(void *ctx, int64_t off, int64_t len);
+void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx);
 /* The same for the parameters (n_params floats), copying the current values only if `copy` (the
  * trainer fills node-shared weights itself, each rank its part). The trainer binds them to the
  * node-shared weights while training when nothing but the optimizer writes them (no moving

@@ -91,4 +91,11 @@ DPT_NODISCARD dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, cons
                                      const char *group, const char *out_path, int mc_samples,
                                      uint32_t seed);
 
+/* Redraws the learning curves of a history.csv (as fit writes it) into an SVG file at svg, with
+ * `title` (may be NULL) on top; *n_epochs gets the number of rows. DPT_ERR_DATA naming the CSV
+ * (and the line) when it cannot be read, DPT_ERR_IO naming the SVG when it cannot be written.
+ * Local. */
+DPT_NODISCARD dpt_status dpt_plot_history(const char *csv, const char *svg, const char *title,
+                                          int64_t *n_epochs);
+
 #endif

@@ -69,3 +69,13 @@ double dpt_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+int64_t dpt_shape_size(const dpt_shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dim[i] < 0 || (s->dim[i] > 0 && n > INT64_MAX / s->dim[i]))
+            return -1;
+        n *= s->dim[i];
+    }
+    return n;
+}

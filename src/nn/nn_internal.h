@@ -11,7 +11,6 @@
 
 #include <jansson.h>
 
-#include "dptrain/config.h"
 #include "dptrain/core.h"
 #include "dptrain/nn.h"
 #include "dptrain/status.h"
