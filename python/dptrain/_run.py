@@ -187,7 +187,11 @@ def run(argv, env_add=None, *, echo=False, terminal=False, bar=False, kind="none
 
 
 def check(res, what):
-    """DptrainError from a failed Result (one line of dptrain's), else nothing."""
+    """DptrainError from a failed Result (one line of dptrain's), else nothing. A run that Ctrl-C
+    stopped (or that ended while Python was interrupted) raises KeyboardInterrupt: nothing that
+    follows it (the ranks after a dry run) may start."""
+    if res.interrupted:
+        raise KeyboardInterrupt("%s interrupted" % what)
     if res.rc == 0:
         return
     line = last_error_line(res.err) or "%s: exit %d" % (what, res.rc)

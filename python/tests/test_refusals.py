@@ -77,3 +77,19 @@ def test_unsupported_option_and_uncompiled(tmp_path):
     with pytest.raises(dptrain.DptrainError, match="not compiled"):
         dptrain.fit(raw, x, y)
     assert not called.exists()
+
+
+def test_callbacks(tmp_path):
+    x, y = tutorial_data(400)
+    model = tutorial_model()
+    h = dptrain.fit(model, x, y, epochs=30, validation_split=0.25, ranks=1, verbose=0,
+                    run_dir=str(tmp_path / "es"),
+                    callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=1),
+                               keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=1)])
+    assert 1 <= len(h.epoch) < 30  # random labels: val_loss stops improving early
+    import json
+    with open(os.path.join(str(tmp_path / "es"), "config.json")) as f:
+        cbs = json.load(f)["fit"]["callbacks"]
+    assert [c["class_name"] for c in cbs] == ["EarlyStopping", "ReduceLROnPlateau"]
+    with pytest.raises(dptrain.DptrainError, match="LambdaCallback is not supported"):
+        dptrain.fit(model, x, y, callbacks=[keras.callbacks.LambdaCallback()])
