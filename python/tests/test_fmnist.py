@@ -13,7 +13,7 @@ import dptrain
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-EPOCHS = 2
+EPOCHS = 1
 
 
 @pytest.fixture(scope="module")
