@@ -133,6 +133,8 @@ def fit(model, x=None, y=None, *, epochs=1, batch_size=None, validation_split=0.
     if x is not None and y is None:
         raise DptrainError("fit: y is required with x (targets per sample)", 2)
     comp, metric_names = _keras.compile_config(model)
+    cbs = [_callback(model, c) for c in (callbacks or [])]
+    v, echo, terminal, bar = _verbose_mode(verbose)
     binary = find_binary()
     prefix, kind, env_add = _run.launcher_command(launcher, ranks, hosts)
 
@@ -173,8 +175,8 @@ def fit(model, x=None, y=None, *, epochs=1, batch_size=None, validation_split=0.
     data_sec = dict({"path": data_path}, **data_sec)
     if "validation" not in data_sec:
         fit_sec["validation_split"] = float(validation_split or 0.0)
-    if callbacks:
-        fit_sec["callbacks"] = [_callback(model, c) for c in callbacks]
+    if cbs:
+        fit_sec["callbacks"] = cbs
 
     cfg = {"model": _keras.model_json(model), "compile": comp, "fit": fit_sec, "data": data_sec}
     cfg_path = os.path.join(run_dir, "config.json")
@@ -194,7 +196,6 @@ def fit(model, x=None, y=None, *, epochs=1, batch_size=None, validation_split=0.
             args.append(flag)
     model._dptrain_run_dir = run_dir
 
-    v, echo, terminal, bar = _verbose_mode(verbose)
     # 1. one rank checks what the ranks would refuse before their first step
     res = _run.run([binary] + args + ["--dry-run", "--verbose", "0"])
     _run.check(res, "dptrain fit --dry-run")

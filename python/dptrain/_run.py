@@ -148,6 +148,11 @@ def run(argv, env_add=None, *, echo=False, terminal=False, bar=False, kind="none
     to checkpoint and stop (see the module comment). Returns a Result."""
     env = dict(os.environ)
     env.update(env_add or {})
+    for f in (sys.stdout, sys.stderr):  # what Python printed comes before what dptrain prints
+        try:
+            f.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
     if echo and not terminal:
         env.setdefault("DPTRAIN_PROGRESS", "1" if bar else "0")
     p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,

@@ -92,4 +92,6 @@ def test_callbacks(tmp_path):
         cbs = json.load(f)["fit"]["callbacks"]
     assert [c["class_name"] for c in cbs] == ["EarlyStopping", "ReduceLROnPlateau"]
     with pytest.raises(dptrain.DptrainError, match="LambdaCallback is not supported"):
-        dptrain.fit(model, x, y, callbacks=[keras.callbacks.LambdaCallback()])
+        dptrain.fit(model, x, y, callbacks=[keras.callbacks.LambdaCallback()],
+                    run_dir=str(tmp_path / "never"))
+    assert not os.path.exists(tmp_path / "never")  # refused before anything is written
