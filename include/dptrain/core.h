@@ -76,6 +76,14 @@ uint64_t dpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes);
 /* ---- time --------------------------------------------------------------------------------- */
 double dpt_now(void); /* monotonic seconds */
 
+/* ---- durable files ---------------------------------------------------------------------- */
+
+/* Makes the finished file `tmp` (closed by the caller) the file `path`, durably: fsync of tmp,
+ * rename onto path, fsync of the directory (file systems that cannot fsync a directory are
+ * accepted). Every output dptrain writes goes through it. On failure tmp is removed and
+ * DPT_ERR_IO names the step and the reason. Local. */
+DPT_NODISCARD dpt_status dpt_file_commit(const char *tmp, const char *path);
+
 /* ---- shapes and targets: the vocabulary nn and data share --------------------------------- */
 
 #define DPT_MAX_RANK 4 /* dimensions of one sample's shape */

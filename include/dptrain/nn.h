@@ -72,9 +72,10 @@ typedef struct dpt_layer dpt_layer;
 
 typedef struct {
     const char *class_name; /* Keras class name, e.g. "Dense" */
-    /* Number of float parameters (0 for Dropout, Activation, ...). */
+    /* Optional (NULL: none, as Dropout, Activation, ...). Number of float parameters. */
     int64_t (*n_params)(const dpt_layer *l);
-    /* Fill the layer's parameter view with its initial values (Keras initialisers). */
+    /* Optional (NULL: nothing to fill). The layer's parameter view's initial values (Keras
+     * initialisers). */
     void (*init_params)(dpt_layer *l, dpt_rng *rng);
     /* y = f(x). x (B, in_size), y (B, out_size). */
     void (*forward)(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B);
@@ -83,12 +84,14 @@ typedef struct {
      * dy may be overwritten (used as scratch). */
     void (*backward)(dpt_layer *l, const dpt_pass *p, const float *x, const float *y, float *dy,
                      float *dx, int64_t B);
-    /* Keras weight names and shapes, in Keras weight order, for checkpoints:
-     * returns the number of weight tensors; fills names[i] ("kernel", "bias") and shapes[i]. */
+    /* Optional (NULL: no weights). Keras weight names and shapes, in Keras weight order, for
+     * checkpoints: returns the number of weight tensors; fills names[i] ("kernel", "bias") and
+     * shapes[i]. */
     int (*weights)(const dpt_layer *l, const char **names, dpt_shape *shapes, int max);
     /* Writes this layer's Keras JSON config (used by checkpoints' model_config). New reference. */
     json_t *(*to_json)(const dpt_layer *l);
-    void (*destroy)(dpt_layer *l); /* frees the layer's own extra storage, not the struct */
+    /* Optional (NULL: nothing of its own). Frees the layer's extra storage, not the struct. */
+    void (*destroy)(dpt_layer *l);
     /* Optional (NULL: every parameter is trainable). How many of the layer's parameters, counted
      * from the start of its view, the optimizer may update when the layer is trainable; the rest
      * (BatchNormalization's moving statistics) live in the flat buffer, so checkpoints and the
@@ -108,6 +111,13 @@ typedef struct {
      * from forward to the matching backward (an RNN's per-step gate values), so neither
      * allocates. */
     int64_t (*workspace)(const dpt_layer *l, int64_t max_batch);
+    /* Optional (NULL: none). The activation at the end of the layer that a cross-entropy loss may
+     * absorb (Dense, Activation: dpt_head in nn_internal.h): the model folds a last sigmoid or
+     * softmax into the loss through it. */
+    struct dpt_head *(*head)(struct dpt_layer *l);
+    /* Optional (NULL: false). True when a training pass calls the cross-rank reducer (a
+     * synchronized or moving-statistics batch norm): every rank must then run every step. */
+    bool (*collective)(const struct dpt_layer *l);
 } dpt_layer_ops;
 
 /* Sums buf (n doubles) in place over every rank (an MPI_Allreduce with MPI_SUM, installed by the
@@ -132,6 +142,15 @@ struct dpt_layer {
     dpt_reduce_fn reduce; /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
     void *reduce_ctx;
 };
+
+/* The optional ops with their defaults. */
+static inline int64_t dpt_layer_n_params(const dpt_layer *l) {
+    return l->ops->n_params ? l->ops->n_params(l) : 0;
+}
+static inline int dpt_layer_weights(const dpt_layer *l, const char **names, dpt_shape *shapes,
+                                    int max) {
+    return l->ops->weights ? l->ops->weights(l, names, shapes, max) : 0;
+}
 
 /* Builds a layer from its Keras "config" object. `in` is the incoming sample shape.
  * Unknown keys are ignored; keys we do not implement that change the math (a non-null

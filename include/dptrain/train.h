@@ -26,7 +26,7 @@ typedef struct {
     bool profile;             /* rank 0 prints per-step time in data, compute, allreduce, update */
     bool resume;              /* continue from the newest valid checkpoint in run_dir, if any */
     int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's
-                                 (start from DPT_FIT_OPTS_DEFAULT to get the config's values) */
+                                 (dpt_fit_opts_default() gives the config's values) */
     int keep;                 /* ckpt-* files kept besides last.h5; -1 = config's */
     bool handle_signals;      /* install SIGTERM/SIGUSR1/SIGINT handlers (the CLI does) */
     bool skip_nonfinite;      /* skip a batch whose loss or gradient is not finite, instead of
@@ -44,9 +44,10 @@ typedef struct {
                                  return before the first step: nothing trained or written */
 } dpt_fit_opts;
 
-/* The defaults the command line uses; a library user starts from these. */
-#define DPT_FIT_OPTS_DEFAULT                                                                       \
-    { .verbose = 1, .checkpoint_every = -1, .keep = -1, .check_replicas = 100 }
+/* The defaults the command line uses (verbose 1, the config's checkpointing, a replica check every
+ * 100 steps, the AUTO exchange, output to stdout, no signal handlers): a library user starts
+ * from these and changes what it needs. */
+dpt_fit_opts dpt_fit_opts_default(void);
 
 /* Result of fit: final metrics (agreed on every rank). */
 typedef struct {

@@ -121,22 +121,22 @@ static json_t *dense_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void dense_destroy(dpt_layer *l) { (void)l; }
+static dpt_head *dense_head(dpt_layer *l);
 
 static const dpt_layer_ops dense_ops = {
     .class_name = "Dense",
+    .head = dense_head,
     .n_params = dense_n_params,
     .init_params = dense_init_params,
     .forward = dense_forward,
     .backward = dense_backward,
     .weights = dense_weights,
     .to_json = dense_to_json,
-    .destroy = dense_destroy,
     .regularize = dense_regularize,
     .overwrite_ok = true,
 };
 
-dpt_head *dpt_dense_head(dpt_layer *l) {
+static dpt_head *dense_head(dpt_layer *l) {
     return (l && l->ops == &dense_ops) ? &((dpt_dense *)l)->head : NULL;
 }
 

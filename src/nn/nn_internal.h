@@ -47,9 +47,6 @@ DPT_NODISCARD dpt_status dpt_alpha_dropout_create(const json_t *config, const dp
 DPT_NODISCARD dpt_status dpt_gaussian_noise_create(const json_t *config, const dpt_json_ctx *ctx,
                                                    const dpt_shape *in, dpt_layer **out);
 
-/* True for a BatchNormalization layer that calls the reducer in a training pass. */
-bool dpt_batchnorm_is_collective(const dpt_layer *l);
-
 /* ---- masks and noise for the dropout family (all from dpt_dropout_keep's Philox stream) ------ */
 /* Whether the dropout family (Dropout, SpatialDropout, GaussianDropout, AlphaDropout) is on:
  * in training, and in Monte Carlo dropout passes (GaussianNoise and batch norm are not). */
@@ -139,13 +136,10 @@ json_t *dpt_layer_base_json(const dpt_layer *l);
 void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n);
 
 /* A layer that ends in an activation the loss may absorb (Dense, Activation). */
-typedef struct {
+typedef struct dpt_head {
     dpt_act act; /* as configured */
     bool folded; /* true: forward stops before `act` (returns logits), backward starts after it */
 } dpt_head;
-/* The head of l if its kind has one (Dense, Activation), else NULL. */
-dpt_head *dpt_dense_head(dpt_layer *l);
-dpt_head *dpt_activation_head(dpt_layer *l);
 
 /* ---- activations: the fused kernel Dense uses ------------------------------------------------ */
 /* y = act(y + b) over (B, n) row-major; b (n) may be NULL (no bias). One pass over y. */

@@ -22,6 +22,16 @@
 #include "dptrain/train.h"
 #include "train_internal.h"
 
+dpt_fit_opts dpt_fit_opts_default(void) {
+    dpt_fit_opts o = {.verbose = 1,
+                      .checkpoint_every = -1,
+                      .keep = -1,
+                      .check_replicas = 100,
+                      .reduce = DPT_REDUCE_AUTO,
+                      .out = stdout};
+    return o;
+}
+
 dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts *o,
                    dpt_fit_result *res) {
     dpt_train tr;

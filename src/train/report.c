@@ -835,12 +835,7 @@ dpt_status dpt_history_write_svg(const char *path, const dpt_epoch_log *rows, in
         unlink(tmp);
         return dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", tmp, strerror(saved));
     }
-    if (rename(tmp, path) != 0) {
-        saved = errno;
-        unlink(tmp);
-        return dpt_error_set(DPT_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(saved));
-    }
-    return DPT_OK;
+    return dpt_file_commit(tmp, path); /* fsync, rename, fsync of the directory */
 }
 
 dpt_status dpt_plot_history(const char *csv, const char *svg, const char *title,
