@@ -38,6 +38,7 @@ typedef struct {
                                  (0 = a quarter of the node's memory / ranks on the node) */
     bool local_order;         /* each rank shuffles its own shard (balanced steps) instead of one
                                  global order (N ranks == 1 rank); streaming implies it */
+    bool reproducible;        /* the same bits on any number of ranks (or fit.reproducible) */
     FILE *out;                /* where rank 0 prints progress (stdout) */
     bool dry_run;             /* set up only (config, data metadata and shapes against the
                                  model, the training rows' values, a checkpoint to resume) and

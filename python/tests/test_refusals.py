@@ -15,6 +15,11 @@ class Frobnicate(keras.layers.Layer):
         return x * 2.0
 
 
+@keras.saving.register_keras_serializable(package="dpt_test")
+class FrobOptimizer(keras.optimizers.SGD):
+    pass
+
+
 def test_unsupported_layer(tmp_path):
     x, y = tutorial_data(100)
     model = keras.Sequential([keras.Input((20,)), Frobnicate(), keras.layers.Dense(1, activation="sigmoid")])
@@ -66,11 +71,12 @@ def test_missing_launcher(tmp_path, monkeypatch):
 def test_unsupported_option_and_uncompiled(tmp_path):
     x, y = tutorial_data(100)
     model = tutorial_model()
-    model.compile(optimizer=keras.optimizers.Adam(amsgrad=True), loss="binary_crossentropy")
+    model.compile(optimizer=FrobOptimizer(0.01), loss="binary_crossentropy")
     launcher, called = spy_launcher(tmp_path)
     with pytest.raises(dptrain.DptrainError) as e:
         dptrain.fit(model, x, y, launcher=launcher, run_dir=str(tmp_path / "r"))
-    assert e.value.exit_code == 3 and "amsgrad" in str(e.value)
+    assert e.value.exit_code == 3 and "FrobOptimizer" in str(e.value)
+    assert str(e.value).startswith("dptrain: config error:")
     with pytest.raises(dptrain.DptrainError, match="class_weight"):
         dptrain.fit(tutorial_model(), x, y, class_weight={0: 1.0, 1: 2.0})
     raw = keras.Sequential([keras.Input((20,)), keras.layers.Dense(1)])

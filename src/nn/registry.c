@@ -1,7 +1,7 @@
 /* The layer registry (Keras class_name -> constructor) and what every layer kind shares: the
  * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
  * one per file (dense.c, dropout.c, activation.c, flatten.c, reshape.c, conv2d.c, pool.c,
- * batchnorm.c, noise.c); the model (model.c) drives them.
+ * batchnorm.c, noise.c, act_layers.c, layernorm.c, rescaling.c); the model (model.c) drives them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +32,14 @@ static const struct {
     {"GaussianDropout", dpt_gaussian_dropout_create},
     {"AlphaDropout", dpt_alpha_dropout_create},
     {"GaussianNoise", dpt_gaussian_noise_create},
+    {"ReLU", dpt_relu_create},
+    {"LeakyReLU", dpt_leaky_relu_create},
+    {"PReLU", dpt_prelu_create},
+    {"ELU", dpt_elu_create},
+    {"Softmax", dpt_softmax_create},
+    {"LayerNormalization", dpt_layernorm_create},
+    {"Rescaling", dpt_rescaling_create},
+    {"Normalization", dpt_normalization_create},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 
