@@ -149,6 +149,11 @@ typedef struct {
     /* Optional (NULL: false). True when a training pass calls the cross-rank reducer (a
      * synchronized or moving-statistics batch norm): every rank must then run every step. */
     bool (*collective)(const struct dpt_layer *l);
+    /* Optional (NULL: any values). A layer whose input is integer ids (Embedding): returns n, the
+     * ids must be integers in [0, n). Such a layer must be the model's first (its input has no
+     * gradient; dpt_model_create refuses it elsewhere), and the trainer has the data reader
+     * check every id (dpt_model_input_ids). */
+    int64_t (*input_ids)(const struct dpt_layer *l);
 } dpt_layer_ops;
 
 /* Sums buf (n doubles) in place over every rank (an MPI_Allreduce with MPI_SUM, installed by the
@@ -321,6 +326,16 @@ double dpt_model_regularize(dpt_model *m, float scale);
 /* The penalty alone (for evaluation losses, which Keras also reports with the penalty). */
 double dpt_model_penalty(dpt_model *m);
 bool dpt_model_has_regularizers(const dpt_model *m);
+
+/* Token ids: input_dim when the first layer is an Embedding (every input value must then be an
+ * integer in [0, input_dim): give it to the data reader as dpt_target_spec.x_ids), else 0. Local.
+ */
+int64_t dpt_model_input_ids(const dpt_model *m);
+/* DPT_ERR_CONFIG "<file>: compile.loss: ..." when the loss needs one distribution per sample
+ * (categorical / sparse categorical cross-entropy) but the output has more than one dimension per
+ * sample (e.g. (None, T, units)), which would be one distribution per position. Local. */
+DPT_NODISCARD dpt_status dpt_model_check_loss(const dpt_model *m, dpt_loss_kind loss,
+                                              const char *file);
 
 /* Keras-like summary table into buf (layer, output shape, params; totals). Returns chars written
  * (like snprintf). */

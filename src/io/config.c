@@ -248,7 +248,20 @@ static dpt_status first_layer_shape(const json_t *entry, const json_t *config,
         ctx_child(&c, ectx, ".config.input_shape");
         return parse_dims(v, false, &c, shape);
     }
-    if ((v = json_object_get(config, "input_dim")) && !json_is_null(v)) {
+    /* an Embedding's input_dim is its vocabulary; its Keras 2 input_length is the steps */
+    bool embedding = !strcmp(json_string_value(json_object_get(entry, "class_name")), "Embedding");
+    if (embedding && (v = json_object_get(config, "input_length")) && !json_is_null(v)) {
+        ctx_child(&c, ectx, ".config");
+        int64_t d = 0;
+        dpt_status st = dpt_json_get_int(config, "input_length", &c, 0, 1, INT64_MAX, &d);
+        if (st != DPT_OK)
+            return st;
+        memset(shape, 0, sizeof *shape);
+        shape->rank = 1;
+        shape->dim[0] = d;
+        return DPT_OK;
+    }
+    if (!embedding && (v = json_object_get(config, "input_dim")) && !json_is_null(v)) {
         ctx_child(&c, ectx, ".config");
         int64_t d = 0;
         dpt_status st = dpt_json_get_int(config, "input_dim", &c, 0, 1, INT64_MAX, &d);

@@ -177,6 +177,11 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
             return st;
         dpt_layer *l = m->layers[i];
         l->index = i;
+        if (i > 0 && l->ops->input_ids)
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "%s: %s: %s must be the first layer (its input, integer ids, has "
+                                 "no gradient)",
+                                 ctx->file, path, l->ops->class_name);
         st = check_layer_size(m, l, ctx->file, path);
         if (st != DPT_OK)
             return st;
@@ -400,6 +405,26 @@ dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss) {
 }
 
 dpt_act dpt_model_head_act(const dpt_model *m) { return m->head_act; }
+
+int64_t dpt_model_input_ids(const dpt_model *m) {
+    const dpt_layer *l = m->layers[0];
+    return l->ops->input_ids ? l->ops->input_ids(l) : 0;
+}
+
+dpt_status dpt_model_check_loss(const dpt_model *m, dpt_loss_kind loss, const char *file) {
+    const dpt_layer *last = m->layers[m->n_layers - 1];
+    bool ce = loss == DPT_LOSS_CATEGORICAL_CROSSENTROPY ||
+              loss == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    if (!ce || last->out_shape.rank <= 1)
+        return DPT_OK;
+    char s[128];
+    dpt_shape_format(&last->out_shape, true, s, sizeof s);
+    return dpt_error_set(DPT_ERR_CONFIG,
+                         "%s: compile.loss: %s over an output of shape %s (one distribution per "
+                         "position) is not supported; end the model with Flatten, a global "
+                         "pooling or a flat Dense",
+                         file, dpt_loss_name(loss), s);
+}
 int dpt_model_n_layers(const dpt_model *m) { return m->n_layers; }
 dpt_layer *dpt_model_layer(const dpt_model *m, int i) {
     DPT_ASSERT(i >= 0 && i < m->n_layers);

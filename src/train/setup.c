@@ -164,6 +164,8 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
     const dpt_comm *c = t->c;
     dpt_json_ctx ctx = {.file = cfg->model_file[0] ? cfg->model_file : cfg->file};
     dpt_status st = dpt_model_create(cfg->layers, in, t->max_local, cfg->seed, &ctx, &t->model);
+    if (st == DPT_OK)
+        st = dpt_model_check_loss(t->model, cfg->loss, cfg->file);
     if (st == DPT_OK) {
         dpt_model_set_fused_head(t->model, cfg->loss);
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);

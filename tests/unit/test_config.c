@@ -633,7 +633,7 @@ static const bad_case bad[] = {
      "bad.json: fit.shuffle: must be true or false"},
     {"{" MODEL ", " COMPILE ", \"fit\": {\"epoch\": 3}}",
      "bad.json: fit.epoch: unknown key (known: epochs, batch_size, validation_split, shuffle, "
-     "seed, callbacks)"},
+     "seed, callbacks, reproducible, micro_batch)"},
     /* data, checkpoint */
     {"{" MODEL ", " COMPILE ", \"data\": {\"file\": \"x.h5\"}}",
      "bad.json: data.file: unknown key"},
