@@ -69,3 +69,11 @@ def test_error_line():
            "dptrain: data error: d.h5: /train/x: no samples (N = 0)\n--------\nmpirun: x\n")
     assert _run.last_error_line(err) == "dptrain: data error: d.h5: /train/x: no samples (N = 0)"
     assert _run.last_error_line("only this\n") == "only this"
+
+
+def test_versions_agree():
+    """The package's version is the C project's (pyproject.toml and CMakeLists.txt agree)."""
+    import subprocess
+    out = subprocess.run([dptrain.find_binary(), "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "dptrain " + dptrain.__version__
