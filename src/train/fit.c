@@ -9,6 +9,7 @@
  * inside the step are either identical on every rank (they come from reduced values) or abort. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,11 @@ dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts 
     dpt_status st = dpt_train_setup(c, cfg, o, &tr);
     if (st != DPT_OK)
         return st;
+    if (o->dry_run) { /* everything a run refuses before its first step was checked */
+        *res = (dpt_fit_result){.loss = NAN, .accuracy = NAN, .val_loss = NAN, .val_accuracy = NAN};
+        dpt_train_teardown(&tr);
+        return DPT_OK;
+    }
     st = dpt_train_run(&tr, res);
     dpt_train_teardown(&tr);
     return st;
