@@ -25,7 +25,9 @@ struct dpt_model {
     int64_t *segments; /* (n_segments, 2): (offset, length) of the trainable parameters */
     int n_segments;
     bool has_regularizers;
-    float *params;     /* (n_params) flat, Keras weight order layer by layer */
+    bool has_constraints;   /* some trainable layer has a weight constraint */
+    bool has_activity_regs; /* some layer has an activity regularizer */
+    float *params;          /* (n_params) flat, Keras weight order layer by layer */
     float *grads;      /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
     float *grads_own;  /* the model's own gradient buffer */
     bool grads_stale;  /* dpt_model_zero_grads was called and no backward since */
@@ -244,6 +246,10 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
             m->first_bwd = i;
         if (l->ops->regularize && l->has_regularizer)
             m->has_regularizers = true;
+        if (l->ops->constrain && l->has_constraint && l->trainable)
+            m->has_constraints = true;
+        if (l->has_activity_reg)
+            m->has_activity_regs = true;
         if (n) {
             dpt_rng rng;
             dpt_rng_init(&rng, seed, (uint32_t)i);
@@ -484,6 +490,29 @@ double dpt_model_regularize(dpt_model *m, float scale) {
 }
 
 double dpt_model_penalty(dpt_model *m) { return dpt_model_regularize(m, 0.0f); }
+
+bool dpt_model_has_constraints(const dpt_model *m) { return m->has_constraints; }
+
+/* Keras constrains only trainable variables (BaseOptimizer.apply), so frozen layers keep theirs */
+void dpt_model_apply_constraints(dpt_model *m) {
+    if (!m->has_constraints)
+        return;
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        if (l->ops->constrain && l->has_constraint && l->trainable)
+            l->ops->constrain(l);
+    }
+}
+
+double dpt_model_activity_loss(const dpt_model *m) {
+    double s = 0;
+    if (!m->has_activity_regs)
+        return 0.0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i]->has_activity_reg)
+            s += m->layers[i]->activity_loss;
+    return s;
+}
 
 /* x (B, in_size) -> (B, out_size) */
 const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, int64_t B) {

@@ -32,6 +32,13 @@ static const struct {
     {"GaussianDropout", dpt_gaussian_dropout_create},
     {"AlphaDropout", dpt_alpha_dropout_create},
     {"GaussianNoise", dpt_gaussian_noise_create},
+    {"ZeroPadding2D", dpt_zero_padding2d_create},
+    {"Cropping2D", dpt_cropping2d_create},
+    {"UpSampling2D", dpt_upsampling2d_create},
+    {"DepthwiseConv2D", dpt_depthwise_conv2d_create},
+    {"SeparableConv2D", dpt_separable_conv2d_create},
+    {"SeparableConvolution2D", dpt_separable_conv2d_create}, /* Keras 2 alias */
+    {"ActivityRegularization", dpt_activity_regularization_create},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 
@@ -113,6 +120,9 @@ dpt_status dpt_layer_base_init(dpt_layer *l, const dpt_layer_ops *ops, const jso
     l->param_offset = 0;
     l->index = 0;
     l->has_regularizer = false;
+    l->has_constraint = false;
+    l->has_activity_reg = false;
+    l->activity_loss = 0.0;
     l->reduce = NULL;
     l->reduce_ctx = NULL;
     l->work = NULL;

@@ -98,6 +98,7 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
             const float *out = dpt_model_forward(m, &p, x + r * xs, b);
             st = dpt_loss_compute(loss, dpt_model_head_act(m), out, y + r * ys, b,
                                   dpt_model_output_size(m), NULL, &local[0], &local[1]);
+            local[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
             local[2] += (double)b;
         }
     }
@@ -564,6 +565,7 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         const float *out = dpt_model_forward(m, &p, t->xb, cnt);
         st = dpt_loss_compute(cfg->loss, dpt_model_head_act(m), out, t->yb, cnt,
                               dpt_model_output_size(m), t->dout, &local[0], &local[1]);
+        local[0] += dpt_model_activity_loss(m); /* activity_regularizer: a sum over samples */
         if (st != DPT_OK)
             dpt_comm_abort(c, st); /* a bad label found mid-step: end the job */
         dpt_model_backward(m, &p, t->dout, cnt);
@@ -632,6 +634,11 @@ static dpt_status train_step(dpt_train *t, const dpt_order *ord, int64_t k, doub
         return stop_nonfinite(t, k, "gradient");
     if (exchange) /* every rank's updated part reaches every rank */
         dpt_gradex_gather(t->gx, dpt_model_params(m));
+    /* weight constraints (kernel_constraint, ...): Keras applies them right after each update;
+     * here once the gather made the weights whole, identically on every rank, each on its own
+     * copy (a model with constraints never trains on the node-shared copy: dpt_train_run) */
+    if (dpt_model_has_constraints(m))
+        dpt_model_apply_constraints(m);
     t->prof[PROF_REDUCE] += dpt_now() - t4;
     t->prof[PROF_STEPS] += 1;
     t->global_step++;
@@ -702,7 +709,8 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
      * place) when nothing but the optimizer writes them: no moving statistics, no frozen layers.
      * It halves the memory traffic of the exchange and keeps one copy in the shared cache. */
     if (!t->opts.no_allreduce && dpt_gradex_mode(t->gx) == DPT_REDUCE_SHM &&
-        dpt_model_n_trainable(t->model) == dpt_model_n_params(t->model))
+        dpt_model_n_trainable(t->model) == dpt_model_n_params(t->model) &&
+        !dpt_model_has_constraints(t->model)) /* constraints rewrite whole tensors */
         dpt_model_bind_params(t->model, dpt_gradex_share(t->gx, dpt_model_params(t->model)), false);
     if (t->opts.handle_signals)
         dpt_signals_install();
