@@ -521,6 +521,7 @@ const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, 
     const float *cur = x;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
+        l->activity_loss = 0.0; /* a forward on 0 samples leaves it at 0 */
         l->ops->forward(l, p, cur, m->acts[i], B);
         cur = m->acts[i];
     }
