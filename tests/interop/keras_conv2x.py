@@ -79,6 +79,18 @@ for name, opt in (("sgd", SGD), ("adam", ADAM)):
                   loss="categorical_crossentropy", optimizer=opt, batch_size=8, epochs=2)
 
 
+def bn_net(seed):
+    keras.utils.set_random_seed(seed)
+    return seq((8, 8, 1), L.Conv2D(4, 3, use_bias=False),
+               L.BatchNormalization(gamma_constraint=C.MaxNorm(1.5),
+                                    beta_constraint=C.NonNeg()),
+               L.Activation("relu"), L.Flatten(), L.Dense(3, activation="softmax"))
+
+
+h.check_train("bn-constraints-sgd", bn_net(14), xt, yt, loss="categorical_crossentropy",
+              optimizer=SGD, batch_size=8, epochs=2)
+
+
 def separable_net(seed):
     keras.utils.set_random_seed(seed)
     return seq((8, 8, 1),

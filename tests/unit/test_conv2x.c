@@ -648,6 +648,29 @@ static void test_model_constraints(void **state) {
     json_decref(lj);
     free(before);
     dpt_model_destroy(&m);
+    /* BatchNormalization: gamma and beta, not the moving statistics */
+    dpt_layer *bn = NULL;
+    assert_ok(gc_make_layer("BatchNormalization",
+                            "{\"gamma_constraint\": {\"class_name\": \"MaxNorm\", \"config\": "
+                            "{\"max_value\": 1.0}}, \"beta_constraint\": \"non_neg\", "
+                            "\"moving_mean_initializer\": {\"class_name\": \"Constant\", "
+                            "\"config\": {\"value\": -3}}, \"beta_initializer\": {\"class_name\": "
+                            "\"Constant\", \"config\": {\"value\": -1}}}",
+                            shp(1, 4, 0, 0), &bn));
+    assert_true(bn->has_constraint);
+    gc_bind_params(bn, 1);
+    bn->ops->constrain(bn);
+    for (int c = 0; c < 4; c++) {
+        assert_true(fabsf(bn->params[c] - 0.5f) < 1e-6f); /* ones: norm 2 -> max 1 */
+        assert_true(bn->params[4 + c] == 0.0f);           /* beta -1 -> 0 */
+        assert_true(bn->params[8 + c] == -3.0f);          /* moving mean untouched */
+    }
+    json_t *bj = bn->ops->to_json(bn);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(bj, "beta_constraint"), "class_name")),
+        "NonNeg");
+    json_decref(bj);
+    gc_free_layer(&bn);
     /* no constraint anywhere: nothing to do */
     j = gc_parse("[{\"class_name\": \"Dense\", \"config\": {\"units\": 2}}]");
     assert_ok(dpt_model_create(j, &in, 4, 3, &ctx, &m));
