@@ -174,6 +174,13 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
             return st;
         dpt_layer *l = m->layers[i];
         l->index = i;
+        /* every Keras layer may carry an activity_regularizer: refuse it where the kind ignored it
+         */
+        const json_t *ar = cfg ? json_object_get(cfg, "activity_regularizer") : NULL;
+        if (ar && !json_is_null(ar) && !l->has_activity_reg)
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "%s: %s.activity_regularizer: not supported on %s (must be null)",
+                                 ctx->file, sub.path, cls);
         st = check_layer_size(m, l, ctx->file, path);
         if (st != DPT_OK)
             return st;

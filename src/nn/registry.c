@@ -1,7 +1,8 @@
 /* The layer registry (Keras class_name -> constructor) and what every layer kind shares: the
  * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
  * one per file (dense.c, dropout.c, activation.c, flatten.c, reshape.c, conv2d.c, pool.c,
- * batchnorm.c, noise.c); the model (model.c) drives them.
+ * batchnorm.c, noise.c, pad2d.c, upsample2d.c, dwconv.c, actreg.c); the model (model.c) drives
+ * them.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -735,6 +735,13 @@ static void test_activity_regularization(void **state) {
     dpt_model_forward(m, &train_pass, x, 0);
     assert_true(dpt_model_activity_loss(m) == 0.0);
     dpt_model_destroy(&m);
+    /* a kind that ignores the key (any Keras layer may carry one) is refused by the model */
+    lj = gc_parse("[{\"class_name\": \"Flatten\", \"config\": {\"activity_regularizer\": "
+                  "\"l2\"}}]");
+    assert_status_msg(dpt_model_create(lj, &in, 4, 3, &ctx, &m), DPT_ERR_CONFIG,
+                      "x.json: layers[0].config.activity_regularizer: not supported on Flatten");
+    json_decref(lj);
+    dpt_model_destroy(&m);
 }
 
 int main(void) {
