@@ -226,6 +226,30 @@ static float con_factor(const dpt_constraint *c, float n) {
     return desired / (DPT_CON_EPS + n);
 }
 
+/* w (R, K) row-major, the norms over R for each of the K columns: a block of columns at a time
+ * (one pass down the rows accumulates, one scales), so the reads stay contiguous. */
+static void con_columns(const dpt_constraint *c, float *w, int64_t R, int64_t K) {
+    enum { BLK = 256 };
+    double ss[BLK];
+    float f[BLK];
+    for (int64_t j0 = 0; j0 < K; j0 += BLK) {
+        int64_t nb = K - j0 < BLK ? K - j0 : BLK;
+        memset(ss, 0, sizeof ss);
+        for (int64_t i = 0; i < R; i++) {
+            const float *row = w + i * K + j0;
+            for (int64_t j = 0; j < nb; j++)
+                ss[j] += (double)row[j] * row[j];
+        }
+        for (int64_t j = 0; j < nb; j++)
+            f[j] = con_factor(c, sqrtf((float)ss[j]));
+        for (int64_t i = 0; i < R; i++) {
+            float *row = w + i * K + j0;
+            for (int64_t j = 0; j < nb; j++)
+                row[j] *= f[j];
+        }
+    }
+}
+
 void dpt_constraint_apply(const dpt_constraint *c, float *w, const dpt_shape *s) {
     if (c->kind == DPT_CON_NONE)
         return;
@@ -233,6 +257,18 @@ void dpt_constraint_apply(const dpt_constraint *c, float *w, const dpt_shape *s)
     if (c->kind == DPT_CON_NON_NEG) {
         for (int64_t i = 0; i < n; i++)
             w[i] = w[i] > 0.0f ? w[i] : 0.0f;
+        return;
+    }
+    /* the usual case: the reduced axes lead (axis 0 of a Dense kernel, [0, 1, 2] of a conv
+     * kernel, a whole bias), and the kept ones form contiguous columns */
+    int lead = 0;
+    while (lead < s->rank && (c->reduce_mask >> lead & 1u))
+        lead++;
+    if (c->reduce_mask == (1u << lead) - 1u) {
+        int64_t R = 1;
+        for (int a = 0; a < lead; a++)
+            R *= s->dim[a];
+        con_columns(c, w, R, R > 0 ? n / R : 0);
         return;
     }
     /* row-major strides; kept axes index the groups, reduced axes the elements of a group */

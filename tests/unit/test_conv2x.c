@@ -493,6 +493,11 @@ static void test_constraint_formulas(void **state) {
              "{\"max_value\": 0.5, \"axis\": -1}}}",
              k2, 2u, DPT_CON_MAX_NORM, 0, 0.5, 1);
     con_case("{\"kernel_constraint\": \"max_norm\"}", b1, 1u, DPT_CON_MAX_NORM, 0, 2, 1);
+    /* more columns than one block of the column pass */
+    dpt_shape wide = {.rank = 2, .dim = {3, 600}};
+    con_case("{\"kernel_constraint\": {\"class_name\": \"MaxNorm\", \"config\": {\"max_value\": "
+             "0.8}}}",
+             wide, 1u, DPT_CON_MAX_NORM, 0, 0.8, 1);
     /* UnitNorm */
     con_case("{\"kernel_constraint\": \"UnitNorm\"}", k2, 1u, DPT_CON_UNIT_NORM, 0, 1, 1);
     con_case("{\"kernel_constraint\": {\"class_name\": \"UnitNorm\", \"config\": {\"axis\": "
