@@ -14,7 +14,7 @@
  * (K - 1) * D + 1 (TensorFlow's rule); Keras refuses strides > 1 with dilation > 1, so do we.
  * kernel_constraint / bias_constraint (ops->constrain) and activity_regularizer (the penalty of
  * the layer's output, actreg.c) are supported.
- * Refused: groups != 1, channels_first.
+ * channels_first: the model wraps this layer in chfirst.c's transposes. Refused: groups != 1.
  * Also here: the 2-D geometry and 2-tuple parsing that the pooling layers share.
  */
 #include <cblas.h>

@@ -13,8 +13,9 @@
  * batch; backward recomputes the chunk's t instead of keeping it.
  *
  * Both: depthwise/pointwise/bias regularizers and constraints, activity_regularizer.
- * Refused: channels_first. Keras 2 names the DepthwiseConv2D kernel "depthwise_kernel" (written
- * so here), Keras 3 "kernel"; both read it by position.
+ * channels_first: the model wraps these in chfirst.c's transposes. Keras 2 names the
+ * DepthwiseConv2D kernel "depthwise_kernel" (written so here), Keras 3 "kernel"; both read it by
+ * position.
  */
 #include <cblas.h>
 #include <limits.h>

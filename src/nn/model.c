@@ -168,7 +168,9 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
         if (snprintf(sub.path, sizeof sub.path, "%s.config", path) >= (int)sizeof sub.path)
             sub.path[sizeof sub.path - 1] = '\0';
         json_t *empty = cfg ? NULL : json_object();
-        dpt_status st = create(cfg ? cfg : empty, &sub, &cur, &m->layers[i]);
+        dpt_status st = dpt_chfirst_wants(cls, cfg) /* transposed at the boundary */
+                            ? dpt_chfirst_create(create, cfg, &sub, &cur, &m->layers[i])
+                            : create(cfg ? cfg : empty, &sub, &cur, &m->layers[i]);
         json_decref(empty);
         if (st != DPT_OK)
             return st;

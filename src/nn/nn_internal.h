@@ -61,6 +61,14 @@ DPT_NODISCARD dpt_status dpt_activity_regularization_create(const json_t *config
                                                             const dpt_json_ctx *ctx,
                                                             const dpt_shape *in, dpt_layer **out);
 
+/* data_format "channels_first" (chfirst.c): true when config asks for it on a 2-D layer kind that
+ * the wrapper serves; dpt_chfirst_create then builds that kind (`create`) channels_last on the
+ * transposed shape and wraps it with transposes at the boundary (in (C, H, W)). */
+bool dpt_chfirst_wants(const char *class_name, const json_t *config);
+DPT_NODISCARD dpt_status dpt_chfirst_create(dpt_layer_create_fn create, const json_t *config,
+                                            const dpt_json_ctx *ctx, const dpt_shape *in,
+                                            dpt_layer **out);
+
 /* True for a BatchNormalization layer that calls the reducer in a training pass. */
 bool dpt_batchnorm_is_collective(const dpt_layer *l);
 

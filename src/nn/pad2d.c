@@ -3,7 +3,7 @@
  * OH = H + top + bottom; Cropping2D is the same map with negative offsets, OH = H - top - bottom.
  * Both take Keras's three forms of the 2-D amount: an integer n (n on every side), a pair
  * (sym_height, sym_width), or ((top, bottom), (left, right)), each inner entry an integer or a
- * pair. No parameters. Refused: channels_first.
+ * pair. No parameters. channels_first: the model wraps them in chfirst.c's transposes.
  */
 #include <limits.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * height then width): x (B, H, W, C) -> y (B, H*SH, W*SW, C), y[oh, ow] = x[oh / SH, ow / SW].
  * Backward sums each SH x SW block of dy. No parameters. Refused by name: the other
  * interpolations ("bilinear", "bicubic", ... go through ops.image.resize, whose exact kernels
- * live nowhere here) and channels_first.
+ * live nowhere here); channels_first: the model wraps it in chfirst.c's transposes.
  */
 #include <limits.h>
 #include <stdlib.h>

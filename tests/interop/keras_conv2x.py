@@ -29,6 +29,14 @@ def seq(shape, *ls):
     return keras.Sequential([keras.Input(shape)] + list(ls))
 
 
+def check_predict(name, model, x):
+    """h.check_predict, plus: Keras's outputs are not trivially constant (a check that can fail)"""
+    spread = float(np.std(np.asarray(model.predict(x, verbose=0))))
+    if spread < 1e-3:
+        h.record(name + ": Keras's outputs vary (std %.2g)" % spread, float("inf"), 0)
+    h.check_predict(name, model, x)
+
+
 SGD = {"class_name": "SGD", "config": {"learning_rate": 0.05}}
 ADAM = {"class_name": "Adam", "config": {"learning_rate": 0.01}}
 
@@ -38,25 +46,36 @@ keras.utils.set_random_seed(1)
 m = seq((6, 5, 2), L.ZeroPadding2D(((1, 2), (0, 1))), L.Conv2D(3, 3, activation="relu"),
         L.UpSampling2D((2, 1)), L.Cropping2D(((1, 0), (2, 1))), L.ZeroPadding2D(1),
         L.Cropping2D(((2, 2), 1)), L.UpSampling2D(2), L.Flatten(), L.Dense(2))
-h.check_predict("pad-crop-up", m, x)
+check_predict("pad-crop-up", m, x)
 
 x = img(10, 7, 7, 3)
 keras.utils.set_random_seed(2)
 m = seq((7, 7, 3), L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2,
                                      activation="relu", bias_initializer="glorot_uniform"),
         L.DepthwiseConv2D((2, 3), dilation_rate=(2, 1)), L.Flatten(), L.Dense(2))
-h.check_predict("depthwise", m, x)
+check_predict("depthwise", m, x)
 
 keras.utils.set_random_seed(3)
 m = seq((7, 7, 3), L.SeparableConv2D(4, 3, depth_multiplier=2, dilation_rate=2, padding="same",
                                      activation="tanh", bias_initializer="glorot_uniform"),
         L.SeparableConv2D(2, (2, 3), strides=(2, 1), use_bias=False), L.Flatten(), L.Dense(2))
-h.check_predict("separable", m, x)
+check_predict("separable", m, x)
 
 keras.utils.set_random_seed(4)
 m = seq((7, 7, 3), L.Conv2D(4, 3, dilation_rate=(2, 3), padding="same", activation="relu"),
         L.Conv2D(2, (2, 2), dilation_rate=2), L.Flatten(), L.Dense(2))
-h.check_predict("conv-dilated", m, x)
+check_predict("conv-dilated", m, x)
+
+CF = {"data_format": "channels_first"}
+x = img(10, 2, 7, 6)  # (channels, height, width)
+keras.utils.set_random_seed(5)
+m = seq((2, 7, 6), L.Conv2D(4, 3, padding="same", activation="relu", **CF),
+        L.MaxPooling2D((2, 1), **CF), L.ZeroPadding2D(((1, 0), (0, 1)), **CF),
+        L.DepthwiseConv2D(2, depth_multiplier=2, **CF),
+        L.SeparableConv2D(3, 2, padding="same", **CF), L.UpSampling2D((1, 2), **CF),
+        L.Cropping2D(((0, 1), (1, 0)), **CF), L.AveragePooling2D(2, strides=1, **CF),
+        L.Conv2D(2, (1, 2), dilation_rate=(1, 2), **CF), L.Flatten(), L.Dense(2))
+check_predict("channels-first", m, x)
 
 # ---- training --------------------------------------------------------------------------------
 xt = img(32, 8, 8, 1)
@@ -118,6 +137,20 @@ def resize_net(seed):
 
 for name, opt in (("sgd", SGD), ("adam", ADAM)):
     h.check_train("pad-up-crop-" + name, resize_net(12), xt, yt,
+                  loss="categorical_crossentropy", optimizer=opt, batch_size=8, epochs=2)
+
+
+def cf_net(seed):
+    keras.utils.set_random_seed(seed)
+    return seq((1, 8, 8), L.Conv2D(4, 3, activation="relu", kernel_constraint=C.MaxNorm(0.5),
+                                   **CF),
+               L.MaxPooling2D(2, **CF), L.SeparableConv2D(3, 2, **CF),
+               L.GlobalAveragePooling2D(**CF), L.Dense(3, activation="softmax"))
+
+
+xcf = np.transpose(xt, (0, 3, 1, 2)).copy()
+for name, opt in (("sgd", SGD), ("adam", ADAM)):
+    h.check_train("channels-first-" + name, cf_net(15), xcf, yt,
                   loss="categorical_crossentropy", optimizer=opt, batch_size=8, epochs=2)
 
 

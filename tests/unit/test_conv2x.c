@@ -749,6 +749,103 @@ static void test_activity_regularization(void **state) {
     dpt_model_destroy(&m);
 }
 
+/* ---- channels_first --------------------------------------------------------------------- */
+
+static dpt_model *cf_model(const char *fmt, dpt_shape in) {
+    char layers[4096];
+    snprintf(layers, sizeof layers,
+             "[{\"class_name\": \"Conv2D\", \"config\": {\"filters\": 3, \"kernel_size\": 3, "
+             "\"padding\": \"same\", \"activation\": \"tanh\", \"data_format\": \"%1$s\"}},"
+             " {\"class_name\": \"MaxPooling2D\", \"config\": {\"pool_size\": [2, 1], "
+             "\"data_format\": \"%1$s\"}},"
+             " {\"class_name\": \"ZeroPadding2D\", \"config\": {\"padding\": [[1, 0], [0, 2]], "
+             "\"data_format\": \"%1$s\"}},"
+             " {\"class_name\": \"DepthwiseConv2D\", \"config\": {\"kernel_size\": 2, "
+             "\"depth_multiplier\": 2, \"data_format\": \"%1$s\"}},"
+             " {\"class_name\": \"SeparableConv2D\", \"config\": {\"filters\": 4, "
+             "\"kernel_size\": 2, \"padding\": \"same\", \"activation\": \"relu\", "
+             "\"data_format\": \"%1$s\"}},"
+             " {\"class_name\": \"UpSampling2D\", \"config\": {\"size\": [1, 2], \"data_format\": "
+             "\"%1$s\"}},"
+             " {\"class_name\": \"Cropping2D\", \"config\": {\"cropping\": [[0, 1], [1, 0]], "
+             "\"data_format\": \"%1$s\"}},"
+             " {\"class_name\": \"AveragePooling2D\", \"config\": {\"pool_size\": 2, "
+             "\"strides\": 1, \"data_format\": \"%1$s\"}},"
+             " {\"class_name\": \"Conv2D\", \"config\": {\"filters\": 2, \"kernel_size\": 1, "
+             "\"data_format\": \"%1$s\", \"kernel_constraint\": \"max_norm\"}},"
+             " {\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"data_format\": "
+             "\"%1$s\", \"keepdims\": true}},"
+             " {\"class_name\": \"Flatten\", \"config\": {}},"
+             " {\"class_name\": \"Dense\", \"config\": {\"units\": 2}}]",
+             fmt);
+    json_t *j = gc_parse(layers);
+    dpt_json_ctx ctx = {.file = "x.json"};
+    dpt_model *m = NULL;
+    assert_ok(dpt_model_create(j, &in, 4, 17, &ctx, &m));
+    json_decref(j);
+    return m;
+}
+
+/* a channels_first model = the channels_last one on transposed inputs: outputs and gradients */
+static void test_channels_first(void **state) {
+    (void)state;
+    const int B = 3, C = 2, H = 6, W = 5;
+    dpt_model *mf = cf_model("channels_first", (dpt_shape){.rank = 3, .dim = {C, H, W}});
+    dpt_model *ml = cf_model("channels_last", (dpt_shape){.rank = 3, .dim = {H, W, C}});
+    int64_t np = dpt_model_n_params(ml);
+    assert_true(dpt_model_n_params(mf) == np);
+    memcpy(dpt_model_params(mf), dpt_model_params(ml), sizeof(float) * (size_t)np);
+    dpt_layer *c0 = dpt_model_layer(mf, 0);
+    assert_string_equal(c0->name, "conv2d");
+    assert_true(c0->out_shape.dim[0] == 3 && c0->out_shape.dim[1] == H);
+    json_t *j = c0->ops->to_json(c0);
+    assert_string_equal(json_string_value(json_object_get(j, "data_format")), "channels_first");
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "conv2d");
+    json_decref(j);
+    float xf[B * C * H * W], xl[B * C * H * W];
+    dpt_rng r;
+    dpt_rng_init(&r, 2, 2);
+    gc_fill_uniform(xf, B * C * H * W, -1, 1, &r);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < H * W; k++)
+                xl[(b * H * W + k) * C + c] = xf[(b * C + c) * H * W + k];
+    const float *yf = dpt_model_forward(mf, &train_pass, xf, B);
+    const float *yl = dpt_model_forward(ml, &train_pass, xl, B);
+    for (int i = 0; i < B * 2; i++)
+        assert_true(fabsf(yf[i] - yl[i]) < 1e-5f);
+    float d1[B * 2], d2[B * 2];
+    for (int i = 0; i < B * 2; i++)
+        d1[i] = d2[i] = 0.3f * (float)(i % 3) - 0.4f;
+    dpt_model_zero_grads(mf);
+    dpt_model_zero_grads(ml);
+    dpt_model_backward(mf, &train_pass, d1, B);
+    dpt_model_backward(ml, &train_pass, d2, B);
+    const float *gf = dpt_model_grads(mf), *gl = dpt_model_grads(ml);
+    double worst = 0, big = 0;
+    for (int64_t i = 0; i < np; i++) {
+        worst = fmax(worst, fabs((double)gf[i] - gl[i]));
+        big = fmax(big, fabs((double)gl[i]));
+    }
+    if (worst > 1e-5 * fmax(1.0, big) || big == 0)
+        fail_msg("channels_first gradients differ by %g (largest %g)", worst, big);
+    assert_true(dpt_model_has_constraints(mf));
+    dpt_model_apply_constraints(mf);
+    dpt_model_apply_constraints(ml);
+    assert_memory_equal(dpt_model_params(mf), dpt_model_params(ml), sizeof(float) * (size_t)np);
+    dpt_model_destroy(&mf);
+    dpt_model_destroy(&ml);
+    /* the wrapper wants a (channels, height, width) input */
+    j = gc_parse("[{\"class_name\": \"Conv2D\", \"config\": {\"filters\": 2, \"kernel_size\": "
+                 "1, \"data_format\": \"channels_first\"}}]");
+    dpt_json_ctx ctx = {.file = "x.json"};
+    dpt_shape in2 = {.rank = 2, .dim = {4, 4}};
+    assert_status_msg(dpt_model_create(j, &in2, 4, 1, &ctx, &mf), DPT_ERR_CONFIG,
+                      "x.json: layers[0].config.data_format: \"channels_first\" needs an input of "
+                      "shape (None, channels, height, width), got (None, 4, 4)");
+    json_decref(j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pad_crop_up_values),
@@ -760,6 +857,7 @@ int main(void) {
         cmocka_unit_test(test_constraint_errors),
         cmocka_unit_test(test_model_constraints),
         cmocka_unit_test(test_activity_regularization),
+        cmocka_unit_test(test_channels_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
