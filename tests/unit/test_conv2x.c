@@ -846,6 +846,93 @@ static void test_channels_first(void **state) {
     json_decref(j);
 }
 
+/* ---- a Keras 2 (tf.keras 2.4) model JSON with every new piece ------------------------------ */
+
+static const char keras2_model[] =
+    "{\"model\": {\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", "
+    "\"layers\": ["
+    "{\"class_name\": \"ZeroPadding2D\", \"config\": {\"name\": \"zero_padding2d\", \"trainable\": "
+    "true, \"batch_input_shape\": [null, 8, 8, 1], \"dtype\": \"float32\", \"padding\": [[1, 1], "
+    "[2, "
+    "0]], \"data_format\": \"channels_last\"}},"
+    "{\"class_name\": \"DepthwiseConv2D\", \"config\": {\"name\": \"depthwise_conv2d\", "
+    "\"trainable\": true, \"dtype\": \"float32\", \"kernel_size\": [3, 3], \"strides\": [1, 1], "
+    "\"padding\": \"valid\", \"data_format\": \"channels_last\", \"dilation_rate\": [1, 1], "
+    "\"activation\": \"relu\", \"use_bias\": true, \"bias_initializer\": {\"class_name\": "
+    "\"Zeros\", \"config\": {}}, \"bias_regularizer\": null, \"activity_regularizer\": null, "
+    "\"bias_constraint\": null, \"depth_multiplier\": 2, \"depthwise_initializer\": "
+    "{\"class_name\": "
+    "\"GlorotUniform\", \"config\": {\"seed\": null}}, \"depthwise_regularizer\": null, "
+    "\"depthwise_constraint\": {\"class_name\": \"MaxNorm\", \"config\": {\"max_value\": 2, "
+    "\"axis\": 0}}}},"
+    "{\"class_name\": \"SeparableConv2D\", \"config\": {\"name\": \"separable_conv2d\", "
+    "\"trainable\": true, \"dtype\": \"float32\", \"filters\": 4, \"kernel_size\": [2, 2], "
+    "\"strides\": [1, 1], \"padding\": \"same\", \"data_format\": \"channels_last\", "
+    "\"dilation_rate\": [2, 2], \"groups\": 1, \"activation\": \"linear\", \"use_bias\": true, "
+    "\"bias_initializer\": {\"class_name\": \"Zeros\", \"config\": {}}, \"bias_regularizer\": "
+    "null, "
+    "\"activity_regularizer\": {\"class_name\": \"L1L2\", \"config\": {\"l1\": 0.0, \"l2\": "
+    "0.009999999776482582}}, \"bias_constraint\": null, \"depth_multiplier\": 1, "
+    "\"depthwise_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}}, "
+    "\"pointwise_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}}, "
+    "\"depthwise_regularizer\": null, \"pointwise_regularizer\": {\"class_name\": \"L2\", "
+    "\"config\": {\"l2\": 0.01}}, \"depthwise_constraint\": null, \"pointwise_constraint\": "
+    "{\"class_name\": \"NonNeg\", \"config\": {}}}},"
+    "{\"class_name\": \"UpSampling2D\", \"config\": {\"name\": \"up_sampling2d\", \"trainable\": "
+    "true, \"dtype\": \"float32\", \"size\": [2, 2], \"data_format\": \"channels_last\", "
+    "\"interpolation\": \"nearest\"}},"
+    "{\"class_name\": \"Cropping2D\", \"config\": {\"name\": \"cropping2d\", \"trainable\": true, "
+    "\"dtype\": \"float32\", \"cropping\": [[1, 1], [0, 2]], \"data_format\": \"channels_last\"}},"
+    "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv2d\", \"trainable\": true, "
+    "\"dtype\": \"float32\", \"filters\": 2, \"kernel_size\": [3, 3], \"strides\": [1, 1], "
+    "\"padding\": \"valid\", \"data_format\": \"channels_last\", \"dilation_rate\": [2, 2], "
+    "\"groups\": 1, \"activation\": \"relu\", \"use_bias\": true, \"kernel_initializer\": "
+    "{\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}}, \"bias_initializer\": "
+    "{\"class_name\": \"Zeros\", \"config\": {}}, \"kernel_regularizer\": null, "
+    "\"bias_regularizer\": null, \"activity_regularizer\": null, \"kernel_constraint\": "
+    "{\"class_name\": \"MinMaxNorm\", \"config\": {\"min_value\": 0.0, \"max_value\": 1.0, "
+    "\"rate\": 1.0, \"axis\": [0, 1, 2]}}, \"bias_constraint\": null}},"
+    "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"flatten\", \"trainable\": true, "
+    "\"dtype\": \"float32\", \"data_format\": \"channels_last\"}},"
+    "{\"class_name\": \"ActivityRegularization\", \"config\": {\"name\": "
+    "\"activity_regularization\", \"trainable\": true, \"dtype\": \"float32\", \"l1\": 0.0, "
+    "\"l2\": 0.01}},"
+    "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"trainable\": true, "
+    "\"dtype\": \"float32\", \"units\": 1, \"activation\": \"sigmoid\", \"use_bias\": true, "
+    "\"kernel_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}}, "
+    "\"bias_initializer\": {\"class_name\": \"Zeros\", \"config\": {}}, \"kernel_regularizer\": "
+    "null, \"bias_regularizer\": null, \"activity_regularizer\": null, \"kernel_constraint\": "
+    "{\"class_name\": \"UnitNorm\", \"config\": {\"axis\": 0}}, \"bias_constraint\": null}}]}, "
+    "\"keras_version\": \"2.4.0\", \"backend\": \"tensorflow\"}, "
+    "\"compile\": {\"loss\": \"binary_crossentropy\"}}";
+
+static void test_keras2_json(void **state) {
+    (void)state;
+    dpt_config c;
+    assert_ok(dpt_config_parse(keras2_model, strlen(keras2_model), "k2.json", &c));
+    dpt_json_ctx ctx = {.file = "k2.json"};
+    dpt_model *m = NULL;
+    assert_ok(dpt_model_create(c.layers, &c.input_shape, 4, 1, &ctx, &m));
+    assert_int_equal(dpt_model_n_layers(m), 9);
+    /* (8, 8, 1) -> pad (10, 10, 1) -> dw (8, 8, 2) -> sep (8, 8, 4) -> up (16, 16, 4)
+     * -> crop (14, 14, 4) -> dilated conv (10, 10, 2) -> 200 -> 1 */
+    const dpt_shape *o = &dpt_model_layer(m, 5)->out_shape;
+    assert_true(o->dim[0] == 10 && o->dim[1] == 10 && o->dim[2] == 2);
+    assert_true(dpt_model_has_constraints(m) && dpt_model_has_regularizers(m));
+    assert_string_equal(dpt_model_layer(m, 1)->name, "depthwise_conv2d");
+    /* 8 * 8 * ... : dw 3*3*1*2 + 2, sep 2*2*2 + 2*4 + 4, conv 3*3*4*2 + 2, dense 200 + 1 */
+    assert_true(dpt_model_n_params(m) == 20 + 20 + 74 + 201);
+    /* the sigmoid head fuses (its Dense has no activity regularizer) */
+    assert_int_equal(dpt_model_set_fused_head(m, DPT_LOSS_BINARY_CROSSENTROPY), DPT_ACT_SIGMOID);
+    float x[2 * 64];
+    for (int i = 0; i < 2 * 64; i++)
+        x[i] = (float)(i % 7) * 0.1f;
+    dpt_model_forward(m, &train_pass, x, 2);
+    assert_true(dpt_model_activity_loss(m) > 0.0);
+    dpt_model_destroy(&m);
+    dpt_config_deinit(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pad_crop_up_values),
@@ -858,6 +945,7 @@ int main(void) {
         cmocka_unit_test(test_model_constraints),
         cmocka_unit_test(test_activity_regularization),
         cmocka_unit_test(test_channels_first),
+        cmocka_unit_test(test_keras2_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
