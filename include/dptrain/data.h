@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "dptrain/nn.h"
+#include "dptrain/core.h"
 #include "dptrain/status.h"
 
 /* What a split holds (metadata only). */
@@ -32,13 +32,15 @@ typedef struct {
  * unsupported dtype or rank, x and y lengths differ, empty split). Local. */
 DPT_NODISCARD dpt_status dpt_data_probe(const char *path, const char *group, dpt_data_info *out);
 
-/* How targets are built from `y` for a loss and model output size K:
- *   sparse CE: y must be integer labels in [0, K) -> 1 float (the index).
- *   categorical CE: integer labels in [0, K) -> one-hot K floats; or float (N, K).
- *   binary CE / mse: integer or float, (N) or (N, K) -> K floats. */
+/* How targets are built from `y` for a model with K outputs (dpt_target_kind, core.h):
+ *   INDEX: y must be integer labels in [0, K) -> 1 float (the index).
+ *   ONEHOT: integer labels in [0, K) -> one-hot K floats; or float (N, K) copied.
+ *   VALUES / BINARY: integer or float, (N) or (N, K) -> K floats (BINARY: integer labels 0/1).
+ * loss_name (may be NULL) names the loss in messages ("binary_crossentropy needs ..."). */
 typedef struct {
-    dpt_loss_kind loss;
+    dpt_target_kind kind;
     int64_t n_outputs; /* K */
+    const char *loss_name;
 } dpt_target_spec;
 
 typedef struct dpt_shard dpt_shard;

@@ -11,19 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "dptrain/core.h"
 #include "dptrain/status.h"
-
-#define DPT_MAX_RANK 4 /* dimensions of one sample's shape */
-
-/* One sample's shape (the batch dimension is not included). */
-typedef struct {
-    int rank;
-    int64_t dim[DPT_MAX_RANK];
-} dpt_shape;
-int64_t dpt_shape_size(const dpt_shape *s); /* product of dims (validated not to overflow) */
 
 typedef enum {
     DPT_ACT_LINEAR = 0,
@@ -35,6 +24,10 @@ typedef enum {
 /* Keras name -> activation; false if unknown. */
 bool dpt_act_from_name(const char *name, dpt_act *out);
 const char *dpt_act_name(dpt_act a);
+/* The Keras activation (string, or {"class_name": ...} in newer forms) at obj[key]; absent or
+ * null -> def. DPT_ERR_CONFIG naming ctx->path.key for an unknown one. */
+DPT_NODISCARD dpt_status dpt_json_get_act(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, dpt_act def, dpt_act *out);
 /* In place over (B, n) row-major: y = act(z). Softmax is over each row. */
 void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n);
 /* dz = dy * act'(.) given the activation OUTPUT y (all five derivatives are functions of y).
@@ -79,9 +72,10 @@ typedef struct dpt_layer dpt_layer;
 
 typedef struct {
     const char *class_name; /* Keras class name, e.g. "Dense" */
-    /* Number of float parameters (0 for Dropout, Activation, ...). */
+    /* Optional (NULL: none, as Dropout, Activation, ...). Number of float parameters. */
     int64_t (*n_params)(const dpt_layer *l);
-    /* Fill the layer's parameter view with its initial values (Keras initialisers). */
+    /* Optional (NULL: nothing to fill). The layer's parameter view's initial values (Keras
+     * initialisers). */
     void (*init_params)(dpt_layer *l, dpt_rng *rng);
     /* y = f(x). x (B, in_size), y (B, out_size). */
     void (*forward)(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B);
@@ -90,12 +84,14 @@ typedef struct {
      * dy may be overwritten (used as scratch). */
     void (*backward)(dpt_layer *l, const dpt_pass *p, const float *x, const float *y, float *dy,
                      float *dx, int64_t B);
-    /* Keras weight names and shapes, in Keras weight order, for checkpoints:
-     * returns the number of weight tensors; fills names[i] ("kernel", "bias") and shapes[i]. */
+    /* Optional (NULL: no weights). Keras weight names and shapes, in Keras weight order, for
+     * checkpoints: returns the number of weight tensors; fills names[i] ("kernel", "bias") and
+     * shapes[i]. */
     int (*weights)(const dpt_layer *l, const char **names, dpt_shape *shapes, int max);
     /* Writes this layer's Keras JSON config (used by checkpoints' model_config). New reference. */
     json_t *(*to_json)(const dpt_layer *l);
-    void (*destroy)(dpt_layer *l); /* frees the layer's own extra storage, not the struct */
+    /* Optional (NULL: nothing of its own). Frees the layer's extra storage, not the struct. */
+    void (*destroy)(dpt_layer *l);
     /* Optional (NULL: every parameter is trainable). How many of the layer's parameters, counted
      * from the start of its view, the optimizer may update when the layer is trainable; the rest
      * (BatchNormalization's moving statistics) live in the flat buffer, so checkpoints and the
@@ -115,6 +111,13 @@ typedef struct {
      * from forward to the matching backward (an RNN's per-step gate values), so neither
      * allocates. */
     int64_t (*workspace)(const dpt_layer *l, int64_t max_batch);
+    /* Optional (NULL: none). The activation at the end of the layer that a cross-entropy loss may
+     * absorb (Dense, Activation: dpt_head in nn_internal.h): the model folds a last sigmoid or
+     * softmax into the loss through it. */
+    struct dpt_head *(*head)(struct dpt_layer *l);
+    /* Optional (NULL: false). True when a training pass calls the cross-rank reducer (a
+     * synchronized or moving-statistics batch norm): every rank must then run every step. */
+    bool (*collective)(const struct dpt_layer *l);
     /* Optional (NULL: no constraint). Applies the layer's weight constraints (kernel_constraint,
      * bias_constraint, ...) to its parameter view in place, as Keras does right after every
      * optimizer update. The model calls it only for trainable layers with has_constraint. */
@@ -147,11 +150,14 @@ struct dpt_layer {
     void *reduce_ctx;
 };
 
-/* Where a config value came from, for error messages: "<file>: <path>: <what>". */
-typedef struct {
-    const char *file; /* e.g. "examples/tutorial.json" */
-    char path[256];   /* e.g. "model.config.layers[2].config" */
-} dpt_json_ctx;
+/* The optional ops with their defaults. */
+static inline int64_t dpt_layer_n_params(const dpt_layer *l) {
+    return l->ops->n_params ? l->ops->n_params(l) : 0;
+}
+static inline int dpt_layer_weights(const dpt_layer *l, const char **names, dpt_shape *shapes,
+                                    int max) {
+    return l->ops->weights ? l->ops->weights(l, names, shapes, max) : 0;
+}
 
 /* Builds a layer from its Keras "config" object. `in` is the incoming sample shape.
  * Unknown keys are ignored; keys we do not implement that change the math (a non-null
@@ -174,6 +180,8 @@ typedef enum {
 } dpt_loss_kind;
 bool dpt_loss_from_name(const char *name, dpt_loss_kind *out); /* Keras names and aliases */
 const char *dpt_loss_name(dpt_loss_kind k);
+/* What one target row of the loss is (how data builds it from y). */
+dpt_target_kind dpt_loss_target_kind(dpt_loss_kind k);
 
 /* Number of target floats per sample the loss expects for a model output of `out_size` units:
  * sparse CE -> 1 (the class index as a float), the others -> out_size. */
@@ -230,16 +238,17 @@ int dpt_model_n_layers(const dpt_model *m);
 dpt_layer *dpt_model_layer(const dpt_model *m, int i);
 int64_t dpt_model_n_params(const dpt_model *m);
 float *dpt_model_params(dpt_model *m); /* (n_params) flat */
-float *dpt_model_grads(dpt_model *m);  /* (n_params) flat, then DPT_MODEL_GRAD_SPARE spare floats */
-/* Spare floats after the gradients, for the caller's use (the trainer puts its per-step loss,
- * metric, count and signal there so that ONE allreduce carries everything); never touched by the
- * model. */
-#define DPT_MODEL_GRAD_SPARE 16
-/* Moves the gradient buffer to `buf` (n_params + DPT_MODEL_GRAD_SPARE floats, owned by the caller
- * and outliving the binding; the trainer passes its rank's slot of a node-shared window so that
+float *dpt_model_grads(dpt_model *m);  /* (n_params) flat */
+/* Moves the gradient buffer to `buf` (len >= n_params floats, asserted; owned by the caller and
+ * outliving the binding; the trainer passes its rank's slot of a node-shared window so that
  * backward writes straight where the other ranks sum from). The current contents are copied.
  * NULL returns to the model's own buffer. Local. */
-void dpt_model_bind_grads(dpt_model *m, float *buf);
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len);
+/* The per-layer "gradients ready" hook: called in backward right after each layer with
+ * parameters has written its gradients [off, off + len) of the flat buffer, in reverse layer
+ * order, so that an exchange can start on them while earlier layers still run. NULL: none. */
+typedef void (*dpt_grad_ready_fn)(void *ctx, int64_t off, int64_t len);
+void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx);
 /* The same for the parameters (n_params floats), copying the current values only if `copy` (the
  * trainer fills node-shared weights itself, each rank its part). The trainer binds them to the
  * node-shared weights while training when nothing but the optimizer writes them (no moving

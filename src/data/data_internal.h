@@ -78,4 +78,17 @@ DPT_NODISCARD dpt_status dpt_h5_finish_tmp(hid_t file, const char *tmp, const ch
 /* Closes FILE and removes tmp (after a failure). */
 void dpt_h5_abandon_tmp(hid_t file, const char *tmp);
 
+/* How y becomes targets (one plan for the in-memory shard and the stream). */
+typedef enum { DPT_Y_COPY, DPT_Y_INDEX, DPT_Y_ONEHOT } dpt_y_mode;
+typedef struct {
+    dpt_y_mode mode;
+    int64_t ys;       /* floats per target */
+    bool check_range; /* integer labels must lie in [0, n_range) */
+    int64_t n_range;
+} dpt_y_plan;
+/* The plan for split h and targets t (NULL: y raw as floats, or nothing without y); DPT_ERR_DATA
+ * naming the file and y when y cannot give those targets. Local. */
+DPT_NODISCARD dpt_status dpt_y_plan_make(const dpt_h5_split *h, const dpt_target_spec *t,
+                                         dpt_y_plan *p);
+
 #endif

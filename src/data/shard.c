@@ -45,38 +45,31 @@ void dpt_shard_gather(const dpt_shard *s, const int64_t *rows, int64_t count, fl
     }
 }
 
-static const char *loss_str(dpt_loss_kind k) {
-    switch (k) {
-    case DPT_LOSS_BINARY_CROSSENTROPY:
-        return "binary_crossentropy";
-    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
-        return "categorical_crossentropy";
-    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
-        return "sparse_categorical_crossentropy";
-    case DPT_LOSS_MSE:
-        return "mean_squared_error";
+/* the loss's name for messages, or what the target kind means */
+static const char *what_str(const dpt_target_spec *t) {
+    if (t->loss_name)
+        return t->loss_name;
+    switch (t->kind) {
+    case DPT_TARGET_INDEX:
+        return "a class-index target";
+    case DPT_TARGET_ONEHOT:
+        return "a one-hot target";
+    case DPT_TARGET_BINARY:
+        return "a binary target";
+    case DPT_TARGET_VALUES:
+        break;
     }
-    return "?";
+    return "the loss";
 }
-
-/* How y becomes targets. */
-typedef enum { Y_COPY, Y_INDEX, Y_ONEHOT } y_mode;
-
-typedef struct {
-    y_mode mode;
-    int64_t ys;       /* floats per target */
-    bool check_range; /* integer labels must lie in [0, n_range) */
-    int64_t n_range;
-} y_plan;
 
 static void shape_str(const dpt_shape *s, char *buf, size_t n) {
     dpt_dims_format(s->dim, s->rank, buf, n);
 }
 
-static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, y_plan *p) {
+dpt_status dpt_y_plan_make(const dpt_h5_split *h, const dpt_target_spec *t, dpt_y_plan *p) {
     const dpt_data_info *in = &h->info;
     memset(p, 0, sizeof *p);
-    p->mode = Y_COPY;
+    p->mode = DPT_Y_COPY;
     p->ys = in->y_cols;
     if (!t)
         return DPT_OK; /* raw: y as floats */
@@ -87,40 +80,40 @@ static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, 
     bool labels = in->y_cols == 1; /* one value per sample: a class index for CE */
     char ysh[96];
     snprintf(ysh, sizeof ysh, "(%lld, %lld)", (long long)in->n, (long long)in->y_cols);
-    switch (t->loss) {
-    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+    switch (t->kind) {
+    case DPT_TARGET_INDEX:
         if (!labels)
             return dpt_error_set(DPT_ERR_DATA,
                                  "%s: %s: %s needs one class index per sample, but y has shape %s",
-                                 h->path, h->ypath, loss_str(t->loss), ysh);
-        p->mode = Y_INDEX;
+                                 h->path, h->ypath, what_str(t), ysh);
+        p->mode = DPT_Y_INDEX;
         p->ys = 1;
         p->check_range = true;
         p->n_range = K;
         return DPT_OK;
-    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
+    case DPT_TARGET_ONEHOT:
         if (in->y_integer) {
-            p->mode = Y_ONEHOT;
+            p->mode = DPT_Y_ONEHOT;
             p->ys = K;
             p->check_range = true;
             p->n_range = K;
             return DPT_OK;
         }
         break;
-    case DPT_LOSS_BINARY_CROSSENTROPY:
+    case DPT_TARGET_BINARY:
         if (in->y_integer && K == 1) {
             p->check_range = true;
             p->n_range = 2;
         }
         break;
-    case DPT_LOSS_MSE:
+    case DPT_TARGET_VALUES:
         break;
     }
     if (in->y_cols != K)
         return dpt_error_set(DPT_ERR_DATA,
                              "%s: %s: %s needs %lld target value%s per sample (the model's "
                              "outputs), but y has %lld",
-                             h->path, h->ypath, loss_str(t->loss), (long long)K, K == 1 ? "" : "s",
+                             h->path, h->ypath, what_str(t), (long long)K, K == 1 ? "" : "s",
                              (long long)in->y_cols);
     p->ys = K;
     return DPT_OK;
@@ -227,7 +220,7 @@ static dpt_status label_error(const dpt_h5_split *h, int64_t row, double v, int6
                          h->path, h->ypath, (long long)row, (long long)v, (long long)k);
 }
 
-static dpt_status read_y(const dpt_h5_split *h, const y_plan *p, dpt_shard *s) {
+static dpt_status read_y(const dpt_h5_split *h, const dpt_y_plan *p, dpt_shard *s) {
     const int64_t cols = h->info.y_cols;
     const bool ints = h->y_class == H5T_INTEGER;
     int64_t br = block_rows(cols * 8);
@@ -251,7 +244,7 @@ static dpt_status read_y(const dpt_h5_split *h, const y_plan *p, dpt_shard *s) {
         for (int64_t i = 0; i < n && st == DPT_OK; i++) {
             int64_t row = s->lo + r0 + i;
             float *dst = s->y + (r0 + i) * s->ys;
-            if (p->mode == Y_COPY) {
+            if (p->mode == DPT_Y_COPY) {
                 for (int64_t j = 0; j < cols; j++) {
                     double v = ints ? (double)iv[i * cols + j] : dv[i * cols + j];
                     if (!isfinite(v) || !isfinite((float)v)) {
@@ -278,7 +271,7 @@ static dpt_status read_y(const dpt_h5_split *h, const y_plan *p, dpt_shard *s) {
                 st = label_error(h, row, ints ? (double)iv[i] : v, p->n_range);
                 break;
             }
-            if (p->mode == Y_INDEX)
+            if (p->mode == DPT_Y_INDEX)
                 dst[0] = (float)v;
             else
                 dst[(int64_t)v] = 1.0f; /* one-hot: the row was zeroed by dpt_alloc */
@@ -298,7 +291,7 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
     dpt_h5_quiet q;
     dpt_h5_quiet_begin(&q);
     dpt_shard *s = NULL;
-    y_plan plan;
+    dpt_y_plan plan;
     if (lo < 0 || hi < lo || hi > h.info.n)
         st = dpt_error_set(DPT_ERR_INTERNAL, "%s: %s: rows [%lld, %lld) outside [0, %lld)", path,
                            h.gpath, (long long)lo, (long long)hi, (long long)h.info.n);
@@ -308,7 +301,7 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
     if (st == DPT_OK && t && !h.info.has_y)
         st = dpt_error_set(DPT_ERR_DATA, "%s: %s: no such dataset", path, h.ypath);
     if (st == DPT_OK && (t || h.info.has_y))
-        st = plan_targets(&h, t, &plan); /* t NULL: y raw as floats, or nothing without y */
+        st = dpt_y_plan_make(&h, t, &plan); /* t NULL: y raw as floats, or nothing without y */
     if (st == DPT_OK) {
         s = calloc(1, sizeof *s);
         if (!s)

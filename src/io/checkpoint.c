@@ -97,7 +97,7 @@ static dpt_status attr_f64_array(hid_t obj, const char *name, const double *v, i
 static uint64_t checksum_model(const dpt_model *m, const float *flat, uint64_t h) {
     for (int i = 0; i < dpt_model_n_layers(m); i++) {
         const dpt_layer *l = dpt_model_layer(m, i);
-        int64_t np = l->ops->n_params ? l->ops->n_params(l) : 0;
+        int64_t np = dpt_layer_n_params(l);
         if (np > 0) {
             const float *p = flat ? flat + l->param_offset : l->params;
             h = dpt_fnv1a64(h, p, sizeof(float) * (size_t)np);

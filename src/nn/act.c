@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "nn/nn_internal.h"
 
 bool dpt_act_from_name(const char *name, dpt_act *out) {
@@ -258,4 +260,34 @@ void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int
         }
         return;
     }
+}
+
+dpt_status dpt_json_get_act(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
+                            dpt_act def, dpt_act *out) {
+    char w[512];
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return DPT_OK;
+    }
+    dpt_json_where(w, sizeof w, ctx, key);
+    const char *name = NULL;
+    if (json_is_string(v)) {
+        name = json_string_value(v);
+    } else if (json_is_object(v) && json_is_string(json_object_get(v, "class_name"))) {
+        /* Keras 3 may serialise a built-in activation as {"module": "keras.activations",
+         * "class_name": "function", "config": "relu"}; accept that and {"class_name": "relu"}. */
+        const json_t *cfg = json_object_get(v, "config");
+        name = json_is_string(cfg) ? json_string_value(cfg)
+                                   : json_string_value(json_object_get(v, "class_name"));
+    } else {
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be an activation name, got %s", w,
+                             dpt_json_type_name(v));
+    }
+    if (!dpt_act_from_name(name, out))
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: unknown activation \"%s\" (known: linear, relu, sigmoid, tanh, "
+                             "softmax)",
+                             w, name);
+    return DPT_OK;
 }

@@ -12,16 +12,6 @@ typedef struct {
     dpt_head head;
 } dpt_activation;
 
-static int64_t activation_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-
-static void activation_init_params(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-
 /* x (B, n), y (B, n) */
 static void activation_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y,
                                int64_t B) {
@@ -47,14 +37,6 @@ static void activation_backward(dpt_layer *l, const dpt_pass *p, const float *x,
     dpt_act_backward(a->head.folded ? DPT_ACT_LINEAR : a->head.act, y, dy, dx, B, l->in_size);
 }
 
-static int activation_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-
 static json_t *activation_to_json(const dpt_layer *l) {
     const dpt_activation *a = (const dpt_activation *)l;
     json_t *c = dpt_layer_base_json(l);
@@ -62,20 +44,17 @@ static json_t *activation_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void activation_destroy(dpt_layer *l) { (void)l; }
+static dpt_head *activation_head(dpt_layer *l);
 
 static const dpt_layer_ops activation_ops = {
     .class_name = "Activation",
-    .n_params = activation_n_params,
-    .init_params = activation_init_params,
+    .head = activation_head,
     .forward = activation_forward,
     .backward = activation_backward,
-    .weights = activation_weights,
     .to_json = activation_to_json,
-    .destroy = activation_destroy,
 };
 
-dpt_head *dpt_activation_head(dpt_layer *l) {
+static dpt_head *activation_head(dpt_layer *l) {
     return (l && l->ops == &activation_ops) ? &((dpt_activation *)l)->head : NULL;
 }
 

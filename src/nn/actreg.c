@@ -35,16 +35,6 @@ typedef struct {
     dpt_regularizer reg;
 } dpt_actreg_layer;
 
-static int64_t ar_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-
-static void ar_init_params(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-
 /* x (B, n), y (B, n) = x */
 static void ar_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     (void)p;
@@ -69,14 +59,6 @@ static void ar_backward(dpt_layer *l, const dpt_pass *p, const float *x, const f
         memcpy(dx, dy, (size_t)total * sizeof(float));
 }
 
-static int ar_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-
 static json_t *ar_to_json(const dpt_layer *l) {
     const dpt_actreg_layer *a = (const dpt_actreg_layer *)l;
     json_t *c = dpt_layer_base_json(l);
@@ -85,17 +67,11 @@ static json_t *ar_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void ar_destroy(dpt_layer *l) { (void)l; }
-
 static const dpt_layer_ops ar_ops = {
     .class_name = "ActivityRegularization",
-    .n_params = ar_n_params,
-    .init_params = ar_init_params,
     .forward = ar_forward,
     .backward = ar_backward,
-    .weights = ar_weights,
     .to_json = ar_to_json,
-    .destroy = ar_destroy,
 };
 
 dpt_status dpt_activity_regularization_create(const json_t *config, const dpt_json_ctx *ctx,

@@ -69,13 +69,13 @@ static void out_geom(const dpt_chfirst *w, int64_t *A, int64_t *S) {
 
 static int64_t cf_n_params(const dpt_layer *l) {
     const dpt_chfirst *w = (const dpt_chfirst *)l;
-    return w->inner->ops->n_params(w->inner);
+    return dpt_layer_n_params(w->inner);
 }
 
 static int64_t cf_n_trainable(const dpt_layer *l) {
     const dpt_chfirst *w = (const dpt_chfirst *)l;
     const dpt_layer *in = w->inner;
-    return in->ops->n_trainable ? in->ops->n_trainable(in) : in->ops->n_params(in);
+    return in->ops->n_trainable(in); /* only installed when the inner kind has one */
 }
 
 static void cf_init_params(dpt_layer *l, dpt_rng *rng) {
@@ -132,7 +132,7 @@ static void cf_backward(dpt_layer *l, const dpt_pass *p, const float *x, const f
 
 static int cf_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
     const dpt_chfirst *w = (const dpt_chfirst *)l;
-    return w->inner->ops->weights(w->inner, names, shapes, max);
+    return dpt_layer_weights(w->inner, names, shapes, max);
 }
 
 static json_t *cf_to_json(const dpt_layer *l) {
@@ -197,11 +197,11 @@ dpt_status dpt_chfirst_create(dpt_layer_create_fn create, const json_t *config,
     dpt_layer *inner = w->inner, *l = &w->base;
     w->ops = (dpt_layer_ops){
         .class_name = inner->ops->class_name,
-        .n_params = cf_n_params,
-        .init_params = cf_init_params,
+        .n_params = inner->ops->n_params ? cf_n_params : NULL,
+        .init_params = inner->ops->init_params ? cf_init_params : NULL,
         .forward = cf_forward,
         .backward = cf_backward,
-        .weights = cf_weights,
+        .weights = inner->ops->weights ? cf_weights : NULL,
         .to_json = cf_to_json,
         .destroy = cf_destroy,
         .n_trainable = inner->ops->n_trainable ? cf_n_trainable : NULL,

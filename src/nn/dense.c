@@ -134,23 +134,23 @@ static json_t *dense_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void dense_destroy(dpt_layer *l) { (void)l; }
+static dpt_head *dense_head(dpt_layer *l);
 
 static const dpt_layer_ops dense_ops = {
     .class_name = "Dense",
+    .head = dense_head,
     .n_params = dense_n_params,
     .init_params = dense_init_params,
     .forward = dense_forward,
     .backward = dense_backward,
     .weights = dense_weights,
     .to_json = dense_to_json,
-    .destroy = dense_destroy,
     .regularize = dense_regularize,
     .overwrite_ok = true,
     .constrain = dense_constrain,
 };
 
-dpt_head *dpt_dense_head(dpt_layer *l) {
+static dpt_head *dense_head(dpt_layer *l) {
     /* an activity regularizer needs the activation's output: no folding */
     return (l && l->ops == &dense_ops && !l->has_activity_reg) ? &((dpt_dense *)l)->head : NULL;
 }

@@ -28,7 +28,9 @@ struct dpt_model {
     bool has_constraints;   /* some trainable layer has a weight constraint */
     bool has_activity_regs; /* some layer has an activity regularizer */
     float *params;          /* (n_params) flat, Keras weight order layer by layer */
-    float *grads;      /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
+    float *grads; /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
+    dpt_grad_ready_fn ready; /* the per-layer "gradients ready" hook, or NULL */
+    void *ready_ctx;
     float *grads_own;  /* the model's own gradient buffer */
     bool grads_stale;  /* dpt_model_zero_grads was called and no backward since */
     float *params_own; /* the model's own parameter buffer (params may be bound elsewhere) */
@@ -118,7 +120,7 @@ static int64_t memory_ceiling(void) {
 static dpt_status check_layer_size(const dpt_model *m, const dpt_layer *l, const char *file,
                                    const char *path) {
     int64_t ceiling = memory_ceiling();
-    double pbytes = (double)l->ops->n_params(l) * 4.0 * (double)sizeof(float);
+    double pbytes = (double)dpt_layer_n_params(l) * 4.0 * (double)sizeof(float);
     double abytes = (double)m->max_batch * (double)l->out_size * (double)sizeof(float);
     const char *what = pbytes > abytes ? "its parameters, gradients and optimizer state"
                                        : "its activations for one batch";
@@ -199,7 +201,7 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
 static int64_t layer_n_trainable(const dpt_layer *l) {
     if (!l->trainable)
         return 0;
-    return l->ops->n_trainable ? l->ops->n_trainable(l) : l->ops->n_params(l);
+    return l->ops->n_trainable ? l->ops->n_trainable(l) : dpt_layer_n_params(l);
 }
 
 /* Parameter offsets, the two flat buffers, initial values. */
@@ -207,7 +209,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
     int64_t total = 0, trainable = 0;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
-        int64_t n = l->ops->n_params(l);
+        int64_t n = dpt_layer_n_params(l);
         l->param_offset = total;
         dpt_status st = add_i64(total, n, "model parameters", &total);
         if (st != DPT_OK)
@@ -222,8 +224,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params_own);
     m->params = m->params_own;
     if (st == DPT_OK)
-        st = dpt_alloc((size_t)bytes + DPT_MODEL_GRAD_SPARE * sizeof(float), "model gradients",
-                       (void **)&m->grads_own);
+        st = dpt_alloc((size_t)bytes, "model gradients", (void **)&m->grads_own);
     if (st != DPT_OK)
         return st;
     m->grads = m->grads_own;
@@ -248,7 +249,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
     m->first_bwd = m->n_layers;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         dpt_layer *l = m->layers[i];
-        int64_t n = l->ops->n_params(l);
+        int64_t n = dpt_layer_n_params(l);
         l->params = n ? m->params + l->param_offset : NULL;
         l->grads = n ? m->grads + l->param_offset : NULL;
         if (layer_n_trainable(l) > 0)
@@ -262,7 +263,8 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         if (n) {
             dpt_rng rng;
             dpt_rng_init(&rng, seed, (uint32_t)i);
-            l->ops->init_params(l, &rng);
+            if (l->ops->init_params)
+                l->ops->init_params(l, &rng);
         }
     }
     return DPT_OK;
@@ -391,10 +393,7 @@ void dpt_model_destroy(dpt_model **pm) {
     *pm = NULL;
 }
 
-static dpt_head *head_of(dpt_layer *l) {
-    dpt_head *h = dpt_dense_head(l);
-    return h ? h : dpt_activation_head(l);
-}
+static dpt_head *head_of(dpt_layer *l) { return l->ops->head ? l->ops->head(l) : NULL; }
 
 dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss) {
     dpt_head *h = head_of(m->layers[m->n_layers - 1]);
@@ -438,9 +437,8 @@ static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
     float **cur = grads ? &m->grads : &m->params;
     if (to == *cur)
         return;
-    int64_t n = m->n_params + (grads ? DPT_MODEL_GRAD_SPARE : 0);
     if (copy)
-        memcpy(to, *cur, (size_t)n * sizeof(float));
+        memcpy(to, *cur, (size_t)m->n_params * sizeof(float));
     *cur = to;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
@@ -451,8 +449,14 @@ static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
     }
 }
 
-void dpt_model_bind_grads(dpt_model *m, float *buf) {
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len) {
+    DPT_ASSERT(!buf || len >= m->n_params);
     move_buffer(m, true, buf ? buf : m->grads_own, true);
+}
+
+void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx) {
+    m->ready = fn;
+    m->ready_ctx = fn ? ctx : NULL;
 }
 
 void dpt_model_bind_params(dpt_model *m, float *buf, bool copy) {
@@ -472,7 +476,7 @@ void dpt_model_set_reducer(dpt_model *m, dpt_reduce_fn fn, void *ctx) {
 
 bool dpt_model_is_collective(const dpt_model *m) {
     for (int i = 0; i < m->n_layers; i++)
-        if (dpt_batchnorm_is_collective(m->layers[i]))
+        if (m->layers[i]->ops->collective && m->layers[i]->ops->collective(m->layers[i]))
             return true;
     return false;
 }
@@ -551,7 +555,7 @@ void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B)
     for (int i = 0; stale && i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
         l->grads_overwrite = i >= m->first_bwd && l->ops->overwrite_ok && l->trainable && B > 0;
-        int64_t n = l->ops->n_params(l);
+        int64_t n = dpt_layer_n_params(l);
         if (n > 0 && !l->grads_overwrite)
             memset(l->grads, 0, (size_t)n * sizeof(float));
     }
@@ -563,6 +567,8 @@ void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B)
         if (!stale)
             l->grads_overwrite = false;
         l->ops->backward(l, p, x, m->acts[i], dy, dx, B);
+        if (m->ready && l->grads)
+            m->ready(m->ready_ctx, l->param_offset, dpt_layer_n_params(l));
         dy = dx;
         t ^= 1;
     }
@@ -616,7 +622,7 @@ int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
         char col[300], shape[160], np[32];
         snprintf(col, sizeof col, "%s (%s)", l->name, l->ops->class_name);
         dpt_shape_format(&l->out_shape, true, shape, sizeof shape);
-        thousands(l->ops->n_params(l), np, sizeof np);
+        thousands(dpt_layer_n_params(l), np, sizeof np);
         app(&a, " %-27s %-25s %s\n", col, shape, np);
     }
     char t[32], tr[32], nt[32];

@@ -11,7 +11,6 @@
 
 #include <jansson.h>
 
-#include "dptrain/config.h"
 #include "dptrain/core.h"
 #include "dptrain/nn.h"
 #include "dptrain/status.h"
@@ -68,9 +67,6 @@ bool dpt_chfirst_wants(const char *class_name, const json_t *config);
 DPT_NODISCARD dpt_status dpt_chfirst_create(dpt_layer_create_fn create, const json_t *config,
                                             const dpt_json_ctx *ctx, const dpt_shape *in,
                                             dpt_layer **out);
-
-/* True for a BatchNormalization layer that calls the reducer in a training pass. */
-bool dpt_batchnorm_is_collective(const dpt_layer *l);
 
 /* ---- masks and noise for the dropout family (all from dpt_dropout_keep's Philox stream) ------ */
 /* Whether the dropout family (Dropout, SpatialDropout, GaussianDropout, AlphaDropout) is on:
@@ -200,13 +196,10 @@ json_t *dpt_layer_base_json(const dpt_layer *l);
 void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n);
 
 /* A layer that ends in an activation the loss may absorb (Dense, Activation). */
-typedef struct {
+typedef struct dpt_head {
     dpt_act act; /* as configured */
     bool folded; /* true: forward stops before `act` (returns logits), backward starts after it */
 } dpt_head;
-/* The head of l if its kind has one (Dense, Activation), else NULL. */
-dpt_head *dpt_dense_head(dpt_layer *l);
-dpt_head *dpt_activation_head(dpt_layer *l);
 
 /* ---- activations: the fused kernel Dense uses ------------------------------------------------ */
 /* y = act(y + b) over (B, n) row-major; b (n) may be NULL (no bias). One pass over y. */

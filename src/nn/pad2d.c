@@ -58,16 +58,6 @@ static dpt_status parse_amount(const json_t *obj, const char *key, const dpt_jso
     return DPT_OK;
 }
 
-static int64_t pad_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-
-static void pad_init_params(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-
 /* x (B, H, W, C), y (B, OH, OW, C) */
 static void pad_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     (void)p;
@@ -117,14 +107,6 @@ static void pad_backward(dpt_layer *l, const dpt_pass *p, const float *x, const 
         }
 }
 
-static int pad_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-
 static json_t *amount_json(const dpt_pad2d *d) {
     return json_pack("[[I, I], [I, I]]", (json_int_t)d->amount[0][0], (json_int_t)d->amount[0][1],
                      (json_int_t)d->amount[1][0], (json_int_t)d->amount[1][1]);
@@ -144,28 +126,18 @@ static json_t *crop_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void pad_destroy(dpt_layer *l) { (void)l; }
-
 static const dpt_layer_ops zp_ops = {
     .class_name = "ZeroPadding2D",
-    .n_params = pad_n_params,
-    .init_params = pad_init_params,
     .forward = pad_forward,
     .backward = pad_backward,
-    .weights = pad_weights,
     .to_json = zp_to_json,
-    .destroy = pad_destroy,
 };
 
 static const dpt_layer_ops crop_ops = {
     .class_name = "Cropping2D",
-    .n_params = pad_n_params,
-    .init_params = pad_init_params,
     .forward = pad_forward,
     .backward = pad_backward,
-    .weights = pad_weights,
     .to_json = crop_to_json,
-    .destroy = pad_destroy,
 };
 
 static dpt_status pad_parse(dpt_pad2d *d, bool crop, const json_t *config, const dpt_json_ctx *ctx,

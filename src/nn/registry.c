@@ -69,16 +69,6 @@ void dpt_layer_destroy(dpt_layer **l) {
     *l = NULL;
 }
 
-int64_t dpt_shape_size(const dpt_shape *s) {
-    int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) {
-        if (s->dim[i] < 0 || (s->dim[i] > 0 && n > INT64_MAX / s->dim[i]))
-            return -1;
-        n *= s->dim[i];
-    }
-    return n;
-}
-
 void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n) {
     size_t k = 0;
     int w = snprintf(buf, n, "(%s", with_batch ? "None" : "");

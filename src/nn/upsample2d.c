@@ -16,16 +16,6 @@ typedef struct {
     int64_t H, W, C, SH, SW;
 } dpt_upsample2d;
 
-static int64_t up_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-
-static void up_init_params(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-
 /* x (B, H, W, C), y (B, H*SH, W*SW, C) */
 static void up_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     (void)p;
@@ -66,14 +56,6 @@ static void up_backward(dpt_layer *l, const dpt_pass *p, const float *x, const f
     }
 }
 
-static int up_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-
 static json_t *up_to_json(const dpt_layer *l) {
     const dpt_upsample2d *d = (const dpt_upsample2d *)l;
     json_t *c = dpt_layer_base_json(l);
@@ -83,17 +65,11 @@ static json_t *up_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void up_destroy(dpt_layer *l) { (void)l; }
-
 static const dpt_layer_ops up_ops = {
     .class_name = "UpSampling2D",
-    .n_params = up_n_params,
-    .init_params = up_init_params,
     .forward = up_forward,
     .backward = up_backward,
-    .weights = up_weights,
     .to_json = up_to_json,
-    .destroy = up_destroy,
 };
 
 static dpt_status up_parse(dpt_upsample2d *d, const json_t *config, const dpt_json_ctx *ctx,

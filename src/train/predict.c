@@ -125,7 +125,7 @@ dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
     int64_t lo, hi;
     dpt_split_range(info.n, c->rank, c->size, &lo, &hi);
     dpt_model_set_fused_head(inf->model, inf->cfg.loss);
-    dpt_target_spec ts = {.loss = inf->cfg.loss, .n_outputs = dpt_model_output_size(inf->model)};
+    dpt_target_spec ts = dpt_train_targets(inf->cfg.loss, inf->model);
     dpt_shard *s = NULL;
     st = dpt_shard_open(data, g, lo, hi, &ts, dpt_model_input_shape(inf->model), &s);
     st = dpt_comm_agree(c, st);
@@ -225,7 +225,7 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                     counts[r] = (int)((h - l) * K);
                     displs[r] = (int)(l * K);
                 }
-            MPI_Gatherv(out, mine, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, c->comm);
+            dpt_comm_gatherv_f32(c, out, mine, all, counts, displs);
             if (c->rank == 0)
                 st = dpt_pred_write(pf, 0, b0, bn, all);
         } else {
@@ -239,7 +239,7 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                     acc[bn * K + i] += (double)out[i] * out[i];
                 }
             }
-            MPI_Reduce(acc, red, (int)(2 * bn * K), MPI_DOUBLE, MPI_SUM, 0, c->comm);
+            dpt_comm_reduce_sum_f64(c, acc, red, (int)(2 * bn * K));
             if (c->rank == 0) {
                 float *mean = all, *sd = all + cap * K, *ent = all + 2 * cap * K;
                 for (int64_t r = 0; r < bn; r++) {

@@ -37,7 +37,7 @@ static dpt_status gc_make_layer(const char *cls, const char *cfg_text, dpt_shape
 
 /* gives a standalone layer its own parameter and gradient buffers, initialised from seed */
 static void gc_bind_params(dpt_layer *l, uint64_t seed) {
-    int64_t n = l->ops->n_params(l);
+    int64_t n = dpt_layer_n_params(l);
     l->params = n ? calloc((size_t)n, sizeof(float)) : NULL;
     l->grads = n ? calloc((size_t)n, sizeof(float)) : NULL;
     if (n) {
@@ -94,7 +94,7 @@ static double gc_layer_f(dpt_layer *l, const dpt_pass *p, const float *x, float 
 }
 
 static int64_t gc_n_trainable(const dpt_layer *l) {
-    return l->ops->n_trainable ? l->ops->n_trainable(l) : l->ops->n_params(l);
+    return l->ops->n_trainable ? l->ops->n_trainable(l) : dpt_layer_n_params(l);
 }
 
 /* Gradient check of one layer over its trainable parameters and its input, f = sum(y * w).
@@ -105,7 +105,7 @@ static gc_result gc_check_layer_corrupt(dpt_layer *l, const dpt_pass *p, int64_t
     gc_result r = {0};
     dpt_rng rng;
     dpt_rng_init(&rng, seed, 99);
-    int64_t nin = B * l->in_size, nout = B * l->out_size, np = l->ops->n_params(l);
+    int64_t nin = B * l->in_size, nout = B * l->out_size, np = dpt_layer_n_params(l);
     int64_t nt = gc_n_trainable(l);
     float *x = malloc((size_t)nin * sizeof(float));
     float *dx = malloc((size_t)nin * sizeof(float));

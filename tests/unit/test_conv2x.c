@@ -27,7 +27,7 @@ static void gc_both(const char *cls, const char *cfg, dpt_shape in, const char *
     l->index = 3;
     gc_bind_params(l, 11);
     /* random biases so that the bias gradient is not checked at zero only */
-    for (int64_t k = 0; k < l->ops->n_params(l); k++)
+    for (int64_t k = 0; k < dpt_layer_n_params(l); k++)
         l->params[k] += 0.05f * (float)((k * 7) % 5 - 2);
     gc_assert_ok(gc_check_layer(l, &train_pass, 3, 5), what);
     gc_assert_ok(gc_check_layer(l, &infer_pass, 2, 6), what);
@@ -174,7 +174,7 @@ static void dw_case(geom g, bool separable, int F) {
     gc_bind_params(l, 5);
     const char *names[4];
     dpt_shape shapes[4];
-    int nw = l->ops->weights(l, names, shapes, 4);
+    int nw = dpt_layer_weights(l, names, shapes, 4);
     assert_int_equal(nw, separable ? 3 : 2);
     assert_string_equal(names[0], "depthwise_kernel");
     assert_true(shapes[0].dim[0] == g.KH && shapes[0].dim[3] == g.M);
@@ -251,7 +251,7 @@ static void test_depthwise(void **state) {
     dpt_layer *l = NULL;
     assert_ok(gc_make_layer("DepthwiseConv2D", "{\"kernel_size\": 2, \"use_bias\": false}",
                             shp(3, 3, 3, 2), &l));
-    assert_true(l->ops->n_params(l) == 8);
+    assert_true(dpt_layer_n_params(l) == 8);
     gc_free_layer(&l);
     assert_status_msg(gc_make_layer("DepthwiseConv2D", "{}", shp(3, 3, 3, 2), &l), DPT_ERR_CONFIG,
                       "config.kernel_size: missing");
@@ -305,10 +305,10 @@ static void test_separable(void **state) {
     l->ops->forward(l, &infer_pass, x, y, 3);
     for (int64_t i = 0; i < nout; i++)
         dy[i] = 1.0f;
-    memset(l->grads, 0, sizeof(float) * (size_t)l->ops->n_params(l));
+    memset(l->grads, 0, sizeof(float) * (size_t)dpt_layer_n_params(l));
     l->ops->backward(l, &infer_pass, x, y, dy, dx, 3);
     /* with dy = 1 and a linear layer, db[f] = the number of output pixels */
-    int64_t nb = l->ops->n_params(l) - 2;
+    int64_t nb = dpt_layer_n_params(l) - 2;
     assert_true(fabsf(l->grads[nb] - (float)(3 * 64 * 128)) < 1e-2f);
     bool finite = true;
     for (int64_t i = 0; i < nin; i++)

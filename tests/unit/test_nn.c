@@ -133,7 +133,7 @@ static void test_grad_dense_each_activation(void **state) {
             if (bias)
                 for (int j = 0; j < 5; j++)
                     l->params[30 + j] = 0.1f * (float)(j - 2);
-            assert_int_equal(l->ops->n_params(l), 30 + (bias ? 5 : 0));
+            assert_int_equal(dpt_layer_n_params(l), 30 + (bias ? 5 : 0));
             gc_result r = gc_check_layer(l, &train_pass, 4, 100 + a);
             gc_assert_ok(r, cfg);
             gc_free_layer(&l);
@@ -240,11 +240,11 @@ static void test_registry_generic(void **state) {
         /* weights() describe exactly n_params floats */
         const char *names[8];
         dpt_shape shapes[8];
-        int nw = l->ops->weights(l, names, shapes, 8);
+        int nw = dpt_layer_weights(l, names, shapes, 8);
         int64_t sum = 0;
         for (int i = 0; i < nw; i++)
             sum += dpt_shape_size(&shapes[i]);
-        assert_true(sum == l->ops->n_params(l));
+        assert_true(sum == dpt_layer_n_params(l));
         /* gradient check in training mode (Dropout: a fixed mask) */
         gc_assert_ok(gc_check_layer(l, &train_pass, 4, 7), *c);
         /* to_json round trip */
@@ -255,7 +255,7 @@ static void test_registry_generic(void **state) {
         assert_ok(gc_make_layer(*c, text, in, &l2));
         json_t *j2 = l2->ops->to_json(l2);
         assert_true(json_equal(j, j2));
-        assert_true(l2->ops->n_params(l2) == l->ops->n_params(l));
+        assert_true(dpt_layer_n_params(l2) == dpt_layer_n_params(l));
         assert_true(l2->out_size == l->out_size);
         free(text);
         json_decref(j);
@@ -616,7 +616,7 @@ static void test_model_tutorial(void **state) {
         assert_string_equal(l->name, names[i]);
         assert_int_equal(l->index, i);
         assert_true(l->in_size == ins[i]);
-        if (l->ops->n_params(l)) {
+        if (dpt_layer_n_params(l)) {
             assert_true(l->param_offset == offsets[i]);
             assert_ptr_equal(l->params, dpt_model_params(m) + offsets[i]);
             assert_ptr_equal(l->grads, dpt_model_grads(m) + offsets[i]);
