@@ -44,6 +44,8 @@ typedef struct {
     int64_t batch_size;           /* GLOBAL batch; Keras default 32 */
     double validation_split;      /* [0, 1), default 0 */
     bool shuffle;                 /* default true */
+    bool reproducible;   /* fit.reproducible: the same bits on any number of ranks (DESIGN.md) */
+    int64_t micro_batch; /* fit.micro_batch: samples per micro-batch in that mode (default 16) */
     uint32_t seed;                /* default 0 */
     dpt_callbacks_spec callbacks; /* fit.callbacks: EarlyStopping, ReduceLROnPlateau (Keras
                                      {"class_name", "config"} objects; at most one of each) */

@@ -112,6 +112,7 @@ typedef struct json_t json_t; /* jansson's; only its header's users see inside *
 typedef struct {
     const char *file; /* e.g. "examples/tutorial.json" */
     char path[256];   /* e.g. "model.config.layers[2].config" */
+    int keras_major;  /* the model's keras_version major (2, 3); 0 unknown: Keras 3 rules */
 } dpt_json_ctx;
 
 /* "<file>: <path>.<key>" (or "<file>: <key>" when path is empty) into buf. */

@@ -19,20 +19,51 @@ typedef enum {
     DPT_ACT_RELU,
     DPT_ACT_SIGMOID,
     DPT_ACT_TANH,
-    DPT_ACT_SOFTMAX
+    DPT_ACT_SOFTMAX,
+    DPT_ACT_GELU,            /* Keras's default: exact, 0.5 z (1 + erf(z / sqrt 2)) */
+    DPT_ACT_GELU_TANH,       /* gelu(approximate=True): the tanh form */
+    DPT_ACT_ELU,             /* alpha 1 */
+    DPT_ACT_SELU,            /* Klambauer's alpha and scale */
+    DPT_ACT_SOFTPLUS,        /* log(1 + e^z) */
+    DPT_ACT_SOFTSIGN,        /* z / (1 + |z|) */
+    DPT_ACT_SWISH,           /* silu: z sigmoid(z) */
+    DPT_ACT_LEAKY_RELU,      /* the function's negative_slope 0.2 (the LeakyReLU layer's is 0.3) */
+    DPT_ACT_RELU6,           /* min(max(z, 0), 6) */
+    DPT_ACT_HARD_SIGMOID,    /* Keras 3: relu6(z + 3) / 6 */
+    DPT_ACT_HARD_SIGMOID_K2, /* Keras 2: clip(0.2 z + 0.5, 0, 1) (a keras_version 2.x config) */
+    DPT_ACT_HARD_SILU,       /* hard_swish: z relu6(z + 3) / 6 */
+    DPT_ACT_EXPONENTIAL,     /* e^z */
+    DPT_ACT_MISH,            /* z tanh(softplus(z)) */
+    DPT_ACT_LOG_SOFTMAX,     /* over each row */
+    DPT_ACT_COUNT            /* number of kinds, not one */
 } dpt_act;
-/* Keras name -> activation; false if unknown. */
+/* Keras name -> activation; false if unknown. "hard_sigmoid" gives Keras 3's form (the config
+ * parser picks DPT_ACT_HARD_SIGMOID_K2 for Keras 2 models); "swish"/"silu", "hard_silu" /
+ * "hard_swish" are aliases. */
 bool dpt_act_from_name(const char *name, dpt_act *out);
 const char *dpt_act_name(dpt_act a);
-/* The Keras activation (string, or {"class_name": ...} in newer forms) at obj[key]; absent or
- * null -> def. DPT_ERR_CONFIG naming ctx->path.key for an unknown one. */
+/* The Keras activation at obj[key]: a name, Keras 3's {"class_name": "function", "config": name}
+ * or {"class_name": name, "config": {}} ({"approximate": bool} for gelu); absent or null -> def.
+ * hard_sigmoid is Keras 2's form when ctx->keras_major == 2. DPT_ERR_CONFIG naming ctx->path.key
+ * for an unknown one, a layer object, or an argument other than gelu's approximate. */
 DPT_NODISCARD dpt_status dpt_json_get_act(const json_t *obj, const char *key,
                                           const dpt_json_ctx *ctx, dpt_act def, dpt_act *out);
-/* In place over (B, n) row-major: y = act(z). Softmax is over each row. */
+/* In place over (B, n) row-major: y = act(z). Softmax and log_softmax are over each row. */
 void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n);
-/* dz = dy * act'(.) given the activation OUTPUT y (all five derivatives are functions of y).
+/* True when act'(z) is not a function of the output y (gelu, swish, hard_silu, mish): backward
+ * then needs the pre-activation z (dpt_act_backward_z). */
+bool dpt_act_needs_z(dpt_act a);
+/* For a layer that keeps only y (no workspace for z): DPT_ERR_CONFIG "<ctx>.<key>: activation
+ * \"gelu\" is not supported here (its derivative needs the pre-activation)" when
+ * dpt_act_needs_z(a), else DPT_OK. */
+DPT_NODISCARD dpt_status dpt_act_require_y(dpt_act a, const dpt_json_ctx *ctx, const char *key);
+/* dz = dy * act'(.) given the activation OUTPUT y. Only for !dpt_act_needs_z(a) (asserted).
  * dz may alias dy. (B, n). */
 void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int64_t B, int64_t n);
+/* The same for every kind: z (B, n) is the pre-activation, read only when dpt_act_needs_z(a)
+ * (may be NULL otherwise); y (B, n) the output. dz may alias dy (not z). */
+void dpt_act_backward_z(dpt_act a, const float *z, const float *y, const float *dy, float *dz,
+                        int64_t B, int64_t n);
 
 /* ---- what a forward/backward pass needs to know ------------------------------------------- */
 typedef struct {
@@ -241,9 +272,9 @@ float *dpt_model_params(dpt_model *m); /* (n_params) flat */
 float *dpt_model_grads(dpt_model *m);  /* (n_params) flat */
 /* Moves the gradient buffer to `buf` (len >= n_params floats, asserted; owned by the caller and
  * outliving the binding; the trainer passes its rank's slot of a node-shared window so that
- * backward writes straight where the other ranks sum from). The current contents are copied.
- * NULL returns to the model's own buffer. Local. */
-void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len);
+ * backward writes straight where the other ranks sum from). The current contents are copied when
+ * `copy`. NULL returns to the model's own buffer. Local. */
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len, bool copy);
 /* The per-layer "gradients ready" hook: called in backward right after each layer with
  * parameters has written its gradients [off, off + len) of the flat buffer, in reverse layer
  * order, so that an exchange can start on them while earlier layers still run. NULL: none. */

@@ -38,6 +38,7 @@ typedef struct {
                                  (0 = a quarter of the node's memory / ranks on the node) */
     bool local_order;         /* each rank shuffles its own shard (balanced steps) instead of one
                                  global order (N ranks == 1 rank); streaming implies it */
+    bool reproducible;        /* the same bits on any number of ranks (or fit.reproducible) */
     FILE *out;                /* where rank 0 prints progress (stdout) */
 } dpt_fit_opts;
 

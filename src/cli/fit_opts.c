@@ -112,6 +112,15 @@ static const opt_spec OPTS[] = {
      "same number of ranks on every node). mpi: one\nMPI_Allreduce of the whole gradient, every "
      "rank updates all the\nweights. auto (default): shm when ranks share a node, else mpi.\n"
      "Results agree to float rounding; the startup lines say which"},
+    {"--reproducible", NULL, O_FLAG, F(reproducible), 0, 0, NULL,
+     "the same bits on any number of ranks (fit.reproducible)",
+     "train so that 1, 2, 3 or 64 ranks give the same bits (also\nfit.reproducible in the config): "
+     "dropout keyed by the sample's\nposition in the global batch, gradients of fixed "
+     "micro-batches "
+     "of\nfit.micro_batch samples (default 16) summed exactly in fixed\npoint, every rank holding "
+     "all training rows. Needs the same\nbinary, OpenBLAS kernel and threads per rank; recorded "
+     "in\n"
+     "checkpoints"},
     {"--no-allreduce", NULL, O_FLAG, F(no_allreduce), 0, 0, NULL,
      "benchmark only: skip the gradient exchange",
      "benchmark only: skip the gradient exchange (each rank updates\nits own part of the "

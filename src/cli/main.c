@@ -177,6 +177,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     o.local_order = !strcmp(a.order, "local");
     o.profile = a.profile;
     o.init_weights = a.init_weights;
+    o.reproducible = a.reproducible;
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);
     dpt_config_deinit(&cfg);

@@ -103,6 +103,7 @@ static void ctx_child(dpt_json_ctx *child, const dpt_json_ctx *parent, const cha
     vsnprintf(tail, sizeof tail, fmt, ap);
     va_end(ap);
     child->file = parent->file;
+    child->keras_major = parent->keras_major;
     /* a key directly under the top level has no leading dot */
     const char *t = (!parent->path[0] && tail[0] == '.') ? tail + 1 : tail;
     int w = snprintf(child->path, sizeof child->path, "%s%s", parent->path, t);
@@ -376,6 +377,18 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
     return DPT_OK;
 }
 
+/* Keras 2's model.to_json() names its keras_version ("2.15.0"; Keras 3 writes none): each
+ * normalised layer entry gets "_keras_major": 2 so that constructors pick Keras 2's meaning where
+ * the two differ (hard_sigmoid). Absent or unparsable: Keras 3 rules. */
+static void tag_keras_major(const json_t *model, json_t *layers) {
+    const char *v = json_string_value(json_object_get(model, "keras_version"));
+    if (!v || (v[0] != '1' && v[0] != '2') || v[1] != '.')
+        return;
+    size_t i;
+    json_t *e;
+    json_array_foreach(layers, i, e) json_object_set_new(e, "_keras_major", json_integer(2));
+}
+
 /* The model value (object or list) at mctx ("model" inline, "" at the top of a model file). */
 static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, dpt_config *c) {
     if (json_is_array(m))
@@ -400,8 +413,12 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
     const json_t *cfg = json_object_get(m, "config");
     dpt_json_ctx cctx, lctx;
     ctx_child(&cctx, mctx, ".config");
-    if (json_is_array(cfg))
-        return parse_layer_list(cfg, NULL, &cctx, c); /* Keras <= 2.2.2 */
+    if (json_is_array(cfg)) { /* Keras <= 2.2.2 */
+        dpt_status st = parse_layer_list(cfg, NULL, &cctx, c);
+        if (st == DPT_OK)
+            tag_keras_major(m, c->layers);
+        return st;
+    }
     if (!json_is_object(cfg))
         return cfg_error(&cctx, NULL,
                          "must be an object with \"layers\" (or a list of layers), "
@@ -411,7 +428,10 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
     const json_t *layers = json_object_get(cfg, "layers");
     if (!layers)
         return cfg_error(&lctx, NULL, "required (the list of layers)");
-    return parse_layer_list(layers, cfg, &lctx, c);
+    dpt_status st = parse_layer_list(layers, cfg, &lctx, c);
+    if (st == DPT_OK)
+        tag_keras_major(m, c->layers);
+    return st;
 }
 
 /* Loads a JSON text with line/column errors "<file>:<line>:<column>: invalid JSON: <text>". */
@@ -1047,12 +1067,15 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
     c->validation_split = 0;
     c->shuffle = true;
     c->seed = 0;
+    c->reproducible = false;
+    c->micro_batch = 16;
     if (st != DPT_OK || !fit)
         return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".fit");
-    static const char *const keys[] = {
-        "epochs", "batch_size", "validation_split", "shuffle", "seed", "callbacks", NULL};
+    static const char *const keys[] = {"epochs",       "batch_size",  "validation_split",
+                                       "shuffle",      "seed",        "callbacks",
+                                       "reproducible", "micro_batch", NULL};
     int64_t epochs = 1, seed = 0;
     if ((st = check_keys(fit, &ctx, keys)) != DPT_OK ||
         (st = dpt_json_get_int(fit, "epochs", &ctx, 1, 1, INT_MAX, &epochs)) != DPT_OK ||
@@ -1061,7 +1084,10 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         (st = dpt_json_get_num(fit, "validation_split", &ctx, 0, 0, 1, true,
                                &c->validation_split)) != DPT_OK ||
         (st = dpt_json_get_bool(fit, "shuffle", &ctx, true, &c->shuffle)) != DPT_OK ||
-        (st = dpt_json_get_int(fit, "seed", &ctx, 0, 0, UINT32_MAX, &seed)) != DPT_OK)
+        (st = dpt_json_get_int(fit, "seed", &ctx, 0, 0, UINT32_MAX, &seed)) != DPT_OK ||
+        (st = dpt_json_get_bool(fit, "reproducible", &ctx, false, &c->reproducible)) != DPT_OK ||
+        (st = dpt_json_get_int(fit, "micro_batch", &ctx, 16, 1, 1 << 20, &c->micro_batch)) !=
+            DPT_OK)
         return st;
     c->epochs = (int)epochs;
     c->seed = (uint32_t)seed;

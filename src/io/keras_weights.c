@@ -664,7 +664,7 @@ static dpt_status list_k3(hid_t f, const char *path, const dpt_model *m, flayer 
     return DPT_OK;
 }
 
-/* Opens dataset `wpath` in file layer fl, checks it is floating point, returns its dims. */
+/* Opens dataset `wpath` in file layer fl, checks it is numeric, returns its dims. */
 static dpt_status open_weight(const flayer *fl, int j, const char *path, const char *where,
                               hid_t *d_out, int *rank, int64_t *dims) {
     hid_t d = H5I_INVALID_HID, s = H5I_INVALID_HID, t = H5I_INVALID_HID;
@@ -681,10 +681,16 @@ static dpt_status open_weight(const flayer *fl, int j, const char *path, const c
     if (t < 0 || r < 0 || r > DPT_MAX_RANK) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: unreadable dataset", path, where,
                            fl->name, fl->w[j]);
-    } else if (H5Tget_class(t) != H5T_FLOAT) {
-        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: not a floating-point dataset", path,
-                           where, fl->name, fl->w[j]);
-    } else if (H5Tget_size(t) != 2 && H5Tget_size(t) != 4 && H5Tget_size(t) != 8) {
+    } else if (H5Tget_class(t) != H5T_FLOAT && H5Tget_class(t) != H5T_INTEGER) {
+        /* integers: Normalization's "count" (int32 in Keras 3, int64 in Keras 2) */
+        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: not a numeric dataset", path, where,
+                           fl->name, fl->w[j]);
+    } else if (H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) != 1 && H5Tget_size(t) != 2 &&
+               H5Tget_size(t) != 4 && H5Tget_size(t) != 8) {
+        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: %zu-byte integers (damaged file?)",
+                           path, where, fl->name, fl->w[j], H5Tget_size(t));
+    } else if (H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) != 2 && H5Tget_size(t) != 4 &&
+               H5Tget_size(t) != 8) {
         /* a damaged type: HDF5 would size its conversion buffer by it (gigabytes) */
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: %zu-byte floats (damaged file?)",
                            path, where, fl->name, fl->w[j], H5Tget_size(t));

@@ -30,17 +30,17 @@ static void activation_forward(dpt_layer *l, const dpt_pass *p, const float *x, 
 static void activation_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
                                 float *dy, float *dx, int64_t B) {
     (void)p;
-    (void)x;
     dpt_activation *a = (dpt_activation *)l;
     if (!dx || B <= 0)
         return;
-    dpt_act_backward(a->head.folded ? DPT_ACT_LINEAR : a->head.act, y, dy, dx, B, l->in_size);
+    /* the input x is the pre-activation z */
+    dpt_act_backward_z(a->head.folded ? DPT_ACT_LINEAR : a->head.act, x, y, dy, dx, B, l->in_size);
 }
 
 static json_t *activation_to_json(const dpt_layer *l) {
     const dpt_activation *a = (const dpt_activation *)l;
     json_t *c = dpt_layer_base_json(l);
-    json_object_set_new(c, "activation", json_string(dpt_act_name(a->head.act)));
+    json_object_set_new(c, "activation", dpt_act_to_json(a->head.act));
     return c;
 }
 
@@ -69,13 +69,14 @@ dpt_status dpt_activation_create(const json_t *config, const dpt_json_ctx *ctx, 
         st = dpt_error_set(DPT_ERR_CONFIG, "%s: %s.activation: missing", ctx->file, ctx->path);
     if (st == DPT_OK)
         st = dpt_json_get_act(config, "activation", ctx, DPT_ACT_LINEAR, &a->head.act);
-    if (st == DPT_OK && a->head.act == DPT_ACT_SOFTMAX && in->rank != 1) {
+    if (st == DPT_OK && (a->head.act == DPT_ACT_SOFTMAX || a->head.act == DPT_ACT_LOG_SOFTMAX) &&
+        in->rank != 1) {
         char s[128];
         dpt_shape_format(in, false, s, sizeof s);
         st = dpt_error_set(DPT_ERR_CONFIG,
-                           "%s: %s.activation: softmax needs a flat input, got shape %s; add "
+                           "%s: %s.activation: %s needs a flat input, got shape %s; add "
                            "Flatten",
-                           ctx->file, ctx->path, s);
+                           ctx->file, ctx->path, dpt_act_name(a->head.act), s);
     }
     if (st != DPT_OK) {
         free(a);

@@ -6,8 +6,10 @@
  * the kernel layouts of channels_last ((KH, KW, C, F) for Conv2D) whatever the data format, so the
  * parameters, weights, regularizers and constraints are the inner layer's, on the same view.
  * The four (B, ...) NHWC buffers come from the model's arena (ops->workspace), kept from forward to
- * backward. Left to the inner layer: everything else. BatchNormalization axis 1 is not here.
+ * backward, followed by the inner layer's own workspace (Conv2D's z for gelu, ...). Left to the
+ * inner layer: everything else. BatchNormalization axis 1 is not here.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,8 @@ typedef struct {
     dpt_layer base;    /* first */
     dpt_layer_ops ops; /* the wrapper's ops, named as the inner class (Keras default names) */
     dpt_layer *inner;  /* owned: the channels_last layer */
+    int64_t own;       /* floats of the four NHWC buffers for max_batch (cf_workspace), 16-aligned;
+                          the inner layer's own workspace (Conv2D's z for gelu, ...) follows */
 } dpt_chfirst;
 
 static const char *const wrapped[] = {
@@ -58,6 +62,7 @@ static void sync_inner(dpt_chfirst *w) {
     in->reduce = l->reduce;
     in->reduce_ctx = l->reduce_ctx;
     in->grads_overwrite = false;
+    in->work = in->ops->workspace && l->work ? l->work + w->own : NULL;
 }
 
 /* the inner output's (channels, pixels), or 0 channels when it is flat (GlobalAveragePooling2D) */
@@ -84,8 +89,12 @@ static void cf_init_params(dpt_layer *l, dpt_rng *rng) {
     w->inner->ops->init_params(w->inner, rng);
 }
 
+/* The model asks once per model (for its max_batch) before carving; the split is kept. */
 static int64_t cf_workspace(const dpt_layer *l, int64_t max_batch) {
-    return 2 * max_batch * (l->in_size + l->out_size);
+    dpt_chfirst *w = (dpt_chfirst *)(uintptr_t)l; /* not const: the layer is the model's */
+    const dpt_layer *in = w->inner;
+    w->own = (2 * max_batch * (l->in_size + l->out_size) + 15) / 16 * 16;
+    return w->own + (in->ops->workspace ? in->ops->workspace(in, max_batch) : 0);
 }
 
 /* x (B, C, H, W), y (B, F, OH, OW); work: xh (B, H, W, C), yh (B, OH, OW, F), then two more */
@@ -184,11 +193,6 @@ dpt_status dpt_chfirst_create(dpt_layer_create_fn create, const json_t *config,
     dpt_shape nhwc = {.rank = 3, .dim = {in->dim[1], in->dim[2], in->dim[0]}};
     dpt_status st = create(cl, ctx, &nhwc, &w->inner);
     json_decref(cl);
-    if (st == DPT_OK && w->inner->ops->workspace)
-        st = dpt_error_set(DPT_ERR_CONFIG,
-                           "%s: %s.data_format: \"channels_first\" is not "
-                           "supported for %s",
-                           ctx->file, ctx->path, w->inner->ops->class_name);
     if (st != DPT_OK) {
         dpt_layer_destroy(&w->inner);
         free(w);

@@ -1,6 +1,7 @@
 /* The Keras Dense layer: y = act(x·K + b), K (in, out) row-major then b (out) in the flat
  * parameter buffer (Keras weight order). Forward is one sgemm plus one fused bias + activation
- * pass; backward is the activation derivative from y, dK += xᵀ·dz, db += column sums of dz and
+ * pass; backward is the activation derivative from y (or from the pre-activation, kept in the
+ * layer's workspace, for gelu / swish / hard_silu / mish), dK += xᵀ·dz, db += column sums of dz and
  * dx = dz·Kᵀ. kernel_regularizer / bias_regularizer add their penalty through the model
  * (dpt_model_regularize); kernel_constraint / bias_constraint project the weights after each update
  * (ops->constrain); activity_regularizer adds the penalty of the output y (actreg.c), and such a
@@ -48,7 +49,8 @@ static void dense_forward(dpt_layer *l, const dpt_pass *p, const float *x, float
     const float *b = d->use_bias ? l->params + (int64_t)in * out : NULL; /* (out) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, out, in, 1.0f, x, in, K, out,
                 0.0f, y, out);
-    dpt_act_bias_forward(d->head.folded ? DPT_ACT_LINEAR : d->head.act, y, b, B, out);
+    /* gelu, swish, ...: the pre-activation z stays in the workspace for backward */
+    dpt_act_bias_forward_z(d->head.folded ? DPT_ACT_LINEAR : d->head.act, y, b, l->work, B, out);
     if (l->has_activity_reg)
         l->activity_loss = dpt_actreg_forward(&d->act_reg, y, B * out);
 }
@@ -64,7 +66,7 @@ static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, cons
     if (l->has_activity_reg)
         dpt_actreg_backward(&d->act_reg, y, dy, B * out);
     if (!d->head.folded)
-        dpt_act_backward(d->head.act, y, dy, dy, B, out);
+        dpt_act_backward_z(d->head.act, l->work, y, dy, dy, B, out);
     const float *dz = dy; /* (B, out) */
     if (l->trainable) {
         float *dK = l->grads;            /* (in, out) */
@@ -122,7 +124,7 @@ static json_t *dense_to_json(const dpt_layer *l) {
     const dpt_dense *d = (const dpt_dense *)l;
     json_t *c = dpt_layer_base_json(l);
     json_object_set_new(c, "units", json_integer(d->units));
-    json_object_set_new(c, "activation", json_string(dpt_act_name(d->head.act)));
+    json_object_set_new(c, "activation", dpt_act_to_json(d->head.act));
     json_object_set_new(c, "use_bias", json_boolean(d->use_bias));
     json_object_set_new(c, "kernel_initializer", dpt_init_to_json(&d->kernel_init));
     json_object_set_new(c, "bias_initializer", dpt_init_to_json(&d->bias_init));
@@ -136,6 +138,12 @@ static json_t *dense_to_json(const dpt_layer *l) {
 
 static dpt_head *dense_head(dpt_layer *l);
 
+/* (max_batch, units) for the pre-activation when the activation's derivative needs it */
+static int64_t dense_workspace(const dpt_layer *l, int64_t max_batch) {
+    const dpt_dense *d = (const dpt_dense *)l;
+    return dpt_act_needs_z(d->head.act) ? max_batch * d->units : 0;
+}
+
 static const dpt_layer_ops dense_ops = {
     .class_name = "Dense",
     .head = dense_head,
@@ -147,6 +155,7 @@ static const dpt_layer_ops dense_ops = {
     .to_json = dense_to_json,
     .regularize = dense_regularize,
     .overwrite_ok = true,
+    .workspace = dense_workspace,
     .constrain = dense_constrain,
 };
 

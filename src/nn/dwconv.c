@@ -349,6 +349,7 @@ static dpt_status dwc_parse(dpt_dwconv *d, const json_t *config, const dpt_json_
         (st = dpt_json_get_padding(config, ctx, &d->same)) != DPT_OK ||
         (st = dpt_json_check_channels_last(config, ctx)) != DPT_OK ||
         (st = dpt_json_get_act(config, "activation", ctx, DPT_ACT_LINEAR, &d->act)) != DPT_OK ||
+        (st = dpt_act_require_y(d->act, ctx, "activation")) != DPT_OK ||
         (st = dpt_json_get_bool(config, "use_bias", ctx, true, &d->use_bias)) != DPT_OK ||
         (st = dpt_init_parse(config, "depthwise_initializer", ctx, dpt_init_glorot_uniform(),
                              &d->dw_init)) != DPT_OK ||

@@ -152,7 +152,7 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
                                  ctx->file, path);
         dpt_layer_create_fn create = dpt_layer_lookup(cls);
         if (!create) {
-            char known[256] = "";
+            char known[2048] = "";
             for (const char *const *n = dpt_layer_class_names(); *n; n++) {
                 if (known[0])
                     strncat(known, ", ", sizeof known - strlen(known) - 1);
@@ -166,7 +166,10 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
         if (cfg && !json_is_object(cfg))
             return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.config: must be an object", ctx->file,
                                  path);
-        dpt_json_ctx sub = {.file = ctx->file};
+        dpt_json_ctx sub = {.file = ctx->file, .keras_major = ctx->keras_major};
+        const json_t *km = json_object_get(e, "_keras_major"); /* io/config.c's keras_version */
+        if (json_is_integer(km))
+            sub.keras_major = (int)json_integer_value(km);
         if (snprintf(sub.path, sizeof sub.path, "%s.config", path) >= (int)sizeof sub.path)
             sub.path[sizeof sub.path - 1] = '\0';
         json_t *empty = cfg ? NULL : json_object();
@@ -449,9 +452,9 @@ static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
     }
 }
 
-void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len) {
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len, bool copy) {
     DPT_ASSERT(!buf || len >= m->n_params);
-    move_buffer(m, true, buf ? buf : m->grads_own, true);
+    move_buffer(m, true, buf ? buf : m->grads_own, copy);
 }
 
 void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx) {

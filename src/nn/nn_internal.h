@@ -46,6 +46,28 @@ DPT_NODISCARD dpt_status dpt_alpha_dropout_create(const json_t *config, const dp
                                                   const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_gaussian_noise_create(const json_t *config, const dpt_json_ctx *ctx,
                                                    const dpt_shape *in, dpt_layer **out);
+/* act_layers.c: ReLU, LeakyReLU, PReLU, ELU, Softmax; layernorm.c; rescaling.c: Rescaling and
+ * Normalization */
+DPT_NODISCARD dpt_status dpt_relu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                         const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_leaky_relu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_prelu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_elu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                        const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_softmax_create(const json_t *config, const dpt_json_ctx *ctx,
+                                            const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_layernorm_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_rescaling_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_normalization_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
+/* config[key] names the last axis: absent, null, -1, in->rank, or a 1-element list of one of
+ * these; else DPT_ERR_CONFIG naming ctx->path.key (layernorm.c). */
+DPT_NODISCARD dpt_status dpt_json_check_last_axis(const json_t *config, const char *key,
+                                                  const dpt_json_ctx *ctx, const dpt_shape *in);
 DPT_NODISCARD dpt_status dpt_zero_padding2d_create(const json_t *config, const dpt_json_ctx *ctx,
                                                    const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_cropping2d_create(const json_t *config, const dpt_json_ctx *ctx,
@@ -204,6 +226,12 @@ typedef struct dpt_head {
 /* ---- activations: the fused kernel Dense uses ------------------------------------------------ */
 /* y = act(y + b) over (B, n) row-major; b (n) may be NULL (no bias). One pass over y. */
 void dpt_act_bias_forward(dpt_act a, float *y, const float *b, int64_t B, int64_t n);
+/* The same, and when dpt_act_needs_z(a) and z is not NULL also z (B, n) = y + b, the
+ * pre-activation dpt_act_backward_z needs (a layer keeps it in its workspace). */
+void dpt_act_bias_forward_z(dpt_act a, float *y, const float *b, float *z, int64_t B, int64_t n);
+/* The activation as Keras serialises it in a layer config: its name, or gelu's tanh form as
+ * {"class_name": "gelu", "config": {"approximate": true}}. New reference. */
+json_t *dpt_act_to_json(dpt_act a);
 /* acc (n) += sum over the B rows of rows (B, n): the bias gradient. acc must not alias rows. */
 void dpt_add_rows(float *restrict acc, const float *restrict rows, int64_t B, int64_t n);
 

@@ -1,8 +1,8 @@
 /* The layer registry (Keras class_name -> constructor) and what every layer kind shares: the
  * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
  * one per file (dense.c, dropout.c, activation.c, flatten.c, reshape.c, conv2d.c, pool.c,
- * batchnorm.c, noise.c, pad2d.c, upsample2d.c, dwconv.c, actreg.c); the model (model.c) drives
- * them.
+ * batchnorm.c, noise.c, act_layers.c, layernorm.c, rescaling.c, pad2d.c, upsample2d.c, dwconv.c,
+ * actreg.c); the model (model.c) drives them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,14 @@ static const struct {
     {"GaussianDropout", dpt_gaussian_dropout_create},
     {"AlphaDropout", dpt_alpha_dropout_create},
     {"GaussianNoise", dpt_gaussian_noise_create},
+    {"ReLU", dpt_relu_create},
+    {"LeakyReLU", dpt_leaky_relu_create},
+    {"PReLU", dpt_prelu_create},
+    {"ELU", dpt_elu_create},
+    {"Softmax", dpt_softmax_create},
+    {"LayerNormalization", dpt_layernorm_create},
+    {"Rescaling", dpt_rescaling_create},
+    {"Normalization", dpt_normalization_create},
     {"ZeroPadding2D", dpt_zero_padding2d_create},
     {"Cropping2D", dpt_cropping2d_create},
     {"UpSampling2D", dpt_upsampling2d_create},

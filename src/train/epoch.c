@@ -124,7 +124,8 @@ static dpt_status run_steps(dpt_train *t, int64_t first, int64_t steps, double t
     begin_epoch(t, &ord, first);
     for (int64_t k = first; k < steps; k++) {
         dpt_step_stats s;
-        dpt_status st = dpt_train_step(t, &ord, k, &s);
+        dpt_status st =
+            t->repro ? dpt_train_step_reproducible(t, &ord, k, &s) : dpt_train_step(t, &ord, k, &s);
         if (st != DPT_OK)
             return st;
         tr[0] += s.v[DPT_STAT_LOSS];
@@ -166,7 +167,9 @@ static dpt_status report_epoch(dpt_train *t, const double tr[3], const double va
 static dpt_status end_epoch(dpt_train *t, const double tr[3], double va[3], double secs) {
     va[0] = va[1] = va[2] = 0;
     dpt_status st = DPT_OK;
-    if (t->n_val > 0)
+    if (t->n_val > 0 && t->repro)
+        st = dpt_eval_shard_exact(t->c, t->model, t->cfg->loss, t->val, t->micro, va);
+    else if (t->n_val > 0)
         st = dpt_eval_shard(t->c, t->model, t->cfg->loss, t->val, t->cfg->seed, va);
     dpt_watchdog_kick(t->global_step);
     if (st == DPT_OK)
@@ -187,14 +190,17 @@ static dpt_status evaluate_test(dpt_train *t) {
     const dpt_comm *c = t->c;
     const dpt_config *cfg = t->cfg;
     dpt_target_spec ts = dpt_train_targets(cfg->loss, t->model);
-    int64_t lo, hi;
-    dpt_split_range(t->tinfo.n, c->rank, c->size, &lo, &hi);
+    int64_t lo = 0, hi = t->tinfo.n;
+    if (!t->repro)
+        dpt_split_range(t->tinfo.n, c->rank, c->size, &lo, &hi);
     dpt_shard *test = NULL;
     dpt_status st = dpt_shard_open(cfg->data_path, cfg->test_group, lo, hi, &ts,
                                    dpt_model_input_shape(t->model), &test);
     st = dpt_comm_agree(c, st);
     double te[3];
-    if (st == DPT_OK)
+    if (st == DPT_OK && t->repro)
+        st = dpt_eval_shard_exact(c, t->model, cfg->loss, test, t->micro, te);
+    else if (st == DPT_OK)
         st = dpt_eval_shard(c, t->model, cfg->loss, test, cfg->seed, te);
     dpt_shard_destroy(&test);
     if (st != DPT_OK || c->rank != 0)

@@ -136,3 +136,34 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
     memcpy(sums, local, sizeof local);
     return DPT_OK;
 }
+
+/* Reproducible mode: the shard (every row of the split, on every rank) in fixed chunks of
+ * `chunk` rows, chunk j on rank j mod N, the chunks' sums added exactly: the same bits for any
+ * rank count. Collective. */
+dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
+                                const dpt_shard *s, int64_t chunk, double sums[3]) {
+    int64_t rows = s ? dpt_shard_rows(s) : 0, n_chunks = (rows + chunk - 1) / chunk;
+    int mine = (int)((n_chunks - c->rank + c->size - 1) / c->size), k = 0;
+    double *tab = NULL;
+    dpt_status st =
+        dpt_alloc((size_t)(mine > 0 ? mine : 1) * 3 * sizeof(double), "evaluation", (void **)&tab);
+    dpt_pass p = {.training = false};
+    for (int64_t j = c->rank; st == DPT_OK && j < n_chunks; j += c->size, k++) {
+        int64_t r0 = j * chunk, b = rows - r0 < chunk ? rows - r0 : chunk;
+        const float *out = dpt_model_forward(m, &p, dpt_shard_x(s) + r0 * dpt_shard_x_size(s), b);
+        double *row = tab + 3 * k;
+        row[0] = row[1] = 0;
+        row[2] = (double)b;
+        st = dpt_loss_compute(loss, dpt_model_head_act(m), out,
+                              dpt_shard_y(s) + r0 * dpt_shard_y_size(s), b,
+                              dpt_model_output_size(m), NULL, &row[0], &row[1]);
+        row[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
+    }
+    st = dpt_comm_agree(c, st);
+    if (st == DPT_OK) {
+        dpt_comm_exact_sum_f64(c, tab, mine, 3, (int)(n_chunks > 0 ? n_chunks : 1), sums);
+        sums[0] += dpt_model_penalty(m) * sums[2];
+    }
+    dpt_free(tab);
+    return st;
+}

@@ -20,6 +20,15 @@ for reduce in shm mpi; do
         ok "--reduce $reduce: 3 ranks end with 1 rank's constrained weights (relative 1e-4)" ||
         not_ok "1 vs 3 ranks, --reduce $reduce" "$(head -5 "$WORK/$reduce.diff")"
 done
+# reproducible mode: constraints and the activity penalty give the same bits on 1 and 3 ranks
+for np in 1 3; do
+    $MPIRUN -np "$np" "$DPTRAIN" fit "$cfg" --data "$data" --reproducible --run-dir "$WORK/rep$np" \
+        --verbose 0 >"$WORK/rep$np.out" 2>&1 || not_ok "reproducible on $np ranks" "$(tail -3 "$WORK/rep$np.out")"
+done
+cut -d, -f1-4 "$WORK/rep1/history.csv" >"$WORK/rep1.h"; cut -d, -f1-4 "$WORK/rep3/history.csv" >"$WORK/rep3.h"
+h5diff "$WORK/rep1/final.h5" "$WORK/rep3/final.h5" >"$WORK/rep.diff" 2>&1 && cmp -s "$WORK/rep1.h" "$WORK/rep3.h" &&
+    ok "--reproducible: 1 and 3 ranks give the same weights and losses, bit for bit" ||
+    not_ok "--reproducible with constraints" "$(head -5 "$WORK/rep.diff")" "$(cat "$WORK/rep1.h" "$WORK/rep3.h")"
 # an unknown constraint is refused naming the key (exit 3)
 sed 's/"NonNeg"/"NonPositive"/' "$cfg" >"$WORK/bad.json"
 "$DPTRAIN" fit "$WORK/bad.json" --data "$data" --run-dir "$WORK/bad" >"$WORK/bad.out" 2>&1; rc=$?

@@ -23,6 +23,8 @@ static json_t *gc_parse(const char *text) {
     return j;
 }
 
+#define GC_MAX_BATCH 64 /* the largest batch a standalone layer's workspace is sized for */
+
 static dpt_status gc_make_layer(const char *cls, const char *cfg_text, dpt_shape in,
                                 dpt_layer **out) {
     json_t *cfg = gc_parse(cfg_text);
@@ -32,6 +34,11 @@ static dpt_status gc_make_layer(const char *cls, const char *cfg_text, dpt_shape
         fail_msg("no layer class %s", cls);
     dpt_status st = create(cfg, &ctx, &in, out);
     json_decref(cfg);
+    /* the workspace the model would carve (ops->workspace), for up to GC_MAX_BATCH samples */
+    int64_t nw =
+        st == DPT_OK && (*out)->ops->workspace ? (*out)->ops->workspace(*out, GC_MAX_BATCH) : 0;
+    if (nw > 0)
+        (*out)->work = calloc((size_t)nw, sizeof(float));
     return st;
 }
 
@@ -52,6 +59,7 @@ static void gc_free_layer(dpt_layer **l) {
         return;
     free((*l)->params);
     free((*l)->grads);
+    free((*l)->work);
     dpt_layer_destroy(l);
 }
 

@@ -755,7 +755,7 @@ static dpt_model *cf_model(const char *fmt, dpt_shape in) {
     char layers[4096];
     snprintf(layers, sizeof layers,
              "[{\"class_name\": \"Conv2D\", \"config\": {\"filters\": 3, \"kernel_size\": 3, "
-             "\"padding\": \"same\", \"activation\": \"tanh\", \"data_format\": \"%1$s\"}},"
+             "\"padding\": \"same\", \"activation\": \"gelu\", \"data_format\": \"%1$s\"}},"
              " {\"class_name\": \"MaxPooling2D\", \"config\": {\"pool_size\": [2, 1], "
              "\"data_format\": \"%1$s\"}},"
              " {\"class_name\": \"ZeroPadding2D\", \"config\": {\"padding\": [[1, 0], [0, 2]], "
