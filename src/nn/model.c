@@ -181,8 +181,7 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
             return st;
         dpt_layer *l = m->layers[i];
         l->index = i;
-        /* every Keras layer may carry an activity_regularizer: refuse it where the kind ignored it
-         */
+        /* any Keras layer may carry an activity_regularizer: refused where the kind ignored it */
         const json_t *ar = cfg ? json_object_get(cfg, "activity_regularizer") : NULL;
         if (ar && !json_is_null(ar) && !l->has_activity_reg)
             return dpt_error_set(DPT_ERR_CONFIG,
