@@ -86,6 +86,7 @@ static const struct {
      "\n" EXIT_CODES},
     {"data",
      "usage: dptrain data synth --out FILE.h5 [--samples N] [--features F] [--seed S]\n"
+     "       dptrain data adding --out FILE.h5 [--samples N] [--steps T] [--seed S]\n"
      "       dptrain data fashion-mnist --out FILE.h5 [--from DIR]\n"
      "       dptrain data csv FILE.csv --label COLUMN --out FILE.h5\n"
      "       dptrain data inspect FILE.h5\n"
@@ -97,6 +98,14 @@ static const struct {
      "    --out FILE.h5         the file to write; required\n"
      "    --samples N           N samples (default 1000)\n"
      "    --features F          F features (default 20)\n"
+     "    --seed S              random seed (default 0)\n"
+     "  adding                  the adding problem, a long-memory test for recurrent models:\n"
+     "                          /train (N) and /test (N/10), x (N, T, 2) float32: a uniform\n"
+     "                          value and a marker channel with two 1s (one in each half);\n"
+     "                          y (N, 1) float32 = the sum of the two marked values (mse)\n"
+     "    --out FILE.h5         the file to write; required\n"
+     "    --samples N           N training samples (default 10000)\n"
+     "    --steps T             T steps per sequence (default 100, at least 2)\n"
      "    --seed S              random seed (default 0)\n"
      "  fashion-mnist           converts the four Fashion-MNIST IDX files (gzip or plain) to\n"
      "                          /train (60000) and /test (10000): x uint8 (N, 28, 28) with\n"

@@ -59,6 +59,16 @@ typedef struct {
 DPT_NODISCARD dpt_status dpt_h5_split_open(const char *path, const char *group, dpt_h5_split *s);
 void dpt_h5_split_close(dpt_h5_split *s);
 
+/* Token ids (dpt_target_spec.x_ids): the index of the first of x (n) that is not an integer in
+ * [0, ids), or -1 (shard.c). */
+int64_t dpt_data_bad_id(const float *x, int64_t n, int64_t ids);
+/* The message for that failure: printf with (path, xpath, (long long)row, (double)v,
+ * dpt_data_bad_id_why(v), (long long)ids). */
+#define DPT_BAD_ID_FMT                                                                             \
+    "%s: %s: row %lld: token id %.9g %s (the model's first layer is an Embedding: ids must be "    \
+    "integers in [0, %lld))"
+const char *dpt_data_bad_id_why(float v);
+
 /* ---- writers ------------------------------------------------------------------------------- */
 
 /* Creates dataset NAME under LOC with TYPE and dims[0..rank), chunked along dim 0 with chunks of

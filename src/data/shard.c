@@ -167,7 +167,40 @@ static int64_t block_rows(int64_t row_bytes) {
     return b < 1 ? 1 : b;
 }
 
-static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s) {
+int64_t dpt_data_bad_id(const float *x, int64_t n, int64_t ids) {
+    const float top = (float)ids;
+    for (int64_t i = 0; i < n; i++)
+        if (!(x[i] >= 0.0f && x[i] < top && x[i] == floorf(x[i])))
+            return i;
+    return -1;
+}
+
+const char *dpt_data_bad_id_why(float v) {
+    return !isfinite(v)     ? "is not a number"
+           : v != floorf(v) ? "is not an integer"
+           : v < 0.0f       ? "is negative"
+                            : "is not below the Embedding's input_dim";
+}
+
+static dpt_status id_error(const char *path, const char *xpath, int64_t row, float v, int64_t ids) {
+    return dpt_error_set(DPT_ERR_DATA, DPT_BAD_ID_FMT, path, xpath, (long long)row, (double)v,
+                         dpt_data_bad_id_why(v), (long long)ids);
+}
+
+dpt_status dpt_shard_check_ids(const dpt_shard *s, const char *path, const char *group,
+                               int64_t ids) {
+    if (ids <= 0 || s->rows == 0)
+        return DPT_OK;
+    int64_t i = dpt_data_bad_id(s->x, s->rows * s->xs, ids);
+    if (i < 0)
+        return DPT_OK;
+    char g[1024], xpath[1100];
+    dpt_h5_group_path(group, g, sizeof g);
+    snprintf(xpath, sizeof xpath, "%s%sx", g, strcmp(g, "/") ? "/" : "");
+    return id_error(path, xpath, s->lo + i / s->xs, s->x[i], ids);
+}
+
+static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s, int64_t ids) {
     const int64_t xs = s->xs;
     const float scale = h->info.x_scale;
     const bool u8 = h->info.x_uint8;
@@ -198,7 +231,11 @@ static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s) {
             for (int64_t i = 0; i < m; i++)
                 dst[i] *= scale;
         }
-        if (!u8) {
+        if (ids > 0) { /* token ids: the check below is implied */
+            int64_t i = dpt_data_bad_id(dst, m, ids);
+            if (i >= 0)
+                st = id_error(h->path, h->xpath, s->lo + r0 + i / xs, dst[i], ids);
+        } else if (!u8) {
             for (int64_t i = 0; i < m; i++) {
                 if (!isfinite(dst[i])) {
                     st = dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: non-finite value", h->path,
@@ -328,7 +365,7 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
             st = dpt_alloc((size_t)ny, "shard y", (void **)&s->y);
     }
     if (st == DPT_OK && s->rows > 0)
-        st = read_x(&h, s);
+        st = read_x(&h, s, t ? t->x_ids : 0);
     if (st == DPT_OK && s->rows > 0 && h.info.has_y)
         st = read_y(&h, &plan, s);
     dpt_h5_split_close(&h);

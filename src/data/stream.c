@@ -52,6 +52,7 @@ struct dpt_stream {
     int64_t lo, hi, rows;
     int64_t xs, ys, y_cols;
     dpt_y_plan plan; /* how y becomes targets (dpt_y_plan_make, as dpt_shard_open) */
+    int64_t x_ids;   /* > 0: x values must be token ids in [0, x_ids) (dpt_target_spec) */
     bool x_u8, y_ints;
     float scale;
     uint32_t seed;
@@ -252,7 +253,9 @@ static bool read_chunk(dpt_stream *s, win_buf *b, int64_t r0, int64_t n, float *
         if (s->scale != 1.0f)
             for (int64_t i = 0; i < m; i++)
                 dx[i] *= s->scale;
-        if (!all_finite(dx, m)) { /* find the first bad row */
+        if (s->x_ids > 0) {
+            /* token ids (the finite check is implied), below */
+        } else if (!all_finite(dx, m)) { /* find the first bad row */
             for (int64_t i = 0; i < m; i++) {
                 if (!isfinite(dx[i])) {
                     buf_fail(b, "%s: %s: row %lld: non-finite value", h->path, h->xpath,
@@ -260,6 +263,14 @@ static bool read_chunk(dpt_stream *s, win_buf *b, int64_t r0, int64_t n, float *
                     return false;
                 }
             }
+        }
+    }
+    if (s->x_ids > 0) {
+        int64_t i = dpt_data_bad_id(dx, m, s->x_ids);
+        if (i >= 0) {
+            buf_fail(b, DPT_BAD_ID_FMT, h->path, h->xpath, (long long)(r0 + i / s->xs),
+                     (double)dx[i], dpt_data_bad_id_why(dx[i]), (long long)s->x_ids);
+            return false;
         }
     }
     return convert_y(s, b, r0, n, dy);
@@ -549,6 +560,7 @@ dpt_status dpt_stream_open(const char *path, const char *group, int64_t lo, int6
     s->order_window = -1;
     if (st == DPT_OK)
         st = dpt_y_plan_make(&s->h, t, &s->plan);
+    s->x_ids = t->x_ids;
     if (st == DPT_OK) {
         dpt_h5_quiet q;
         dpt_h5_quiet_begin(&q);

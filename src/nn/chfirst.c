@@ -27,7 +27,7 @@ static const char *const wrapped[] = {
     "Conv2D",           "Convolution2D",   "MaxPooling2D",           "MaxPool2D",
     "AveragePooling2D", "AvgPool2D",       "GlobalAveragePooling2D", "GlobalAvgPool2D",
     "DepthwiseConv2D",  "SeparableConv2D", "SeparableConvolution2D", "ZeroPadding2D",
-    "Cropping2D",       "UpSampling2D",
+    "Cropping2D",       "UpSampling2D",    "GlobalMaxPooling2D",     "GlobalMaxPool2D",
 };
 
 bool dpt_chfirst_wants(const char *class_name, const json_t *config) {

@@ -1,7 +1,9 @@
 /* The Keras Dense layer: y = act(x·K + b), K (in, out) row-major then b (out) in the flat
- * parameter buffer (Keras weight order). Forward is one sgemm plus one fused bias + activation
- * pass; backward is the activation derivative from y (or from the pre-activation, kept in the
- * layer's workspace, for gelu / swish / hard_silu / mish), dK += xᵀ·dz, db += column sums of dz and
+ * parameter buffer (Keras weight order). On an input of more than one dimension (B, ..., in) it
+ * acts on the last axis, as Keras does: the (B * positions, in) rows go through ONE sgemm and the
+ * output is (B, ..., out). Forward is one sgemm plus one fused bias + activation pass; backward
+ * is the activation derivative from y (or from the pre-activation, kept in the layer's
+ * workspace, for gelu / swish / hard_silu / mish), dK += xᵀ·dz, db += column sums of dz and
  * dx = dz·Kᵀ. kernel_regularizer / bias_regularizer add their penalty through the model
  * (dpt_model_regularize); kernel_constraint / bias_constraint project the weights after each update
  * (ops->constrain); activity_regularizer adds the penalty of the output y (actreg.c), and such a
@@ -18,6 +20,7 @@
 typedef struct {
     dpt_layer base; /* first: a dpt_dense * is a dpt_layer * */
     int64_t units;
+    int64_t fin, rows; /* input features (the last axis) and positions per sample (1: flat) */
     bool use_bias;
     dpt_head head; /* activation, and whether the loss absorbed it */
     dpt_init_spec kernel_init, bias_init;
@@ -27,24 +30,27 @@ typedef struct {
 
 static int64_t dense_n_params(const dpt_layer *l) {
     const dpt_dense *d = (const dpt_dense *)l;
-    return l->in_size * d->units + (d->use_bias ? d->units : 0);
+    return d->fin * d->units + (d->use_bias ? d->units : 0);
 }
 
 static void dense_init_params(dpt_layer *l, dpt_rng *rng) {
     dpt_dense *d = (dpt_dense *)l;
-    int64_t in = l->in_size, out = d->units;
+    int64_t in = d->fin, out = d->units;
     dpt_init_fill(&d->kernel_init, l->params, in * out, in, out, rng); /* (in, out) */
     if (d->use_bias)
         dpt_init_fill(&d->bias_init, l->params + in * out, out, out, out, rng);
 }
 
-/* x (B, in), y (B, out) */
+/* x (B, in), y (B, out); B counts rows (samples times positions) */
 static void dense_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     (void)p;
     dpt_dense *d = (dpt_dense *)l;
-    int in = (int)l->in_size, out = (int)d->units;
+    int in = (int)d->fin, out = (int)d->units;
     if (B <= 0)
         return;
+    B *= d->rows;
+    /* sgemm's rows are an int (more is at least 8 GiB of output per batch) */
+    DPT_ASSERT(B <= INT_MAX);
     const float *K = l->params;                                          /* (in, out) */
     const float *b = d->use_bias ? l->params + (int64_t)in * out : NULL; /* (out) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, out, in, 1.0f, x, in, K, out,
@@ -55,14 +61,17 @@ static void dense_forward(dpt_layer *l, const dpt_pass *p, const float *x, float
         l->activity_loss = dpt_actreg_forward(&d->act_reg, y, B * out);
 }
 
-/* x (B, in), y (B, out), dy (B, out) overwritten with dz, dx (B, in) or NULL */
+/* x (B, in), y (B, out), dy (B, out) overwritten with dz, dx (B, in) or NULL; B counts rows */
 static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
                            float *dy, float *dx, int64_t B) {
     (void)p;
     dpt_dense *d = (dpt_dense *)l;
-    int in = (int)l->in_size, out = (int)d->units;
+    int in = (int)d->fin, out = (int)d->units;
     if (B <= 0)
         return;
+    B *= d->rows;
+    /* sgemm's rows are an int (more is at least 8 GiB of output per batch) */
+    DPT_ASSERT(B <= INT_MAX);
     if (l->has_activity_reg)
         dpt_actreg_backward(&d->act_reg, y, dy, B * out);
     if (!d->head.folded)
@@ -90,7 +99,7 @@ static int dense_weights(const dpt_layer *l, const char **names, dpt_shape *shap
     int n = 0;
     if (n < max) {
         names[n] = "kernel";
-        shapes[n] = (dpt_shape){.rank = 2, .dim = {l->in_size, d->units}};
+        shapes[n] = (dpt_shape){.rank = 2, .dim = {d->fin, d->units}};
         n++;
     }
     if (d->use_bias && n < max) {
@@ -103,7 +112,7 @@ static int dense_weights(const dpt_layer *l, const char **names, dpt_shape *shap
 
 static double dense_regularize(dpt_layer *l, float scale) {
     dpt_dense *d = (dpt_dense *)l;
-    int64_t nk = l->in_size * d->units;
+    int64_t nk = d->fin * d->units;
     bool g = scale != 0.0f && l->trainable;
     double pen = dpt_regularizer_apply(&d->kernel_reg, l->params, g ? l->grads : NULL, nk, scale);
     if (d->use_bias)
@@ -114,10 +123,10 @@ static double dense_regularize(dpt_layer *l, float scale) {
 
 static void dense_constrain(dpt_layer *l) {
     dpt_dense *d = (dpt_dense *)l;
-    dpt_shape ks = {.rank = 2, .dim = {l->in_size, d->units}}, bs = {.rank = 1, .dim = {d->units}};
+    dpt_shape ks = {.rank = 2, .dim = {d->fin, d->units}}, bs = {.rank = 1, .dim = {d->units}};
     dpt_constraint_apply(&d->kernel_con, l->params, &ks);
     if (d->use_bias)
-        dpt_constraint_apply(&d->bias_con, l->params + l->in_size * d->units, &bs);
+        dpt_constraint_apply(&d->bias_con, l->params + d->fin * d->units, &bs);
 }
 
 static json_t *dense_to_json(const dpt_layer *l) {
@@ -141,7 +150,7 @@ static dpt_head *dense_head(dpt_layer *l);
 /* (max_batch, units) for the pre-activation when the activation's derivative needs it */
 static int64_t dense_workspace(const dpt_layer *l, int64_t max_batch) {
     const dpt_dense *d = (const dpt_dense *)l;
-    return dpt_act_needs_z(d->head.act) ? max_batch * d->units : 0;
+    return dpt_act_needs_z(d->head.act) ? max_batch * l->out_size : 0;
 }
 
 static const dpt_layer_ops dense_ops = {
@@ -170,17 +179,14 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
     dpt_status st = dpt_layer_base_init(l, &dense_ops, config, ctx, in);
     if (st != DPT_OK)
         return st;
-    if (in->rank != 1) {
-        char s[128];
-        dpt_shape_format(in, false, s, sizeof s);
-        return dpt_error_set(DPT_ERR_CONFIG,
-                             "%s: %s: Dense needs a flat input, got shape %s; add "
-                             "Flatten",
-                             ctx->file, ctx->path, s);
-    }
-    if (l->in_size < 1 || l->in_size > INT_MAX)
+    d->fin = in->rank >= 1 ? in->dim[in->rank - 1] : 0;
+    if (d->fin < 1 || d->fin > INT_MAX)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: input size %lld is out of range [1, %d]",
-                             ctx->file, ctx->path, (long long)l->in_size, INT_MAX);
+                             ctx->file, ctx->path, (long long)d->fin, INT_MAX);
+    d->rows = l->in_size / d->fin;
+    if (d->rows > INT_MAX / 64)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: %lld positions per sample are too many",
+                             ctx->file, ctx->path, (long long)d->rows);
     if (!json_object_get(config, "units"))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: missing (an integer >= 1)", ctx->file,
                              ctx->path);
@@ -208,7 +214,7 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
         st = dpt_json_require_null(config, "lora_rank", ctx);
     if (st != DPT_OK)
         return st;
-    dpt_shape kshape = {.rank = 2, .dim = {l->in_size, d->units}};
+    dpt_shape kshape = {.rank = 2, .dim = {d->fin, d->units}};
     dpt_shape bshape = {.rank = 1, .dim = {d->units}};
     if ((st = dpt_constraint_check(&d->kernel_con, &kshape, "kernel_constraint", ctx)) != DPT_OK ||
         (st = dpt_constraint_check(&d->bias_con, &bshape, "bias_constraint", ctx)) != DPT_OK)
@@ -217,14 +223,16 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
         d->kernel_con.kind != DPT_CON_NONE || (d->use_bias && d->bias_con.kind != DPT_CON_NONE);
     l->has_activity_reg = d->act_reg.kind != DPT_REG_NONE;
     int64_t nk;
-    st = dpt_mul_i64(l->in_size, d->units, "Dense kernel", &nk);
+    st = dpt_mul_i64(d->fin, d->units, "Dense kernel", &nk);
+    if (st == DPT_OK)
+        st = dpt_mul_i64(d->rows, d->units, "Dense output", &l->out_size);
     if (st != DPT_OK)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: a (%lld, %lld) kernel is too large",
-                             ctx->file, ctx->path, (long long)l->in_size, (long long)d->units);
+                             ctx->file, ctx->path, (long long)d->fin, (long long)d->units);
     d->head.folded = false;
     l->has_regularizer = d->kernel_reg.kind != DPT_REG_NONE || d->bias_reg.kind != DPT_REG_NONE;
-    l->out_shape = (dpt_shape){.rank = 1, .dim = {d->units}};
-    l->out_size = d->units;
+    l->out_shape = *in; /* (..., units) */
+    l->out_shape.dim[in->rank - 1] = d->units;
     return DPT_OK;
 }
 

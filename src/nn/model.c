@@ -181,6 +181,11 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
             return st;
         dpt_layer *l = m->layers[i];
         l->index = i;
+        if (i > 0 && l->ops->input_ids)
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "%s: %s: %s must be the first layer (its input, integer ids, has "
+                                 "no gradient)",
+                                 ctx->file, path, l->ops->class_name);
         /* any Keras layer may carry an activity_regularizer: refused where the kind ignored it */
         const json_t *ar = cfg ? json_object_get(cfg, "activity_regularizer") : NULL;
         if (ar && !json_is_null(ar) && !l->has_activity_reg)
@@ -414,6 +419,26 @@ dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss) {
 }
 
 dpt_act dpt_model_head_act(const dpt_model *m) { return m->head_act; }
+
+int64_t dpt_model_input_ids(const dpt_model *m) {
+    const dpt_layer *l = m->layers[0];
+    return l->ops->input_ids ? l->ops->input_ids(l) : 0;
+}
+
+dpt_status dpt_model_check_loss(const dpt_model *m, dpt_loss_kind loss, const char *file) {
+    const dpt_layer *last = m->layers[m->n_layers - 1];
+    bool ce = loss == DPT_LOSS_CATEGORICAL_CROSSENTROPY ||
+              loss == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    if (!ce || last->out_shape.rank <= 1)
+        return DPT_OK;
+    char s[128];
+    dpt_shape_format(&last->out_shape, true, s, sizeof s);
+    return dpt_error_set(DPT_ERR_CONFIG,
+                         "%s: compile.loss: %s over an output of shape %s (one distribution per "
+                         "position) is not supported; end the model with Flatten, a global "
+                         "pooling or a flat Dense",
+                         file, dpt_loss_name(loss), s);
+}
 int dpt_model_n_layers(const dpt_model *m) { return m->n_layers; }
 dpt_layer *dpt_model_layer(const dpt_model *m, int i) {
     DPT_ASSERT(i >= 0 && i < m->n_layers);
@@ -481,6 +506,25 @@ bool dpt_model_is_collective(const dpt_model *m) {
         if (m->layers[i]->ops->collective && m->layers[i]->ops->collective(m->layers[i]))
             return true;
     return false;
+}
+
+dpt_status dpt_model_defer_stats(dpt_model *m, int max_passes, const char *file) {
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        if (!l->ops->defer_stats)
+            continue;
+        dpt_status st = l->ops->defer_stats(l, max_passes);
+        if (st != DPT_OK)
+            return dpt_error_set(st, "%s: layer %d (%s): %s", file, i, l->name,
+                                 dpt_error_message());
+    }
+    return DPT_OK;
+}
+
+void dpt_model_finish_stats(dpt_model *m, dpt_log_sum_fn sum, void *ctx) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i]->ops->finish_stats)
+            m->layers[i]->ops->finish_stats(m->layers[i], sum, ctx);
 }
 
 int64_t dpt_model_n_trainable(const dpt_model *m) { return m->n_trainable; }

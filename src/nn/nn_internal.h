@@ -90,6 +90,36 @@ DPT_NODISCARD dpt_status dpt_chfirst_create(dpt_layer_create_fn create, const js
                                             const dpt_json_ctx *ctx, const dpt_shape *in,
                                             dpt_layer **out);
 
+/* ---- sequence layers (conv1d.c, pool1d.c, embedding.c) ------------------------------------ */
+DPT_NODISCARD dpt_status dpt_conv1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                           const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_maxpool1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_avgpool1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gap1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gmp1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gmp2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_embedding_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+/* seq_shape.c: layers that move whole time steps */
+DPT_NODISCARD dpt_status dpt_zeropad1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_crop1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                           const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_upsample1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_repeat_vector_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
+/* obj[key] as Keras writes a 1-tuple: an integer n or a list of 1 integer, in [lo, INT_MAX].
+ * Absent or null -> def and *given false (given may be NULL). */
+DPT_NODISCARD dpt_status dpt_json_get_tuple1(const json_t *obj, const char *key,
+                                             const dpt_json_ctx *ctx, int64_t def, int64_t lo,
+                                             int64_t *out, bool *given);
+
 /* ---- masks and noise for the dropout family (all from dpt_dropout_keep's Philox stream) ------ */
 /* Whether the dropout family (Dropout, SpatialDropout, GaussianDropout, AlphaDropout) is on:
  * in training, and in Monte Carlo dropout passes (GaussianNoise and batch norm are not). */

@@ -1,8 +1,8 @@
 /* The layer registry (Keras class_name -> constructor) and what every layer kind shares: the
  * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
  * one per file (dense.c, dropout.c, activation.c, flatten.c, reshape.c, conv2d.c, pool.c,
- * batchnorm.c, noise.c, act_layers.c, layernorm.c, rescaling.c, pad2d.c, upsample2d.c, dwconv.c,
- * actreg.c); the model (model.c) drives them.
+ * batchnorm.c, noise.c, act_layers.c, layernorm.c, rescaling.c, conv1d.c, pool1d.c, embedding.c,
+ * seq_shape.c, pad2d.c, upsample2d.c, dwconv.c, actreg.c); the model (model.c) drives them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +41,23 @@ static const struct {
     {"LayerNormalization", dpt_layernorm_create},
     {"Rescaling", dpt_rescaling_create},
     {"Normalization", dpt_normalization_create},
+    {"Conv1D", dpt_conv1d_create},
+    {"Convolution1D", dpt_conv1d_create}, /* Keras 2 alias */
+    {"MaxPooling1D", dpt_maxpool1d_create},
+    {"MaxPool1D", dpt_maxpool1d_create},
+    {"AveragePooling1D", dpt_avgpool1d_create},
+    {"AvgPool1D", dpt_avgpool1d_create},
+    {"GlobalAveragePooling1D", dpt_gap1d_create},
+    {"GlobalAvgPool1D", dpt_gap1d_create},
+    {"GlobalMaxPooling1D", dpt_gmp1d_create},
+    {"GlobalMaxPool1D", dpt_gmp1d_create},
+    {"GlobalMaxPooling2D", dpt_gmp2d_create},
+    {"GlobalMaxPool2D", dpt_gmp2d_create},
+    {"Embedding", dpt_embedding_create},
+    {"ZeroPadding1D", dpt_zeropad1d_create},
+    {"Cropping1D", dpt_crop1d_create},
+    {"UpSampling1D", dpt_upsample1d_create},
+    {"RepeatVector", dpt_repeat_vector_create},
     {"ZeroPadding2D", dpt_zero_padding2d_create},
     {"Cropping2D", dpt_cropping2d_create},
     {"UpSampling2D", dpt_upsampling2d_create},

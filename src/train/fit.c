@@ -102,7 +102,8 @@ int dpt_train_setup_threads(const dpt_comm *c) {
 dpt_target_spec dpt_train_targets(dpt_loss_kind loss, const dpt_model *m) {
     dpt_target_spec ts = {.kind = dpt_loss_target_kind(loss),
                           .n_outputs = dpt_model_output_size(m),
-                          .loss_name = dpt_loss_name(loss)};
+                          .loss_name = dpt_loss_name(loss),
+                          .x_ids = dpt_model_input_ids(m)};
     return ts;
 }
 

@@ -119,6 +119,8 @@ dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
     dpt_status st = pick_group(data, group, g, sizeof g);
     dpt_data_info info;
     st = dpt_data_probe(data, g, &info);
+    if (st == DPT_OK)
+        st = dpt_model_check_loss(inf->model, inf->cfg.loss, inf->cfg.file);
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK)
         return st;
@@ -211,9 +213,13 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
             dpt_split_range(bn, c->rank, c->size, &lo, &hi);
         dpt_shard *s = NULL;
         st = dpt_shard_open(data, g, b0 + lo, b0 + hi, NULL, dpt_model_input_shape(m), &s);
+        if (st == DPT_OK)
+            st = dpt_shard_check_ids(s, data, g, dpt_model_input_ids(m));
         st = dpt_comm_agree(c, st);
-        if (st != DPT_OK)
+        if (st != DPT_OK) {
+            dpt_shard_destroy(&s);
             break;
+        }
         if (!mc) {
             dpt_pass p = {.training = false, .seed = seed};
             forward_rows(m, &p, dpt_shard_x(s), hi - lo, b0 + lo, out);

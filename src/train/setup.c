@@ -106,11 +106,45 @@ static dpt_status plan_reading(dpt_train *t, const dpt_shape *in, int64_t limit)
     return DPT_OK;
 }
 
+/* optim (clipnorm): the model's weight tensors as (offset, length) pairs for the optimizer, which
+ * clips each Keras variable's gradient separately. Local. */
+static dpt_status set_optim_tensors(dpt_model *m, dpt_optim *o) {
+    enum { MAXW = 16 };
+    int nl = dpt_model_n_layers(m), n = 0;
+    int64_t *pairs = malloc(sizeof(int64_t) * 2 * (size_t)(nl * MAXW + 1));
+    if (!pairs)
+        return dpt_error_set(DPT_ERR_NOMEM, "optimizer: out of memory");
+    for (int i = 0; i < nl; i++) {
+        const dpt_layer *l = dpt_model_layer(m, i);
+        const char *wn[MAXW];
+        dpt_shape ws[MAXW];
+        int nw = dpt_layer_weights(l, wn, ws, MAXW);
+        int64_t off = l->param_offset, np = dpt_layer_n_params(l);
+        for (int j = 0; j < nw && j < MAXW; j++) {
+            pairs[2 * n] = off;
+            pairs[2 * n + 1] = dpt_shape_size(&ws[j]);
+            off += pairs[2 * n + 1];
+            n++;
+        }
+        if (nw < 0 || nw > MAXW || off - l->param_offset != np) { /* weights() and the layout */
+            free(pairs);
+            return dpt_error_set(
+                DPT_ERR_INTERNAL, "layer %d (%s): %d weight tensors of %lld floats, %lld params",
+                i + 1, l->name, nw, (long long)(off - l->param_offset), (long long)np);
+        }
+    }
+    dpt_status st = dpt_optim_set_tensors(o, pairs, n);
+    free(pairs);
+    return st;
+}
+
 /* The gradient exchange; its slot (if it has one) becomes the model's gradient buffer. */
 static dpt_status make_exchange(dpt_train *t) {
-    /* reproducible mode sums micro-batch gradients exactly (dpt_comm_exact_sum_f32), and every
-     * rank updates every weight */
-    dpt_reduce_mode mode = t->repro ? DPT_REDUCE_MPI : t->opts.reduce;
+    /* every rank must hold the whole summed gradient and update everything (the MPI exchange)
+     * in reproducible mode (micro-batch gradients summed exactly, dpt_comm_exact_sum_f32) and for
+     * clipnorm / global_clipnorm (norms over whole tensors; build_model checked --reduce) */
+    bool whole = t->repro || dpt_optim_needs_whole_vector(t->optim);
+    dpt_reduce_mode mode = whole ? DPT_REDUCE_MPI : t->opts.reduce;
     dpt_status st = dpt_gradex_create(t->c, dpt_model_n_params(t->model), mode, &t->gx);
     if (st != DPT_OK)
         return st;
@@ -130,16 +164,25 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
     const dpt_comm *c = t->c;
     dpt_json_ctx ctx = {.file = cfg->model_file[0] ? cfg->model_file : cfg->file};
     dpt_status st = dpt_model_create(cfg->layers, in, t->max_local, cfg->seed, &ctx, &t->model);
+    if (st == DPT_OK)
+        st = dpt_model_check_loss(t->model, cfg->loss, cfg->file);
     if (st == DPT_OK) {
         dpt_model_set_fused_head(t->model, cfg->loss);
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
         st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
-    if (st == DPT_OK && t->repro && dpt_model_is_collective(t->model))
-        st = dpt_error_set(DPT_ERR_CONFIG,
-                           "%s: BatchNormalization with fit.reproducible: not supported yet (its "
-                           "moving statistics are summed across ranks per step)",
-                           ctx.file);
+    if (st == DPT_OK && t->repro) { /* batch norm: statistics per micro-batch, applied per step */
+        int64_t per_step = (cfg->batch_size + t->micro - 1) / t->micro;
+        st = dpt_model_defer_stats(t->model, (int)((per_step + c->size - 1) / c->size), ctx.file);
+    }
+    if (st == DPT_OK && dpt_optim_needs_whole_vector(t->optim)) { /* optim: see make_exchange */
+        if (t->opts.reduce == DPT_REDUCE_SHM)
+            st = dpt_error_set(DPT_ERR_CONFIG,
+                               "--reduce shm: the optimizer's clipnorm / global_clipnorm needs "
+                               "the whole gradient on every rank; use --reduce mpi or auto");
+        else
+            st = set_optim_tensors(t->model, t->optim);
+    }
     /* every rank takes part in the exchange's collectives whatever happened before */
     int ok = st == DPT_OK;
     dpt_comm_allreduce_min_i32(c, &ok, 1);

@@ -115,6 +115,10 @@ static gc_result gc_check_layer_corrupt(dpt_layer *l, const dpt_pass *p, int64_t
     dpt_rng_init(&rng, seed, 99);
     int64_t nin = B * l->in_size, nout = B * l->out_size, np = dpt_layer_n_params(l);
     int64_t nt = gc_n_trainable(l);
+    /* a layer with a workspace (ops->workspace) gets it here when the caller gave none */
+    float *own_work = NULL;
+    if (l->ops->workspace && !l->work && l->ops->workspace(l, B) > 0)
+        l->work = own_work = malloc((size_t)l->ops->workspace(l, B) * sizeof(float));
     float *x = malloc((size_t)nin * sizeof(float));
     float *dx = malloc((size_t)nin * sizeof(float));
     float *y = malloc((size_t)nout * sizeof(float));
@@ -165,6 +169,10 @@ static gc_result gc_check_layer_corrupt(dpt_layer *l, const dpt_pass *p, int64_t
         gc_compare(&r, dx[k], fm, f0, fp, eps);
     }
     free(saved);
+    if (own_work) {
+        free(own_work);
+        l->work = NULL;
+    }
     free(x);
     free(dx);
     free(y);

@@ -773,7 +773,9 @@ static dpt_model *cf_model(const char *fmt, dpt_shape in) {
              "\"strides\": 1, \"data_format\": \"%1$s\"}},"
              " {\"class_name\": \"Conv2D\", \"config\": {\"filters\": 2, \"kernel_size\": 1, "
              "\"data_format\": \"%1$s\", \"kernel_constraint\": \"max_norm\"}},"
-             " {\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"data_format\": "
+             " {\"class_name\": \"ZeroPadding2D\", \"config\": {\"padding\": 1, \"data_format\": "
+             "\"%1$s\"}},"
+             " {\"class_name\": \"GlobalMaxPooling2D\", \"config\": {\"data_format\": "
              "\"%1$s\", \"keepdims\": true}},"
              " {\"class_name\": \"Flatten\", \"config\": {}},"
              " {\"class_name\": \"Dense\", \"config\": {\"units\": 2}}]",

@@ -201,6 +201,25 @@ static const char *sample_config(const char *cls, dpt_shape *in) {
         {"LayerNormalization", "{\"axis\": [-1], \"epsilon\": 0.01}", {2, {3, 4}}},
         {"Rescaling", "{\"scale\": 0.5, \"offset\": -1.0}", {1, {6}}},
         {"Normalization", "{\"axis\": -1}", {2, {3, 4}}},
+        {"Conv1D",
+         "{\"filters\": 3, \"kernel_size\": 3, \"padding\": \"causal\", \"dilation_rate\": 2}",
+         {2, {7, 2}}},
+        {"Convolution1D", "{\"filters\": 2, \"kernel_size\": [2], \"strides\": 2}", {2, {6, 3}}},
+        {"MaxPooling1D", "{\"pool_size\": 3, \"strides\": 2, \"padding\": \"same\"}", {2, {6, 2}}},
+        {"MaxPool1D", "{}", {2, {5, 2}}},
+        {"AveragePooling1D", "{\"pool_size\": [2], \"padding\": \"same\"}", {2, {5, 3}}},
+        {"AvgPool1D", "{\"strides\": 1}", {2, {4, 2}}},
+        {"GlobalAveragePooling1D", "{}", {2, {4, 3}}},
+        {"GlobalAvgPool1D", "{\"keepdims\": true}", {2, {4, 3}}},
+        {"GlobalMaxPooling1D", "{}", {2, {4, 3}}},
+        {"GlobalMaxPool1D", "{\"keepdims\": true}", {2, {4, 3}}},
+        {"GlobalMaxPooling2D", "{}", {3, {3, 2, 2}}},
+        {"GlobalMaxPool2D", "{\"keepdims\": true}", {3, {2, 3, 2}}},
+        {"Embedding", "{\"input_dim\": 7, \"output_dim\": 3}", {1, {5}}},
+        {"ZeroPadding1D", "{\"padding\": [2, 1]}", {2, {3, 2}}},
+        {"Cropping1D", "{\"cropping\": [1, 2]}", {2, {5, 2}}},
+        {"UpSampling1D", "{\"size\": 3}", {2, {3, 2}}},
+        {"RepeatVector", "{\"n\": 3}", {1, {4}}},
         {"ZeroPadding2D", "{\"padding\": [[1, 0], [2, 1]]}", {3, {3, 2, 2}}},
         {"Cropping2D", "{\"cropping\": [1, [0, 2]]}", {3, {4, 5, 2}}},
         {"UpSampling2D", "{\"size\": [2, 3]}", {3, {2, 2, 2}}},
@@ -244,7 +263,7 @@ static void test_registry_generic(void **state) {
             fail_msg("no sample config for registered layer %s", *c);
         dpt_layer *l = NULL;
         assert_ok(gc_make_layer(*c, cfg, in, &l));
-        assert_true(strcmp(l->ops->class_name, *c) == 0 || strstr(*c, "2D") ||
+        assert_true(strcmp(l->ops->class_name, *c) == 0 || strstr(*c, "2D") || strstr(*c, "1D") ||
                     strstr(*c, "Convolution"));
         assert_true(l->in_size == dpt_shape_size(&in));
         assert_true(l->out_size == dpt_shape_size(&l->out_shape));
@@ -432,9 +451,16 @@ static void test_dense_config_errors(void **state) {
     (void)state;
     dpt_layer *l = NULL;
     dpt_shape img = {.rank = 2, .dim = {28, 28}};
-    assert_status_msg(gc_make_layer("Dense", "{\"units\": 10}", img, &l), DPT_ERR_CONFIG,
-                      "t.json: model.config.layers[3].config: Dense needs a flat input, got shape "
-                      "(28, 28); add Flatten");
+    /* on a (28, 28) input Dense acts on the last axis, as Keras's: (28, 10), a (28, 10) kernel */
+    assert_ok(gc_make_layer("Dense", "{\"units\": 10}", img, &l));
+    assert_int_equal(l->out_shape.rank, 2);
+    assert_int_equal(l->out_shape.dim[0], 28);
+    assert_int_equal(l->out_shape.dim[1], 10);
+    assert_int_equal(l->ops->n_params(l), 28 * 10 + 10);
+    dpt_layer_destroy(&l);
+    dpt_shape none = {.rank = 0};
+    assert_status_msg(gc_make_layer("Dense", "{\"units\": 10}", none, &l), DPT_ERR_CONFIG,
+                      "t.json: model.config.layers[3].config: input size 0 is out of range");
     assert_status_msg(gc_make_layer("Dense", "{\"units\": 0}", shape1(4), &l), DPT_ERR_CONFIG,
                       "t.json: model.config.layers[3].config.units: must be in [1,");
     assert_status_msg(gc_make_layer("Dense", "{\"units\": \"ten\"}", shape1(4), &l), DPT_ERR_CONFIG,
@@ -799,12 +825,12 @@ static void test_model_errors(void **state) {
         "(known: Dense, Dropout, Activation");
     assert_null(m);
     dpt_shape img = {.rank = 2, .dim = {28, 28}};
-    assert_status_msg(make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 4}, "
-                                 "\"_path\": \"model.config.layers[0]\"}]",
+    assert_status_msg(make_model("[{\"class_name\": \"Dense\", \"config\": {\"units\": 4}}, "
+                                 "{\"class_name\": \"Embedding\", \"config\": {\"input_dim\": 4, "
+                                 "\"output_dim\": 2}, \"_path\": \"model.config.layers[1]\"}]",
                                  img, 4, 0, &m),
                       DPT_ERR_CONFIG,
-                      "x.json: model.config.layers[0].config: Dense needs a flat input, got shape "
-                      "(28, 28); add Flatten");
+                      "x.json: model.config.layers[1]: Embedding must be the first layer");
     /* without _path the entry is named by its index */
     assert_status_msg(make_model("[{\"class_name\": \"Dropout\", \"config\": {\"rate\": 2}}]",
                                  shape1(3), 4, 0, &m),
