@@ -130,6 +130,7 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
             const float *out = dpt_model_forward(m, &p, x + r * xs, b);
             st = dpt_loss_compute(loss, dpt_model_head_act(m), out, y + r * ys, b,
                                   dpt_model_output_size(m), NULL, &local[0], &local[1]);
+            local[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
             local[2] += (double)b;
         }
     }
@@ -163,6 +164,7 @@ dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, dpt_loss_kind l
         st = dpt_loss_compute(loss, dpt_model_head_act(m), out,
                               dpt_shard_y(s) + r0 * dpt_shard_y_size(s), b,
                               dpt_model_output_size(m), NULL, &row[0], &row[1]);
+        row[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
     }
     st = dpt_comm_agree(c, st);
     if (st == DPT_OK) {
