@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "dptrain/metrics.h"
 #include "dptrain/nn.h"
 #include "dptrain/optim.h"
 #include "dptrain/status.h"
@@ -37,8 +38,10 @@ typedef struct {
     char model_file[DPT_PATH_MAX]; /* when `model` was a path: that file (messages name it) */
     /* compile */
     dpt_optim_spec optim;
-    dpt_loss_kind loss;
-    bool metric_accuracy;
+    dpt_loss_kind loss;       /* = loss_spec.kind */
+    dpt_loss_spec loss_spec;  /* the loss with its Keras options (from_logits, ...) */
+    bool metric_accuracy;     /* compile.metrics holds "accuracy" / "acc" */
+    dpt_metrics_spec metrics; /* compile.metrics, in order (dpt_metrics_prepare before use) */
     /* fit */
     int epochs;                   /* Keras default 1 */
     int64_t batch_size;           /* GLOBAL batch; Keras default 32 */

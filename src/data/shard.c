@@ -55,8 +55,9 @@ static const char *loss_str(dpt_loss_kind k) {
         return "sparse_categorical_crossentropy";
     case DPT_LOSS_MSE:
         return "mean_squared_error";
+    default: /* the other losses: as mse, K target values per sample */
+        return dpt_loss_name(k);
     }
-    return "?";
 }
 
 /* How y becomes targets. */
@@ -113,7 +114,7 @@ static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, 
             p->n_range = 2;
         }
         break;
-    case DPT_LOSS_MSE:
+    default: /* mse and the other regression-style losses */
         break;
     }
     if (in->y_cols != K)

@@ -482,7 +482,7 @@ static void plan_y(dpt_stream *s, const dpt_target_spec *t) {
             s->n_range = 2;
         }
         break;
-    case DPT_LOSS_MSE:
+    default: /* mse and the other regression-style losses */
         break;
     }
 }
