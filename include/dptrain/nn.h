@@ -264,16 +264,17 @@ int dpt_model_n_layers(const dpt_model *m);
 dpt_layer *dpt_model_layer(const dpt_model *m, int i);
 int64_t dpt_model_n_params(const dpt_model *m);
 float *dpt_model_params(dpt_model *m); /* (n_params) flat */
-float *dpt_model_grads(dpt_model *m);  /* (n_params) flat, then DPT_MODEL_GRAD_SPARE spare floats */
-/* Spare floats after the gradients, for the caller's use (the trainer puts its per-step loss,
- * metric, count and signal there so that ONE allreduce carries everything); never touched by the
- * model. */
-#define DPT_MODEL_GRAD_SPARE 16
-/* Moves the gradient buffer to `buf` (n_params + DPT_MODEL_GRAD_SPARE floats, owned by the caller
- * and outliving the binding; the trainer passes its rank's slot of a node-shared window so that
+float *dpt_model_grads(dpt_model *m);  /* (n_params) flat */
+/* Moves the gradient buffer to `buf` (len >= n_params floats, asserted; owned by the caller and
+ * outliving the binding; the trainer passes its rank's slot of a node-shared window so that
  * backward writes straight where the other ranks sum from). The current contents are copied.
  * NULL returns to the model's own buffer. Local. */
-void dpt_model_bind_grads(dpt_model *m, float *buf);
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len);
+/* The per-layer "gradients ready" hook: called in backward right after each layer with
+ * parameters has written its gradients [off, off + len) of the flat buffer, in reverse layer
+ * order, so that an exchange can start on them while earlier layers still run. NULL: none. */
+typedef void (*dpt_grad_ready_fn)(void *ctx, int64_t off, int64_t len);
+void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx);
 /* The same for the parameters (n_params floats), copying the current values only if `copy` (the
  * trainer fills node-shared weights itself, each rank its part). The trainer binds them to the
  * node-shared weights while training when nothing but the optimizer writes them (no moving

@@ -357,13 +357,9 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
         unsetenv("OPENBLAS_CORETYPE"); /* no exec: carry on; fit warns with the remedy */
     }
-    MPI_Init(&argc, &argv);
     dpt_comm c;
-    dpt_status st = dpt_comm_init(&c, MPI_COMM_WORLD);
-    if (st != DPT_OK) {
-        fprintf(stderr, "dptrain: %s\n", dpt_error_message());
-        MPI_Abort(MPI_COMM_WORLD, st);
-    }
+    dpt_comm_world_start(&argc, &argv, &c);
+    dpt_status st = DPT_OK;
     if (argc < 2) {
         st = dpt_error_set(DPT_ERR_USAGE, "missing COMMAND (see dptrain --help)");
     } else if (!strcmp(argv[1], "fit")) {
@@ -386,7 +382,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dptrain: %s: %s\n", dpt_status_name(st), dpt_error_message());
         fflush(stderr);
     }
-    dpt_comm_deinit(&c);
-    MPI_Finalize();
+    dpt_comm_world_end(&c);
     return (int)st;
 }

@@ -25,8 +25,10 @@ struct dpt_model {
     int64_t *segments; /* (n_segments, 2): (offset, length) of the trainable parameters */
     int n_segments;
     bool has_regularizers;
-    float *params;     /* (n_params) flat, Keras weight order layer by layer */
-    float *grads;      /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
+    float *params; /* (n_params) flat, Keras weight order layer by layer */
+    float *grads;  /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
+    dpt_grad_ready_fn ready; /* the per-layer "gradients ready" hook, or NULL */
+    void *ready_ctx;
     float *grads_own;  /* the model's own gradient buffer */
     bool grads_stale;  /* dpt_model_zero_grads was called and no backward since */
     float *params_own; /* the model's own parameter buffer (params may be bound elsewhere) */
@@ -211,8 +213,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params_own);
     m->params = m->params_own;
     if (st == DPT_OK)
-        st = dpt_alloc((size_t)bytes + DPT_MODEL_GRAD_SPARE * sizeof(float), "model gradients",
-                       (void **)&m->grads_own);
+        st = dpt_alloc((size_t)bytes, "model gradients", (void **)&m->grads_own);
     if (st != DPT_OK)
         return st;
     m->grads = m->grads_own;
@@ -423,9 +424,8 @@ static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
     float **cur = grads ? &m->grads : &m->params;
     if (to == *cur)
         return;
-    int64_t n = m->n_params + (grads ? DPT_MODEL_GRAD_SPARE : 0);
     if (copy)
-        memcpy(to, *cur, (size_t)n * sizeof(float));
+        memcpy(to, *cur, (size_t)m->n_params * sizeof(float));
     *cur = to;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
@@ -436,8 +436,14 @@ static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
     }
 }
 
-void dpt_model_bind_grads(dpt_model *m, float *buf) {
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len) {
+    DPT_ASSERT(!buf || len >= m->n_params);
     move_buffer(m, true, buf ? buf : m->grads_own, true);
+}
+
+void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx) {
+    m->ready = fn;
+    m->ready_ctx = fn ? ctx : NULL;
 }
 
 void dpt_model_bind_params(dpt_model *m, float *buf, bool copy) {
@@ -524,6 +530,8 @@ void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B)
         if (!stale)
             l->grads_overwrite = false;
         l->ops->backward(l, p, x, m->acts[i], dy, dx, B);
+        if (m->ready && l->grads)
+            m->ready(m->ready_ctx, l->param_offset, l->ops->n_params(l));
         dy = dx;
         t ^= 1;
     }

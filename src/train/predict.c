@@ -225,7 +225,7 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                     counts[r] = (int)((h - l) * K);
                     displs[r] = (int)(l * K);
                 }
-            MPI_Gatherv(out, mine, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, c->comm);
+            dpt_comm_gatherv_f32(c, out, mine, all, counts, displs);
             if (c->rank == 0)
                 st = dpt_pred_write(pf, 0, b0, bn, all);
         } else {
@@ -239,7 +239,7 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                     acc[bn * K + i] += (double)out[i] * out[i];
                 }
             }
-            MPI_Reduce(acc, red, (int)(2 * bn * K), MPI_DOUBLE, MPI_SUM, 0, c->comm);
+            dpt_comm_reduce_sum_f64(c, acc, red, (int)(2 * bn * K));
             if (c->rank == 0) {
                 float *mean = all, *sd = all + cap * K, *ent = all + 2 * cap * K;
                 for (int64_t r = 0; r < bn; r++) {

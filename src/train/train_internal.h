@@ -29,7 +29,7 @@ typedef struct {
     bool local_order;       /* each rank shuffles its own shard; balanced per-step counts */
     int64_t max_local;      /* most samples this rank gets in one step */
     dpt_callbacks_state cb; /* EarlyStopping / ReduceLROnPlateau */
-    double prof[5];         /* --profile: seconds in data, compute, reduce, update; steps */
+    double prof[PROF_N];    /* --profile: seconds in data, compute, reduce, update; steps */
     float *best;            /* (n_params) best weights for restore_best_weights, or NULL */
     bool stopped_early;     /* EarlyStopping ended the run (kept in checkpoints) */
     float *xb, *yb, *dout;  /* (max_local, x_size), (max_local, y_size), (max_local, out) */
@@ -46,6 +46,15 @@ typedef struct {
 DPT_NODISCARD dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg,
                                          const dpt_fit_opts *o, dpt_train *t);
 DPT_NODISCARD dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res);
+/* One optimizer step on global batch k of the epoch's order (step.c); s: the step's statistics
+ * summed over the ranks. Collective. */
+DPT_NODISCARD dpt_status dpt_train_step(dpt_train *t, const dpt_order *ord, int64_t k,
+                                        dpt_step_stats *s);
+/* resume.c: rank 0 reads the newest valid checkpoint of the run directory, every rank receives
+ * its state (nothing when there is none); rank 0 writes one. Collective. */
+DPT_NODISCARD dpt_status dpt_train_resume(dpt_train *t);
+DPT_NODISCARD dpt_status dpt_train_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epoch,
+                                              const double sums[3]);
 void dpt_train_teardown(dpt_train *t);
 DPT_NODISCARD dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
                                         const dpt_shard *s, uint32_t seed, double sums[3]);
