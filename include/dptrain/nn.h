@@ -258,6 +258,9 @@ void dpt_model_destroy(dpt_model **m);
  * dpt_model_head_act() says which activation to apply for predictions. Returns that activation
  * (DPT_ACT_LINEAR if nothing was fused). */
 dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss);
+/* The same for a loss with its options: with from_logits nothing is folded (the model's output
+ * already is the logits Keras's loss takes), and a final sigmoid/softmax stays in the model. */
+dpt_act dpt_model_set_fused_loss(dpt_model *m, const dpt_loss_spec *loss);
 dpt_act dpt_model_head_act(const dpt_model *m);
 
 int dpt_model_n_layers(const dpt_model *m);

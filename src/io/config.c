@@ -890,8 +890,14 @@ static dpt_status parse_metric_config(const char *cls, const json_t *mc, const d
     if ((st = dpt_json_get_str(mc, "name", ctx, NULL, &name)) != DPT_OK)
         return st;
     if (name) {
-        if (!name[0] || strlen(name) >= sizeof m->name)
-            return cfg_error(ctx, "name", "must be 1 to %d characters, got \"%s\"",
+        /* a column of history.csv and a key of history.jsonl: plain characters only */
+        bool plain = name[0] && strlen(name) < sizeof m->name;
+        for (const char *q = name; plain && *q; q++)
+            plain = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                    (*q >= '0' && *q <= '9') || *q == '_' || *q == '-' || *q == '.';
+        if (!plain)
+            return cfg_error(ctx, "name",
+                             "must be 1 to %d letters, digits, '_', '-' or '.', got \"%s\"",
                              (int)sizeof m->name - 1, name);
         snprintf(m->name, sizeof m->name, "%s", name);
     }

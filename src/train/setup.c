@@ -99,9 +99,11 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
     dpt_json_ctx ctx = {.file = cfg->model_file[0] ? cfg->model_file : cfg->file};
     dpt_status st = dpt_model_create(cfg->layers, in, t->max_local, cfg->seed, &ctx, &t->model);
     if (st == DPT_OK) {
-        dpt_model_set_fused_head(t->model, cfg->loss);
+        dpt_model_set_fused_loss(t->model, &cfg->loss_spec);
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
-        st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
+        st = dpt_train_metrics(cfg, dpt_model_output_size(t->model), &t->ms);
+        if (st == DPT_OK)
+            st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
     /* every rank takes part in the exchange's collectives whatever happened before */
     int ok = st == DPT_OK;
@@ -164,6 +166,15 @@ static dpt_status alloc_buffers(dpt_train *t) {
                        (void **)&t->dout);
     if (st == DPT_OK)
         st = dpt_alloc((size_t)ml * sizeof(int64_t), "batch rows", (void **)&t->rows);
+    t->n_mstate = dpt_metrics_state_size(&t->ms);
+    if (st == DPT_OK && t->n_mstate > 0) /* step, epoch and validation states in one block */
+        st = dpt_alloc((size_t)(3 * t->n_mstate) * sizeof(double), "metric states",
+                       (void **)&t->m_step);
+    if (st == DPT_OK && t->n_mstate > 0) {
+        memset(t->m_step, 0, (size_t)(3 * t->n_mstate) * sizeof(double));
+        t->m_epoch = t->m_step + t->n_mstate;
+        t->m_val = t->m_epoch + t->n_mstate;
+    }
     return st;
 }
 
@@ -276,7 +287,9 @@ void dpt_train_teardown(dpt_train *t) {
     dpt_free(t->dout);
     dpt_free(t->rows);
     dpt_free(t->best);
+    dpt_free(t->m_step);
     t->best = NULL;
+    t->m_step = t->m_epoch = t->m_val = NULL;
     t->xb = t->yb = t->dout = NULL;
     t->rows = NULL;
 }

@@ -57,11 +57,15 @@ static void step_compute(dpt_train *t, int64_t cnt, dpt_step_stats *s) {
                   .rank = (uint32_t)c->rank,
                   .step = (uint64_t)t->global_step};
     const float *out = dpt_model_forward(m, &p, t->xb, cnt);
-    dpt_status st = dpt_loss_compute(t->cfg->loss, dpt_model_head_act(m), out, t->yb, cnt,
-                                     dpt_model_output_size(m), t->dout, &s->v[DPT_STAT_LOSS],
-                                     &s->v[DPT_STAT_CORRECT]);
+    int64_t K = dpt_model_output_size(m);
+    dpt_status st =
+        dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb, NULL, cnt, K,
+                              t->dout, &s->v[DPT_STAT_LOSS], &s->v[DPT_STAT_CORRECT]);
     if (st != DPT_OK)
         dpt_comm_abort(c, st); /* a bad label found mid-step: end the job */
+    if (t->n_mstate > 0) /* this rank's share of the step's metrics (summed at the epoch's end) */
+        dpt_metrics_accumulate(&t->ms, dpt_model_head_act(m), out, t->yb, cnt, K,
+                               dpt_loss_target_size(t->cfg->loss, K), t->m_step);
     dpt_model_backward(m, &p, t->dout, cnt);
     t->prof[PROF_COMPUTE] += dpt_now() - t1;
 }
@@ -113,6 +117,8 @@ static void skip_batch(dpt_train *t, int64_t k, const char *what, dpt_step_stats
                 "dptrain: warning: epoch %lld, step %lld: the %s is not finite; batch skipped\n",
                 (long long)t->epoch + 1, (long long)k + 1, what);
     s->v[DPT_STAT_LOSS] = s->v[DPT_STAT_CORRECT] = s->v[DPT_STAT_COUNT] = 0;
+    if (t->n_mstate > 0)
+        memset(t->m_step, 0, (size_t)t->n_mstate * sizeof *t->m_step);
 }
 
 /* Regularization (identical on every rank, after the division: Keras's mean loss + penalty; it
@@ -155,6 +161,8 @@ dpt_status dpt_train_step(dpt_train *t, const dpt_order *ord, int64_t k, dpt_ste
     int64_t p1 = p0 + B < t->n_train ? p0 + B : t->n_train;
     int64_t cnt = step_rows(t, ord, p0, p1);
     memset(s, 0, sizeof *s);
+    if (t->n_mstate > 0)
+        memset(t->m_step, 0, (size_t)t->n_mstate * sizeof *t->m_step);
     s->v[DPT_STAT_COUNT] = (double)cnt;
     s->v[DPT_STAT_SIGNAL] = dpt_signals_pending() ? 1.0 : 0.0;
     step_compute(t, cnt, s);
