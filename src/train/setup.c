@@ -91,6 +91,21 @@ static dpt_status make_exchange(dpt_train *t) {
     return DPT_OK;
 }
 
+/* The metrics' step, epoch and validation states, in one block, zeroed. */
+static dpt_status alloc_metric_states(dpt_train *t) {
+    t->n_mstate = dpt_metrics_state_size(&t->ms);
+    if (t->n_mstate == 0)
+        return DPT_OK;
+    dpt_status st =
+        dpt_alloc((size_t)(3 * t->n_mstate) * sizeof(double), "metric states", (void **)&t->m_step);
+    if (st != DPT_OK)
+        return st;
+    memset(t->m_step, 0, (size_t)(3 * t->n_mstate) * sizeof(double));
+    t->m_epoch = t->m_step + t->n_mstate;
+    t->m_val = t->m_epoch + t->n_mstate;
+    return DPT_OK;
+}
+
 /* 3. the model (same seed everywhere, then rank 0's parameters broadcast anyway), its optimizer,
  * the exchange, the callbacks; --init-weights on rank 0. */
 static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
@@ -102,6 +117,8 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
         dpt_model_set_fused_loss(t->model, &cfg->loss_spec);
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
         st = dpt_train_metrics(cfg, dpt_model_output_size(t->model), &t->ms);
+        if (st == DPT_OK)
+            st = alloc_metric_states(t);
         if (st == DPT_OK)
             st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
@@ -166,15 +183,6 @@ static dpt_status alloc_buffers(dpt_train *t) {
                        (void **)&t->dout);
     if (st == DPT_OK)
         st = dpt_alloc((size_t)ml * sizeof(int64_t), "batch rows", (void **)&t->rows);
-    t->n_mstate = dpt_metrics_state_size(&t->ms);
-    if (st == DPT_OK && t->n_mstate > 0) /* step, epoch and validation states in one block */
-        st = dpt_alloc((size_t)(3 * t->n_mstate) * sizeof(double), "metric states",
-                       (void **)&t->m_step);
-    if (st == DPT_OK && t->n_mstate > 0) {
-        memset(t->m_step, 0, (size_t)(3 * t->n_mstate) * sizeof(double));
-        t->m_epoch = t->m_step + t->n_mstate;
-        t->m_val = t->m_epoch + t->n_mstate;
-    }
     return st;
 }
 
