@@ -43,11 +43,14 @@ typedef struct {
     bool metric_accuracy;     /* compile.metrics holds "accuracy" / "acc" */
     dpt_metrics_spec metrics; /* compile.metrics, in order (dpt_metrics_prepare before use) */
     /* fit */
-    int epochs;                   /* Keras default 1 */
-    int64_t batch_size;           /* GLOBAL batch; Keras default 32 */
-    double validation_split;      /* [0, 1), default 0 */
-    bool shuffle;                 /* default true */
-    uint32_t seed;                /* default 0 */
+    int epochs;              /* Keras default 1 */
+    int64_t batch_size;      /* GLOBAL batch; Keras default 32 */
+    double validation_split; /* [0, 1), default 0 */
+    bool shuffle;            /* default true */
+    uint32_t seed;           /* default 0 */
+    double *class_weight;    /* fit.class_weight: (n_class_weight) weights by class index, 1 for
+                                the classes it does not list; NULL: none. Owned. */
+    int64_t n_class_weight;
     dpt_callbacks_spec callbacks; /* fit.callbacks: EarlyStopping, ReduceLROnPlateau (Keras
                                      {"class_name", "config"} objects; at most one of each) */
     /* data */

@@ -1233,6 +1233,49 @@ static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
     return DPT_OK;
 }
 
+/* fit.class_weight: {"0": w0, "1": w1, ...} (Keras's dict; JSON keys are strings); classes not
+ * listed weigh 1, as Keras's class_weight.get(class, 1.0). */
+#define DPT_MAX_CLASS_WEIGHTS 1000000
+static dpt_status parse_class_weight(const json_t *cw, const dpt_json_ctx *fctx, dpt_config *c) {
+    c->class_weight = NULL;
+    c->n_class_weight = 0;
+    if (!cw || json_is_null(cw))
+        return DPT_OK;
+    if (!json_is_object(cw))
+        return cfg_error(fctx, "class_weight",
+                         "must be an object of class index -> weight (e.g. {\"0\": 1.0, "
+                         "\"1\": 5.0}), got %s",
+                         dpt_json_type_name(cw));
+    dpt_json_ctx ctx;
+    ctx_child(&ctx, fctx, ".class_weight");
+    const char *key;
+    const json_t *v;
+    int64_t n = 0;
+    json_object_foreach((json_t *)cw, key, v) {
+        char *end = NULL;
+        errno = 0;
+        long long k = strtoll(key, &end, 10);
+        if (!key[0] || *end || errno || k < 0 || k >= DPT_MAX_CLASS_WEIGHTS)
+            return cfg_error(&ctx, key, "not a class index (an integer in [0, %d))",
+                             DPT_MAX_CLASS_WEIGHTS);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)))
+            return cfg_error(&ctx, key, "must be a finite number, got %s", dpt_json_type_name(v));
+        if (k + 1 > n)
+            n = k + 1;
+    }
+    if (n == 0)
+        return DPT_OK;
+    c->class_weight = malloc((size_t)n * sizeof *c->class_weight);
+    if (!c->class_weight)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: fit.class_weight: out of memory", fctx->file);
+    for (int64_t i = 0; i < n; i++)
+        c->class_weight[i] = 1.0;
+    json_object_foreach((json_t *)cw, key, v) c->class_weight[strtoll(key, NULL, 10)] =
+        json_number_value(v);
+    c->n_class_weight = n;
+    return DPT_OK;
+}
+
 static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
     const json_t *fit = NULL;
     dpt_status st = get_section(root, "fit", top, &fit);
@@ -1245,8 +1288,8 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".fit");
-    static const char *const keys[] = {
-        "epochs", "batch_size", "validation_split", "shuffle", "seed", "callbacks", NULL};
+    static const char *const keys[] = {"epochs", "batch_size", "validation_split", "shuffle",
+                                       "seed",   "callbacks",  "class_weight",     NULL};
     int64_t epochs = 1, seed = 0;
     if ((st = check_keys(fit, &ctx, keys)) != DPT_OK ||
         (st = dpt_json_get_int(fit, "epochs", &ctx, 1, 1, INT_MAX, &epochs)) != DPT_OK ||
@@ -1259,6 +1302,8 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         return st;
     c->epochs = (int)epochs;
     c->seed = (uint32_t)seed;
+    if ((st = parse_class_weight(json_object_get(fit, "class_weight"), &ctx, c)) != DPT_OK)
+        return st;
     return parse_callbacks(json_object_get(fit, "callbacks"), &ctx, &c->callbacks);
 }
 
@@ -1393,6 +1438,9 @@ dpt_status dpt_config_parse(const char *text, size_t len, const char *file, dpt_
 void dpt_config_deinit(dpt_config *c) {
     if (!c)
         return;
+    free(c->class_weight);
+    c->class_weight = NULL;
+    c->n_class_weight = 0;
     json_decref(c->layers);
     json_decref(c->model_json);
     c->layers = NULL;

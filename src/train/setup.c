@@ -183,6 +183,8 @@ static dpt_status alloc_buffers(dpt_train *t) {
                        (void **)&t->dout);
     if (st == DPT_OK)
         st = dpt_alloc((size_t)ml * sizeof(int64_t), "batch rows", (void **)&t->rows);
+    if (st == DPT_OK && t->cfg->n_class_weight > 0)
+        st = dpt_alloc((size_t)ml * sizeof(float), "batch weights", (void **)&t->wb);
     return st;
 }
 
@@ -296,6 +298,8 @@ void dpt_train_teardown(dpt_train *t) {
     dpt_free(t->rows);
     dpt_free(t->best);
     dpt_free(t->m_step);
+    dpt_free(t->wb);
+    t->wb = NULL;
     t->best = NULL;
     t->m_step = t->m_epoch = t->m_val = NULL;
     t->xb = t->yb = t->dout = NULL;

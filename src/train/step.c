@@ -33,6 +33,25 @@ static int64_t step_rows(dpt_train *t, const dpt_order *ord, int64_t p0, int64_t
     return cnt;
 }
 
+/* Keras's class_weight_to_sample_weights: each row's class (the label rounded half to even, or
+ * the argmax of a one-hot / multi-unit target y (cnt, T)) gives its weight; classes the config
+ * does not list weigh 1. w: (cnt) */
+static void class_weights(const dpt_config *cfg, const float *y, int64_t cnt, int64_t T, float *w) {
+    for (int64_t i = 0; i < cnt; i++) {
+        const float *r = y + i * T;
+        int64_t k = 0;
+        if (T == 1) {
+            double v = nearbyint((double)r[0]);
+            k = v >= 0 && v < (double)cfg->n_class_weight ? (int64_t)v : -1;
+        } else {
+            for (int64_t j = 1; j < T; j++)
+                if (r[j] > r[k])
+                    k = j;
+        }
+        w[i] = k >= 0 && k < cfg->n_class_weight ? (float)cfg->class_weight[k] : 1.0f;
+    }
+}
+
 /* Reads the cnt rows, runs forward, the loss and backward (the gradient lands in the model's
  * buffer, the exchange's slot with SHM); loss and correct into s. A collective model (batch
  * norm) runs even with no local rows. */
@@ -57,15 +76,16 @@ static void step_compute(dpt_train *t, int64_t cnt, dpt_step_stats *s) {
                   .rank = (uint32_t)c->rank,
                   .step = (uint64_t)t->global_step};
     const float *out = dpt_model_forward(m, &p, t->xb, cnt);
-    int64_t K = dpt_model_output_size(m);
+    int64_t K = dpt_model_output_size(m), T = dpt_loss_target_size(t->cfg->loss, K);
+    if (t->wb) /* fit.class_weight */
+        class_weights(t->cfg, t->yb, cnt, T, t->wb);
     dpt_status st =
-        dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb, NULL, cnt, K,
+        dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb, t->wb, cnt, K,
                               t->dout, &s->v[DPT_STAT_LOSS], &s->v[DPT_STAT_CORRECT]);
     if (st != DPT_OK)
         dpt_comm_abort(c, st); /* a bad label found mid-step: end the job */
     if (t->n_mstate > 0) /* this rank's share of the step's metrics (summed at the epoch's end) */
-        dpt_metrics_accumulate(&t->ms, dpt_model_head_act(m), out, t->yb, cnt, K,
-                               dpt_loss_target_size(t->cfg->loss, K), t->m_step);
+        dpt_metrics_accumulate(&t->ms, dpt_model_head_act(m), out, t->yb, cnt, K, T, t->m_step);
     dpt_model_backward(m, &p, t->dout, cnt);
     t->prof[PROF_COMPUTE] += dpt_now() - t1;
 }

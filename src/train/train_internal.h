@@ -48,6 +48,7 @@ typedef struct {
     dpt_metrics_spec ms;
     int64_t n_mstate;
     double *m_step, *m_epoch, *m_val;
+    float *wb; /* (max_local) the step's sample weights (fit.class_weight), or NULL */
 } dpt_train;
 
 DPT_NODISCARD dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg,

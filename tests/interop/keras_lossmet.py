@@ -66,6 +66,22 @@ for i, (name, loss, units, act, y) in enumerate(cases):
                   epochs=2, tol=2e-5,
                   optimizer={"class_name": "SGD", "config": {"learning_rate": lr}})
 
+# fit.class_weight (Keras: each sample's loss times its class's weight, the mean still over the
+# batch's samples; classes not listed weigh 1)
+h.check_train("class_weight-bce", model(1, "sigmoid", seed=30), x, yb,
+              loss="binary_crossentropy", batch_size=8, epochs=2, tol=2e-5,
+              extra_fit={"class_weight": {"0": 0.3, "1": 2.5}},
+              fit_kwargs={"class_weight": {0: 0.3, 1: 2.5}})
+h.check_train("class_weight-scce", model(3, "softmax", seed=31), x, cls.astype(np.int32),
+              loss="sparse_categorical_crossentropy", batch_size=8, epochs=2, tol=2e-5,
+              extra_fit={"class_weight": {"0": 2.0, "1": 0.5}},
+              fit_kwargs={"class_weight": {0: 2.0, 1: 0.5}})
+h.check_train("class_weight-onehot", model(3, None, seed=32), x, yc,
+              loss={"class_name": "CategoricalCrossentropy", "config": {"from_logits": True}},
+              batch_size=8, epochs=2, tol=2e-5,
+              extra_fit={"class_weight": {"0": 0.2, "2": 3.0}},
+              fit_kwargs={"class_weight": {0: 0.2, 2: 3.0}})
+
 # metrics: history.csv against model.fit's history, training and validation
 ybv = (rng.uniform(size=(24, 1)) > 0.5).astype(np.float32)
 h.check_history("metrics-binary", model(1, "sigmoid", seed=40), x, yb, "binary_crossentropy",

@@ -517,6 +517,14 @@ static const bad_case bad[] = {
     {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryFocalCrossentropy\", "
      "\"config\": {\"alpha\": 2}}}}",
      "compile.loss.config.alpha: must be in [0, 1], got 2"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"class_weight\": [1, 2]}}",
+     "bad.json: fit.class_weight: must be an object of class index -> weight"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"class_weight\": {\"a\": 1}}}",
+     "bad.json: fit.class_weight.a: not a class index"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"class_weight\": {\"-1\": 1}}}",
+     "bad.json: fit.class_weight.-1: not a class index"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"class_weight\": {\"1\": \"x\"}}}",
+     "bad.json: fit.class_weight.1: must be a finite number, got a string"},
     {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [\"f1_score\"]}}",
      "bad.json: compile.metrics[0]: unsupported metric \"f1_score\" (supported: accuracy"},
     {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [{\"class_name\": \"F1Score\"}]}}",
@@ -638,7 +646,7 @@ static const bad_case bad[] = {
      "bad.json: fit.shuffle: must be true or false"},
     {"{" MODEL ", " COMPILE ", \"fit\": {\"epoch\": 3}}",
      "bad.json: fit.epoch: unknown key (known: epochs, batch_size, validation_split, shuffle, "
-     "seed, callbacks)"},
+     "seed, callbacks, class_weight)"},
     /* data, checkpoint */
     {"{" MODEL ", " COMPILE ", \"data\": {\"file\": \"x.h5\"}}",
      "bad.json: data.file: unknown key"},
@@ -857,6 +865,15 @@ static void test_losses_metrics(void **state) {
     assert_int_equal(c.loss, DPT_LOSS_MAE);
     assert_int_equal(c.metrics.n, 0);
     dpt_config_deinit(&c);
+    /* fit.class_weight: classes not listed weigh 1 */
+    assert_ok(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\"}, \"fit\": {\"class_weight\": "
+                    "{\"0\": 0.5, \"3\": 2}}}",
+                    "w.json", &c));
+    assert_int_equal(c.n_class_weight, 4);
+    assert_true(c.class_weight[0] == 0.5 && c.class_weight[1] == 1 && c.class_weight[2] == 1 &&
+                c.class_weight[3] == 2);
+    dpt_config_deinit(&c);
+    assert_null(c.class_weight);
     static const struct {
         const char *name;
         dpt_loss_kind k;
