@@ -118,13 +118,14 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, const dpt_loss_spec *
     if (s) {
         int64_t rows = dpt_shard_rows(s), mb = dpt_model_max_batch(m);
         int64_t xs = dpt_shard_x_size(s), ys = dpt_shard_y_size(s), K = dpt_model_output_size(m);
-        const float *x = dpt_shard_x(s), *y = dpt_shard_y(s);
+        const float *x = dpt_shard_x(s), *y = dpt_shard_y(s), *w = dpt_shard_w(s);
         dpt_pass p = {.training = false, .seed = seed, .rank = (uint32_t)c->rank};
         for (int64_t r = 0; r < rows && st == DPT_OK; r += mb) {
             int64_t b = rows - r < mb ? rows - r : mb;
             const float *out = dpt_model_forward(m, &p, x + r * xs, b);
-            st = dpt_loss_compute_spec(loss, dpt_model_head_act(m), out, y + r * ys, NULL, b, K,
-                                       NULL, &local[0], &local[1]);
+            /* Keras weighs evaluation losses by the split's sample weights too (not metrics) */
+            st = dpt_loss_compute_spec(loss, dpt_model_head_act(m), out, y + r * ys,
+                                       w ? w + r : NULL, b, K, NULL, &local[0], &local[1]);
             if (st == DPT_OK && ns > 0)
                 dpt_metrics_accumulate(ms, dpt_model_head_act(m), out, y + r * ys, b, K, ys,
                                        mstate);

@@ -45,7 +45,12 @@ static dpt_status plan_data(dpt_train *t) {
     else
         t->n_train = (int64_t)floor((double)n * (1.0 - cfg->validation_split));
     t->n_val = cfg->validation_group[0] ? t->vinfo.n : n - t->n_train;
-    if (t->n_train < c->size)
+    if (t->info.has_w && cfg->n_class_weight > 0) /* Keras refuses both too */
+        st = dpt_error_set(DPT_ERR_CONFIG,
+                           "%s: fit.class_weight: the training split %s:/%s has sample weights "
+                           "(w): give one or the other",
+                           cfg->file, cfg->data_path, cfg->train_group);
+    else if (t->n_train < c->size)
         st = dpt_error_set(
             DPT_ERR_DATA,
             "%s: /%s: %lld training samples%s for %d ranks: need at least one per rank",
@@ -69,6 +74,11 @@ static dpt_status plan_reading(dpt_train *t, const dpt_shape *in, int64_t limit)
     int streaming = shard_bytes > limit;
     dpt_comm_allreduce_max_i32(c, &streaming, 1);
     t->streaming = streaming;
+    if (streaming && t->info.has_w)
+        return dpt_error_set(DPT_ERR_DATA,
+                             "%s: /%s/w: sample weights with a streamed shard (larger than "
+                             "--memory-limit) are not supported yet",
+                             t->cfg->data_path, t->cfg->train_group);
     t->local_order = t->streaming || t->opts.local_order;
     int64_t max_local = t->local_order ? (B + c->size - 1) / c->size : B;
     if (max_local > t->hi - t->lo)
@@ -183,7 +193,7 @@ static dpt_status alloc_buffers(dpt_train *t) {
                        (void **)&t->dout);
     if (st == DPT_OK)
         st = dpt_alloc((size_t)ml * sizeof(int64_t), "batch rows", (void **)&t->rows);
-    if (st == DPT_OK && t->cfg->n_class_weight > 0)
+    if (st == DPT_OK && (t->cfg->n_class_weight > 0 || t->info.has_w))
         st = dpt_alloc((size_t)ml * sizeof(float), "batch weights", (void **)&t->wb);
     return st;
 }

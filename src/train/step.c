@@ -77,7 +77,11 @@ static void step_compute(dpt_train *t, int64_t cnt, dpt_step_stats *s) {
                   .step = (uint64_t)t->global_step};
     const float *out = dpt_model_forward(m, &p, t->xb, cnt);
     int64_t K = dpt_model_output_size(m), T = dpt_loss_target_size(t->cfg->loss, K);
-    if (t->wb) /* fit.class_weight */
+    const float *sw = t->train ? dpt_shard_w(t->train) : NULL;
+    if (sw) /* the split's sample weights `w` */
+        for (int64_t i = 0; i < cnt; i++)
+            t->wb[i] = sw[t->rows[i]];
+    else if (t->wb) /* fit.class_weight */
         class_weights(t->cfg, t->yb, cnt, T, t->wb);
     dpt_status st =
         dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb, t->wb, cnt, K,

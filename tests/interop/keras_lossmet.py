@@ -82,6 +82,14 @@ h.check_train("class_weight-onehot", model(3, None, seed=32), x, yc,
               extra_fit={"class_weight": {"0": 0.2, "2": 3.0}},
               fit_kwargs={"class_weight": {0: 0.2, 2: 3.0}})
 
+# sample weights: the split's `w` (N), Keras's fit(sample_weight=...)
+sw = rng.uniform(0.0, 3.0, size=N).astype(np.float32)
+h.check_train("sample_weight-huber", model(2, None, seed=33), x, 2 * yr, loss="huber",
+              batch_size=8, epochs=2, tol=2e-5, sample_weight=sw)
+h.check_train("sample_weight-scce", model(3, "softmax", seed=34), x, cls.astype(np.int32),
+              loss="sparse_categorical_crossentropy", batch_size=8, epochs=2, tol=2e-5,
+              sample_weight=sw)
+
 # metrics: history.csv against model.fit's history, training and validation
 ybv = (rng.uniform(size=(24, 1)) > 0.5).astype(np.float32)
 h.check_history("metrics-binary", model(1, "sigmoid", seed=40), x, yb, "binary_crossentropy",
@@ -99,4 +107,8 @@ h.check_history("metrics-onehot-logits", model(3, None, seed=42), x, yc,
                 ["accuracy", M.TopKCategoricalAccuracy(k=2, name="top2"), "auc",
                  "categorical_accuracy", M.Precision(thresholds=0.0, name="p0")],
                 xv=xv, yv=np.eye(3, dtype=np.float32)[clsv], tol=2e-5)
+# weighted losses (train and validation), unweighted metrics, as Keras's `metrics`
+h.check_history("metrics-weighted", model(1, "sigmoid", seed=43), x, yb, "binary_crossentropy",
+                ["accuracy", "auc", "mae"], xv=xv, yv=ybv, tol=2e-5, w=sw,
+                wv=rng.uniform(0.5, 2.0, size=24).astype(np.float32))
 sys.exit(h.report())

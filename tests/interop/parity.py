@@ -54,6 +54,10 @@ class Harness:
             g["y"] = np.asarray(y)
         return p
 
+    def write_weights(self, data, group, w):
+        with h5py.File(data, "a") as f:
+            f[group + "/w"] = np.asarray(w, np.float32)
+
     def write_config(self, name, model, data, loss="mse", optimizer="sgd", metrics=None,
                      batch_size=8, epochs=1, shuffle=False, seed=1, extra_fit=None,
                      extra_compile=None, extra_data=None):
@@ -118,7 +122,7 @@ class Harness:
 
     def check_train(self, name, model, x, y, loss="mse", optimizer=None, batch_size=8,
                     epochs=1, tol=1e-5, keras_optimizer=None, metrics=None, fit_kwargs=None,
-                    extra_fit=None, extra_compile=None):
+                    extra_fit=None, extra_compile=None, sample_weight=None):
         """Same initial weights, same steps: dptrain's trained weights equal Keras's.
         optimizer: dptrain config form (string or dict); keras_optimizer: the Keras object
         (default: deserialized from optimizer)."""
@@ -126,6 +130,9 @@ class Harness:
         w0 = self.path(name + "-init.weights.h5")
         model.save_weights(w0)
         data = self.write_data(name + "-train", x, y)
+        if sample_weight is not None:  # the split's `w`, Keras's fit(sample_weight=...)
+            self.write_weights(data, "train", sample_weight)
+            fit_kwargs = dict(fit_kwargs or {}, sample_weight=sample_weight)
         cfg = self.write_config(name + "-train", model, data, loss=loss, optimizer=optimizer,
                                 batch_size=batch_size, epochs=epochs, metrics=metrics,
                                 extra_fit=extra_fit, extra_compile=extra_compile)
@@ -151,7 +158,7 @@ class Harness:
         return ok
 
     def check_history(self, name, model, x, y, loss, metrics, xv=None, yv=None, optimizer=None,
-                      batch_size=8, epochs=2, tol=2e-5):
+                      batch_size=8, epochs=2, tol=2e-5, w=None, wv=None):
         """Same initial weights, same steps: every column of dptrain's history.csv that Keras's
         model.fit history also has (loss, each metric by its Keras name, and their val_ forms
         when xv, yv are given) equals Keras's, epoch by epoch (relative to max(1, |value|); the
@@ -165,6 +172,10 @@ class Harness:
         if xv is not None:
             self.write_data(name + "-hist", xv, yv, group="val")
             extra = {"validation": "val"}
+        if w is not None:
+            self.write_weights(data, "train", w)
+        if wv is not None:
+            self.write_weights(data, "val", wv)
         cfg = self.write_config(name + "-hist", model, data, loss=loss, optimizer=optimizer,
                                 batch_size=batch_size, epochs=epochs, metrics=metrics,
                                 extra_data=extra)
@@ -176,8 +187,9 @@ class Harness:
                 for i, k in enumerate(rows[0])}
         model.compile(optimizer=keras.optimizers.deserialize(optimizer), loss=loss,
                       metrics=list(metrics))
+        val = None if xv is None else (xv, yv) if wv is None else (xv, yv, wv)
         hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0,
-                         validation_data=(xv, yv) if xv is not None else None).history
+                         sample_weight=w, validation_data=val).history
         ok = True
         for key, vals in hist.items():
             if key not in cols:
