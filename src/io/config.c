@@ -1100,18 +1100,44 @@ static dpt_status parse_compile(const json_t *root, const dpt_json_ctx *top, dpt
 
 /* ---- fit, data, checkpoint ----------------------------------------------------------------- */
 
+/* A metric of compile.metrics (not "accuracy") named `name` or "val_" + its name: its monitor
+ * (DPT_MON_METRIC + 2i [+ 1]) and Keras's direction (+1: higher is better); false if none. */
+static bool metric_monitor(const dpt_metrics_spec *ms, const char *name, dpt_monitor *mon,
+                           int *up) {
+    bool val = !strncmp(name, "val_", 4);
+    for (int i = 0, j = 0; i < ms->n; i++) {
+        const dpt_metric *m = &ms->m[i];
+        if (m->kind == DPT_METRIC_ACCURACY)
+            continue;
+        if (!strcmp(name, m->name) || (val && !strcmp(name + 4, m->name))) {
+            bool v = strcmp(name, m->name) != 0;
+            *mon = (dpt_monitor)(DPT_MON_METRIC + 2 * j + (v ? 1 : 0));
+            /* Keras's _direction: errors and losses down, the rest up */
+            *up = !(m->kind == DPT_METRIC_MAE || m->kind == DPT_METRIC_MSE ||
+                    m->kind == DPT_METRIC_RMSE || m->kind == DPT_METRIC_LOSS);
+            return true;
+        }
+        j++;
+    }
+    return false;
+}
+
 /* monitor + mode of a callback config; mode "auto": max for accuracies ("acc" in the name, as
- * Keras), min for losses */
-static dpt_status parse_monitor(const json_t *cfg, const dpt_json_ctx *ctx, dpt_monitor *mon,
-                                int *mode) {
+ * Keras) and for metrics whose Keras direction is up, min for losses and errors */
+static dpt_status parse_monitor(const json_t *cfg, const dpt_json_ctx *ctx,
+                                const dpt_metrics_spec *ms, dpt_monitor *mon, int *mode) {
     const char *name = NULL, *m = NULL;
     dpt_status st = dpt_json_get_str(cfg, "monitor", ctx, "val_loss", &name);
     if (st != DPT_OK)
         return st;
-    if (!dpt_monitor_from_name(name, mon))
+    int up = 0;
+    if (dpt_monitor_from_name(name, mon))
+        up = *mon == DPT_MON_ACCURACY || *mon == DPT_MON_VAL_ACCURACY;
+    else if (!metric_monitor(ms, name, mon, &up))
         return cfg_error(ctx, "monitor",
                          "unknown quantity \"%s\" (supported: loss, accuracy, val_loss, "
-                         "val_accuracy)",
+                         "val_accuracy, and the compile.metrics by name, with or without "
+                         "val_)",
                          name);
     if ((st = dpt_json_get_str(cfg, "mode", ctx, "auto", &m)) != DPT_OK)
         return st;
@@ -1120,14 +1146,14 @@ static dpt_status parse_monitor(const json_t *cfg, const dpt_json_ctx *ctx, dpt_
     else if (!strcmp(m, "max"))
         *mode = 1;
     else if (!strcmp(m, "auto"))
-        *mode = (*mon == DPT_MON_ACCURACY || *mon == DPT_MON_VAL_ACCURACY) ? 1 : -1;
+        *mode = up ? 1 : -1;
     else
         return cfg_error(ctx, "mode", "must be \"auto\", \"min\" or \"max\", got \"%s\"", m);
     return DPT_OK;
 }
 
 static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
-                                  dpt_callbacks_spec *cb) {
+                                  const dpt_metrics_spec *ms, dpt_callbacks_spec *cb) {
     memset(cb, 0, sizeof *cb);
     if (!list || json_is_null(list))
         return DPT_OK;
@@ -1167,7 +1193,7 @@ static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
             if (!st)
                 st = check_keys(c, &cctx, keys);
             if (!st)
-                st = parse_monitor(c, &cctx, &es->monitor, &es->mode);
+                st = parse_monitor(c, &cctx, ms, &es->monitor, &es->mode);
             if (!st)
                 st = dpt_json_get_num(c, "min_delta", &cctx, 0, -HUGE_VAL, HUGE_VAL, false,
                                       &es->min_delta);
@@ -1200,7 +1226,7 @@ static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
             if (!st)
                 st = check_keys(c, &cctx, keys);
             if (!st)
-                st = parse_monitor(c, &cctx, &r->monitor, &r->mode);
+                st = parse_monitor(c, &cctx, ms, &r->monitor, &r->mode);
             if (!st)
                 st = dpt_json_get_num(c, "factor", &cctx, 0.1, 0, 1, true, &r->factor);
             if (!st && !(r->factor > 0))
@@ -1304,7 +1330,7 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
     c->seed = (uint32_t)seed;
     if ((st = parse_class_weight(json_object_get(fit, "class_weight"), &ctx, c)) != DPT_OK)
         return st;
-    return parse_callbacks(json_object_get(fit, "callbacks"), &ctx, &c->callbacks);
+    return parse_callbacks(json_object_get(fit, "callbacks"), &ctx, &c->metrics, &c->callbacks);
 }
 
 static dpt_status parse_data(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
@@ -1374,11 +1400,14 @@ static dpt_status check_callbacks(const dpt_config *c, const dpt_json_ctx *top) 
     bool on[2] = {cb->early_stopping.enabled, cb->reduce_lr.enabled};
     const char *names[2] = {"EarlyStopping", "ReduceLROnPlateau"};
     for (int i = 0; i < 2; i++)
-        if (on[i] && !val && (mons[i] == DPT_MON_VAL_LOSS || mons[i] == DPT_MON_VAL_ACCURACY))
-            return cfg_error(&fctx, NULL,
-                             "%s monitors %s but there is no validation data (set "
-                             "fit.validation_split or data.validation, or monitor loss)",
-                             names[i], dpt_monitor_name(mons[i]));
+        if (on[i] && !val &&
+            (mons[i] == DPT_MON_VAL_LOSS || mons[i] == DPT_MON_VAL_ACCURACY ||
+             (mons[i] >= DPT_MON_METRIC && (mons[i] - DPT_MON_METRIC) % 2 == 1)))
+            return cfg_error(
+                &fctx, NULL,
+                "%s monitors %s but there is no validation data (set "
+                "fit.validation_split or data.validation, or monitor loss)",
+                names[i], mons[i] >= DPT_MON_METRIC ? "a val_ metric" : dpt_monitor_name(mons[i]));
     return DPT_OK;
 }
 

@@ -29,9 +29,12 @@ static void report_profile(dpt_train *t) {
     memset(t->prof, 0, sizeof t->prof);
 }
 
+_Static_assert(DPT_MON_N >= DPT_MON_METRIC + 2 * DPT_MAX_METRICS, "a monitor for every metric");
+
 /* EarlyStopping / ReduceLROnPlateau after an epoch: the same reduced logs on every rank, so every
  * rank takes the same decisions. */
-static dpt_status run_callbacks(dpt_train *t, const double tr[3], const double va[3]) {
+static dpt_status run_callbacks(dpt_train *t, const double tr[3], const double va[3],
+                                const double *mv, const double *mvv) {
     const dpt_callbacks_spec *sp = &t->cfg->callbacks;
     if (!sp->early_stopping.enabled && !sp->reduce_lr.enabled)
         return DPT_OK;
@@ -45,6 +48,12 @@ static dpt_status run_callbacks(dpt_train *t, const double tr[3], const double v
     logs.have[DPT_MON_VAL_LOSS] = va[2] > 0;
     logs.v[DPT_MON_VAL_ACCURACY] = va[1] / va[2];
     logs.have[DPT_MON_VAL_ACCURACY] = va[2] > 0 && acc;
+    for (int i = 0; i < t->ms.n && DPT_MON_METRIC + 2 * i + 1 < DPT_MON_N; i++) {
+        logs.v[DPT_MON_METRIC + 2 * i] = mv[i];
+        logs.have[DPT_MON_METRIC + 2 * i] = tr[2] > 0;
+        logs.v[DPT_MON_METRIC + 2 * i + 1] = mvv ? mvv[i] : NAN;
+        logs.have[DPT_MON_METRIC + 2 * i + 1] = mvv && va[2] > 0;
+    }
     dpt_callback_actions a;
     dpt_callbacks_on_epoch_end(&t->cb, (int)t->epoch, &logs, dpt_optim_learning_rate(t->optim), &a);
     if (a.save_best && t->best)
@@ -194,7 +203,7 @@ static dpt_status end_epoch(dpt_train *t, const double tr[3], double va[3], doub
     if (st == DPT_OK && t->opts.profile)
         report_profile(t);
     if (st == DPT_OK)
-        st = run_callbacks(t, tr, va);
+        st = run_callbacks(t, tr, va, mv, t->n_val > 0 ? mvv : NULL);
     if (st == DPT_OK && has_run_dir(t)) {
         double zero[3] = {0, 0, 0};
         st = dpt_train_checkpoint(t, t->epoch + 1, 0, zero);

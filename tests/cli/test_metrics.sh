@@ -73,6 +73,24 @@ run_cmd "$WORK/fl" 120 $MPIRUN -np 2 "$DPTRAIN" fit "$WORK/l.json"
     ok "BinaryCrossentropy(from_logits=True) with AUC(from_logits=True) trains" ||
     not_ok "from_logits" "exit $RC" "$(tail -3 "$WORK/fl.out" "$WORK/fl.err")"
 
+# EarlyStopping on a metric (mode auto: AUC is "up"): it stops at the first epoch whose val_auc
+# does not beat the best so far, as Keras's
+python3 - "$WORK/c.json" "$WORK/es.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["fit"]["epochs"] = 12
+c["fit"]["callbacks"] = [{"class_name": "EarlyStopping", "config": {"monitor": "val_auc"}}]
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+run_cmd "$WORK/es" 120 $MPIRUN -np 2 "$DPTRAIN" fit "$WORK/es.json" --run-dir "$WORK/res_es"
+out=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "val_auc") c = i; next }
+         { v = $c; if (NR > 2 && v <= best) stop = NR - 1; if (NR == 2 || v > best) best = v;
+           if (stop) { print stop; exit } } END { if (!stop) print "none" }' "$WORK/res_es/history.csv")
+n=$(($(wc -l <"$WORK/res_es/history.csv") - 1))
+[ "$RC" -eq 0 ] && { { [ "$out" = none ] && [ "$n" -eq 12 ]; } || [ "$out" = "$n" ]; } &&
+    ok "EarlyStopping(monitor=val_auc) stops at the first epoch without a better val_auc ($n epochs)" ||
+    not_ok "EarlyStopping val_auc" "exit $RC, stop $out, rows $n" "$(cut -d, -f1,11 "$WORK/res_es/history.csv")"
+
 config "$WORK/bad.json" '"binary_crossentropy"' sigmoid '["accuracy", "sparse_categorical_accuracy"]'
 expect_fail "a sparse metric with one output: exit 3 naming it" 3 \
     "$WORK/bad.json: compile.metrics: metric \"sparse_categorical_accuracy\" needs one class index per sample" \

@@ -865,6 +865,31 @@ static void test_losses_metrics(void **state) {
     assert_int_equal(c.loss, DPT_LOSS_MAE);
     assert_int_equal(c.metrics.n, 0);
     dpt_config_deinit(&c);
+    /* callbacks monitoring a metric: its index among the metrics besides accuracy, Keras's
+     * direction for mode auto */
+    assert_ok(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\", \"metrics\": [\"accuracy\", "
+                    "\"mae\", \"auc\"]}, \"fit\": {\"validation_split\": 0.2, \"callbacks\": "
+                    "[{\"class_name\": \"EarlyStopping\", \"config\": {\"monitor\": \"val_auc\"}}, "
+                    "{\"class_name\": \"ReduceLROnPlateau\", \"config\": {\"monitor\": "
+                    "\"mae\"}}]}}",
+                    "m.json", &c));
+    assert_int_equal(c.callbacks.early_stopping.monitor, DPT_MON_METRIC + 3);
+    assert_int_equal(c.callbacks.early_stopping.mode, 1);
+    assert_int_equal(c.callbacks.reduce_lr.monitor, DPT_MON_METRIC + 0);
+    assert_int_equal(c.callbacks.reduce_lr.mode, -1);
+    dpt_config_deinit(&c);
+    assert_status_msg(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\", \"metrics\": "
+                            "[\"auc\"]}, \"fit\": {\"callbacks\": [{\"class_name\": "
+                            "\"EarlyStopping\", \"config\": {\"monitor\": \"val_auc\"}}]}}",
+                            "m.json", &c),
+                      DPT_ERR_CONFIG,
+                      "EarlyStopping monitors a val_ metric but there is no validation");
+    assert_status_msg(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\", \"metrics\": "
+                            "[\"auc\"]}, \"fit\": {\"callbacks\": [{\"class_name\": "
+                            "\"EarlyStopping\", \"config\": {\"monitor\": \"val_prauc\"}}]}}",
+                            "m.json", &c),
+                      DPT_ERR_CONFIG, "monitor: unknown quantity \"val_prauc\"");
+
     /* fit.class_weight: classes not listed weigh 1 */
     assert_ok(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\"}, \"fit\": {\"class_weight\": "
                     "{\"0\": 0.5, \"3\": 2}}}",
