@@ -274,13 +274,14 @@ static void scce(bool logits, const float *out, const float *target, const float
 }
 
 /* Keras "accuracy" of the losses without a class structure of their own, by the shapes as Keras
- * 3 picks it: one unit -> binary (> 0.5), several -> categorical (argmax). out, target: (B, K) */
+ * 3 picks it: one unit -> binary_accuracy (y == (out > 0.5), so a -1 label never matches),
+ * several -> categorical (argmax). out, target: (B, K) */
 static double shape_hits(const float *out, const float *target, int64_t B, int64_t K) {
     double hits = 0.0;
     for (int64_t i = 0; i < B; i++) {
         const float *o = out + i * K, *y = target + i * K;
         if (K == 1)
-            hits += (o[0] > 0.5f) == (y[0] > 0.5f);
+            hits += y[0] == (o[0] > 0.5f ? 1.0f : 0.0f);
         else
             hits += argmax(o, K) == argmax(y, K);
     }

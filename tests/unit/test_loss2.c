@@ -210,6 +210,17 @@ static void test_closed_forms(void **state) {
     v = 0;
     assert_ok(dpt_loss_compute_spec(&sb, DPT_ACT_LINEAR, p1, t1, NULL, 1, 1, NULL, &v, NULL));
     assert_near(v, -0.5 * log(0.25) - 0.5 * log(0.75), 1e-6);
+    /* "accuracy" of the other losses: Keras 3's binary_accuracy for one unit, y == (out > 0.5),
+     * so a -1 hinge label never matches; argmax for several */
+    const float ho[4] = {0.9f, -0.7f, 0.2f, 0.6f}, hy[4] = {1, -1, 1, 0};
+    double hs = 0, hc = 0;
+    s = dpt_loss_spec_default(DPT_LOSS_HINGE);
+    assert_ok(dpt_loss_compute_spec(&s, DPT_ACT_LINEAR, ho, hy, NULL, 4, 1, NULL, &hs, &hc));
+    assert_true(hc == 1.0); /* row 0 only */
+    hc = 0;
+    s = dpt_loss_spec_default(DPT_LOSS_MAE);
+    assert_ok(dpt_loss_compute_spec(&s, DPT_ACT_LINEAR, z, yc, NULL, B, K, NULL, &hs, &hc));
+    assert_true(hc == 1.0); /* argmax: row 0 (2 == 2); row 1: 3 vs 0; row 2: 1 vs 3 */
     /* focal with gamma 0 and no balancing is binary cross-entropy */
     dpt_loss_spec f0 = spec(DPT_LOSS_BINARY_FOCAL_CROSSENTROPY, false, 0);
     f0.gamma = 0;
