@@ -51,6 +51,22 @@ void dpt_comm_gatherv_f32(const dpt_comm *c, const float *mine, int n_mine, floa
                           const int *counts, const int *displs);
 /* Collective: out (rank 0 only) = the sum over ranks of in (n doubles). Aborts on failure. */
 void dpt_comm_reduce_sum_f64(const dpt_comm *c, const double *in, double *out, int n);
+/* Collective: in-place exact sum of n int64 across ranks (chunked). Aborts on MPI failure. */
+void dpt_comm_allreduce_sum_i64(const dpt_comm *c, int64_t *buf, int64_t n);
+
+/* ---- exact sums (exactsum.c): the same bits however the summands are spread over the ranks --
+ * Collective. out[i] = sum over every rank of sum over v < nv of vecs[v][i], i in [0, n), exact
+ * in fixed point per block of 256 elements (the grid agreed from the largest exponent of the
+ * block over all summands), rounded once to float; `total` is the number of vectors over all
+ * ranks (the same on every rank). A NaN / Inf in a block makes it NaN. Scratch: acc (n int64),
+ * exps (ceil(n / 256) ints). Local vectors nv may be 0. */
+void dpt_comm_exact_sum_f32(const dpt_comm *c, const float *const *vecs, int nv, int64_t n,
+                            int total, float *out, int64_t *acc, int *exps);
+/* Collective. The same for nv rows of n <= 64 doubles (vals row-major, nv x n), one grid per
+ * column: out (n) on every rank. */
+void dpt_comm_exact_sum_f64(const dpt_comm *c, const double *vals, int nv, int n, int total,
+                            double *out);
+
 /* Collective: broadcast n bytes from rank 0 (chunked). Aborts on MPI failure. */
 void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes);
 

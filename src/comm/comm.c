@@ -110,6 +110,13 @@ void dpt_comm_allreduce_sum_f32(const dpt_comm *c, float *buf, int64_t n) {
     }
 }
 
+void dpt_comm_allreduce_sum_i64(const dpt_comm *c, int64_t *buf, int64_t n) {
+    for (int64_t off = 0; off < n && c->size > 1; off += CHUNK) {
+        int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
+        allreduce_op(c, buf + off, cnt, MPI_INT64_T, MPI_SUM);
+    }
+}
+
 void dpt_comm_allreduce_sum_f64(const dpt_comm *c, double *buf, int n) {
     allreduce_op(c, buf, n, MPI_DOUBLE, MPI_SUM);
 }

@@ -98,6 +98,20 @@ dpt_loss_spec dpt_loss_spec_default(dpt_loss_kind k) {
     return s;
 }
 
+dpt_target_kind dpt_loss_target_kind(dpt_loss_kind k) {
+    switch (k) {
+    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+        return DPT_TARGET_INDEX;
+    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
+        return DPT_TARGET_ONEHOT;
+    case DPT_LOSS_BINARY_CROSSENTROPY:
+        return DPT_TARGET_BINARY;
+    default: /* mse and every other loss: the K values */
+        break;
+    }
+    return DPT_TARGET_VALUES;
+}
+
 int64_t dpt_loss_target_size(dpt_loss_kind k, int64_t out_size) {
     return k == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY ? 1 : out_size;
 }

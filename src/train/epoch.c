@@ -133,7 +133,8 @@ static dpt_status run_steps(dpt_train *t, int64_t first, int64_t steps, double t
     begin_epoch(t, &ord, first);
     for (int64_t k = first; k < steps; k++) {
         dpt_step_stats s;
-        dpt_status st = dpt_train_step(t, &ord, k, &s);
+        dpt_status st =
+            t->repro ? dpt_train_step_reproducible(t, &ord, k, &s) : dpt_train_step(t, &ord, k, &s);
         if (st != DPT_OK)
             return st;
         tr[0] += s.v[DPT_STAT_LOSS];
@@ -191,7 +192,9 @@ static dpt_status end_epoch(dpt_train *t, const double tr[3], double va[3], doub
         dpt_comm_allreduce_sum_f64(t->c, t->m_epoch, (int)t->n_mstate);
         dpt_metrics_finalize(&t->ms, t->m_epoch, mv);
     }
-    if (t->n_val > 0) {
+    if (t->n_val > 0 && t->repro)
+        st = dpt_eval_shard_exact(t->c, t->model, &t->cfg->loss_spec, t->val, t->micro, va);
+    else if (t->n_val > 0) {
         st = dpt_eval_shard(t->c, t->model, &t->cfg->loss_spec, &t->ms, t->val, t->cfg->seed, va,
                             t->m_val);
         if (st == DPT_OK && t->n_mstate > 0)
@@ -215,15 +218,18 @@ static dpt_status end_epoch(dpt_train *t, const double tr[3], double va[3], doub
 static dpt_status evaluate_test(dpt_train *t) {
     const dpt_comm *c = t->c;
     const dpt_config *cfg = t->cfg;
-    dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};
-    int64_t lo, hi;
-    dpt_split_range(t->tinfo.n, c->rank, c->size, &lo, &hi);
+    dpt_target_spec ts = dpt_train_targets(cfg->loss, t->model);
+    int64_t lo = 0, hi = t->tinfo.n;
+    if (!t->repro)
+        dpt_split_range(t->tinfo.n, c->rank, c->size, &lo, &hi);
     dpt_shard *test = NULL;
     dpt_status st = dpt_shard_open(cfg->data_path, cfg->test_group, lo, hi, &ts,
                                    dpt_model_input_shape(t->model), &test);
     st = dpt_comm_agree(c, st);
     double te[3], mv[DPT_MAX_METRICS];
-    if (st == DPT_OK)
+    if (st == DPT_OK && t->repro)
+        st = dpt_eval_shard_exact(c, t->model, &cfg->loss_spec, test, t->micro, te);
+    else if (st == DPT_OK)
         st = dpt_eval_shard(c, t->model, &cfg->loss_spec, &t->ms, test, cfg->seed, te, t->m_val);
     dpt_shard_destroy(&test);
     if (st != DPT_OK || c->rank != 0)

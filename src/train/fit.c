@@ -21,6 +21,16 @@
 #include "dptrain/train.h"
 #include "train_internal.h"
 
+dpt_fit_opts dpt_fit_opts_default(void) {
+    dpt_fit_opts o = {.verbose = 1,
+                      .checkpoint_every = -1,
+                      .keep = -1,
+                      .check_replicas = 100,
+                      .reduce = DPT_REDUCE_AUTO,
+                      .out = stdout};
+    return o;
+}
+
 dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts *o,
                    dpt_fit_result *res) {
     dpt_train tr;
@@ -89,6 +99,14 @@ int dpt_train_setup_threads(const dpt_comm *c) {
     return threads;
 }
 
+dpt_target_spec dpt_train_targets(dpt_loss_kind loss, const dpt_model *m) {
+    dpt_target_spec ts = {.kind = dpt_loss_target_kind(loss),
+                          .n_outputs = dpt_model_output_size(m),
+                          .loss_name = dpt_loss_name(loss),
+                          .x_ids = dpt_model_input_ids(m)};
+    return ts;
+}
+
 /* ---- evaluation ---------------------------------------------------------------------------- */
 
 dpt_status dpt_train_metrics(const dpt_config *cfg, int64_t K, dpt_metrics_spec *ms) {
@@ -96,6 +114,11 @@ dpt_status dpt_train_metrics(const dpt_config *cfg, int64_t K, dpt_metrics_spec 
     for (int i = 0; i < cfg->metrics.n; i++)
         if (cfg->metrics.m[i].kind != DPT_METRIC_ACCURACY)
             ms->m[ms->n++] = cfg->metrics.m[i];
+    if (ms->n > 0 && cfg->reproducible)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: compile.metrics: \"%s\" with fit.reproducible: not supported yet "
+                             "(only accuracy; the metrics' sums are not exact there)",
+                             cfg->file, ms->m[0].name);
     dpt_status st = dpt_metrics_prepare(ms, K, dpt_loss_target_size(cfg->loss, K));
     if (st != DPT_OK) {
         char msg[1024];
@@ -142,4 +165,35 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, const dpt_loss_spec *
     local[0] += dpt_model_penalty(m) * local[2];
     memcpy(sums, local, sizeof local);
     return DPT_OK;
+}
+
+/* Reproducible mode: the shard (every row of the split, on every rank) in fixed chunks of
+ * `chunk` rows, chunk j on rank j mod N, the chunks' sums added exactly: the same bits for any
+ * rank count. Collective. */
+dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, const dpt_loss_spec *loss,
+                                const dpt_shard *s, int64_t chunk, double sums[3]) {
+    int64_t rows = s ? dpt_shard_rows(s) : 0, n_chunks = (rows + chunk - 1) / chunk;
+    int mine = (int)((n_chunks - c->rank + c->size - 1) / c->size), k = 0;
+    double *tab = NULL;
+    dpt_status st =
+        dpt_alloc((size_t)(mine > 0 ? mine : 1) * 3 * sizeof(double), "evaluation", (void **)&tab);
+    dpt_pass p = {.training = false};
+    for (int64_t j = c->rank; st == DPT_OK && j < n_chunks; j += c->size, k++) {
+        int64_t r0 = j * chunk, b = rows - r0 < chunk ? rows - r0 : chunk;
+        const float *out = dpt_model_forward(m, &p, dpt_shard_x(s) + r0 * dpt_shard_x_size(s), b);
+        double *row = tab + 3 * k;
+        row[0] = row[1] = 0;
+        row[2] = (double)b;
+        const float *w = dpt_shard_w(s); /* the split's sample weights, as Keras */
+        st = dpt_loss_compute_spec(loss, dpt_model_head_act(m), out,
+                                   dpt_shard_y(s) + r0 * dpt_shard_y_size(s), w ? w + r0 : NULL, b,
+                                   dpt_model_output_size(m), NULL, &row[0], &row[1]);
+    }
+    st = dpt_comm_agree(c, st);
+    if (st == DPT_OK) {
+        dpt_comm_exact_sum_f64(c, tab, mine, 3, (int)(n_chunks > 0 ? n_chunks : 1), sums);
+        sums[0] += dpt_model_penalty(m) * sums[2];
+    }
+    dpt_free(tab);
+    return st;
 }

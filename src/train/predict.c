@@ -125,13 +125,15 @@ dpt_status dpt_evaluate_metrics(const dpt_comm *c, dpt_inference *inf, const cha
     dpt_status st = pick_group(data, group, g, sizeof g);
     dpt_data_info info;
     st = dpt_data_probe(data, g, &info);
+    if (st == DPT_OK)
+        st = dpt_model_check_loss(inf->model, inf->cfg.loss, inf->cfg.file);
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK)
         return st;
     int64_t lo, hi;
     dpt_split_range(info.n, c->rank, c->size, &lo, &hi);
     dpt_model_set_fused_loss(inf->model, &inf->cfg.loss_spec);
-    dpt_target_spec ts = {.loss = inf->cfg.loss, .n_outputs = dpt_model_output_size(inf->model)};
+    dpt_target_spec ts = dpt_train_targets(inf->cfg.loss, inf->model);
     dpt_shard *s = NULL;
     dpt_metrics_spec ms;
     double *mstate = NULL;
@@ -232,9 +234,13 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
             dpt_split_range(bn, c->rank, c->size, &lo, &hi);
         dpt_shard *s = NULL;
         st = dpt_shard_open(data, g, b0 + lo, b0 + hi, NULL, dpt_model_input_shape(m), &s);
+        if (st == DPT_OK)
+            st = dpt_shard_check_ids(s, data, g, dpt_model_input_ids(m));
         st = dpt_comm_agree(c, st);
-        if (st != DPT_OK)
+        if (st != DPT_OK) {
+            dpt_shard_destroy(&s);
             break;
+        }
         if (!mc) {
             dpt_pass p = {.training = false, .seed = seed};
             forward_rows(m, &p, dpt_shard_x(s), hi - lo, b0 + lo, out);

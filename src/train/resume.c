@@ -40,7 +40,8 @@ enum {
     TS_RL_WAIT,
     TS_RL_COOLDOWN,
     TS_RL_BEST,
-    TS_STOPPED
+    TS_STOPPED,
+    TS_REPRO, /* 1 + micro-batch size in reproducible mode, else 0 (older files: 0) */
 };
 
 static void pack_state(const dpt_train *t, double *ts) {
@@ -55,6 +56,7 @@ static void pack_state(const dpt_train *t, double *ts) {
     ts[TS_RL_COOLDOWN] = t->cb.rl_cooldown_counter;
     ts[TS_RL_BEST] = t->cb.rl_best;
     ts[TS_STOPPED] = t->stopped_early;
+    ts[TS_REPRO] = t->repro ? 1.0 + (double)t->micro : 0.0;
 }
 
 static dpt_status unpack_state(dpt_train *t, const double *ts) {
@@ -69,6 +71,15 @@ static dpt_status unpack_state(dpt_train *t, const double *ts) {
     t->cb.rl_cooldown_counter = (int)ts[TS_RL_COOLDOWN];
     t->cb.rl_best = ts[TS_RL_BEST];
     t->stopped_early = ts[TS_STOPPED] != 0;
+    double repro = t->repro ? 1.0 + (double)t->micro : 0.0;
+    if (ts[TS_REPRO] != repro)
+        return dpt_error_set(DPT_ERR_CHECKPOINT,
+                             "%s: written %s, but this run is %s: the resumed steps would not "
+                             "continue the same computation",
+                             t->resumed_from,
+                             ts[TS_REPRO] > 0 ? "in reproducible mode" : "in the default mode",
+                             t->repro ? "in reproducible mode (or with another micro_batch)"
+                                      : "in the default mode");
     if (t->cfg->callbacks.reduce_lr.enabled)
         return dpt_optim_set_learning_rate(t->optim, ts[TS_LR]);
     return DPT_OK;

@@ -59,12 +59,39 @@ static dpt_status plan_data(dpt_train *t) {
     return dpt_comm_agree(c, st);
 }
 
+/* Reproducible mode: the global order, every training row on every rank, one micro-batch at a
+ * time (dpt_train_step_reproducible). */
+static dpt_status plan_reproducible(dpt_train *t, int64_t limit) {
+    const dpt_config *cfg = t->cfg;
+    dpt_status st = DPT_OK;
+    if (t->opts.local_order)
+        st = dpt_error_set(DPT_ERR_USAGE,
+                           "--order local: refused with fit.reproducible: the local order's "
+                           "batches depend on the rank count");
+    else if (t->streaming)
+        st = dpt_error_set(DPT_ERR_DATA,
+                           "%s: /%s: with fit.reproducible every rank holds all %lld training "
+                           "rows, more than the memory limit (%lld bytes; --memory-limit)",
+                           cfg->data_path, cfg->train_group, (long long)t->n_train,
+                           (long long)limit);
+    else if (t->n_train > UINT32_MAX)
+        st = dpt_error_set(DPT_ERR_DATA, "%s: /%s: fit.reproducible supports up to 2^32 samples",
+                           cfg->data_path, cfg->train_group);
+    t->micro = cfg->micro_batch < cfg->batch_size ? cfg->micro_batch : cfg->batch_size;
+    t->max_local = t->micro;
+    return st;
+}
+
 /* 2. the reading mode: the shard in memory, or streamed when it is larger than the memory limit.
  * Streaming implies the local (balanced) order; in memory the global order is the default.
  * Sets this rank's rows, the order, the largest local batch. */
 static dpt_status plan_reading(dpt_train *t, const dpt_shape *in, int64_t limit) {
     const dpt_comm *c = t->c;
     dpt_split_range(t->n_train, c->rank, c->size, &t->lo, &t->hi);
+    if (t->repro) { /* every rank holds every training row: micro-batches are any rows */
+        t->lo = 0;
+        t->hi = t->n_train;
+    }
     int64_t B = t->cfg->batch_size, shard_bytes = 0;
     dpt_status st = dpt_mul_i64(t->hi - t->lo, (dpt_shape_size(in) + 16) * (int64_t)sizeof(float),
                                 "shard size", &shard_bytes);
@@ -80,6 +107,8 @@ static dpt_status plan_reading(dpt_train *t, const dpt_shape *in, int64_t limit)
                              "--memory-limit) are not supported yet",
                              t->cfg->data_path, t->cfg->train_group);
     t->local_order = t->streaming || t->opts.local_order;
+    if (t->repro)
+        return plan_reproducible(t, limit);
     int64_t max_local = t->local_order ? (B + c->size - 1) / c->size : B;
     if (max_local > t->hi - t->lo)
         max_local = t->hi - t->lo;
@@ -87,15 +116,52 @@ static dpt_status plan_reading(dpt_train *t, const dpt_shape *in, int64_t limit)
     return DPT_OK;
 }
 
+/* optim (clipnorm): the model's weight tensors as (offset, length) pairs for the optimizer, which
+ * clips each Keras variable's gradient separately. Local. */
+static dpt_status set_optim_tensors(dpt_model *m, dpt_optim *o) {
+    enum { MAXW = 16 };
+    int nl = dpt_model_n_layers(m), n = 0;
+    int64_t *pairs = malloc(sizeof(int64_t) * 2 * (size_t)(nl * MAXW + 1));
+    if (!pairs)
+        return dpt_error_set(DPT_ERR_NOMEM, "optimizer: out of memory");
+    for (int i = 0; i < nl; i++) {
+        const dpt_layer *l = dpt_model_layer(m, i);
+        const char *wn[MAXW];
+        dpt_shape ws[MAXW];
+        int nw = dpt_layer_weights(l, wn, ws, MAXW);
+        int64_t off = l->param_offset, np = dpt_layer_n_params(l);
+        for (int j = 0; j < nw && j < MAXW; j++) {
+            pairs[2 * n] = off;
+            pairs[2 * n + 1] = dpt_shape_size(&ws[j]);
+            off += pairs[2 * n + 1];
+            n++;
+        }
+        if (nw < 0 || nw > MAXW || off - l->param_offset != np) { /* weights() and the layout */
+            free(pairs);
+            return dpt_error_set(
+                DPT_ERR_INTERNAL, "layer %d (%s): %d weight tensors of %lld floats, %lld params",
+                i + 1, l->name, nw, (long long)(off - l->param_offset), (long long)np);
+        }
+    }
+    dpt_status st = dpt_optim_set_tensors(o, pairs, n);
+    free(pairs);
+    return st;
+}
+
 /* The gradient exchange; its slot (if it has one) becomes the model's gradient buffer. */
 static dpt_status make_exchange(dpt_train *t) {
-    dpt_status st = dpt_gradex_create(t->c, dpt_model_n_params(t->model), t->opts.reduce, &t->gx);
+    /* every rank must hold the whole summed gradient and update everything (the MPI exchange)
+     * in reproducible mode (micro-batch gradients summed exactly, dpt_comm_exact_sum_f32) and for
+     * clipnorm / global_clipnorm (norms over whole tensors; build_model checked --reduce) */
+    bool whole = t->repro || dpt_optim_needs_whole_vector(t->optim);
+    dpt_reduce_mode mode = whole ? DPT_REDUCE_MPI : t->opts.reduce;
+    dpt_status st = dpt_gradex_create(t->c, dpt_model_n_params(t->model), mode, &t->gx);
     if (st != DPT_OK)
         return st;
     int64_t len = 0;
     float *slot = dpt_gradex_slot(t->gx, &len);
     if (slot)
-        dpt_model_bind_grads(t->model, slot, len);
+        dpt_model_bind_grads(t->model, slot, len, true);
     if (dpt_gradex_wants_ready(t->gx))
         dpt_model_set_grad_ready(t->model, grads_ready, t->gx);
     return DPT_OK;
@@ -123,6 +189,8 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
     const dpt_comm *c = t->c;
     dpt_json_ctx ctx = {.file = cfg->model_file[0] ? cfg->model_file : cfg->file};
     dpt_status st = dpt_model_create(cfg->layers, in, t->max_local, cfg->seed, &ctx, &t->model);
+    if (st == DPT_OK)
+        st = dpt_model_check_loss(t->model, cfg->loss, cfg->file);
     if (st == DPT_OK) {
         dpt_model_set_fused_loss(t->model, &cfg->loss_spec);
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
@@ -131,6 +199,19 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
             st = alloc_metric_states(t);
         if (st == DPT_OK)
             st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
+    }
+    if (st == DPT_OK && t->repro && dpt_model_is_collective(t->model))
+        st = dpt_error_set(DPT_ERR_CONFIG,
+                           "%s: BatchNormalization with fit.reproducible: not supported yet (its "
+                           "moving statistics are summed across ranks per step)",
+                           ctx.file);
+    if (st == DPT_OK && dpt_optim_needs_whole_vector(t->optim)) { /* optim: see make_exchange */
+        if (t->opts.reduce == DPT_REDUCE_SHM)
+            st = dpt_error_set(DPT_ERR_CONFIG,
+                               "--reduce shm: the optimizer's clipnorm / global_clipnorm needs "
+                               "the whole gradient on every rank; use --reduce mpi or auto");
+        else
+            st = set_optim_tensors(t->model, t->optim);
     }
     /* every rank takes part in the exchange's collectives whatever happened before */
     int ok = st == DPT_OK;
@@ -160,7 +241,7 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
 static dpt_status open_shards(dpt_train *t, int64_t limit) {
     const dpt_config *cfg = t->cfg;
     const dpt_comm *c = t->c;
-    dpt_target_spec ts = {.loss = cfg->loss, .n_outputs = dpt_model_output_size(t->model)};
+    dpt_target_spec ts = dpt_train_targets(cfg->loss, t->model);
     const dpt_shape *ms = dpt_model_input_shape(t->model);
     dpt_status st;
     if (t->streaming)
@@ -170,12 +251,31 @@ static dpt_status open_shards(dpt_train *t, int64_t limit) {
         st = dpt_shard_open(cfg->data_path, cfg->train_group, t->lo, t->hi, &ts, ms, &t->train);
     if (st != DPT_OK || t->n_val == 0)
         return st;
-    int64_t vlo, vhi;
-    dpt_split_range(t->n_val, c->rank, c->size, &vlo, &vhi);
+    int64_t vlo = 0, vhi = t->n_val; /* reproducible mode: every rank all of them */
+    if (!t->repro)
+        dpt_split_range(t->n_val, c->rank, c->size, &vlo, &vhi);
     if (cfg->validation_group[0])
         return dpt_shard_open(cfg->data_path, cfg->validation_group, vlo, vhi, &ts, ms, &t->val);
     return dpt_shard_open(cfg->data_path, cfg->train_group, t->n_train + vlo, t->n_train + vhi, &ts,
                           ms, &t->val);
+}
+
+/* Reproducible mode: one gradient buffer per micro-batch a rank may get in a step, and the exact
+ * sums' scratch. */
+static dpt_status alloc_micro(dpt_train *t) {
+    int64_t n = dpt_model_n_params(t->model), B = t->cfg->batch_size;
+    int64_t per_step = (B + t->micro - 1) / t->micro;
+    t->n_mgrad = (int)((per_step + t->c->size - 1) / t->c->size);
+    dpt_status st = dpt_alloc((size_t)t->n_mgrad * sizeof(float *), "micro-batch gradients",
+                              (void **)&t->mgrad);
+    for (int i = 0; i < t->n_mgrad && st == DPT_OK; i++)
+        st = dpt_alloc((size_t)(n > 0 ? n : 1) * sizeof(float), "micro-batch gradients",
+                       (void **)&t->mgrad[i]);
+    if (st == DPT_OK)
+        st = dpt_alloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t), "exact sums", (void **)&t->xacc);
+    if (st == DPT_OK)
+        st = dpt_alloc((size_t)(n / 256 + 2) * sizeof(int), "exact sums", (void **)&t->xexp);
+    return st;
 }
 
 /* 5. per-step buffers, sized once for the largest local batch */
@@ -195,6 +295,8 @@ static dpt_status alloc_buffers(dpt_train *t) {
         st = dpt_alloc((size_t)ml * sizeof(int64_t), "batch rows", (void **)&t->rows);
     if (st == DPT_OK && (t->cfg->n_class_weight > 0 || t->info.has_w))
         st = dpt_alloc((size_t)ml * sizeof(float), "batch weights", (void **)&t->wb);
+    if (st == DPT_OK && t->repro)
+        st = alloc_micro(t);
     return st;
 }
 
@@ -243,7 +345,12 @@ static void print_startup(dpt_train *t) {
             (long long)(t->n_train / c->size));
     fprintf(out, "%s; global batch %lld\n", placement, (long long)cfg->batch_size);
     print_kernel(out);
-    if (c->size > 1)
+    if (t->repro)
+        fprintf(out,
+                "mode: reproducible (the same bits on any number of ranks): micro-batches of "
+                "%lld, exact fixed-point sums, every rank holds all the training rows\n",
+                (long long)t->micro);
+    else if (c->size > 1)
         fprintf(out, "gradient exchange: %s%s\n", dpt_gradex_describe(t->gx),
                 dpt_gradex_parts_differ(t->gx) ? "; each rank updates its part of the weights"
                                                : "");
@@ -269,6 +376,7 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     t->opts = *o;
     if (!t->opts.out)
         t->opts.out = stdout;
+    t->repro = o->reproducible || cfg->reproducible;
     dpt_status st = plan_data(t);
     if (st != DPT_OK)
         return st;
@@ -310,6 +418,15 @@ void dpt_train_teardown(dpt_train *t) {
     dpt_free(t->m_step);
     dpt_free(t->wb);
     t->wb = NULL;
+    for (int i = 0; i < t->n_mgrad && t->mgrad; i++)
+        dpt_free(t->mgrad[i]);
+    dpt_free(t->mgrad);
+    dpt_free(t->xacc);
+    dpt_free(t->xexp);
+    t->mgrad = NULL;
+    t->xacc = NULL;
+    t->xexp = NULL;
+    t->n_mgrad = 0;
     t->best = NULL;
     t->m_step = t->m_epoch = t->m_val = NULL;
     t->xb = t->yb = t->dout = NULL;

@@ -197,3 +197,88 @@ dpt_status dpt_train_step(dpt_train *t, const dpt_order *ord, int64_t k, dpt_ste
     t->global_step++;
     return st;
 }
+
+/* ---- reproducible mode ---------------------------------------------------------------------
+ * Global batch k in micro-batches of t->micro positions of the global order; micro-batch j on
+ * rank j mod N (every rank holds every row). Each micro-batch's gradient is computed alone, with
+ * the same shapes whichever rank computes it, into a buffer of its own; its dropout masks are
+ * keyed by (step, j, row in the micro-batch) — the sample's position in the global batch — by
+ * passing j where the default mode passes the rank. The gradients and the statistics are then
+ * summed exactly (dpt_comm_exact_sum_f32 / _f64), and every rank updates every weight. */
+
+/* micro-batch j of batch [p0, p1): forward, loss, backward into t->mgrad[slot]; row (loss,
+ * correct, count) */
+static void micro_compute(dpt_train *t, const dpt_order *ord, int64_t q0, int64_t q1, int64_t j,
+                          int slot, double row[3]) {
+    dpt_model *m = t->model;
+    int64_t cnt = q1 - q0;
+    for (int64_t i = 0; i < cnt; i++)
+        t->rows[i] = dpt_order_at(ord, q0 + i); /* lo = 0: every row is local */
+    double t0 = dpt_now();
+    dpt_shard_gather(t->train, t->rows, cnt, t->xb, t->yb);
+    double t1 = dpt_now();
+    t->prof[PROF_DATA] += t1 - t0;
+    dpt_model_bind_grads(m, t->mgrad[slot], dpt_model_n_params(m), false);
+    dpt_model_zero_grads(m);
+    dpt_pass p = {.training = true,
+                  .seed = t->cfg->seed,
+                  .rank = (uint32_t)j,
+                  .step = (uint64_t)t->global_step};
+    const float *out = dpt_model_forward(m, &p, t->xb, cnt);
+    row[0] = row[1] = 0;
+    row[2] = (double)cnt;
+    int64_t K = dpt_model_output_size(m);
+    const float *sw = dpt_shard_w(t->train);
+    if (sw) /* the split's sample weights `w` */
+        for (int64_t i = 0; i < cnt; i++)
+            t->wb[i] = sw[t->rows[i]];
+    else if (t->wb) /* fit.class_weight */
+        class_weights(t->cfg, t->yb, cnt, dpt_loss_target_size(t->cfg->loss, K), t->wb);
+    dpt_status st = dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb,
+                                          t->wb, cnt, K, t->dout, &row[0], &row[1]);
+    if (st != DPT_OK)
+        dpt_comm_abort(t->c, st); /* a bad label found mid-step: end the job */
+    dpt_model_backward(m, &p, t->dout, cnt);
+    (void)dpt_model_grads(m); /* finishes the lazy zeroing */
+    t->prof[PROF_COMPUTE] += dpt_now() - t1;
+}
+
+dpt_status dpt_train_step_reproducible(dpt_train *t, const dpt_order *ord, int64_t k,
+                                       dpt_step_stats *s) {
+    const dpt_comm *c = t->c;
+    int64_t B = t->cfg->batch_size, p0 = k * B;
+    int64_t p1 = p0 + B < t->n_train ? p0 + B : t->n_train, mb = t->micro;
+    int64_t n_micro = (p1 - p0 + mb - 1) / mb;
+    double tab[3 * 64], *rows = tab;
+    int mine = 0;
+    if (t->n_mgrad > 64 &&
+        dpt_alloc((size_t)t->n_mgrad * 3 * sizeof(double), "statistics", (void **)&rows) != DPT_OK)
+        dpt_comm_abort(c, DPT_ERR_NOMEM);
+    for (int64_t j = c->rank; j < n_micro; j += c->size, mine++) {
+        int64_t q0 = p0 + j * mb, q1 = q0 + mb < p1 ? q0 + mb : p1;
+        micro_compute(t, ord, q0, q1, j, mine, rows + 3 * mine);
+    }
+    dpt_model *m = t->model;
+    dpt_model_bind_grads(m, NULL, 0, false);
+    double t0 = dpt_now();
+    memset(s, 0, sizeof *s);
+    double sums[3];
+    dpt_comm_exact_sum_f64(c, rows, mine, 3, (int)n_micro, sums);
+    if (rows != tab)
+        dpt_free(rows);
+    s->v[DPT_STAT_LOSS] = sums[0];
+    s->v[DPT_STAT_CORRECT] = sums[1];
+    s->v[DPT_STAT_COUNT] = sums[2];
+    int signal = dpt_signals_pending() ? 1 : 0;
+    dpt_comm_allreduce_max_i32(c, &signal, 1);
+    s->v[DPT_STAT_SIGNAL] = signal;
+    int64_t n = dpt_model_n_params(m);
+    dpt_comm_exact_sum_f32(c, (const float *const *)t->mgrad, mine, n, (int)n_micro,
+                           dpt_model_grads(m), t->xacc, t->xexp);
+    bool prescan = t->opts.skip_nonfinite; /* every rank has the same sums: one verdict */
+    s->v[DPT_STAT_NONFINITE] = prescan ? (double)nonfinite_any(dpt_model_grads(m), n) : 0.0;
+    t->prof[PROF_REDUCE] += dpt_now() - t0;
+    dpt_status st = step_apply(t, k, p1 - p0, prescan, s, 0, n);
+    t->global_step++;
+    return st;
+}

@@ -229,7 +229,7 @@ static void test_bound_model_with_nonzero_gradients(void **state) {
     float *slot = dpt_gradex_slot(gx, &len);
     bool ok = true;
     if (slot) {
-        dpt_model_bind_grads(m, slot, len);
+        dpt_model_bind_grads(m, slot, len, true);
         ok = dpt_model_grads(m) == slot && slot[0] == 1.0f && slot[n - 1] == 1.0f;
         for (int64_t i = n; i < len; i++)
             ok = ok && slot[i] == 0.0f;
