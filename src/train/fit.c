@@ -114,11 +114,6 @@ dpt_status dpt_train_metrics(const dpt_config *cfg, int64_t K, dpt_metrics_spec 
     for (int i = 0; i < cfg->metrics.n; i++)
         if (cfg->metrics.m[i].kind != DPT_METRIC_ACCURACY)
             ms->m[ms->n++] = cfg->metrics.m[i];
-    if (ms->n > 0 && cfg->reproducible)
-        return dpt_error_set(DPT_ERR_CONFIG,
-                             "%s: compile.metrics: \"%s\" with fit.reproducible: not supported yet "
-                             "(only accuracy; the metrics' sums are not exact there)",
-                             cfg->file, ms->m[0].name);
     dpt_status st = dpt_metrics_prepare(ms, K, dpt_loss_target_size(cfg->loss, K));
     if (st != DPT_OK) {
         char msg[1024];

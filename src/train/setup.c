@@ -195,6 +195,11 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
         dpt_model_set_fused_loss(t->model, &cfg->loss_spec);
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
         st = dpt_train_metrics(cfg, dpt_model_output_size(t->model), &t->ms);
+        if (st == DPT_OK && t->repro && t->ms.n > 0)
+            st = dpt_error_set(DPT_ERR_CONFIG,
+                               "%s: compile.metrics: \"%s\" with fit.reproducible: not supported "
+                               "yet (only accuracy; the metrics' sums are not exact there)",
+                               cfg->file, t->ms.m[0].name);
         if (st == DPT_OK)
             st = alloc_metric_states(t);
         if (st == DPT_OK)

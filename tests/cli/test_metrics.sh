@@ -95,4 +95,8 @@ config "$WORK/bad.json" '"binary_crossentropy"' sigmoid '["accuracy", "sparse_ca
 expect_fail "a sparse metric with one output: exit 3 naming it" 3 \
     "$WORK/bad.json: compile.metrics: metric \"sparse_categorical_accuracy\" needs one class index per sample" \
     30 $MPIRUN -np 2 "$DPTRAIN" fit "$WORK/bad.json"
+sed 's/"seed": 3}/"seed": 3, "reproducible": true}/' "$WORK/c.json" >"$WORK/rep.json"
+expect_fail "a metric besides accuracy with fit.reproducible: exit 3 naming it" 3 \
+    "$WORK/rep.json: compile.metrics: \"auc\" with fit.reproducible: not supported yet" \
+    30 $MPIRUN -np 2 "$DPTRAIN" fit "$WORK/rep.json"
 finish
