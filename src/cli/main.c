@@ -52,6 +52,8 @@ static const char *USAGE =
     "  evaluate CKPT --data FILE[:GROUP] [--config CONFIG]\n"
     "                             loss and accuracy of a checkpoint (or Keras weights + CONFIG)\n"
     "  predict CKPT --data FILE[:GROUP] --out PRED.h5 [--mc-samples K] [--seed S] [--config C]\n"
+    "          [--force]          (--out is never an input; an existing file only when predict\n"
+    "                             wrote it, else --force)\n"
     "                             predictions in input order; with K, Monte Carlo dropout: mean,\n"
     "                             std and predictive entropy over K passes spread across ranks\n"
     "  plot RUN_DIR [--out FILE.svg]  redraw the learning curves from RUN_DIR/history.csv\n"
@@ -155,6 +157,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         return dpt_error_set(DPT_ERR_USAGE, "fit: missing CONFIG (usage: dptrain fit CONFIG "
                                             "[--data FILE] [--epochs N] ...)");
     const char *cfg_path = argv[0];
+    if (!cfg_path[0])
+        return dpt_error_set(DPT_ERR_USAGE, "fit: CONFIG: the path is empty");
     const char *data = NULL, *run_dir = NULL, *init_weights = NULL;
     int64_t epochs = -1, batch = -1, seed = -1, verbose = 1, every = -1, keep = -1;
     int64_t check_replicas = 100, watchdog = 0;
@@ -194,6 +198,10 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         }
         if (!v) {
             st = dpt_error_set(DPT_ERR_USAGE, "fit: %s needs a value", a);
+            break;
+        }
+        if (!*v) { /* --run-dir '' would train and save nothing; --data '' read nothing */
+            st = dpt_error_set(DPT_ERR_USAGE, "fit: %s: the value is empty", a);
             break;
         }
         i++;

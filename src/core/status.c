@@ -38,6 +38,8 @@ const char *dpt_status_name(dpt_status s) {
         return "I/O error";
     case DPT_ERR_NOMEM:
         return "out of memory";
+    case DPT_ERR_BUSY:
+        return "run directory busy";
     case DPT_PREEMPTED:
         return "preempted (resumable)";
     }

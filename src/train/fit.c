@@ -283,6 +283,7 @@ dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts 
     if (st != DPT_OK)
         return st;
     st = dpt_train_run(&tr, res);
+    dpt_rundir_unlock(&tr.lock, st); /* with DPT_PREEMPTED: the note for launch/ scripts */
     dpt_train_teardown(&tr);
     return st;
 }
@@ -383,12 +384,12 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     }
     dpt_comm_bcast(c, dpt_model_params(t->model),
                    dpt_model_n_params(t->model) * (int64_t)sizeof(float));
-    if (o->resume && o->run_dir && o->run_dir[0]) {
+    st = dpt_rundir_lock(c, o->run_dir, &t->lock); /* one job per run directory, from here on */
+    if (st == DPT_OK && o->resume && o->run_dir && o->run_dir[0])
         st = resume_from_checkpoint(t);
-        if (st != DPT_OK) {
-            dpt_train_teardown(t);
-            return st;
-        }
+    if (st != DPT_OK) {
+        dpt_train_teardown(t);
+        return st;
     }
 
     /* 3. this rank's shards */
@@ -481,6 +482,7 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
 }
 
 void dpt_train_teardown(dpt_train *t) {
+    dpt_rundir_unlock(&t->lock, DPT_OK);
     dpt_shard_destroy(&t->train);
     dpt_stream_destroy(&t->stream);
     dpt_shard_destroy(&t->val);

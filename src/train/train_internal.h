@@ -41,6 +41,7 @@ typedef struct {
     int64_t start_step_in_epoch; /* > 0 when resuming inside an epoch */
     double resume_sums[3];       /* the resumed epoch's (loss, correct, count) so far */
     char resumed_from[4096];     /* checkpoint path when resumed, else "" */
+    struct dpt_run_lock *lock;   /* rank 0 with a run directory: its lock (rundir.c) */
 } dpt_train;
 
 DPT_NODISCARD dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg,
@@ -53,6 +54,18 @@ int dpt_train_setup_threads(const dpt_comm *c);
 /* A quarter of the node's memory divided by the ranks on the node. Local. */
 int64_t dpt_default_memory_limit(const dpt_comm *c);
 DPT_NODISCARD dpt_status dpt_mkdir_p(const char *path);
+
+/* The run directory's lock (rundir.c). Collective: rank 0 creates dir (mkdir -p) and takes
+ * dir/dptrain.lock (a stale lock of a process that is gone is taken over with a warning), agreed
+ * across ranks; *lock gets it on rank 0, NULL elsewhere and when dir is NULL or "" (no-op).
+ * DPT_ERR_BUSY naming the holder (host, pid, Slurm job) when another job owns dir; DPT_ERR_IO when
+ * dir cannot be created or written. */
+typedef struct dpt_run_lock dpt_run_lock;
+DPT_NODISCARD dpt_status dpt_rundir_lock(const dpt_comm *c, const char *dir, dpt_run_lock **lock);
+/* Releases the lock (removes the file if it is still ours); NULL-safe, sets *lock = NULL. When st
+ * is DPT_PREEMPTED, first writes dir/preempted ("launch=$DPT_LAUNCH_ID" and the message) for the
+ * launch/ scripts. Local. */
+void dpt_rundir_unlock(dpt_run_lock **lock, dpt_status st);
 
 /* Preemption signals (signals.c): handlers only set a flag. Local. */
 void dpt_signals_install(void);
