@@ -59,7 +59,9 @@ DPT_NODISCARD dpt_status dpt_ckpt_read_config(const char *path, char **config_te
 DPT_NODISCARD dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim *o,
                                        dpt_ckpt_meta *meta);
 
-/* Finds the newest checkpoint in `dir` that verifies (last.h5 first, then ckpt-* newest first);
+/* Finds the newest checkpoint in `dir` that verifies: the ckpt-* holding a later step than
+ * last.h5 and written after it (replacing last.h5 failed, a full disk), newest first, then
+ * last.h5, then the other ckpt-* newest first (a ckpt-* older than last.h5 is an earlier run's);
  * verifying = format version, checksum and (if m is not NULL) the architecture, read into scratch
  * memory: m is not modified. Damaged ones are skipped with a line on stderr
  * "dptrain: warning: DIR/last.h5: <why>; using DIR/ckpt-....h5". Writes its path to out

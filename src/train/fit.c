@@ -99,6 +99,7 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
             st = dpt_loss_compute(loss, dpt_model_head_act(m), out, y + r * ys, b,
                                   dpt_model_output_size(m), NULL, &local[0], &local[1]);
             local[2] += (double)b;
+            dpt_watchdog_kick(-1); /* a validation / test batch is progress too */
         }
     }
     st = dpt_comm_agree(c, st);
@@ -250,6 +251,7 @@ static dpt_status resume_from_checkpoint(dpt_train *t) {
 static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epoch,
                                    const double sums[3]) {
     dpt_status st = DPT_OK;
+    dpt_watchdog_hold(); /* the write is progress, for rank 0 and for the ranks waiting on it */
     /* each rank keeps only its part of the optimizer's state current: gather it first */
     for (int i = 0; i < dpt_optim_n_slots(t->optim); i++)
         dpt_gradex_gather(t->gx, dpt_optim_slot(t->optim, i));
@@ -271,7 +273,9 @@ static dpt_status write_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_
         if (t->stream)
             dpt_stream_release_io(t->stream);
     }
-    return dpt_comm_agree(t->c, st);
+    st = dpt_comm_agree(t->c, st);
+    dpt_watchdog_release(t->global_step);
+    return st;
 }
 
 /* ---- fit ----------------------------------------------------------------------------------- */

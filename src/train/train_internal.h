@@ -74,7 +74,11 @@ void dpt_signals_clear(void);
 
 /* Watchdog (watchdog.c): ends the job when no step finished for `seconds` (0 = off). Local. */
 void dpt_watchdog_start(double seconds, int rank, int size);
-void dpt_watchdog_kick(int64_t step);
+void dpt_watchdog_kick(int64_t step); /* step < 0: progress, the step unchanged */
+/* From hold to release (nestable) the watchdog does not fire: a phase that is progress although
+ * no step finishes (a checkpoint write, which the other ranks wait for); release also kicks. */
+void dpt_watchdog_hold(void);
+void dpt_watchdog_release(int64_t step);
 void dpt_watchdog_stop(void);
 
 /* Collective: compares a checksum of the parameters across ranks; DPT_ERR_INTERNAL naming the
