@@ -868,12 +868,14 @@ dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     /* final weights, Keras-readable */
     if (t->opts.run_dir && t->opts.run_dir[0]) {
         dpt_status ws = DPT_OK;
+        dpt_watchdog_hold(); /* writing is progress, as for a checkpoint */
         if (lead) {
             char path[DPT_PATH_MAX];
             snprintf(path, sizeof path, "%s/final.h5", t->opts.run_dir);
             ws = dpt_weights_save_keras(path, t->model);
         }
         st = dpt_comm_agree(c, ws);
+        dpt_watchdog_release(t->global_step);
     }
 done:
     dpt_model_bind_params(t->model, NULL, true); /* no rank writes the shared copy any more */

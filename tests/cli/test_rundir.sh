@@ -186,4 +186,23 @@ secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 [ "$RC" -eq 0 ] && grep -q 'val_loss' "$WORK/v.out" && ok "a validation pass longer than --watchdog 2 is progress (run ${secs}s)" ||
     not_ok "watchdog during validation" "exit $RC after ${secs}s" "$(tail -3 "$WORK/v.err")"
 
+# --- ... and checkpoint writes: 2 x 2500 units, 75 MB per checkpoint (ckpt-*, last.h5, final.h5
+# weights), each write fsynced: on this disk several seconds against --watchdog 1; the ranks that
+# wait for rank 0 must not take the wait for a hang
+"$DPTRAIN" data synth --samples 64 --features 20 --seed 5 --out "$WORK/w.h5" >/dev/null
+python3 - examples/tutorial.json "$WORK/w.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+for l in [l for l in c["model"]["config"]["layers"] if l["class_name"] == "Dense"][:-1]:
+    l["config"]["units"] = 2500
+c["fit"].update(epochs=2, validation_split=0, batch_size=64)
+json.dump(c, open(sys.argv[2], "w"))
+PY
+t0=$(date +%s.%N)
+run_cmd "$WORK/w" 300 $MPIRUN -np 2 "$DPTRAIN" fit "$WORK/w.json" --data "$WORK/w.h5" --watchdog 1 --verbose 2 \
+    --run-dir "$WORK/w" --keep 1
+secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+[ "$RC" -eq 0 ] && [ -f "$WORK/w/final.h5" ] && ok "checkpoint and final.h5 writes are progress for --watchdog 1 (run ${secs}s)" ||
+    not_ok "watchdog during checkpoint writes" "exit $RC after ${secs}s" "$(grep -h watchdog "$WORK/w.err" | head -2)"
+
 finish
