@@ -50,6 +50,8 @@ dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t 
         close(fd);
         if (!stat_ok)
             return dpt_error_set(what, "%s: cannot read: %s", path, strerror(err));
+        if (S_ISDIR(sb.st_mode))
+            return dpt_error_set(what, "%s: cannot read: %s", path, strerror(EISDIR));
         return dpt_error_set(what, "%s: cannot read: %s, not a regular file", path,
                              dpt_file_kind(sb.st_mode));
     }
