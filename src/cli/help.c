@@ -10,6 +10,7 @@
 #define EXIT_CODES                                                                                 \
     "exit codes: 0 success, 1 internal error, 2 usage, 3 config, 4 data, 5 checkpoint,\n"          \
     "            6 numeric (non-finite loss), 7 output I/O, 8 out of memory,\n"                    \
+    "            9 run directory busy (another job holds DIR/dptrain.lock),\n"                     \
     "            75 preempted after a checkpoint (resumable with --resume)\n"
 
 /* A command's help is the concatenation of its entries, in order (C11 compilers need only accept
@@ -44,6 +45,7 @@ static const struct {
      "                            last.h5, ckpt-*.h5  checkpoints (weights, optimizer, position)\n"
      "                            final.h5       Keras legacy weights: model.load_weights() reads\n"
      "                                           them\n"
+     "                            dptrain.lock   while the run lasts: one job per DIR (exit 9)\n"
      "  --resume                continue exactly from the newest valid checkpoint in DIR (starts\n"
      "                          from the beginning when DIR has none); the history files keep\n"
      "                          the epochs already done. Needs --run-dir\n"},

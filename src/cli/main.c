@@ -72,7 +72,7 @@ static const char *USAGE =
     "\n"
     "exit codes: 0 success, 1 internal error, 2 usage, 3 config, 4 data, 5 checkpoint,\n"
     "            6 numeric (non-finite loss), 7 output I/O, 8 out of memory,\n"
-    "            75 preempted after a checkpoint (resumable)\n";
+    "            9 run directory busy (another job), 75 preempted after a checkpoint (resumable)\n";
 
 /* ---- small argument helpers ---------------------------------------------------------------- */
 
