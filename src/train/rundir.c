@@ -2,8 +2,9 @@
  * process start time, Slurm job id, since when), taken by rank 0 before anything in DIR is read or
  * written, and removed when the run ends. A second job on the same directory stops at once with
  * DPT_ERR_BUSY naming the holder. A lock left by a process that is gone (same host: the pid is
- * dead, or another process or boot now has it; any host: the same Slurm job id, i.e. this job's
- * earlier run before a requeue) is taken over with a warning.
+ * dead, or another process or boot now has it; any host: the same Slurm job id with a lower
+ * SLURM_RESTART_COUNT, i.e. this job's earlier run before a requeue) is taken over with a
+ * warning.
  *
  * The lock file appears atomically with its content: written to a private name, then link()ed
  * to dptrain.lock, which fails with EEXIST when another job holds it (also on NFS); where link()
@@ -38,6 +39,7 @@ typedef struct {
     char boot_id[64];
     unsigned long long start; /* the process's start time, clock ticks after boot */
     char job[64];             /* SLURM_JOB_ID, or "" */
+    long restart;             /* SLURM_RESTART_COUNT (0 when unset): runs of a requeued job */
     char since[64];           /* UTC, ISO 8601 */
 } holder;
 
@@ -86,6 +88,8 @@ static void holder_self(holder *h) {
     h->start = proc_start(h->pid);
     const char *job = getenv("SLURM_JOB_ID");
     snprintf(h->job, sizeof h->job, "%s", job ? job : "");
+    const char *rc = getenv("SLURM_RESTART_COUNT");
+    h->restart = rc ? strtol(rc, NULL, 10) : 0;
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -93,8 +97,9 @@ static void holder_self(holder *h) {
 }
 
 static int holder_format(const holder *h, char *buf, size_t n) {
-    return snprintf(buf, n, "host=%s\npid=%ld\nboot_id=%s\nstart=%llu\njob=%s\nsince=%s\n", h->host,
-                    h->pid, h->boot_id, h->start, h->job, h->since);
+    return snprintf(buf, n,
+                    "host=%s\npid=%ld\nboot_id=%s\nstart=%llu\njob=%s\nrestart=%ld\nsince=%s\n",
+                    h->host, h->pid, h->boot_id, h->start, h->job, h->restart, h->since);
 }
 
 /* 1 read, 0 missing (ENOENT), -1 unreadable or not a lock file */
@@ -122,6 +127,8 @@ static int holder_read(const char *path, holder *h) {
             h->start = strtoull(v, NULL, 10);
         else if (!strcmp(k, "job"))
             snprintf(h->job, sizeof h->job, "%s", v);
+        else if (!strcmp(k, "restart"))
+            h->restart = strtol(v, NULL, 10);
         else if (!strcmp(k, "since"))
             snprintf(h->since, sizeof h->since, "%s", v);
     }
@@ -136,8 +143,10 @@ static bool holder_same(const holder *a, const holder *b) {
 /* Why the holder is certainly gone ("" when it may be alive). */
 static void holder_gone(const holder *h, const holder *me, char *why, size_t n) {
     why[0] = '\0';
-    if (h->job[0] && !strcmp(h->job, me->job)) {
-        snprintf(why, n, "it was this Slurm job's (%s) earlier run", h->job);
+    /* a requeued job (same id, a later run): its earlier run has ended, on whichever node. Two
+     * steps of one run (same id, same restart count) are told apart by their pids below. */
+    if (h->job[0] && !strcmp(h->job, me->job) && h->restart < me->restart) {
+        snprintf(why, n, "it was this Slurm job's (%s) earlier run %ld", h->job, h->restart + 1);
         return;
     }
     if (strcmp(h->host, me->host))

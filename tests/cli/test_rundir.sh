@@ -69,10 +69,12 @@ if [ "$rc" -eq 0 ] && grep -q "warning: $WORK/b/dptrain.lock: taking over the lo
 else
     not_ok "stale lock (dead pid)" "exit $rc" "$(tail -3 "$WORK/s.out")"
 fi
-printf 'host=elsewhere\npid=1\njob=4711\nsince=2026-01-01T00:00:00Z\n' >"$WORK/b/dptrain.lock"
-SLURM_JOB_ID=4711 fit 2 "$WORK/b" --epochs 2 --verbose 0 >"$WORK/s.out" 2>&1
+printf 'host=elsewhere\npid=1\njob=4711\nrestart=0\nsince=2026-01-01T00:00:00Z\n' >"$WORK/b/dptrain.lock"
+expect_fail "a lock of another step of the same Slurm job run, on another host: exit 9" 9 "Slurm job 4711" 15 \
+    env SLURM_JOB_ID=4711 $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json --data "$data" --run-dir "$WORK/b"
+SLURM_JOB_ID=4711 SLURM_RESTART_COUNT=1 fit 2 "$WORK/b" --epochs 2 --verbose 0 >"$WORK/s.out" 2>&1
 rc=$?
-[ "$rc" -eq 0 ] && grep -q "taking over the lock .*this Slurm job's (4711) earlier run" "$WORK/s.out" &&
+[ "$rc" -eq 0 ] && grep -q "taking over the lock .*this Slurm job's (4711) earlier run 1" "$WORK/s.out" &&
     ok "a lock of this Slurm job's earlier run (requeued on another node) is taken over" ||
     not_ok "stale lock (same Slurm job)" "exit $rc" "$(tail -3 "$WORK/s.out")"
 printf 'host=elsewhere\npid=1\njob=4711\nsince=2026-01-01T00:00:00Z\n' >"$WORK/b/dptrain.lock"
