@@ -79,6 +79,15 @@ static unsigned long long proc_start(long pid) {
     return p ? strtoull(p, NULL, 10) : 0;
 }
 
+/* The state letter (field 3 of /proc/PID/stat: R, S, D, Z, ...) of a process, '?' when unknown. */
+static char proc_state(long pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    read_line(path, buf, sizeof buf);
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] ? p[2] : '?';
+}
+
 static void holder_self(holder *h) {
     memset(h, 0, sizeof *h);
     if (gethostname(h->host, sizeof h->host - 1) != 0)
@@ -157,6 +166,12 @@ static void holder_gone(const holder *h, const holder *me, char *why, size_t n) 
     }
     if (kill((pid_t)h->pid, 0) != 0 && errno == ESRCH) {
         snprintf(why, n, "process %ld is gone", h->pid);
+        return;
+    }
+    char state = proc_state(h->pid);
+    if (state == 'Z' || state == 'X') { /* ended, not yet reaped (e.g. reparented to a PID 1 that
+                                           does not reap, as in some containers) */
+        snprintf(why, n, "process %ld has ended", h->pid);
         return;
     }
     unsigned long long start = proc_start(h->pid);
