@@ -53,9 +53,7 @@ static bool bn_training(const dpt_layer *l, const dpt_pass *p) {
     return p->training && l->trainable;
 }
 
-bool dpt_batchnorm_is_collective(const dpt_layer *l) {
-    return l && l->ops == &bn_ops && l->trainable;
-}
+static bool bn_collective(const dpt_layer *l) { return l && l->ops == &bn_ops && l->trainable; }
 
 static int64_t bn_n_params(const dpt_layer *l) {
     const dpt_bn *d = (const dpt_bn *)l;
@@ -278,6 +276,7 @@ static void bn_destroy(dpt_layer *l) {
 
 static const dpt_layer_ops bn_ops = {
     .class_name = "BatchNormalization",
+    .collective = bn_collective,
     .n_params = bn_n_params,
     .init_params = bn_init_params,
     .forward = bn_forward,

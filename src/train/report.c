@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "dptrain/config.h"
+#include "dptrain/train.h"
 #include "report.h"
 
 #define BAR_MAX 30        /* characters between the brackets, at most */
@@ -295,13 +296,11 @@ static dpt_status rewrite_history(const char *path, bool csv, const dpt_epoch_lo
         st = write_fd_all(t, tmp, CSV_HEADER, strlen(CSV_HEADER));
     if (st == DPT_OK)
         st = write_fd_all(t, tmp, body, strlen(body));
-    if (st == DPT_OK && fsync(t) != 0 && errno != EINVAL && errno != EROFS)
-        st = dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
     free(body);
     if (t >= 0 && close(t) != 0 && st == DPT_OK)
         st = dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    if (st == DPT_OK && rename(tmp, path) != 0)
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    if (st == DPT_OK)
+        st = dpt_file_commit(tmp, path); /* fsync, rename, fsync of the directory */
     if (st != DPT_OK) {
         unlink(tmp);
         return st;
@@ -1035,10 +1034,17 @@ dpt_status dpt_history_write_svg(const char *path, const dpt_epoch_log *rows, in
         unlink(tmp);
         return dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", tmp, strerror(saved));
     }
-    if (rename(tmp, path) != 0) {
-        saved = errno;
-        unlink(tmp);
-        return dpt_error_set(DPT_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(saved));
-    }
-    return DPT_OK;
+    return dpt_file_commit(tmp, path); /* fsync, rename, fsync of the directory */
+}
+
+dpt_status dpt_plot_history(const char *csv, const char *svg, const char *title,
+                            int64_t *n_epochs) {
+    dpt_epoch_log *rows = NULL;
+    *n_epochs = 0;
+    dpt_status st = dpt_history_read_csv(csv, &rows, n_epochs);
+    if (st != DPT_OK)
+        return st;
+    st = dpt_history_write_svg(svg, rows, *n_epochs, title);
+    free(rows);
+    return st;
 }
