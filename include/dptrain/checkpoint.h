@@ -44,9 +44,11 @@ typedef struct {
  * 1-based epoch in which the last step was taken: meta->epoch + 1 if meta->step_in_epoch > 0,
  * else meta->epoch; S = meta->global_step) and then replaces DIR/last.h5 (an independent copy),
  * each atomically (NAME.tmp, fsync, rename, fsync DIR); keeps the newest `keep` ckpt-* files
- * (keep = 0: only last.h5). Creates DIR if it is missing (one level). `config_text` is stored;
- * o may be NULL (no optimizer state). DPT_ERR_IO naming the path on any failure (unwritable
- * directory, disk full); the .tmp is removed and the previous last.h5 stays intact. */
+ * (keep = 0: only last.h5) among those up to this step (ckpt-* of a later step, left by an earlier
+ * run in the directory, are kept and not counted). Creates DIR if it is missing (one level).
+ * `config_text` is stored; o may be NULL (no optimizer state). DPT_ERR_IO naming the path on any
+ * failure (unwritable directory, disk full); the .tmp is removed and the previous last.h5 stays
+ * intact. */
 DPT_NODISCARD dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *o,
                                         const dpt_ckpt_meta *meta, const char *config_text,
                                         int keep);

@@ -323,14 +323,19 @@ dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *
     st = dpt_ckpt_h5_write_atomic(path, fill_ckpt, &c);
     if (st != DPT_OK)
         return st;
-    /* keep the newest `keep` ckpt-* files */
+    /* keep the newest `keep` ckpt-* files of this run. Files of a later step than this one are
+     * not this run's (an earlier run in the same directory, started again without --resume):
+     * neither counted nor removed, so this run's own are not pruned in their place */
     ckpt_entry *v;
     int n;
     if (list_ckpts(dir, &v, &n, DPT_ERR_IO) != DPT_OK) {
         fprintf(stderr, "dptrain: warning: %s\n", dpt_error_message());
         return DPT_OK;
     }
-    for (int i = keep; i < n; i++) {
+    int later = 0;
+    while (later < n && v[later].step > meta->global_step)
+        later++;
+    for (int i = later + keep; i < n; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, v[i].name);
         if (unlink(path) != 0 && errno != ENOENT)
             fprintf(stderr, "dptrain: warning: %s: cannot remove an old checkpoint: %s\n", path,

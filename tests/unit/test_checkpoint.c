@@ -409,6 +409,31 @@ static void test_ckpt_keep(void **state) {
     dpt_model_destroy(&m);
 }
 
+/* A directory used again without --resume: the earlier run's ckpt-* of later steps are neither
+ * counted nor removed; this run keeps its own newest `keep`. */
+static void test_keep_ignores_earlier_run(void **state) {
+    (void)state;
+    const char *dir = dpt_test_tmpdir("ckpt-keep-earlier");
+    dpt_model *m = make_model(MLP, 20, 1);
+    dpt_optim *o = make_adam(m);
+    dpt_ckpt_meta meta = meta_at(9, 0, 1000);
+    assert_ok(dpt_ckpt_write(dir, m, o, &meta, "{}", 2)); /* the earlier run */
+    for (int s = 1; s <= 4; s++) {
+        meta = meta_at(s - 1, 10, s * 10);
+        assert_ok(dpt_ckpt_write(dir, m, o, &meta, "{}", 2));
+    }
+    assert_int_equal(count_prefix(dir, "ckpt-"), 3);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/ckpt-000009-000001000.h5", dir);
+    assert_true(file_exists(p));
+    snprintf(p, sizeof p, "%s/ckpt-000004-000000040.h5", dir);
+    assert_true(file_exists(p));
+    snprintf(p, sizeof p, "%s/ckpt-000003-000000030.h5", dir);
+    assert_true(file_exists(p));
+    dpt_optim_destroy(&o);
+    dpt_model_destroy(&m);
+}
+
 /* Two checkpoints (steps 10, 20); returns the model. */
 static dpt_model *two_checkpoints(const char *dir, dpt_optim **o) {
     dpt_model *m = make_model(MLP, 20, 1);
@@ -803,6 +828,7 @@ int main(void) {
         cmocka_unit_test(test_not_hdf5_and_missing),
         cmocka_unit_test(test_ckpt_roundtrip),
         cmocka_unit_test(test_ckpt_keep),
+        cmocka_unit_test(test_keep_ignores_earlier_run),
         cmocka_unit_test(test_truncated_last_falls_back),
         cmocka_unit_test(test_newer_ckpt_than_last),
         cmocka_unit_test(test_flipped_byte_caught),
