@@ -62,8 +62,8 @@ void dpt_comm_allreduce_sum_i64(const dpt_comm *c, int64_t *buf, int64_t n);
  * exps (ceil(n / 256) ints). Local vectors nv may be 0. */
 void dpt_comm_exact_sum_f32(const dpt_comm *c, const float *const *vecs, int nv, int64_t n,
                             int total, float *out, int64_t *acc, int *exps);
-/* Collective. The same for nv rows of n <= 64 doubles (vals row-major, nv x n), one grid per
- * column: out (n) on every rank. */
+/* Collective. The same for nv rows of n doubles (vals row-major, nv x n), one grid per column:
+ * out (n) on every rank. */
 void dpt_comm_exact_sum_f64(const dpt_comm *c, const double *vals, int nv, int n, int total,
                             double *out);
 

@@ -101,6 +101,10 @@ void dpt_mask_fill(const dpt_pass *p, uint32_t layer_index, uint32_t mask_id, ui
 /* ---- layers --------------------------------------------------------------------------------- */
 typedef struct dpt_layer dpt_layer;
 
+/* out (n) = the sum over every rank of rows (nv x n, row-major) of each rank's log, in a way that
+ * does not depend on how the rows are spread over the ranks; collective (the trainer's). */
+typedef void (*dpt_log_sum_fn)(void *ctx, const double *rows, int nv, int n, double *out);
+
 typedef struct {
     const char *class_name; /* Keras class name, e.g. "Dense" */
     /* Optional (NULL: none, as Dropout, Activation, ...). Number of float parameters. */
@@ -149,6 +153,13 @@ typedef struct {
     /* Optional (NULL: false). True when a training pass calls the cross-rank reducer (a
      * synchronized or moving-statistics batch norm): every rank must then run every step. */
     bool (*collective)(const struct dpt_layer *l);
+    /* Optional (NULL: the layer keeps no statistics). Deferred statistics (reproducible mode):
+     * defer(l, max_passes) makes training passes log their statistics instead of reducing and
+     * applying them (DPT_ERR_CONFIG naming the layer when it cannot: a synchronized batch norm);
+     * finish(l, sum, ctx) sums the passes' logs over every rank with `sum` and applies them once
+     * (batch norm: its moving statistics from the global batch). */
+    dpt_status (*defer_stats)(struct dpt_layer *l, int max_passes);
+    void (*finish_stats)(struct dpt_layer *l, dpt_log_sum_fn sum, void *ctx);
     /* Optional (NULL: any values). A layer whose input is integer ids (Embedding): returns n, the
      * ids must be integers in [0, n). Such a layer must be the model's first (its input has no
      * gradient; dpt_model_create refuses it elsewhere), and the trainer has the data reader
@@ -308,6 +319,13 @@ void dpt_model_set_reducer(dpt_model *m, dpt_reduce_fn fn, void *ctx);
  * dpt_model_forward and dpt_model_backward with training on at every step, in the same order,
  * even with B = 0 local samples (forward/backward accept B = 0). Inference never reduces. */
 bool dpt_model_is_collective(const dpt_model *m);
+/* Reproducible mode: every layer that keeps statistics (batch norm) logs them over up to
+ * max_passes training passes (micro-batches) instead of reducing them inside forward, and
+ * dpt_model_finish_stats applies them once per step; forward is then local. DPT_ERR_CONFIG
+ * naming the file and the layer when a layer cannot defer (synchronized batch norm). Local. */
+DPT_NODISCARD dpt_status dpt_model_defer_stats(dpt_model *m, int max_passes, const char *file);
+/* Collective: every deferring layer sums its log over the ranks with `sum` and applies it. */
+void dpt_model_finish_stats(dpt_model *m, dpt_log_sum_fn sum, void *ctx);
 
 /* Trainable parameters: those of trainable layers, minus non-trainable weights such as
  * BatchNormalization's moving statistics (Keras's "Trainable params"). */

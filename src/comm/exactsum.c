@@ -11,6 +11,7 @@
  * float sum's own rounding. A NaN or infinity in a block makes the block's sums NaN. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dptrain/comm.h"
@@ -82,9 +83,15 @@ void dpt_comm_exact_sum_f32(const dpt_comm *c, const float *const *vecs, int nv,
 
 void dpt_comm_exact_sum_f64(const dpt_comm *c, const double *vals, int nv, int n, int total,
                             double *out) {
-    DPT_ASSERT(n <= 64 && total >= 1);
-    int exps[64];
-    int64_t acc[64];
+    DPT_ASSERT(n >= 0 && total >= 1);
+    int small_e[64], *exps = small_e;
+    int64_t small_a[64], *acc = small_a;
+    if (n > 64) {
+        exps = malloc((size_t)n * sizeof *exps);
+        acc = malloc((size_t)n * sizeof *acc);
+        if (!exps || !acc)
+            dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "exact sums: out of memory"));
+    }
     for (int i = 0; i < n; i++) { /* one grid per value (they are few and unrelated) */
         int e = INT32_MIN / 2;
         for (int v = 0; v < nv; v++) {
@@ -107,4 +114,8 @@ void dpt_comm_exact_sum_f64(const dpt_comm *c, const double *vals, int nv, int n
         out[i] = exps[i] == NONFINITE_EXP   ? NAN
                  : exps[i] == INT32_MIN / 2 ? 0.0
                                             : ldexp((double)acc[i], -grid_of(exps[i], total));
+    if (exps != small_e) {
+        free(exps);
+        free(acc);
+    }
 }

@@ -494,6 +494,25 @@ bool dpt_model_is_collective(const dpt_model *m) {
     return false;
 }
 
+dpt_status dpt_model_defer_stats(dpt_model *m, int max_passes, const char *file) {
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        if (!l->ops->defer_stats)
+            continue;
+        dpt_status st = l->ops->defer_stats(l, max_passes);
+        if (st != DPT_OK)
+            return dpt_error_set(st, "%s: layer %d (%s): %s", file, i, l->name,
+                                 dpt_error_message());
+    }
+    return DPT_OK;
+}
+
+void dpt_model_finish_stats(dpt_model *m, dpt_log_sum_fn sum, void *ctx) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i]->ops->finish_stats)
+            m->layers[i]->ops->finish_stats(m->layers[i], sum, ctx);
+}
+
 int64_t dpt_model_n_trainable(const dpt_model *m) { return m->n_trainable; }
 
 int dpt_model_trainable_segments(const dpt_model *m, const int64_t **seg) {

@@ -171,11 +171,10 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
         st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
-    if (st == DPT_OK && t->repro && dpt_model_is_collective(t->model))
-        st = dpt_error_set(DPT_ERR_CONFIG,
-                           "%s: BatchNormalization with fit.reproducible: not supported yet (its "
-                           "moving statistics are summed across ranks per step)",
-                           ctx.file);
+    if (st == DPT_OK && t->repro) { /* batch norm: statistics per micro-batch, applied per step */
+        int64_t per_step = (cfg->batch_size + t->micro - 1) / t->micro;
+        st = dpt_model_defer_stats(t->model, (int)((per_step + c->size - 1) / c->size), ctx.file);
+    }
     if (st == DPT_OK && dpt_optim_needs_whole_vector(t->optim)) { /* optim: see make_exchange */
         if (t->opts.reduce == DPT_REDUCE_SHM)
             st = dpt_error_set(DPT_ERR_CONFIG,

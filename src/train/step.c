@@ -204,6 +204,17 @@ static void micro_compute(dpt_train *t, const dpt_order *ord, int64_t q0, int64_
     t->prof[PROF_COMPUTE] += dpt_now() - t1;
 }
 
+/* the deferred statistics of the step's micro-batches (batch norm), summed exactly */
+typedef struct {
+    const dpt_comm *c;
+    int total; /* micro-batches in the step */
+} log_sum_ctx;
+
+static void exact_log_sum(void *ctx, const double *rows, int nv, int n, double *out) {
+    const log_sum_ctx *x = ctx;
+    dpt_comm_exact_sum_f64(x->c, rows, nv, n, x->total, out);
+}
+
 dpt_status dpt_train_step_reproducible(dpt_train *t, const dpt_order *ord, int64_t k,
                                        dpt_step_stats *s) {
     const dpt_comm *c = t->c;
@@ -222,6 +233,8 @@ dpt_status dpt_train_step_reproducible(dpt_train *t, const dpt_order *ord, int64
     dpt_model *m = t->model;
     dpt_model_bind_grads(m, NULL, 0, false);
     double t0 = dpt_now();
+    log_sum_ctx lc = {c, (int)n_micro};
+    dpt_model_finish_stats(m, exact_log_sum, &lc);
     memset(s, 0, sizeof *s);
     double sums[3];
     dpt_comm_exact_sum_f64(c, rows, mine, 3, (int)n_micro, sums);

@@ -5,8 +5,10 @@
 #    tolerance), history.csv's losses and metrics identical;
 #  - kill -9 of a rank of a 4-rank run at a random step, --resume on 3 ranks: the final weights
 #    are those of an uninterrupted 1-rank run;
+#  - a BatchNormalization CNN (Conv2D, batch norm per micro-batch, its moving statistics from the
+#    global batch's exact sums, dropout) on 1-5 ranks: identical weights, moving statistics too;
 #  - refusals: --order local (exit 2), a reproducible checkpoint resumed in the default mode
-#    (exit 5), BatchNormalization (exit 3).
+#    (exit 5), a synchronized BatchNormalization (exit 3).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$SRC"
 command -v h5diff >/dev/null || { echo "skipped: h5diff (hdf5-tools) not installed"; exit 77; }
@@ -40,6 +42,18 @@ same_as_one() { # NAME CONFIG EXTRA...
 }
 same_as_one tutorial examples/tutorial.json --reproducible
 same_as_one mlp "$mlp"
+# the CNN: the 20 features as a 4 x 5 image
+cnn="$WORK/cnn.json"
+layers='[{"class_name": "Reshape", "config": {"target_shape": [4, 5, 1], "input_shape": [20]}},
+ {"class_name": "Conv2D", "config": {"filters": 6, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+ {"class_name": "BatchNormalization", "config": {"momentum": 0.9}},
+ {"class_name": "Flatten", "config": {}}, {"class_name": "Dropout", "config": {"rate": 0.3}},
+ {"class_name": "Dense", "config": {"units": 1, "activation": "sigmoid"}}]'
+printf '{"model": {"class_name": "Sequential", "config": {"layers": %s}},
+ "compile": {"optimizer": "adam", "loss": "binary_crossentropy", "metrics": ["accuracy"]},
+ "fit": {"epochs": 3, "batch_size": 32, "validation_split": 0.2, "reproducible": true, "micro_batch": 8}}\n' \
+    "$layers" >"$cnn"
+same_as_one bn_cnn "$cnn"
 grep -q '^mode: reproducible' "$WORK/mlp1.out" 2>/dev/null ||
     $MPIRUN -np 1 "$DPTRAIN" fit "$mlp" --data "$data" --epochs 1 --verbose 1 | grep -q '^mode: reproducible' &&
     ok "start-up lines name the mode" || not_ok "start-up lines do not name the mode"
@@ -71,8 +85,7 @@ expect_fail "--order local" 2 "--order local: refused with fit.reproducible" 30 
     $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json --data "$data" --reproducible --order local
 expect_fail "resume a reproducible checkpoint in the default mode" 5 "in reproducible mode" 30 \
     $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json --data "$big" --epochs 4 --run-dir "$WORK/k" --resume
-sed 's/{"class_name": "Dropout",/{"class_name": "BatchNormalization", "config": {}}, {"class_name": "Dropout",/' \
-    examples/tutorial.json >"$WORK/bn.json"
-expect_fail "BatchNormalization" 3 "BatchNormalization with fit.reproducible" 30 \
-    $MPIRUN -np 1 "$DPTRAIN" fit "$WORK/bn.json" --data "$data" --reproducible
+sed 's/"momentum": 0.9/"momentum": 0.9, "synchronized": true/' "$cnn" >"$WORK/sync.json"
+expect_fail "synchronized BatchNormalization" 3 "synchronized: true is not supported with fit.reproducible" 30 \
+    $MPIRUN -np 1 "$DPTRAIN" fit "$WORK/sync.json" --data "$data"
 finish
