@@ -9,15 +9,15 @@ set -uo pipefail
 root=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 cd "$root" || exit 2
 # public header -> the room that owns it
-declare -A owner=([status]=core [core]=core [nn]=nn [optim]=optim [comm]=comm [data]=data
-    [config]=io [checkpoint]=io [io]=io [train]=train [dptrain]=all)
+declare -A owner=([status]=core [core]=core [nn]=nn [metrics]=nn [optim]=optim [comm]=comm
+    [data]=data [config]=io [checkpoint]=io [io]=io [train]=train [dptrain]=all)
 # room -> rooms it may include (itself included)
 declare -A may=([core]="core" [nn]="nn core" [optim]="optim core" [comm]="comm core"
     [data]="data core" [io]="io nn optim core" [train]="train io data comm nn optim core"
     [cli]="cli all train io data comm nn optim core")
 bad=0
 fail() { echo "rooms: $*"; bad=1; }
-allowed() { case " ${may[$1]} " in *" $2 "*) return 0 ;; esac; return 1; }
+allowed() { case " ${may[$1]:-} " in *" $2 "*) return 0 ;; esac; return 1; }
 
 check_includes() { # file room
     local f=$1 room=$2 inc
@@ -41,6 +41,7 @@ done
 for f in include/dptrain/*.h; do
     h=$(basename "$f" .h); room=${owner[$h]:-unknown}
     [ "$room" = all ] && continue
+    [ "$room" = unknown ] && { fail "$f: a public header with no room in tests/lint/rooms.sh"; continue; }
     check_includes "$f" "$room"
 done
 
