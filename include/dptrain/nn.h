@@ -9,6 +9,7 @@
 #define DPTRAIN_NN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -115,6 +116,10 @@ typedef struct {
      * from forward to the matching backward (an RNN's per-step gate values), so neither
      * allocates. */
     int64_t (*workspace)(const dpt_layer *l, int64_t max_batch);
+    /* Optional (NULL: "vars/<j>"). Where weight j lives in a Keras 3 .weights.h5, relative to
+     * the layer's group /layers/<name>: a recurrent layer keeps its variables in its cell
+     * ("cell/vars/0"), a Bidirectional in its two layers ("forward_layer/cell/vars/0"). */
+    void (*keras3_path)(const dpt_layer *l, int j, char *buf, size_t n);
 } dpt_layer_ops;
 
 /* Sums buf (n doubles) in place over every rank (an MPI_Allreduce with MPI_SUM, installed by the

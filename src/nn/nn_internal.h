@@ -47,6 +47,14 @@ DPT_NODISCARD dpt_status dpt_alpha_dropout_create(const json_t *config, const dp
                                                   const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_gaussian_noise_create(const json_t *config, const dpt_json_ctx *ctx,
                                                    const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_simple_rnn_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_lstm_create(const json_t *config, const dpt_json_ctx *ctx,
+                                         const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gru_create(const json_t *config, const dpt_json_ctx *ctx,
+                                        const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_bidirectional_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
 
 /* True for a BatchNormalization layer that calls the reducer in a training pass. */
 bool dpt_batchnorm_is_collective(const dpt_layer *l);
@@ -165,7 +173,8 @@ typedef enum {
     DPT_INIT_UNIFORM,         /* a = minval, b = maxval */
     DPT_INIT_NORMAL,          /* a = mean, b = stddev */
     DPT_INIT_TRUNC_NORMAL,    /* a = mean, b = stddev, redrawn beyond 2 stddev */
-    DPT_INIT_VARIANCE_SCALING /* scale, mode, distribution */
+    DPT_INIT_VARIANCE_SCALING, /* scale, mode, distribution */
+    DPT_INIT_ORTHOGONAL        /* a = gain: Keras's Orthogonal (QR of a normal matrix) */
 } dpt_init_kind;
 
 typedef enum { DPT_FAN_IN = 0, DPT_FAN_OUT, DPT_FAN_AVG } dpt_fan_mode;
@@ -187,7 +196,7 @@ dpt_init_spec dpt_init_zeros(void);
 DPT_NODISCARD dpt_status dpt_init_parse(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
                                         dpt_init_spec def, dpt_init_spec *out);
 /* Fills w (n) for a tensor with the given fans (Keras compute_fans: kernel (in, out) -> in, out;
- * bias (n) -> n, n). */
+ * bias (n) -> n, n). Orthogonal reads (fan_in, fan_out) as the matrix's (rows, cols). */
 void dpt_init_fill(const dpt_init_spec *s, float *w, int64_t n, int64_t fan_in, int64_t fan_out,
                    dpt_rng *rng);
 /* {"class_name": ..., "config": {...}} (Keras 2 legacy form). New reference. */

@@ -32,6 +32,10 @@ static const struct {
     {"GaussianDropout", dpt_gaussian_dropout_create},
     {"AlphaDropout", dpt_alpha_dropout_create},
     {"GaussianNoise", dpt_gaussian_noise_create},
+    {"SimpleRNN", dpt_simple_rnn_create},
+    {"LSTM", dpt_lstm_create},
+    {"GRU", dpt_gru_create},
+    {"Bidirectional", dpt_bidirectional_create},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 

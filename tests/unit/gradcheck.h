@@ -35,9 +35,17 @@ static dpt_status gc_make_layer(const char *cls, const char *cfg_text, dpt_shape
     return st;
 }
 
-/* gives a standalone layer its own parameter and gradient buffers, initialised from seed */
+/* the most samples a gradient check passes to a standalone layer (its workspace is sized so) */
+#define GC_MAX_BATCH 16
+
+/* gives a standalone layer its own parameter and gradient buffers, initialised from seed, and
+ * its workspace (ops->workspace) for GC_MAX_BATCH samples */
 static void gc_bind_params(dpt_layer *l, uint64_t seed) {
     int64_t n = l->ops->n_params(l);
+    if (l->ops->workspace) {
+        int64_t w = l->ops->workspace(l, GC_MAX_BATCH);
+        l->work = w > 0 ? calloc((size_t)w, sizeof(float)) : NULL;
+    }
     l->params = n ? calloc((size_t)n, sizeof(float)) : NULL;
     l->grads = n ? calloc((size_t)n, sizeof(float)) : NULL;
     if (n) {
@@ -52,6 +60,7 @@ static void gc_free_layer(dpt_layer **l) {
         return;
     free((*l)->params);
     free((*l)->grads);
+    free((*l)->work);
     dpt_layer_destroy(l);
 }
 

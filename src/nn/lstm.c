@@ -1,0 +1,73 @@
+/* LSTM's cell over a sequence (rnn_core.h has the buffers), Keras's gate order i, f, c, o:
+ * z = x_t·K + b + hin_t·U (per gate its own masked hin when Keras runs implementation 1),
+ * i = ra(z_i), f = ra(z_f), g = act(z_c), o = ra(z_o), c_t = f c_{t-1} + i g, h_t = o act(c_t).
+ * Forward keeps the activated gates (A), c_t (S) and act(c_t) (S2); backward runs the loop in
+ * reverse writing d pre-activations (dZ), from which rnn.c takes every weight gradient in one
+ * sgemm each. One fused pass per step for all four nonlinearities.
+ */
+#include <cblas.h>
+#include <string.h>
+
+#include "nn/rnn_core.h"
+
+void dpt_lstm_forward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const float *Ur) {
+    int64_t T = c->T, U = c->U, gu = 4 * U;
+    const dpt_act ra = c->rec_act, ac = c->act;
+    for (int64_t s = 0; s < T; s++) {
+        int64_t t = dpt_rnn_t(c, s), tp = c->go_backwards ? t + 1 : t - 1;
+        dpt_rnn_store_hin(c, b, s);
+        if (s > 0)
+            dpt_rnn_rec_forward(c, b, Ur, 0, 4, t, b->A + t * gu, T * gu);
+        for (int64_t i = 0; i < b->B; i++) {
+            float *a = b->A + (i * T + t) * gu;
+            float *cs = b->S + (i * T + t) * U, *tc = b->S2 + (i * T + t) * U;
+            float *h = b->H + (i * T + t) * U;
+            const float *cp = s > 0 ? b->S + (i * T + tp) * U : NULL;
+            for (int64_t k = 0; k < U; k++) {
+                float ig = dpt_rnn_act(ra, a[k]), fg = dpt_rnn_act(ra, a[U + k]);
+                float gg = dpt_rnn_act(ac, a[2 * U + k]), og = dpt_rnn_act(ra, a[3 * U + k]);
+                float cc = (cp ? fg * cp[k] : 0.0f) + ig * gg;
+                float t_c = dpt_rnn_act(ac, cc);
+                a[k] = ig;
+                a[U + k] = fg;
+                a[2 * U + k] = gg;
+                a[3 * U + k] = og;
+                cs[k] = cc;
+                tc[k] = t_c;
+                h[k] = og * t_c;
+            }
+        }
+    }
+}
+
+void dpt_lstm_backward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const float *Ur,
+                            const float *dh_seq, const float *dh_last) {
+    int64_t T = c->T, U = c->U, gu = 4 * U, B = b->B;
+    const dpt_act ra = c->rec_act, ac = c->act;
+    memset(b->dh, 0, sizeof(float) * (size_t)(B * U));
+    memset(b->dc, 0, sizeof(float) * (size_t)(B * U));
+    for (int64_t s = T - 1; s >= 0; s--) {
+        int64_t t = dpt_rnn_t(c, s), tp = c->go_backwards ? t + 1 : t - 1;
+        for (int64_t i = 0; i < B; i++) {
+            const float *a = b->A + (i * T + t) * gu, *tc = b->S2 + (i * T + t) * U;
+            const float *cp = s > 0 ? b->S + (i * T + tp) * U : NULL;
+            const float *ds = dh_seq ? dh_seq + (i * T + t) * U : NULL;
+            const float *dl = (dh_last && s == T - 1) ? dh_last + i * U : NULL;
+            float *dz = b->dZ + (i * T + t) * gu, *dh = b->dh + i * U, *dc = b->dc + i * U;
+            for (int64_t k = 0; k < U; k++) {
+                float g = dh[k] + (ds ? ds[k] : 0.0f) + (dl ? dl[k] : 0.0f);
+                float ig = a[k], fg = a[U + k], gg = a[2 * U + k], og = a[3 * U + k];
+                float dcc = dc[k] + g * og * dpt_rnn_dact(ac, tc[k]);
+                dz[k] = dcc * gg * dpt_rnn_dact(ra, ig);
+                dz[U + k] = (cp ? dcc * cp[k] : 0.0f) * dpt_rnn_dact(ra, fg);
+                dz[2 * U + k] = dcc * ig * dpt_rnn_dact(ac, gg);
+                dz[3 * U + k] = g * tc[k] * dpt_rnn_dact(ra, og);
+                dc[k] = dcc * fg;
+            }
+        }
+        if (s > 0) {
+            memset(b->dh, 0, sizeof(float) * (size_t)(B * U));
+            dpt_rnn_rec_backward(c, b, Ur, 0, 4, b->dZ + t * gu, T * gu, U, b->dh);
+        }
+    }
+}
