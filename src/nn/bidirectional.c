@@ -18,10 +18,10 @@ typedef enum { MERGE_CONCAT = 0, MERGE_SUM, MERGE_MUL, MERGE_AVE } merge_mode;
 static const char *const merge_names[] = {"concat", "sum", "mul", "ave"};
 
 typedef struct {
-    dpt_layer base;     /* first */
-    dpt_rnn_core c[2];  /* forward, backward */
+    dpt_layer base;    /* first */
+    dpt_rnn_core c[2]; /* forward, backward */
     merge_mode merge;
-    bool has_backward;  /* the config named its own backward_layer */
+    bool has_backward; /* the config named its own backward_layer */
 } dpt_bidir;
 
 static int64_t bd_n_params(const dpt_layer *l) {
@@ -117,8 +117,8 @@ static void bd_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y
         }
 }
 
-static void bd_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
-                        float *dy, float *dx, int64_t B) {
+static void bd_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y, float *dy,
+                        float *dx, int64_t B) {
     (void)y;
     dpt_bidir *d = (dpt_bidir *)l;
     if (B <= 0)
@@ -256,8 +256,7 @@ static dpt_status parse_inner(const json_t *config, const char *key, const dpt_j
                              ctx->file, sub.path, cls ? "\"" : "", cls ? cls : "nothing",
                              cls ? "\"" : "");
     const json_t *cfg = json_object_get(e, "config");
-    if (snprintf(sub.path, sizeof sub.path, "%s.%s.config", ctx->path, key) >=
-        (int)sizeof sub.path)
+    if (snprintf(sub.path, sizeof sub.path, "%s.%s.config", ctx->path, key) >= (int)sizeof sub.path)
         sub.path[sizeof sub.path - 1] = '\0';
     if (!json_is_object(cfg))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: must be an object", ctx->file, sub.path);

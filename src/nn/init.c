@@ -13,7 +13,7 @@
 
 #define KNOWN_INITS                                                                                \
     "GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, "                \
-    "VarianceScaling, RandomUniform, RandomNormal, TruncatedNormal, Zeros, Ones, Constant, "      \
+    "VarianceScaling, RandomUniform, RandomNormal, TruncatedNormal, Zeros, Ones, Constant, "       \
     "Orthogonal"
 
 dpt_init_spec dpt_init_glorot_uniform(void) {
@@ -185,7 +185,7 @@ static double trunc_normal(dpt_rng *rng) {
  * double gives the same Q as Householder QR with that sign fix (R's diagonal made positive). */
 static void fill_orthogonal(float *w, int64_t rows, int64_t cols, double gain, dpt_rng *rng) {
     int64_t m = rows > cols ? rows : cols, k = rows > cols ? cols : rows; /* A is (m, k) */
-    double *q = malloc(sizeof(double) * (size_t)(m * k));                /* column-major */
+    double *q = malloc(sizeof(double) * (size_t)(m * k));                 /* column-major */
     DPT_ASSERT(q != NULL);
     for (int64_t i = 0; i < m * k; i++)
         q[i] = std_normal(rng);

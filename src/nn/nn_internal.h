@@ -170,9 +170,9 @@ typedef enum {
     DPT_INIT_ZEROS = 0,
     DPT_INIT_ONES,
     DPT_INIT_CONSTANT,
-    DPT_INIT_UNIFORM,         /* a = minval, b = maxval */
-    DPT_INIT_NORMAL,          /* a = mean, b = stddev */
-    DPT_INIT_TRUNC_NORMAL,    /* a = mean, b = stddev, redrawn beyond 2 stddev */
+    DPT_INIT_UNIFORM,          /* a = minval, b = maxval */
+    DPT_INIT_NORMAL,           /* a = mean, b = stddev */
+    DPT_INIT_TRUNC_NORMAL,     /* a = mean, b = stddev, redrawn beyond 2 stddev */
     DPT_INIT_VARIANCE_SCALING, /* scale, mode, distribution */
     DPT_INIT_ORTHOGONAL        /* a = gain: Keras's Orthogonal (QR of a normal matrix) */
 } dpt_init_kind;

@@ -132,7 +132,8 @@ dpt_status dpt_rnn_core_parse(dpt_rnn_core *c, dpt_rnn_kind kind, const json_t *
     int64_t gu;
     if (dpt_mul_i64(c->G, c->U, "units", &gu) != DPT_OK || gu > INT_MAX / 2 ||
         c->F * gu > INT_MAX || c->U * gu > INT_MAX)
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: %lld units are too many for %lld "
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.units: %lld units are too many for %lld "
                              "input features",
                              ctx->file, ctx->path, (long long)c->U, (long long)c->F);
     if (c->T * c->F > INT_MAX || c->T * gu > INT_MAX)
@@ -234,8 +235,8 @@ double dpt_rnn_core_regularize(const dpt_rnn_core *c, const float *params, float
     double pen = dpt_regularizer_apply(&c->kernel_reg, params, grads, nk, scale);
     pen += dpt_regularizer_apply(&c->rec_reg, params + nk, grads ? grads + nk : NULL, nr, scale);
     if (c->use_bias)
-        pen += dpt_regularizer_apply(&c->bias_reg, params + nk + nr,
-                                     grads ? grads + nk + nr : NULL, n_bias(c), scale);
+        pen += dpt_regularizer_apply(&c->bias_reg, params + nk + nr, grads ? grads + nk + nr : NULL,
+                                     n_bias(c), scale);
     return pen;
 }
 
@@ -401,8 +402,8 @@ void dpt_rnn_core_forward(const dpt_rnn_core *c, const dpt_pass *p, uint32_t lay
     if (b.rec_drop) {
         float scale = (float)(1.0 / (1.0 - c->rec_dropout));
         for (int k = 0; k < b.n_rec; k++)
-            dpt_mask_fill(p, layer_index, c->mask_id0 + 4 + (uint32_t)k, 0, c->rec_dropout_f,
-                          scale, (float *)b.mrec + (int64_t)k * B * U, B * U);
+            dpt_mask_fill(p, layer_index, c->mask_id0 + 4 + (uint32_t)k, 0, c->rec_dropout_f, scale,
+                          (float *)b.mrec + (int64_t)k * B * U, B * U);
     }
     /* the input projection of every step: (B*T, F) · (F, GU) */
     if (b.n_in == 1)
@@ -566,8 +567,8 @@ static void rnn_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *
     }
 }
 
-static void rnn_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
-                         float *dy, float *dx, int64_t B) {
+static void rnn_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y, float *dy,
+                         float *dx, int64_t B) {
     (void)y;
     dpt_rnn_layer *r = (dpt_rnn_layer *)l;
     const dpt_rnn_core *c = &r->core;
@@ -660,8 +661,8 @@ static dpt_status rnn_create(dpt_rnn_kind kind, const json_t *config, const dpt_
     return DPT_OK;
 }
 
-dpt_status dpt_simple_rnn_create(const json_t *config, const dpt_json_ctx *ctx,
-                                 const dpt_shape *in, dpt_layer **out) {
+dpt_status dpt_simple_rnn_create(const json_t *config, const dpt_json_ctx *ctx, const dpt_shape *in,
+                                 dpt_layer **out) {
     return rnn_create(DPT_RNN_SIMPLE, config, ctx, in, out);
 }
 

@@ -37,8 +37,8 @@ typedef struct {
     uint32_t mask_id0;
     dpt_init_spec kernel_init, rec_init, bias_init;
     dpt_regularizer kernel_reg, rec_reg, bias_reg;
-    char name[128];    /* the Keras layer's name (a Bidirectional's inner layer: forward_lstm) */
-    char cell[32];     /* lstm_cell, gru_cell, simple_rnn_cell */
+    char name[128];     /* the Keras layer's name (a Bidirectional's inner layer: forward_lstm) */
+    char cell[32];      /* lstm_cell, gru_cell, simple_rnn_cell */
     char wname[3][300]; /* weight names for legacy .h5: <cell>/kernel or <name>/<cell>/kernel */
 } dpt_rnn_core;
 

@@ -36,7 +36,7 @@ static dpt_status gc_make_layer(const char *cls, const char *cfg_text, dpt_shape
 }
 
 /* the most samples a gradient check passes to a standalone layer (its workspace is sized so) */
-#define GC_MAX_BATCH 16
+#define GC_MAX_BATCH 64
 
 /* gives a standalone layer its own parameter and gradient buffers, initialised from seed, and
  * its workspace (ops->workspace) for GC_MAX_BATCH samples */

@@ -188,15 +188,18 @@ static const char *sample_config(const char *cls, dpt_shape *in) {
         {"GaussianDropout", "{\"rate\": 0.3}", {1, {6}}},
         {"AlphaDropout", "{\"rate\": 0.3}", {1, {6}}},
         {"GaussianNoise", "{\"stddev\": 0.5}", {1, {6}}},
-        {"SimpleRNN", "{\"units\": 3, \"dropout\": 0.2, \"recurrent_dropout\": 0.3, "
-                      "\"return_sequences\": true}",
+        {"SimpleRNN",
+         "{\"units\": 3, \"dropout\": 0.2, \"recurrent_dropout\": 0.3, "
+         "\"return_sequences\": true}",
          {2, {4, 3}}},
         {"LSTM", "{\"units\": 3, \"dropout\": 0.2, \"recurrent_dropout\": 0.3}", {2, {4, 3}}},
-        {"GRU", "{\"units\": 3, \"go_backwards\": true, \"return_sequences\": true, "
-                "\"dropout\": 0.25}",
+        {"GRU",
+         "{\"units\": 3, \"go_backwards\": true, \"return_sequences\": true, "
+         "\"dropout\": 0.25}",
          {2, {4, 3}}},
-        {"Bidirectional", "{\"merge_mode\": \"mul\", \"layer\": {\"class_name\": \"LSTM\", "
-                          "\"config\": {\"units\": 2, \"return_sequences\": true}}}",
+        {"Bidirectional",
+         "{\"merge_mode\": \"mul\", \"layer\": {\"class_name\": \"LSTM\", "
+         "\"config\": {\"units\": 2, \"return_sequences\": true}}}",
          {2, {4, 3}}},
     };
     *in = shape1(6);
