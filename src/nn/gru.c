@@ -38,34 +38,35 @@ void dpt_gru_forward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const fl
             dpt_rnn_rec_forward(c, b, Ur, 0, 2, t, b->A + t * gu, T * gu);
         }
         for (int64_t i = 0; i < B; i++) {
-            float *a = b->A + (i * T + t) * gu, *sv = b->S + (i * T + t) * U;
-            const float *m = b->R + i * gu, *hh_in = hin_h + (i * T + t) * U;
-            for (int64_t k = 0; k < U; k++) {
-                if (c->reset_after) {
-                    a[k] = dpt_rnn_act(ra, a[k] + m[k]);
-                    a[U + k] = dpt_rnn_act(ra, a[U + k] + m[U + k]);
-                    sv[k] = m[2 * U + k];
-                } else {
-                    a[k] = dpt_rnn_act(ra, a[k]);
-                    a[U + k] = dpt_rnn_act(ra, a[U + k]);
-                    sv[k] = a[U + k] * hh_in[k];
-                }
+            float *restrict a = b->A + (i * T + t) * gu, *restrict sv = b->S + (i * T + t) * U;
+            const float *restrict m = b->R + i * gu, *restrict hh_in = hin_h + (i * T + t) * U;
+            if (c->reset_after) {
+                for (int64_t k = 0; k < 2 * U; k++)
+                    a[k] += m[k];
+                memcpy(sv, m + 2 * U, sizeof(float) * (size_t)U);
             }
+            dpt_rnn_act_vec(ra, a, 2 * U); /* z, r */
+            if (c->reset_after)
+                for (int64_t k = 0; k < U; k++)
+                    a[2 * U + k] += a[U + k] * sv[k];
+            else
+                for (int64_t k = 0; k < U; k++)
+                    sv[k] = a[U + k] * hh_in[k];
         }
         if (!c->reset_after && s > 0) /* x_h += (r hin_h)·U_h */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)U, (int)U, 1.0f,
                         b->S + t * U, (int)(T * U), Ur + 2 * U, (int)gu, 1.0f,
                         b->A + t * gu + 2 * U, (int)(T * gu));
         for (int64_t i = 0; i < B; i++) {
-            float *a = b->A + (i * T + t) * gu, *h = b->H + (i * T + t) * U;
-            const float *sv = b->S + (i * T + t) * U;
-            const float *hp = s > 0 ? b->H + (i * T + tp) * U : NULL;
-            for (int64_t k = 0; k < U; k++) {
-                float pre = c->reset_after ? a[2 * U + k] + a[U + k] * sv[k] : a[2 * U + k];
-                float hh = dpt_rnn_act(ac, pre), z = a[k];
-                a[2 * U + k] = hh;
-                h[k] = (hp ? z * hp[k] : 0.0f) + (1.0f - z) * hh;
-            }
+            float *restrict a = b->A + (i * T + t) * gu, *restrict h = b->H + (i * T + t) * U;
+            const float *restrict hp = s > 0 ? b->H + (i * T + tp) * U : NULL;
+            dpt_rnn_act_vec(ac, a + 2 * U, U); /* hh */
+            if (hp)
+                for (int64_t k = 0; k < U; k++)
+                    h[k] = a[k] * hp[k] + (1.0f - a[k]) * a[2 * U + k];
+            else
+                for (int64_t k = 0; k < U; k++)
+                    h[k] = (1.0f - a[k]) * a[2 * U + k];
         }
     }
 }
@@ -87,8 +88,14 @@ void dpt_gru_backward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const f
             const float *dl = (dh_last && s == T - 1) ? dh_last + i * U : NULL;
             float *dz = b->dZ + (i * T + t) * gu, *dh = b->dh + i * U, *dd = direct + i * U;
             float *dz2 = b->dZ2 + (i * T + t) * U;
+            if (ds)
+                for (int64_t k = 0; k < U; k++)
+                    dh[k] += ds[k];
+            if (dl)
+                for (int64_t k = 0; k < U; k++)
+                    dh[k] += dl[k];
             for (int64_t k = 0; k < U; k++) {
-                float g = dh[k] + (ds ? ds[k] : 0.0f) + (dl ? dl[k] : 0.0f);
+                float g = dh[k];
                 float z = a[k], r = a[U + k], hh = a[2 * U + k];
                 float dah = g * (1.0f - z) * dpt_rnn_dact(ac, hh);
                 dz[k] = g * ((hp ? hp[k] : 0.0f) - hh) * dpt_rnn_dact(ra, z);

@@ -19,23 +19,23 @@ void dpt_lstm_forward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const f
         if (s > 0)
             dpt_rnn_rec_forward(c, b, Ur, 0, 4, t, b->A + t * gu, T * gu);
         for (int64_t i = 0; i < b->B; i++) {
-            float *a = b->A + (i * T + t) * gu;
-            float *cs = b->S + (i * T + t) * U, *tc = b->S2 + (i * T + t) * U;
-            float *h = b->H + (i * T + t) * U;
-            const float *cp = s > 0 ? b->S + (i * T + tp) * U : NULL;
-            for (int64_t k = 0; k < U; k++) {
-                float ig = dpt_rnn_act(ra, a[k]), fg = dpt_rnn_act(ra, a[U + k]);
-                float gg = dpt_rnn_act(ac, a[2 * U + k]), og = dpt_rnn_act(ra, a[3 * U + k]);
-                float cc = (cp ? fg * cp[k] : 0.0f) + ig * gg;
-                float t_c = dpt_rnn_act(ac, cc);
-                a[k] = ig;
-                a[U + k] = fg;
-                a[2 * U + k] = gg;
-                a[3 * U + k] = og;
-                cs[k] = cc;
-                tc[k] = t_c;
-                h[k] = og * t_c;
-            }
+            float *restrict a = b->A + (i * T + t) * gu;
+            float *restrict cs = b->S + (i * T + t) * U, *restrict tc = b->S2 + (i * T + t) * U;
+            float *restrict h = b->H + (i * T + t) * U;
+            const float *restrict cp = s > 0 ? b->S + (i * T + tp) * U : NULL;
+            dpt_rnn_act_vec(ra, a, 2 * U); /* i, f */
+            dpt_rnn_act_vec(ac, a + 2 * U, U);
+            dpt_rnn_act_vec(ra, a + 3 * U, U);
+            if (cp)
+                for (int64_t k = 0; k < U; k++)
+                    cs[k] = a[U + k] * cp[k] + a[k] * a[2 * U + k];
+            else
+                for (int64_t k = 0; k < U; k++)
+                    cs[k] = a[k] * a[2 * U + k];
+            memcpy(tc, cs, sizeof(float) * (size_t)U);
+            dpt_rnn_act_vec(ac, tc, U);
+            for (int64_t k = 0; k < U; k++)
+                h[k] = a[3 * U + k] * tc[k];
         }
     }
 }
@@ -54,8 +54,14 @@ void dpt_lstm_backward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const 
             const float *ds = dh_seq ? dh_seq + (i * T + t) * U : NULL;
             const float *dl = (dh_last && s == T - 1) ? dh_last + i * U : NULL;
             float *dz = b->dZ + (i * T + t) * gu, *dh = b->dh + i * U, *dc = b->dc + i * U;
+            if (ds)
+                for (int64_t k = 0; k < U; k++)
+                    dh[k] += ds[k];
+            if (dl)
+                for (int64_t k = 0; k < U; k++)
+                    dh[k] += dl[k];
             for (int64_t k = 0; k < U; k++) {
-                float g = dh[k] + (ds ? ds[k] : 0.0f) + (dl ? dl[k] : 0.0f);
+                float g = dh[k];
                 float ig = a[k], fg = a[U + k], gg = a[2 * U + k], og = a[3 * U + k];
                 float dcc = dc[k] + g * og * dpt_rnn_dact(ac, tc[k]);
                 dz[k] = dcc * gg * dpt_rnn_dact(ra, ig);

@@ -240,6 +240,61 @@ double dpt_rnn_core_regularize(const dpt_rnn_core *c, const float *params, float
     return pen;
 }
 
+/* ---- activations ---------------------------------------------------------------------------- */
+#define VB 16 /* constant trip counts: GCC's -O2 cost model vectorises those */
+
+/* e^x, x clamped to [-88, 88]: n = round(x log2 e), r = x - n ln 2 (two parts), a degree-6
+ * polynomial, times 2^n built from its bits. */
+static inline float fast_exp(float x) {
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -88.0f ? -88.0f : x;
+    float t = x * 1.44269504088896341f + 0.5f;
+    int32_t n = (int32_t)t;
+    n -= t < (float)n; /* floor */
+    float fn = (float)n;
+    float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r * r + r + 1.0f;
+    int32_t bits = (n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+static inline float sigmoid1(float z) { return 1.0f / (1.0f + fast_exp(-z)); }
+static inline float tanh1(float z) { return 1.0f - 2.0f / (fast_exp(2.0f * z) + 1.0f); }
+
+void dpt_rnn_act_vec(dpt_act a, float *restrict v, int64_t n) {
+    int64_t j = 0;
+    switch (a) {
+    case DPT_ACT_RELU:
+        for (; j < n; j++)
+            v[j] = v[j] > 0.0f ? v[j] : 0.0f;
+        return;
+    case DPT_ACT_SIGMOID:
+        for (; j + VB <= n; j += VB)
+            for (int q = 0; q < VB; q++)
+                v[j + q] = sigmoid1(v[j + q]);
+        for (; j < n; j++)
+            v[j] = sigmoid1(v[j]);
+        return;
+    case DPT_ACT_TANH:
+        for (; j + VB <= n; j += VB)
+            for (int q = 0; q < VB; q++)
+                v[j + q] = tanh1(v[j + q]);
+        for (; j < n; j++)
+            v[j] = tanh1(v[j]);
+        return;
+    default:
+        return;
+    }
+}
+
 /* ---- workspace ------------------------------------------------------------------------------ */
 typedef struct {
     int64_t min, mrec, xm, A, hin, H, S, S2, dZ, dZ2, dh, dc, tmp, R, total;

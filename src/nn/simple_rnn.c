@@ -15,9 +15,9 @@ void dpt_simple_rnn_forward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, c
         if (s > 0)
             dpt_rnn_rec_forward(c, b, Ur, 0, 1, t, b->A + t * U, T * U);
         for (int64_t i = 0; i < b->B; i++) {
-            float *a = b->A + (i * T + t) * U, *h = b->H + (i * T + t) * U;
-            for (int64_t k = 0; k < U; k++)
-                h[k] = a[k] = dpt_rnn_act(c->act, a[k]);
+            float *a = b->A + (i * T + t) * U;
+            dpt_rnn_act_vec(c->act, a, U);
+            memcpy(b->H + (i * T + t) * U, a, sizeof(float) * (size_t)U);
         }
     }
 }
@@ -31,12 +31,14 @@ void dpt_simple_rnn_backward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, 
         for (int64_t i = 0; i < B; i++) {
             float *dh = b->dh + i * U, *dz = b->dZ + (i * T + t) * U;
             const float *h = b->H + (i * T + t) * U;
-            const float *ds = dh_seq ? dh_seq + (i * T + t) * U : NULL;
-            const float *dl = (dh_last && s == T - 1) ? dh_last + i * U : NULL;
-            for (int64_t k = 0; k < U; k++) {
-                float g = dh[k] + (ds ? ds[k] : 0.0f) + (dl ? dl[k] : 0.0f);
-                dz[k] = g * dpt_rnn_dact(c->act, h[k]);
-            }
+            if (dh_seq)
+                for (int64_t k = 0; k < U; k++)
+                    dh[k] += dh_seq[(i * T + t) * U + k];
+            if (dh_last && s == T - 1)
+                for (int64_t k = 0; k < U; k++)
+                    dh[k] += dh_last[i * U + k];
+            for (int64_t k = 0; k < U; k++)
+                dz[k] = dh[k] * dpt_rnn_dact(c->act, h[k]);
         }
         if (s > 0) {
             memset(b->dh, 0, sizeof(float) * (size_t)(B * U));
