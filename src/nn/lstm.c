@@ -40,35 +40,51 @@ void dpt_lstm_forward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const f
     }
 }
 
+/* one sample's d pre-activations at one step; DRA / DAC: the derivatives from the outputs */
+#define LSTM_STEP_BWD(DRA, DAC)                                                                    \
+    for (int64_t k = 0; k < U; k++) {                                                              \
+        float g = dh[k], ig = a[k], fg = a[U + k], gg = a[2 * U + k], og = a[3 * U + k];           \
+        float dcc = dc[k] + g * og * DAC(tc[k]);                                                   \
+        dz[k] = dcc * gg * DRA(ig);                                                                \
+        dz[U + k] = dcc * cp[k] * DRA(fg);                                                         \
+        dz[2 * U + k] = dcc * ig * DAC(gg);                                                        \
+        dz[3 * U + k] = g * tc[k] * DRA(og);                                                       \
+        dc[k] = dcc * fg;                                                                          \
+    }
+#define D_SIGMOID(y) ((y) * (1.0f - (y)))
+#define D_TANH(y) (1.0f - (y) * (y))
+#define D_RA(y) dpt_rnn_dact(ra, y)
+#define D_AC(y) dpt_rnn_dact(ac, y)
+
 void dpt_lstm_backward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const float *Ur,
                             const float *dh_seq, const float *dh_last) {
     int64_t T = c->T, U = c->U, gu = 4 * U, B = b->B;
     const dpt_act ra = c->rec_act, ac = c->act;
+    const bool usual = ra == DPT_ACT_SIGMOID && ac == DPT_ACT_TANH; /* Keras's defaults */
     memset(b->dh, 0, sizeof(float) * (size_t)(B * U));
     memset(b->dc, 0, sizeof(float) * (size_t)(B * U));
     for (int64_t s = T - 1; s >= 0; s--) {
         int64_t t = dpt_rnn_t(c, s), tp = c->go_backwards ? t + 1 : t - 1;
+        if (s == 0) /* c_{-1} = 0 */
+            memset(b->tmp, 0, sizeof(float) * (size_t)U);
         for (int64_t i = 0; i < B; i++) {
-            const float *a = b->A + (i * T + t) * gu, *tc = b->S2 + (i * T + t) * U;
-            const float *cp = s > 0 ? b->S + (i * T + tp) * U : NULL;
+            const float *restrict a = b->A + (i * T + t) * gu;
+            const float *restrict tc = b->S2 + (i * T + t) * U;
+            const float *restrict cp = s > 0 ? b->S + (i * T + tp) * U : b->tmp;
             const float *ds = dh_seq ? dh_seq + (i * T + t) * U : NULL;
             const float *dl = (dh_last && s == T - 1) ? dh_last + i * U : NULL;
-            float *dz = b->dZ + (i * T + t) * gu, *dh = b->dh + i * U, *dc = b->dc + i * U;
+            float *restrict dz = b->dZ + (i * T + t) * gu;
+            float *restrict dh = b->dh + i * U, *restrict dc = b->dc + i * U;
             if (ds)
                 for (int64_t k = 0; k < U; k++)
                     dh[k] += ds[k];
             if (dl)
                 for (int64_t k = 0; k < U; k++)
                     dh[k] += dl[k];
-            for (int64_t k = 0; k < U; k++) {
-                float g = dh[k];
-                float ig = a[k], fg = a[U + k], gg = a[2 * U + k], og = a[3 * U + k];
-                float dcc = dc[k] + g * og * dpt_rnn_dact(ac, tc[k]);
-                dz[k] = dcc * gg * dpt_rnn_dact(ra, ig);
-                dz[U + k] = (cp ? dcc * cp[k] : 0.0f) * dpt_rnn_dact(ra, fg);
-                dz[2 * U + k] = dcc * ig * dpt_rnn_dact(ac, gg);
-                dz[3 * U + k] = g * tc[k] * dpt_rnn_dact(ra, og);
-                dc[k] = dcc * fg;
+            if (usual) {
+                LSTM_STEP_BWD(D_SIGMOID, D_TANH)
+            } else {
+                LSTM_STEP_BWD(D_RA, D_AC)
             }
         }
         if (s > 0) {

@@ -241,17 +241,14 @@ double dpt_rnn_core_regularize(const dpt_rnn_core *c, const float *params, float
 }
 
 /* ---- activations ---------------------------------------------------------------------------- */
-#define VB 16 /* constant trip counts: GCC's -O2 cost model vectorises those */
 
-/* e^x, x clamped to [-88, 88]: n = round(x log2 e), r = x - n ln 2 (two parts), a degree-6
- * polynomial, times 2^n built from its bits. */
-static inline float fast_exp(float x) {
+/* e^x, x clamped to [-88, 88]: n = round(x log2 e) (by adding and subtracting 1.5 * 2^23),
+ * r = x - n ln 2 (two parts), Cephes's degree-6 polynomial, times 2^n built from its bits. */
+static inline __attribute__((always_inline)) float fast_exp(float x) {
     x = x > 88.0f ? 88.0f : x;
     x = x < -88.0f ? -88.0f : x;
-    float t = x * 1.44269504088896341f + 0.5f;
-    int32_t n = (int32_t)t;
-    n -= t < (float)n; /* floor */
-    float fn = (float)n;
+    float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    int32_t n = (int32_t)fn;
     float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
     float y = 1.9875691500e-4f;
     y = y * r + 1.3981999507e-3f;
@@ -260,39 +257,70 @@ static inline float fast_exp(float x) {
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    int32_t bits = (n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+    union {
+        int32_t i;
+        float f;
+    } u = {.i = (n + 127) * (1 << 23)};
+    return y * u.f;
 }
 
-static inline float sigmoid1(float z) { return 1.0f / (1.0f + fast_exp(-z)); }
-static inline float tanh1(float z) { return 1.0f - 2.0f / (fast_exp(2.0f * z) + 1.0f); }
+static inline __attribute__((always_inline)) float sigmoid1(float z) {
+    return 1.0f / (1.0f + fast_exp(-z));
+}
+static inline __attribute__((always_inline)) float tanh1(float z) {
+    return 1.0f - 2.0f / (fast_exp(2.0f * z) + 1.0f);
+}
+
+/* GCC vectorises these loops only without trapping math (the clamps' comparisons; results are
+ * the same, only FP exception flags could differ); on x86-64 an AVX2 + FMA copy is picked at run
+ * time, as Dropout's Philox does. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define DPT_VEC_OPT __attribute__((optimize("no-trapping-math")))
+#else
+#define DPT_VEC_OPT
+#endif
+
+#define ACT_VEC_BODY                                                                               \
+    int64_t j = 0;                                                                                 \
+    switch (a) {                                                                                   \
+    case DPT_ACT_RELU:                                                                             \
+        for (; j < n; j++)                                                                         \
+            v[j] = v[j] > 0.0f ? v[j] : 0.0f;                                                      \
+        return;                                                                                    \
+    case DPT_ACT_SIGMOID:                                                                          \
+        for (; j < n; j++)                                                                         \
+            v[j] = sigmoid1(v[j]);                                                                 \
+        return;                                                                                    \
+    case DPT_ACT_TANH:                                                                             \
+        for (; j < n; j++)                                                                         \
+            v[j] = tanh1(v[j]);                                                                    \
+        return;                                                                                    \
+    default:                                                                                       \
+        return;                                                                                    \
+    }
+
+DPT_VEC_OPT static void act_vec_generic(dpt_act a, float *restrict v, int64_t n){ACT_VEC_BODY}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DPT_HAVE_AVX2_ACT 1
+DPT_VEC_OPT
+    __attribute__((target("avx2,fma"))) static void act_vec_avx2(dpt_act a, float *restrict v,
+                                                                 int64_t n) {
+    ACT_VEC_BODY
+}
+#endif
 
 void dpt_rnn_act_vec(dpt_act a, float *restrict v, int64_t n) {
-    int64_t j = 0;
-    switch (a) {
-    case DPT_ACT_RELU:
-        for (; j < n; j++)
-            v[j] = v[j] > 0.0f ? v[j] : 0.0f;
-        return;
-    case DPT_ACT_SIGMOID:
-        for (; j + VB <= n; j += VB)
-            for (int q = 0; q < VB; q++)
-                v[j + q] = sigmoid1(v[j + q]);
-        for (; j < n; j++)
-            v[j] = sigmoid1(v[j]);
-        return;
-    case DPT_ACT_TANH:
-        for (; j + VB <= n; j += VB)
-            for (int q = 0; q < VB; q++)
-                v[j + q] = tanh1(v[j + q]);
-        for (; j < n; j++)
-            v[j] = tanh1(v[j]);
-        return;
-    default:
+#ifdef DPT_HAVE_AVX2_ACT
+    static int avx2 = -1;
+    if (avx2 < 0)
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2) {
+        act_vec_avx2(a, v, n);
         return;
     }
+#endif
+    act_vec_generic(a, v, n);
 }
 
 /* ---- workspace ------------------------------------------------------------------------------ */
