@@ -32,8 +32,8 @@ dpt_status dpt_rnn_check_input(const char *cls, const dpt_json_ctx *ctx, const d
     if (in->rank == 1)
         return dpt_error_set(DPT_ERR_CONFIG,
                              "%s: %s: %s needs a sequence (timesteps, features) per sample, got "
-                             "shape %s (a flat sample: Reshape it, or give the recurrent layer "
-                             "before return_sequences: true)",
+                             "shape %s (a flat sample: Reshape it to (timesteps, features); after "
+                             "another recurrent layer, give that one return_sequences: true)",
                              ctx->file, ctx->path, cls, s);
     return dpt_error_set(DPT_ERR_CONFIG,
                          "%s: %s: %s needs a sequence (timesteps, features) per sample, got "

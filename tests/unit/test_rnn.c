@@ -435,10 +435,12 @@ static void test_model_errors(void **state) {
     dpt_shape in = seq_shape(6, 2);
     dpt_json_ctx ctx = {.file = "m.json", .path = "model.config"};
     dpt_model *m = NULL;
-    assert_status_msg(dpt_model_create(layers, &in, 8, 1, &ctx, &m), DPT_ERR_CONFIG,
-                      "m.json: model.config.layers[1].config: GRU needs a sequence (timesteps, "
-                      "features) per sample, got shape (4,) (a flat sample: Reshape it, or give "
-                      "the recurrent layer before return_sequences: true)");
+    assert_status_msg(
+        dpt_model_create(layers, &in, 8, 1, &ctx, &m), DPT_ERR_CONFIG,
+        "m.json: model.config.layers[1].config: GRU needs a sequence (timesteps, "
+        "features) per sample, got shape (4,) (a flat sample: Reshape it to (timesteps, "
+        "features); after another recurrent layer, give that one "
+        "return_sequences: true)");
     json_decref(layers);
     /* stacked, through a Reshape, into the model's arena: forward at two batch sizes */
     layers = gc_parse("[{\"class_name\": \"Reshape\", \"config\": {\"target_shape\": [6, 2]}}, "
