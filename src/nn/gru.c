@@ -71,16 +71,38 @@ void dpt_gru_forward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const fl
     }
 }
 
+/* one sample's d pre-activations at one step; DRA / DAC: the derivatives from the outputs */
+#define GRU_STEP_BWD(DRA, DAC, RESET_AFTER)                                                        \
+    for (int64_t k = 0; k < U; k++) {                                                              \
+        float g = dh[k], z = a[k], r = a[U + k], hh = a[2 * U + k];                                \
+        float dah = g * (1.0f - z) * DAC(hh);                                                      \
+        dz[k] = g * (hp[k] - hh) * DRA(z);                                                         \
+        dz[2 * U + k] = dah;                                                                       \
+        if (RESET_AFTER) {                                                                         \
+            dz2[k] = dah * r;                                                                      \
+            dz[U + k] = dah * sv[k] * DRA(r);                                                      \
+        }                                                                                          \
+        dd[k] = g * z;                                                                             \
+    }
+#define D_SIGMOID(y) ((y) * (1.0f - (y)))
+#define D_TANH(y) (1.0f - (y) * (y))
+#define D_RA(y) dpt_rnn_dact(ra, y)
+#define D_AC(y) dpt_rnn_dact(ac, y)
+
 void dpt_gru_backward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const float *Ur,
                            const float *dh_seq, const float *dh_last) {
     int64_t T = c->T, U = c->U, gu = 3 * U, B = b->B;
     const dpt_act ra = c->rec_act, ac = c->act;
     const float *hin_h = hin_of(c, b, 2);
     const float *mrec_h = b->mrec + (b->n_rec == 1 ? 0 : 2 * B * U);
-    float *direct = b->dc; /* dh_{t-1} through z h_{t-1} */
+    float *direct = b->dc;                                          /* dh_{t-1} through z h_{t-1} */
+    const bool usual = ra == DPT_ACT_SIGMOID && ac == DPT_ACT_TANH; /* Keras's defaults */
+    const float *zero = b->tmp;                                     /* (U) zeros at s = 0 */
     memset(b->dh, 0, sizeof(float) * (size_t)(B * U));
     for (int64_t s = T - 1; s >= 0; s--) {
         int64_t t = dpt_rnn_t(c, s), tp = c->go_backwards ? t + 1 : t - 1;
+        if (s == 0)
+            memset(b->tmp, 0, sizeof(float) * (size_t)U);
         for (int64_t i = 0; i < B; i++) {
             const float *a = b->A + (i * T + t) * gu, *sv = b->S + (i * T + t) * U;
             const float *hp = s > 0 ? b->H + (i * T + tp) * U : NULL;
@@ -94,17 +116,14 @@ void dpt_gru_backward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const f
             if (dl)
                 for (int64_t k = 0; k < U; k++)
                     dh[k] += dl[k];
-            for (int64_t k = 0; k < U; k++) {
-                float g = dh[k];
-                float z = a[k], r = a[U + k], hh = a[2 * U + k];
-                float dah = g * (1.0f - z) * dpt_rnn_dact(ac, hh);
-                dz[k] = g * ((hp ? hp[k] : 0.0f) - hh) * dpt_rnn_dact(ra, z);
-                dz[2 * U + k] = dah;
-                if (c->reset_after) {
-                    dz2[k] = dah * r;
-                    dz[U + k] = dah * sv[k] * dpt_rnn_dact(ra, r);
-                }
-                dd[k] = g * z;
+            if (!hp) /* h_{-1} = 0 */
+                hp = zero;
+            if (usual && c->reset_after) {
+                GRU_STEP_BWD(D_SIGMOID, D_TANH, 1)
+            } else if (usual) {
+                GRU_STEP_BWD(D_SIGMOID, D_TANH, 0)
+            } else {
+                GRU_STEP_BWD(D_RA, D_AC, c->reset_after)
             }
         }
         if (!c->reset_after) { /* d(r hin_h) = dZ_h · U_hᵀ (in R) */
