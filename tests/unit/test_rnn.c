@@ -471,6 +471,53 @@ static void test_model_errors(void **state) {
     json_decref(layers);
 }
 
+/* Keras 2 forms: tf.keras 2.x (batch_input_shape on the first layer, implementation, time_major,
+ * legacy nested objects) and multi-backend Keras 2.x (a bare layer list, VarianceScaling) */
+static void test_keras2_json(void **state) {
+    (void)state;
+    static const char *const texts[] = {
+        "{\"model\": {\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", "
+        "\"layers\": [{\"class_name\": \"LSTM\", \"config\": {\"name\": \"lstm\", \"trainable\": "
+        "true, \"batch_input_shape\": [null, 28, 28], \"dtype\": \"float32\", "
+        "\"return_sequences\": false, \"return_state\": false, \"go_backwards\": false, "
+        "\"stateful\": false, \"unroll\": false, \"time_major\": false, \"units\": 32, "
+        "\"activation\": \"tanh\", \"recurrent_activation\": \"sigmoid\", \"use_bias\": true, "
+        "\"kernel_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": "
+        "null}}, \"recurrent_initializer\": {\"class_name\": \"Orthogonal\", \"config\": "
+        "{\"gain\": 1.0, \"seed\": null}}, \"bias_initializer\": {\"class_name\": \"Zeros\", "
+        "\"config\": {}}, \"unit_forget_bias\": true, \"kernel_regularizer\": null, "
+        "\"recurrent_regularizer\": null, \"bias_regularizer\": null, \"activity_regularizer\": "
+        "null, \"kernel_constraint\": null, \"recurrent_constraint\": null, \"bias_constraint\": "
+        "null, \"dropout\": 0.2, \"recurrent_dropout\": 0.2, \"implementation\": 2}}, "
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"units\": 10, "
+        "\"activation\": \"softmax\"}}]}, \"keras_version\": \"2.4.0\", \"backend\": "
+        "\"tensorflow\"}, \"compile\": {\"loss\": \"sparse_categorical_crossentropy\"}}",
+        "{\"model\": {\"class_name\": \"Sequential\", \"config\": [{\"class_name\": "
+        "\"Bidirectional\", \"config\": {\"name\": \"bidirectional_1\", \"trainable\": true, "
+        "\"batch_input_shape\": [null, 28, 28], \"dtype\": \"float32\", \"layer\": "
+        "{\"class_name\": \"GRU\", \"config\": {\"name\": \"gru_1\", \"units\": 16, "
+        "\"reset_after\": false, \"implementation\": 1, \"kernel_initializer\": "
+        "{\"class_name\": \"VarianceScaling\", \"config\": {\"scale\": 1.0, \"mode\": "
+        "\"fan_avg\", \"distribution\": \"uniform\", \"seed\": null}}}}, \"merge_mode\": "
+        "\"concat\"}}, {\"class_name\": \"Dense\", \"config\": {\"units\": 10}}], "
+        "\"keras_version\": \"2.1.6\", \"backend\": \"tensorflow\"}, \"compile\": {\"loss\": "
+        "\"mse\"}}",
+    };
+    static const int64_t params[] = {4 * 32 * (28 + 32 + 1) + 330,
+                                     2 * 3 * 16 * (28 + 16 + 1) + 330};
+    for (int k = 0; k < 2; k++) {
+        dpt_config c;
+        assert_ok(dpt_config_parse(texts[k], strlen(texts[k]), "k2.json", &c));
+        assert_true(c.has_input_shape && c.input_shape.rank == 2 && c.input_shape.dim[0] == 28);
+        dpt_json_ctx ctx = {.file = "k2.json", .path = "model.config"};
+        dpt_model *m = NULL;
+        assert_ok(dpt_model_create(c.layers, &c.input_shape, 4, 1, &ctx, &m));
+        assert_int_equal(dpt_model_n_params(m), params[k]);
+        dpt_model_destroy(&m);
+        dpt_config_deinit(&c);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck_simple_rnn), cmocka_unit_test(test_gradcheck_lstm),
@@ -478,7 +525,7 @@ int main(void) {
         cmocka_unit_test(test_recurrent_mask),       cmocka_unit_test(test_input_mask),
         cmocka_unit_test(test_orthogonal),           cmocka_unit_test(test_weights_and_init),
         cmocka_unit_test(test_batch_independent),    cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_model_errors),
+        cmocka_unit_test(test_model_errors),         cmocka_unit_test(test_keras2_json),
     };
     return cmocka_run_group_tests_name("rnn", tests, NULL, NULL);
 }
