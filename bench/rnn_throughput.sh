@@ -39,7 +39,7 @@ median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 for cell in ${CELLS:-lstm gru}; do
     : >"$tmp/d" && : >"$tmp/t"
     for r in $(seq "$reps"); do
-        s=$("$build/dptrain" fit "$tmp/$cell.json" --verbose 1 | awk '/^Epoch 2\//{print $3}' | tr -d s)
+        s=$("$build/dptrain" fit "$tmp/$cell.json" --verbose 1 | awk '/^Epoch 2\//{print $4}' | tr -d s)
         awk -v n="$samples" -v s="$s" 'BEGIN{printf "%.1f\n", n / s}' >>"$tmp/d"
         "$py" bench/peers/torch_lstm.py --cell "$cell" --samples "$samples" --epochs 1 |
             sed 's/.*samples_per_s=\([0-9.]*\).*/\1/' >>"$tmp/t"
