@@ -65,6 +65,11 @@ train_cases = [
     ("gru-rb-sgd", lambda: seq(L.GRU(5, reset_after=False), L.Dense(2)), sgd),
     ("simple_rnn-sgd", lambda: seq(L.SimpleRNN(6), L.Dense(2)), sgd),
     ("bidi-lstm-adam", lambda: seq(L.Bidirectional(L.LSTM(4)), L.Dense(2)), adam),
+    # no L1 on the zero-initialised bias: JAX's d|x|/dx at 0 is 1, TensorFlow's (and ours) 0
+    ("lstm-regularized-sgd", lambda: seq(L.LSTM(
+        5, kernel_regularizer=keras.regularizers.L1L2(0.01, 0.02),
+        recurrent_regularizer=keras.regularizers.L1(0.01),
+        bias_regularizer=keras.regularizers.L2(0.02)), L.Dense(2)), sgd),
     ("bidi-gru-sum-sgd", lambda: seq(L.Bidirectional(L.GRU(3, return_sequences=True),
                                                      merge_mode="sum"), L.SimpleRNN(2)), sgd),
 ]
