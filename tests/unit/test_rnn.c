@@ -364,6 +364,36 @@ static void test_batch_independent(void **state) {
     }
 }
 
+/* kernel / recurrent / bias regularizers: Keras's penalty (no 1/2) and its gradient */
+static void test_regularizers(void **state) {
+    (void)state;
+    dpt_layer *l = NULL;
+    assert_ok(gc_make_layer("GRU",
+                            "{\"units\": 2, \"kernel_regularizer\": {\"class_name\": \"L2\", "
+                            "\"config\": {\"l2\": 0.5}}, \"recurrent_regularizer\": \"l1\", "
+                            "\"bias_regularizer\": {\"class_name\": \"L1L2\", \"config\": "
+                            "{\"l1\": 0.1, \"l2\": 0.2}}}",
+                            seq_shape(4, 3), &l));
+    assert_true(l->has_regularizer);
+    gc_bind_params(l, 1);
+    int64_t nk = 3 * 6, nr = 2 * 6, nb = 2 * 6, n = l->ops->n_params(l);
+    assert_true(n == nk + nr + nb);
+    for (int64_t k = 0; k < n; k++)
+        l->params[k] = 0.1f * (float)(k % 7) - 0.3f;
+    memset(l->grads, 0, sizeof(float) * (size_t)n);
+    double want = 0;
+    for (int64_t k = 0; k < n; k++) {
+        double w = l->params[k];
+        want += k < nk ? 0.5 * w * w : k < nk + nr ? 0.01 * fabs(w) : 0.1 * fabs(w) + 0.2 * w * w;
+    }
+    assert_true(fabs(l->ops->regularize(l, 1.0f) - want) < 1e-5);
+    assert_float_equal(l->grads[1], 0.5f * 2 * l->params[1], 1e-6f);
+    assert_float_equal(l->grads[nk + 1], l->params[nk + 1] > 0 ? 0.01f : -0.01f, 1e-6f);
+    int64_t j = nk + nr + 2;
+    assert_float_equal(l->grads[j], (l->params[j] > 0 ? 0.1f : -0.1f) + 0.4f * l->params[j], 1e-6f);
+    gc_free_layer(&l);
+}
+
 /* ---- refusals ------------------------------------------------------------------------------- */
 
 static void refused(const char *cls, const char *cfg, dpt_shape in, const char *needle) {
@@ -520,12 +550,19 @@ static void test_keras2_json(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradcheck_simple_rnn), cmocka_unit_test(test_gradcheck_lstm),
-        cmocka_unit_test(test_gradcheck_gru),        cmocka_unit_test(test_gradcheck_bidirectional),
-        cmocka_unit_test(test_recurrent_mask),       cmocka_unit_test(test_input_mask),
-        cmocka_unit_test(test_orthogonal),           cmocka_unit_test(test_weights_and_init),
-        cmocka_unit_test(test_batch_independent),    cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_model_errors),         cmocka_unit_test(test_keras2_json),
+        cmocka_unit_test(test_gradcheck_simple_rnn),
+        cmocka_unit_test(test_gradcheck_lstm),
+        cmocka_unit_test(test_gradcheck_gru),
+        cmocka_unit_test(test_gradcheck_bidirectional),
+        cmocka_unit_test(test_recurrent_mask),
+        cmocka_unit_test(test_input_mask),
+        cmocka_unit_test(test_orthogonal),
+        cmocka_unit_test(test_weights_and_init),
+        cmocka_unit_test(test_batch_independent),
+        cmocka_unit_test(test_regularizers),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_model_errors),
+        cmocka_unit_test(test_keras2_json),
     };
     return cmocka_run_group_tests_name("rnn", tests, NULL, NULL);
 }
