@@ -75,3 +75,9 @@ foreach(src IN LISTS DPT_INTEROP_TESTS)
                          ENVIRONMENT "${DPT_TEST_ENV}" LABELS interop)
   endif()
 endforeach()
+
+# The rooms' rules: includes point down, MPI only in src/comm (the build's layering check
+# programs enforce the calls).
+add_test(NAME lint/rooms COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/lint/rooms.sh
+                                 ${CMAKE_CURRENT_SOURCE_DIR})
+set_tests_properties(lint/rooms PROPERTIES TIMEOUT 60 LABELS unit)

@@ -82,13 +82,10 @@ static int run(const dpt_comm *c, const char *dir) {
         return fail(c, st, "parsing the config");
 
     /* 3. fit: collective; rank 0 prints the epoch lines and writes dir/history.*, checkpoints */
-    dpt_fit_opts opts = {.run_dir = dir,
-                         .config_text = config, /* stored in checkpoints: predict reloads it */
-                         .verbose = 1,
-                         .checkpoint_every = -1,
-                         .keep = -1,
-                         .check_replicas = 10,
-                         .out = stdout};
+    dpt_fit_opts opts = dpt_fit_opts_default(); /* the command line's defaults */
+    opts.run_dir = dir;
+    opts.config_text = config; /* stored in checkpoints: predict reloads it */
+    opts.check_replicas = 10;
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &opts, &res);
     dpt_config_deinit(&cfg);

@@ -44,6 +44,8 @@ typedef struct {
     int64_t batch_size;           /* GLOBAL batch; Keras default 32 */
     double validation_split;      /* [0, 1), default 0 */
     bool shuffle;                 /* default true */
+    bool reproducible;   /* fit.reproducible: the same bits on any number of ranks (DESIGN.md) */
+    int64_t micro_batch; /* fit.micro_batch: samples per micro-batch in that mode (default 16) */
     uint32_t seed;                /* default 0 */
     dpt_callbacks_spec callbacks; /* fit.callbacks: EarlyStopping, ReduceLROnPlateau (Keras
                                      {"class_name", "config"} objects; at most one of each) */
@@ -68,30 +70,5 @@ void dpt_config_deinit(dpt_config *c);
 /* Reads a whole file into a NUL-terminated heap buffer (free with free()). DPT_ERR_CONFIG naming
  * the file if it cannot be read; `what` is the category to report (DPT_ERR_CONFIG, ...). Local. */
 DPT_NODISCARD dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t *len);
-
-/* "an object", "an array", "a string", ... ("nothing" for NULL): for messages. */
-const char *dpt_json_type_name(const json_t *v);
-
-/* Typed getters with messages "<file>: <path>.<key>: <what>". Missing key -> default (returns OK).
- * Present but wrong type or out of range -> DPT_ERR_CONFIG. */
-DPT_NODISCARD dpt_status dpt_json_get_int(const json_t *obj, const char *key,
-                                          const dpt_json_ctx *ctx, int64_t def, int64_t lo,
-                                          int64_t hi, int64_t *out);
-DPT_NODISCARD dpt_status dpt_json_get_num(const json_t *obj, const char *key,
-                                          const dpt_json_ctx *ctx, double def, double lo, double hi,
-                                          bool hi_open, double *out);
-DPT_NODISCARD dpt_status dpt_json_get_bool(const json_t *obj, const char *key,
-                                           const dpt_json_ctx *ctx, bool def, bool *out);
-/* String value; *out points into obj (valid while obj lives); def may be NULL. */
-DPT_NODISCARD dpt_status dpt_json_get_str(const json_t *obj, const char *key,
-                                          const dpt_json_ctx *ctx, const char *def,
-                                          const char **out);
-/* Refuses `key` when present and not JSON null (an option that changes the math we do not
- * implement): "<file>: <path>.<key>: not supported yet (must be null)". */
-DPT_NODISCARD dpt_status dpt_json_require_null(const json_t *obj, const char *key,
-                                               const dpt_json_ctx *ctx);
-/* The Keras activation (string, or {"class_name": ...} in newer forms) at `key`. */
-DPT_NODISCARD dpt_status dpt_json_get_act(const json_t *obj, const char *key,
-                                          const dpt_json_ctx *ctx, dpt_act def, dpt_act *out);
 
 #endif

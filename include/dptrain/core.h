@@ -76,4 +76,67 @@ uint64_t dpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes);
 /* ---- time --------------------------------------------------------------------------------- */
 double dpt_now(void); /* monotonic seconds */
 
+/* ---- durable files ---------------------------------------------------------------------- */
+
+/* Makes the finished file `tmp` (closed by the caller) the file `path`, durably: fsync of tmp,
+ * rename onto path, fsync of the directory (file systems that cannot fsync a directory are
+ * accepted). Every output dptrain writes goes through it. On failure tmp is removed and
+ * DPT_ERR_IO names the step and the reason. Local. */
+DPT_NODISCARD dpt_status dpt_file_commit(const char *tmp, const char *path);
+
+/* ---- shapes and targets: the vocabulary nn and data share --------------------------------- */
+
+#define DPT_MAX_RANK 4 /* dimensions of one sample's shape */
+
+/* One sample's shape (the batch dimension is not included). */
+typedef struct {
+    int rank;
+    int64_t dim[DPT_MAX_RANK];
+} dpt_shape;
+int64_t dpt_shape_size(const dpt_shape *s); /* product of dims; -1 on overflow or a negative dim */
+
+/* What one target row is, as a loss wants it (nn says which, dpt_loss_target_kind; data builds it
+ * from y, dpt_shard_open). K is the model's number of outputs. */
+typedef enum {
+    DPT_TARGET_VALUES = 0, /* y's K values per sample copied as floats (float or integer y) */
+    DPT_TARGET_BINARY,     /* as VALUES; integer labels with K == 1 must be 0 or 1 */
+    DPT_TARGET_ONEHOT, /* integer labels in [0, K) become one-hot K floats; float (N, K) copied */
+    DPT_TARGET_INDEX   /* one integer class index in [0, K) per sample, as 1 float */
+} dpt_target_kind;
+
+/* ---- JSON (jansson) getters with path-naming messages ------------------------------------- */
+
+typedef struct json_t json_t; /* jansson's; only its header's users see inside */
+
+/* Where a config value came from, for error messages: "<file>: <path>: <what>". */
+typedef struct {
+    const char *file; /* e.g. "examples/tutorial.json" */
+    char path[256];   /* e.g. "model.config.layers[2].config" */
+    int keras_major;  /* the model's keras_version major (2, 3); 0 unknown: Keras 3 rules */
+} dpt_json_ctx;
+
+/* "<file>: <path>.<key>" (or "<file>: <key>" when path is empty) into buf. */
+void dpt_json_where(char *buf, size_t n, const dpt_json_ctx *ctx, const char *key);
+/* "an object", "an array", "a string", ... ("nothing" for NULL): for messages. */
+const char *dpt_json_type_name(const json_t *v);
+
+/* Typed getters with messages "<file>: <path>.<key>: <what>". Missing key -> default (returns OK).
+ * Present but wrong type or out of range -> DPT_ERR_CONFIG. */
+DPT_NODISCARD dpt_status dpt_json_get_int(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, int64_t def, int64_t lo,
+                                          int64_t hi, int64_t *out);
+DPT_NODISCARD dpt_status dpt_json_get_num(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, double def, double lo, double hi,
+                                          bool hi_open, double *out);
+DPT_NODISCARD dpt_status dpt_json_get_bool(const json_t *obj, const char *key,
+                                           const dpt_json_ctx *ctx, bool def, bool *out);
+/* String value; *out points into obj (valid while obj lives); def may be NULL. */
+DPT_NODISCARD dpt_status dpt_json_get_str(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, const char *def,
+                                          const char **out);
+/* Refuses `key` when present and not JSON null (an option that changes the math we do not
+ * implement): "<file>: <path>.<key>: not supported yet (must be null)". */
+DPT_NODISCARD dpt_status dpt_json_require_null(const json_t *obj, const char *key,
+                                               const dpt_json_ctx *ctx);
+
 #endif

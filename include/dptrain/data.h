@@ -1,5 +1,6 @@
 /* dptrain — the HDF5 dataset format (datasets/FORMAT.md), this rank's shard, the epoch order,
- * and the converters that write datasets (synthetic tutorial data, Fashion-MNIST, CSV).
+ * and the converters that write datasets (synthetic tutorial data, the adding problem,
+ * Fashion-MNIST, CSV).
  *
  * A split is an HDF5 group holding `x` (N, d1, ...) float32 or uint8 (optional attribute `scale`,
  * applied on read) and `y` (N) integer labels or (N, T) float targets. Each rank reads only its
@@ -12,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "dptrain/nn.h"
+#include "dptrain/core.h"
 #include "dptrain/status.h"
 
 /* What a split holds (metadata only). */
@@ -32,13 +33,19 @@ typedef struct {
  * unsupported dtype or rank, x and y lengths differ, empty split). Local. */
 DPT_NODISCARD dpt_status dpt_data_probe(const char *path, const char *group, dpt_data_info *out);
 
-/* How targets are built from `y` for a loss and model output size K:
- *   sparse CE: y must be integer labels in [0, K) -> 1 float (the index).
- *   categorical CE: integer labels in [0, K) -> one-hot K floats; or float (N, K).
- *   binary CE / mse: integer or float, (N) or (N, K) -> K floats. */
+/* How targets are built from `y` for a model with K outputs (dpt_target_kind, core.h):
+ *   INDEX: y must be integer labels in [0, K) -> 1 float (the index).
+ *   ONEHOT: integer labels in [0, K) -> one-hot K floats; or float (N, K) copied.
+ *   VALUES / BINARY: integer or float, (N) or (N, K) -> K floats (BINARY: integer labels 0/1).
+ * loss_name (may be NULL) names the loss in messages ("binary_crossentropy needs ..."). */
 typedef struct {
-    dpt_loss_kind loss;
+    dpt_target_kind kind;
     int64_t n_outputs; /* K */
+    const char *loss_name;
+    /* > 0: every x value must be a token id, an integer in [0, x_ids) (the model starts with an
+     * Embedding: dpt_model_input_ids); a bad one is DPT_ERR_DATA naming file, dataset, row and
+     * value. 0: any finite value. */
+    int64_t x_ids;
 } dpt_target_spec;
 
 typedef struct dpt_shard dpt_shard;
@@ -53,6 +60,11 @@ DPT_NODISCARD dpt_status dpt_shard_open(const char *path, const char *group, int
                                         const dpt_target_spec *t, const dpt_shape *expect_x,
                                         dpt_shard **out);
 void dpt_shard_destroy(dpt_shard **s);
+/* The x_ids check of dpt_target_spec for a shard opened without targets (`t` NULL): every x value
+ * an integer in [0, ids), else DPT_ERR_DATA "<path>: /<group>/x: row R: token id V ...", the row
+ * numbered in the whole split. ids <= 0: nothing to check. Local. */
+DPT_NODISCARD dpt_status dpt_shard_check_ids(const dpt_shard *s, const char *path,
+                                             const char *group, int64_t ids);
 int64_t dpt_shard_lo(const dpt_shard *s);
 int64_t dpt_shard_rows(const dpt_shard *s);
 int64_t dpt_shard_x_size(const dpt_shard *s); /* floats per sample */
@@ -166,6 +178,15 @@ size_t dpt_stream_buffer_bytes(const dpt_stream *s);
 /* Tutorial data: x (n, features) uniform [0, 1) float32, y (n) int32 random 0/1, group "train". */
 DPT_NODISCARD dpt_status dpt_data_write_synth(const char *out_path, int64_t n, int64_t features,
                                               uint32_t seed);
+/* The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015), a long-memory test for
+ * recurrent models: groups "train" (n samples) and "test" (max(n / 10, 1)), x float32 (N, steps,
+ * 2): channel 0 uniform in [0, 1), channel 1 zero but for two 1s, one in the first half of the
+ * steps and one in the second; y float32 (N, 1) = the sum of the two marked values (mean 1;
+ * predicting 1 always gives an MSE of about 0.167). Sample i of a split depends only on (seed,
+ * split, i). n in [1, 2^32), steps >= 2, else DPT_ERR_USAGE. Writes OUT.tmp, then renames.
+ * Local. */
+DPT_NODISCARD dpt_status dpt_data_write_adding(const char *out_path, int64_t n, int64_t steps,
+                                               uint32_t seed);
 /* Fashion-MNIST: the four IDX files in idx_dir ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz,
  * gzip or plain) -> groups "train" and "test": x uint8 (N, 28, 28) with attribute scale = 1/255,
  * y uint8 (N) with attributes n_classes = 10 and class_names. Bad magic numbers, counts that

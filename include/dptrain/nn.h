@@ -12,35 +12,59 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "dptrain/core.h"
 #include "dptrain/status.h"
-
-#define DPT_MAX_RANK 4 /* dimensions of one sample's shape */
-
-/* One sample's shape (the batch dimension is not included). */
-typedef struct {
-    int rank;
-    int64_t dim[DPT_MAX_RANK];
-} dpt_shape;
-int64_t dpt_shape_size(const dpt_shape *s); /* product of dims (validated not to overflow) */
 
 typedef enum {
     DPT_ACT_LINEAR = 0,
     DPT_ACT_RELU,
     DPT_ACT_SIGMOID,
     DPT_ACT_TANH,
-    DPT_ACT_SOFTMAX
+    DPT_ACT_SOFTMAX,
+    DPT_ACT_GELU,            /* Keras's default: exact, 0.5 z (1 + erf(z / sqrt 2)) */
+    DPT_ACT_GELU_TANH,       /* gelu(approximate=True): the tanh form */
+    DPT_ACT_ELU,             /* alpha 1 */
+    DPT_ACT_SELU,            /* Klambauer's alpha and scale */
+    DPT_ACT_SOFTPLUS,        /* log(1 + e^z) */
+    DPT_ACT_SOFTSIGN,        /* z / (1 + |z|) */
+    DPT_ACT_SWISH,           /* silu: z sigmoid(z) */
+    DPT_ACT_LEAKY_RELU,      /* the function's negative_slope 0.2 (the LeakyReLU layer's is 0.3) */
+    DPT_ACT_RELU6,           /* min(max(z, 0), 6) */
+    DPT_ACT_HARD_SIGMOID,    /* Keras 3: relu6(z + 3) / 6 */
+    DPT_ACT_HARD_SIGMOID_K2, /* Keras 2: clip(0.2 z + 0.5, 0, 1) (a keras_version 2.x config) */
+    DPT_ACT_HARD_SILU,       /* hard_swish: z relu6(z + 3) / 6 */
+    DPT_ACT_EXPONENTIAL,     /* e^z */
+    DPT_ACT_MISH,            /* z tanh(softplus(z)) */
+    DPT_ACT_LOG_SOFTMAX,     /* over each row */
+    DPT_ACT_COUNT            /* number of kinds, not one */
 } dpt_act;
-/* Keras name -> activation; false if unknown. */
+/* Keras name -> activation; false if unknown. "hard_sigmoid" gives Keras 3's form (the config
+ * parser picks DPT_ACT_HARD_SIGMOID_K2 for Keras 2 models); "swish"/"silu", "hard_silu" /
+ * "hard_swish" are aliases. */
 bool dpt_act_from_name(const char *name, dpt_act *out);
 const char *dpt_act_name(dpt_act a);
-/* In place over (B, n) row-major: y = act(z). Softmax is over each row. */
+/* The Keras activation at obj[key]: a name, Keras 3's {"class_name": "function", "config": name}
+ * or {"class_name": name, "config": {}} ({"approximate": bool} for gelu); absent or null -> def.
+ * hard_sigmoid is Keras 2's form when ctx->keras_major == 2. DPT_ERR_CONFIG naming ctx->path.key
+ * for an unknown one, a layer object, or an argument other than gelu's approximate. */
+DPT_NODISCARD dpt_status dpt_json_get_act(const json_t *obj, const char *key,
+                                          const dpt_json_ctx *ctx, dpt_act def, dpt_act *out);
+/* In place over (B, n) row-major: y = act(z). Softmax and log_softmax are over each row. */
 void dpt_act_forward(dpt_act a, float *y, int64_t B, int64_t n);
-/* dz = dy * act'(.) given the activation OUTPUT y (all five derivatives are functions of y).
+/* True when act'(z) is not a function of the output y (gelu, swish, hard_silu, mish): backward
+ * then needs the pre-activation z (dpt_act_backward_z). */
+bool dpt_act_needs_z(dpt_act a);
+/* For a layer that keeps only y (no workspace for z): DPT_ERR_CONFIG "<ctx>.<key>: activation
+ * \"gelu\" is not supported here (its derivative needs the pre-activation)" when
+ * dpt_act_needs_z(a), else DPT_OK. */
+DPT_NODISCARD dpt_status dpt_act_require_y(dpt_act a, const dpt_json_ctx *ctx, const char *key);
+/* dz = dy * act'(.) given the activation OUTPUT y. Only for !dpt_act_needs_z(a) (asserted).
  * dz may alias dy. (B, n). */
 void dpt_act_backward(dpt_act a, const float *y, const float *dy, float *dz, int64_t B, int64_t n);
+/* The same for every kind: z (B, n) is the pre-activation, read only when dpt_act_needs_z(a)
+ * (may be NULL otherwise); y (B, n) the output. dz may alias dy (not z). */
+void dpt_act_backward_z(dpt_act a, const float *z, const float *y, const float *dy, float *dz,
+                        int64_t B, int64_t n);
 
 /* ---- what a forward/backward pass needs to know ------------------------------------------- */
 typedef struct {
@@ -78,11 +102,16 @@ void dpt_mask_fill(const dpt_pass *p, uint32_t layer_index, uint32_t mask_id, ui
 /* ---- layers --------------------------------------------------------------------------------- */
 typedef struct dpt_layer dpt_layer;
 
+/* out (n) = the sum over every rank of rows (nv x n, row-major) of each rank's log, in a way that
+ * does not depend on how the rows are spread over the ranks; collective (the trainer's). */
+typedef void (*dpt_log_sum_fn)(void *ctx, const double *rows, int nv, int n, double *out);
+
 typedef struct {
     const char *class_name; /* Keras class name, e.g. "Dense" */
-    /* Number of float parameters (0 for Dropout, Activation, ...). */
+    /* Optional (NULL: none, as Dropout, Activation, ...). Number of float parameters. */
     int64_t (*n_params)(const dpt_layer *l);
-    /* Fill the layer's parameter view with its initial values (Keras initialisers). */
+    /* Optional (NULL: nothing to fill). The layer's parameter view's initial values (Keras
+     * initialisers). */
     void (*init_params)(dpt_layer *l, dpt_rng *rng);
     /* y = f(x). x (B, in_size), y (B, out_size). */
     void (*forward)(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B);
@@ -91,12 +120,14 @@ typedef struct {
      * dy may be overwritten (used as scratch). */
     void (*backward)(dpt_layer *l, const dpt_pass *p, const float *x, const float *y, float *dy,
                      float *dx, int64_t B);
-    /* Keras weight names and shapes, in Keras weight order, for checkpoints:
-     * returns the number of weight tensors; fills names[i] ("kernel", "bias") and shapes[i]. */
+    /* Optional (NULL: no weights). Keras weight names and shapes, in Keras weight order, for
+     * checkpoints: returns the number of weight tensors; fills names[i] ("kernel", "bias") and
+     * shapes[i]. */
     int (*weights)(const dpt_layer *l, const char **names, dpt_shape *shapes, int max);
     /* Writes this layer's Keras JSON config (used by checkpoints' model_config). New reference. */
     json_t *(*to_json)(const dpt_layer *l);
-    void (*destroy)(dpt_layer *l); /* frees the layer's own extra storage, not the struct */
+    /* Optional (NULL: nothing of its own). Frees the layer's extra storage, not the struct. */
+    void (*destroy)(dpt_layer *l);
     /* Optional (NULL: every parameter is trainable). How many of the layer's parameters, counted
      * from the start of its view, the optimizer may update when the layer is trainable; the rest
      * (BatchNormalization's moving statistics) live in the flat buffer, so checkpoints and the
@@ -116,10 +147,29 @@ typedef struct {
      * from forward to the matching backward (an RNN's per-step gate values), so neither
      * allocates. */
     int64_t (*workspace)(const dpt_layer *l, int64_t max_batch);
+    /* Optional (NULL: none). The activation at the end of the layer that a cross-entropy loss may
+     * absorb (Dense, Activation: dpt_head in nn_internal.h): the model folds a last sigmoid or
+     * softmax into the loss through it. */
+    struct dpt_head *(*head)(struct dpt_layer *l);
+    /* Optional (NULL: false). True when a training pass calls the cross-rank reducer (a
+     * synchronized or moving-statistics batch norm): every rank must then run every step. */
+    bool (*collective)(const struct dpt_layer *l);
+    /* Optional (NULL: the layer keeps no statistics). Deferred statistics (reproducible mode):
+     * defer(l, max_passes) makes training passes log their statistics instead of reducing and
+     * applying them (DPT_ERR_CONFIG naming the layer when it cannot: a synchronized batch norm);
+     * finish(l, sum, ctx) sums the passes' logs over every rank with `sum` and applies them once
+     * (batch norm: its moving statistics from the global batch). */
+    dpt_status (*defer_stats)(struct dpt_layer *l, int max_passes);
+    void (*finish_stats)(struct dpt_layer *l, dpt_log_sum_fn sum, void *ctx);
+    /* Optional (NULL: any values). A layer whose input is integer ids (Embedding): returns n, the
+     * ids must be integers in [0, n). Such a layer must be the model's first (its input has no
+     * gradient; dpt_model_create refuses it elsewhere), and the trainer has the data reader
+     * check every id (dpt_model_input_ids). */
+    int64_t (*input_ids)(const struct dpt_layer *l);
     /* Optional (NULL: "vars/<j>"). Where weight j lives in a Keras 3 .weights.h5, relative to
      * the layer's group /layers/<name>: a recurrent layer keeps its variables in its cell
      * ("cell/vars/0"), a Bidirectional in its two layers ("forward_layer/cell/vars/0"). */
-    void (*keras3_path)(const dpt_layer *l, int j, char *buf, size_t n);
+    void (*keras3_path)(const struct dpt_layer *l, int j, char *buf, size_t n);
 } dpt_layer_ops;
 
 /* Sums buf (n doubles) in place over every rank (an MPI_Allreduce with MPI_SUM, installed by the
@@ -145,11 +195,14 @@ struct dpt_layer {
     void *reduce_ctx;
 };
 
-/* Where a config value came from, for error messages: "<file>: <path>: <what>". */
-typedef struct {
-    const char *file; /* e.g. "examples/tutorial.json" */
-    char path[256];   /* e.g. "model.config.layers[2].config" */
-} dpt_json_ctx;
+/* The optional ops with their defaults. */
+static inline int64_t dpt_layer_n_params(const dpt_layer *l) {
+    return l->ops->n_params ? l->ops->n_params(l) : 0;
+}
+static inline int dpt_layer_weights(const dpt_layer *l, const char **names, dpt_shape *shapes,
+                                    int max) {
+    return l->ops->weights ? l->ops->weights(l, names, shapes, max) : 0;
+}
 
 /* Builds a layer from its Keras "config" object. `in` is the incoming sample shape.
  * Unknown keys are ignored; keys we do not implement that change the math (a non-null
@@ -172,6 +225,8 @@ typedef enum {
 } dpt_loss_kind;
 bool dpt_loss_from_name(const char *name, dpt_loss_kind *out); /* Keras names and aliases */
 const char *dpt_loss_name(dpt_loss_kind k);
+/* What one target row of the loss is (how data builds it from y). */
+dpt_target_kind dpt_loss_target_kind(dpt_loss_kind k);
 
 /* Number of target floats per sample the loss expects for a model output of `out_size` units:
  * sparse CE -> 1 (the class index as a float), the others -> out_size. */
@@ -228,16 +283,17 @@ int dpt_model_n_layers(const dpt_model *m);
 dpt_layer *dpt_model_layer(const dpt_model *m, int i);
 int64_t dpt_model_n_params(const dpt_model *m);
 float *dpt_model_params(dpt_model *m); /* (n_params) flat */
-float *dpt_model_grads(dpt_model *m);  /* (n_params) flat, then DPT_MODEL_GRAD_SPARE spare floats */
-/* Spare floats after the gradients, for the caller's use (the trainer puts its per-step loss,
- * metric, count and signal there so that ONE allreduce carries everything); never touched by the
- * model. */
-#define DPT_MODEL_GRAD_SPARE 16
-/* Moves the gradient buffer to `buf` (n_params + DPT_MODEL_GRAD_SPARE floats, owned by the caller
- * and outliving the binding; the trainer passes its rank's slot of a node-shared window so that
- * backward writes straight where the other ranks sum from). The current contents are copied.
- * NULL returns to the model's own buffer. Local. */
-void dpt_model_bind_grads(dpt_model *m, float *buf);
+float *dpt_model_grads(dpt_model *m);  /* (n_params) flat */
+/* Moves the gradient buffer to `buf` (len >= n_params floats, asserted; owned by the caller and
+ * outliving the binding; the trainer passes its rank's slot of a node-shared window so that
+ * backward writes straight where the other ranks sum from). The current contents are copied when
+ * `copy`. NULL returns to the model's own buffer. Local. */
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len, bool copy);
+/* The per-layer "gradients ready" hook: called in backward right after each layer with
+ * parameters has written its gradients [off, off + len) of the flat buffer, in reverse layer
+ * order, so that an exchange can start on them while earlier layers still run. NULL: none. */
+typedef void (*dpt_grad_ready_fn)(void *ctx, int64_t off, int64_t len);
+void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx);
 /* The same for the parameters (n_params floats), copying the current values only if `copy` (the
  * trainer fills node-shared weights itself, each rank its part). The trainer binds them to the
  * node-shared weights while training when nothing but the optimizer writes them (no moving
@@ -268,6 +324,13 @@ void dpt_model_set_reducer(dpt_model *m, dpt_reduce_fn fn, void *ctx);
  * dpt_model_forward and dpt_model_backward with training on at every step, in the same order,
  * even with B = 0 local samples (forward/backward accept B = 0). Inference never reduces. */
 bool dpt_model_is_collective(const dpt_model *m);
+/* Reproducible mode: every layer that keeps statistics (batch norm) logs them over up to
+ * max_passes training passes (micro-batches) instead of reducing them inside forward, and
+ * dpt_model_finish_stats applies them once per step; forward is then local. DPT_ERR_CONFIG
+ * naming the file and the layer when a layer cannot defer (synchronized batch norm). Local. */
+DPT_NODISCARD dpt_status dpt_model_defer_stats(dpt_model *m, int max_passes, const char *file);
+/* Collective: every deferring layer sums its log over the ranks with `sum` and applies it. */
+void dpt_model_finish_stats(dpt_model *m, dpt_log_sum_fn sum, void *ctx);
 
 /* Trainable parameters: those of trainable layers, minus non-trainable weights such as
  * BatchNormalization's moving statistics (Keras's "Trainable params"). */
@@ -286,6 +349,16 @@ double dpt_model_regularize(dpt_model *m, float scale);
 /* The penalty alone (for evaluation losses, which Keras also reports with the penalty). */
 double dpt_model_penalty(dpt_model *m);
 bool dpt_model_has_regularizers(const dpt_model *m);
+
+/* Token ids: input_dim when the first layer is an Embedding (every input value must then be an
+ * integer in [0, input_dim): give it to the data reader as dpt_target_spec.x_ids), else 0. Local.
+ */
+int64_t dpt_model_input_ids(const dpt_model *m);
+/* DPT_ERR_CONFIG "<file>: compile.loss: ..." when the loss needs one distribution per sample
+ * (categorical / sparse categorical cross-entropy) but the output has more than one dimension per
+ * sample (e.g. (None, T, units)), which would be one distribution per position. Local. */
+DPT_NODISCARD dpt_status dpt_model_check_loss(const dpt_model *m, dpt_loss_kind loss,
+                                              const char *file);
 
 /* Keras-like summary table into buf (layer, output shape, params; totals). Returns chars written
  * (like snprintf). */

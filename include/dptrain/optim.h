@@ -12,7 +12,17 @@
 
 #include "dptrain/status.h"
 
-typedef enum { DPT_OPT_SGD = 0, DPT_OPT_ADAM, DPT_OPT_RMSPROP, DPT_OPT_ADAMW } dpt_optim_kind;
+typedef enum {
+    DPT_OPT_SGD = 0,
+    DPT_OPT_ADAM,
+    DPT_OPT_RMSPROP,
+    DPT_OPT_ADAMW,
+    DPT_OPT_NADAM,
+    DPT_OPT_ADAMAX,
+    DPT_OPT_ADAGRAD,
+    DPT_OPT_ADADELTA,
+    DPT_OPT_LION
+} dpt_optim_kind;
 
 /* Keras learning-rate schedules, functions of the optimizer's iteration count `step` (the number
  * of updates already applied: 0 for the first update), as Keras evaluates them:
@@ -23,25 +33,41 @@ typedef enum { DPT_OPT_SGD = 0, DPT_OPT_ADAM, DPT_OPT_RMSPROP, DPT_OPT_ADAMW } d
  *                      s < warmup_steps a linear ramp lr0 -> warmup_target, then the cosine from
  *                      warmup_target over s - warmup_steps
  *   PiecewiseConstantDecay: values[0] while step <= boundaries[0], values[i] while
- *                      boundaries[i-1] < step <= boundaries[i], values[n] after. */
+ *                      boundaries[i-1] < step <= boundaries[i], values[n] after.
+ *   InverseTimeDecay:  lr0 / (1 + decay_rate * p), p = step / decay_steps (floor if staircase)
+ *   PolynomialDecay:   without cycle: s = min(step, decay_steps), D = decay_steps; with cycle:
+ *                      s = step, D = decay_steps * (step == 0 ? 1 : ceil(step / decay_steps));
+ *                      (lr0 - end_learning_rate) * (1 - s / D)^power + end_learning_rate
+ *   CosineDecayRestarts: f = step / first_decay_steps (decay_steps here); t_mul == 1: i =
+ *                      floor(f), f -= i; else i = floor(log(1 - f*(1 - t_mul)) / log(t_mul)),
+ *                      f = (f - (1 - t_mul^i)/(1 - t_mul)) / t_mul^i; then
+ *                      lr0 * ((1 - alpha) * 0.5 * m_mul^i * (1 + cos(pi * f)) + alpha) */
 typedef enum {
     DPT_LR_CONSTANT = 0,
     DPT_LR_EXPONENTIAL,
     DPT_LR_COSINE,
-    DPT_LR_PIECEWISE
+    DPT_LR_PIECEWISE,
+    DPT_LR_INVERSE_TIME,
+    DPT_LR_POLYNOMIAL,
+    DPT_LR_COSINE_RESTARTS
 } dpt_lr_kind;
 #define DPT_LR_MAX_PIECES 32
 typedef struct {
     dpt_lr_kind kind;
     double initial_learning_rate;
-    double decay_steps;   /* exponential, cosine: > 0 */
-    double decay_rate;    /* exponential */
-    bool staircase;       /* exponential */
-    double alpha;         /* cosine: floor as a fraction of lr0 (0) */
-    bool has_warmup;      /* cosine: warmup_target given */
-    double warmup_target; /* cosine */
-    double warmup_steps;  /* cosine (0) */
-    int n_boundaries;     /* piecewise: boundaries (n), values (n + 1) */
+    double decay_steps;       /* exponential, cosine, inverse time, polynomial: > 0; cosine
+                                 restarts: first_decay_steps */
+    double decay_rate;        /* exponential, inverse time */
+    bool staircase;           /* exponential, inverse time */
+    double alpha;             /* cosine, cosine restarts: floor as a fraction of lr0 (0) */
+    double end_learning_rate; /* polynomial (0.0001) */
+    double power;             /* polynomial (1) */
+    bool cycle;               /* polynomial (false) */
+    double t_mul, m_mul;      /* cosine restarts (2, 1) */
+    bool has_warmup;          /* cosine: warmup_target given */
+    double warmup_target;     /* cosine */
+    double warmup_steps;      /* cosine (0) */
+    int n_boundaries;         /* piecewise: boundaries (n), values (n + 1) */
     double boundaries[DPT_LR_MAX_PIECES];
     double values[DPT_LR_MAX_PIECES + 1];
 } dpt_lr_schedule;
@@ -61,6 +87,21 @@ typedef struct {
     bool centered;        /* RMSprop: false */
     double weight_decay;  /* decoupled, every kind (Keras 3): w -= w * weight_decay * lr before
                              the update; AdamW 0.004, the others 0 (Keras: None) */
+    bool amsgrad;         /* Adam, AdamW: false */
+    double initial_accumulator_value; /* Adagrad: 0.1 */
+    /* Keras 3's gradient processing before the update (base_optimizer.py), 0 = none (Keras:
+     * None); at most one of the three clips:
+     *   clipvalue:       g = clip(g, -clipvalue, clipvalue) element-wise
+     *   clipnorm:        each weight tensor (dpt_optim_set_tensors) separately:
+     *                    g = g * clipnorm / max(||g||, clipnorm)
+     *   global_clipnorm: one norm over every trainable gradient:
+     *                    g = g * clipnorm * min(1 / ||g||, 1 / clipnorm) */
+    double clipvalue, clipnorm, global_clipnorm;
+    /* Keras 3: > 1 (Keras: >= 2; 0 = None): steps 1..N-1 of every N only add their gradient to an
+     * accumulator; step N applies the mean (g + acc) / N (clipped, then weight decay, then the
+     * rule) and zeroes the accumulator. The iteration count advances every step (Keras's
+     * `_iterations`, which the schedule reads); bias corrections use the applied updates. */
+    int gradient_accumulation_steps;
     dpt_lr_schedule schedule;
 } dpt_optim_spec;
 
@@ -84,7 +125,19 @@ void dpt_optim_destroy(dpt_optim **o);
  * convention, unlike PyTorch) RMSprop:  v = rho*v + (1-rho)*g^2;  centered: a = rho*a + (1-rho)*g,
  * d = v - a^2 + eps, else d = v + eps;  inc = lr*g/sqrt(d);  momentum > 0: m = momentum*m + inc, w
  * -= m; else w -= inc   (eps INSIDE the square root, as Keras and TensorFlow's kernel) Only the
- * trainable segments (dpt_optim_set_segments; default: everything) are touched. */
+ * trainable segments (dpt_optim_set_segments; default: everything) are touched.
+ *   Adam/AdamW amsgrad: vhat = max(vhat, v) and vhat in place of v.
+ *   Nadam (Keras 3): u_t = b1*(1 - 0.5*0.96^t), u_t1 = b1*(1 - 0.5*0.96^(t+1)), the product
+ *             P_t = P_{t-1}*b1*(1 - 0.5*0.96^t) (P_0 = 1, a scalar recomputed from the iteration
+ *             count by dpt_optim_set_iterations); m, v as Adam; m_hat = u_t1*m/(1 - P_t*u_t1) +
+ *             (1 - u_t)*g/(1 - P_t); v_hat = v/(1 - b2^t); w -= m_hat*lr/(sqrt(v_hat) + eps)
+ *   Adamax:   m += (g - m)*(1-b1);  u = max(b2*u, |g|);  w -= lr*m/((1 - b1^t)*(u + eps))
+ *   Adagrad:  a += g^2 (a starts at initial_accumulator_value);  w -= lr*g/sqrt(a + eps)
+ *   Adadelta: a = rho*a + (1-rho)*g^2;  d = -sqrt(D + eps)*g/sqrt(a + eps);
+ *             D = rho*D + (1-rho)*d^2;  w += lr*d
+ *   Lion:     w -= lr*sign(b1*m + (1-b1)*g);  m = b2*m + (1-b2)*g
+ * t is the number of updates applied (with gradient_accumulation_steps N: iterations / N).
+ * Gradient accumulation and clipping (see the spec) come first, in Keras's order. */
 void dpt_optim_step(dpt_optim *o, float *params, const float *grads);
 /* The same update restricted to [lo, hi) of the flat buffer (and the trainable segments), with
  * the gradient read as grads[i] * gscale (the trainer's 1/batch, folded into the update instead of
@@ -96,6 +149,18 @@ void dpt_optim_step(dpt_optim *o, float *params, const float *grads);
  * the check the trainer needs, in the same pass. */
 bool dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64_t lo, int64_t hi,
                           float gscale);
+
+/* True when the update needs the whole (summed, scaled) gradient on every rank: clipnorm and
+ * global_clipnorm take norms over whole weight tensors. Then the trainer must call
+ * dpt_optim_step_range with [lo, hi) = [0, n_params) on every rank (the MPI exchange, where every
+ * rank updates everything); the norms are computed inside the step, the same on every rank. */
+bool dpt_optim_needs_whole_vector(const dpt_optim *o);
+
+/* The weight tensors (Keras's variables) as (offset, length) pairs, copied, ascending and
+ * disjoint: per-variable clipnorm clips each one separately (default: one tensor spanning the
+ * whole buffer). Only their trainable parts (the segments) take part. DPT_ERR_INTERNAL if the
+ * pairs are out of range or not ascending. Local. */
+DPT_NODISCARD dpt_status dpt_optim_set_tensors(dpt_optim *o, const int64_t *seg, int n);
 
 /* Restricts every update (weight decay included) to the given (offset, length) pairs, copied:
  * pass dpt_model_trainable_segments so that frozen layers and BatchNormalization's moving
@@ -110,13 +175,18 @@ double dpt_optim_learning_rate(const dpt_optim *o);
  * schedule (Keras raises a TypeError there too) or lr is not > 0. Local. */
 DPT_NODISCARD dpt_status dpt_optim_set_learning_rate(dpt_optim *o, double lr);
 
-/* For checkpoints: the iteration count, and the state slots (Adam: 2 slots m, v; SGD with
- * momentum: 1 slot; plain SGD: 0), each n_params floats. Setting the iteration restores it. */
+/* For checkpoints: the iteration count (Keras's `_iterations`: every step, accumulating ones
+ * included), and the state slots (Adam: 2 slots m, v; SGD with momentum: 1 slot; plain SGD: 0;
+ * then "velocity_hat" with amsgrad, "gradient_accumulator" with gradient_accumulation_steps),
+ * each n_params floats. Setting the iteration restores it (and Nadam's u_product from it). */
 int64_t dpt_optim_iterations(const dpt_optim *o);
 void dpt_optim_set_iterations(dpt_optim *o, int64_t t);
 int dpt_optim_n_slots(const dpt_optim *o);
 float *dpt_optim_slot(dpt_optim *o, int i); /* (n_params) */
-/* Adam/AdamW "m", "v"; SGD "momentum"; RMSprop "velocity" [, "momentum"][, "average_gradient"] */
+/* Adam/AdamW "m", "v" [, "velocity_hat"]; SGD "momentum"; RMSprop "velocity" [, "momentum"]
+ * [, "average_gradient"]; Nadam "momentum", "velocity"; Adamax "momentum", "norm"; Adagrad
+ * "accumulator"; Adadelta "accumulated_grad", "accumulated_delta_var"; Lion "momentum"; then
+ * [, "gradient_accumulator"] */
 const char *dpt_optim_slot_name(const dpt_optim *o, int i);
 const dpt_optim_spec *dpt_optim_get_spec(const dpt_optim *o);
 

@@ -26,7 +26,7 @@ typedef struct {
     bool profile;             /* rank 0 prints per-step time in data, compute, allreduce, update */
     bool resume;              /* continue from the newest valid checkpoint in run_dir, if any */
     int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's
-                                 (start from DPT_FIT_OPTS_DEFAULT to get the config's values) */
+                                 (dpt_fit_opts_default() gives the config's values) */
     int keep;                 /* ckpt-* files kept besides last.h5; -1 = config's */
     bool handle_signals;      /* install SIGTERM/SIGUSR1/SIGINT handlers (the CLI does) */
     bool skip_nonfinite;      /* skip a batch whose loss or gradient is not finite, instead of
@@ -38,12 +38,14 @@ typedef struct {
                                  (0 = a quarter of the node's memory / ranks on the node) */
     bool local_order;         /* each rank shuffles its own shard (balanced steps) instead of one
                                  global order (N ranks == 1 rank); streaming implies it */
+    bool reproducible;        /* the same bits on any number of ranks (or fit.reproducible) */
     FILE *out;                /* where rank 0 prints progress (stdout) */
 } dpt_fit_opts;
 
-/* The defaults the command line uses; a library user starts from these. */
-#define DPT_FIT_OPTS_DEFAULT                                                                       \
-    { .verbose = 1, .checkpoint_every = -1, .keep = -1, .check_replicas = 100 }
+/* The defaults the command line uses (verbose 1, the config's checkpointing, a replica check every
+ * 100 steps, the AUTO exchange, output to stdout, no signal handlers): a library user starts
+ * from these and changes what it needs. */
+dpt_fit_opts dpt_fit_opts_default(void);
 
 /* Result of fit: final metrics (agreed on every rank). */
 typedef struct {
@@ -87,5 +89,12 @@ DPT_NODISCARD dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, con
 DPT_NODISCARD dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data,
                                      const char *group, const char *out_path, int mc_samples,
                                      uint32_t seed);
+
+/* Redraws the learning curves of a history.csv (as fit writes it) into an SVG file at svg, with
+ * `title` (may be NULL) on top; *n_epochs gets the number of rows. DPT_ERR_DATA naming the CSV
+ * (and the line) when it cannot be read, DPT_ERR_IO naming the SVG when it cannot be written.
+ * Local. */
+DPT_NODISCARD dpt_status dpt_plot_history(const char *csv, const char *svg, const char *title,
+                                          int64_t *n_epochs);
 
 #endif

@@ -16,6 +16,24 @@ DPT_NODISCARD dpt_status dpt_cli_read_bcast(const dpt_comm *c, const char *path,
  * (free()). Collective. */
 DPT_NODISCARD dpt_status dpt_cli_load_config(const dpt_comm *c, const char *path, dpt_config *cfg,
                                              char **text_out);
+/* ---- `dptrain fit`'s options (fit_opts.c): one table for the parser, the overview, the full
+ * help and the man page ---------------------------------------------------------------------- */
+typedef struct {
+    const char *data, *run_dir, *init_weights;
+    int64_t epochs, batch, seed; /* -1: the config's */
+    int64_t verbose, every, keep, check_replicas, watchdog, memory_limit;
+    bool resume, skip_nonfinite, no_allreduce, profile, reproducible;
+    const char *order, *reduce; /* one of their choices */
+} dpt_cli_fit_args;
+/* The defaults: dpt_fit_opts_default()'s, and the config's values where an option is absent. */
+dpt_cli_fit_args dpt_cli_fit_args_default(void);
+/* Parses the options after CONFIG; DPT_ERR_USAGE naming the option. Local. */
+DPT_NODISCARD dpt_status dpt_cli_fit_parse(int argc, char **argv, dpt_cli_fit_args *a);
+/* The options for the overview (dptrain --help), the full help and the man page (roff). */
+void dpt_cli_fit_usage(FILE *f);
+void dpt_cli_fit_help(FILE *f);
+void dpt_cli_fit_man(FILE *f);
+
 /* `dptrain data ...`: runs on rank 0, agreed. Collective. */
 DPT_NODISCARD dpt_status dpt_cli_data(const dpt_comm *c, int argc, char **argv);
 /* `dptrain help COMMAND`: prints that command's help; returns the exit code. Local. */

@@ -1,6 +1,6 @@
 /* `dptrain plot RUN_DIR [--out FILE.svg]`: redraws the learning curves of a run directory from
- * its history.csv (the reader and the SVG writer live in src/train/report.c, which also writes
- * the plot during fit). Local: rank 0 runs it, main agrees the status.
+ * its history.csv (dpt_plot_history: the reader and the SVG writer live in src/train/report.c,
+ * which also writes the plot during fit). Local: rank 0 runs it, main agrees the status.
  * Errors: a missing RUN_DIR or history.csv, or a malformed row, is a data error (exit 4) naming
  * the file (and the line); an SVG that cannot be written is an I/O error (exit 7). */
 #define _POSIX_C_SOURCE 200809L
@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "train/report.h"
 
 dpt_status dpt_cli_plot(int argc, char **argv) {
     if (argc < 1 || argv[0][0] == '-')
@@ -39,13 +38,8 @@ dpt_status dpt_cli_plot(int argc, char **argv) {
         snprintf(svg, sizeof svg, "%s", out);
     else
         snprintf(svg, sizeof svg, "%s/history.svg", dir);
-    dpt_epoch_log *rows = NULL;
     int64_t n = 0;
-    dpt_status st = dpt_history_read_csv(csv, &rows, &n);
-    if (st != DPT_OK)
-        return st;
-    st = dpt_history_write_svg(svg, rows, n, dir);
-    free(rows);
+    dpt_status st = dpt_plot_history(csv, svg, dir, &n);
     if (st == DPT_OK) {
         printf("wrote %s: %lld epoch%s\n", svg, (long long)n, n == 1 ? "" : "s");
         fflush(stdout);

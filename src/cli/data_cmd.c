@@ -1,5 +1,5 @@
-/* `dptrain data synth | fashion-mnist | csv | inspect`: dataset converters, run on rank 0 (the
- * others wait for the agreed result). The conversion logic lives in src/data. */
+/* `dptrain data synth | adding | fashion-mnist | csv | inspect`: dataset converters, run on rank 0
+ * (the others wait for the agreed result). The conversion logic lives in src/data. */
 #include <stdio.h>
 #include <string.h>
 
@@ -32,8 +32,8 @@ static dpt_status check_opts(const char *cmd, int argc, char **argv, const char 
 
 static dpt_status run_data(int argc, char **argv) {
     if (argc < 1)
-        return dpt_error_set(DPT_ERR_USAGE,
-                             "data: missing subcommand (synth, fashion-mnist, csv, inspect)");
+        return dpt_error_set(
+            DPT_ERR_USAGE, "data: missing subcommand (synth, adding, fashion-mnist, csv, inspect)");
     const char *sub = argv[0];
     argc--;
     argv++;
@@ -60,6 +60,32 @@ static dpt_status run_data(int argc, char **argv) {
         if (st == DPT_OK)
             printf("wrote %s: /train x (%lld, %lld) float32, y (%lld) int32\n", out, (long long)n,
                    (long long)f, (long long)n);
+        return st;
+    }
+    if (!strcmp(sub, "adding")) {
+        static const char *const known[] = {"--out", "--samples", "--steps", "--seed", NULL};
+        if ((st = check_opts(sub, argc, argv, known)) != DPT_OK)
+            return st;
+        const char *out = opt_value(argc, argv, "--out");
+        if (!out)
+            return dpt_error_set(DPT_ERR_USAGE, "data adding: --out FILE.h5 is required");
+        int64_t n = 10000, steps = 100, seed = 0;
+        const char *v;
+        if ((v = opt_value(argc, argv, "--samples")) &&
+            (st = dpt_cli_parse_i64("--samples", v, 1, UINT32_MAX, &n)) != DPT_OK)
+            return st;
+        if ((v = opt_value(argc, argv, "--steps")) &&
+            (st = dpt_cli_parse_i64("--steps", v, 2, (int64_t)1 << 24, &steps)) != DPT_OK)
+            return st;
+        if ((v = opt_value(argc, argv, "--seed")) &&
+            (st = dpt_cli_parse_i64("--seed", v, 0, UINT32_MAX, &seed)) != DPT_OK)
+            return st;
+        st = dpt_data_write_adding(out, n, steps, (uint32_t)seed);
+        if (st == DPT_OK)
+            printf("wrote %s: /train x (%lld, %lld, 2) float32, y (%lld, 1) float32; /test %lld "
+                   "samples\n",
+                   out, (long long)n, (long long)steps, (long long)n,
+                   (long long)(n / 10 > 0 ? n / 10 : 1));
         return st;
     }
     if (!strcmp(sub, "fashion-mnist")) {
@@ -100,7 +126,8 @@ static dpt_status run_data(int argc, char **argv) {
         return dpt_data_inspect(argv[0], stdout);
     }
     return dpt_error_set(
-        DPT_ERR_USAGE, "data: unknown subcommand \"%s\" (synth, fashion-mnist, csv, inspect)", sub);
+        DPT_ERR_USAGE,
+        "data: unknown subcommand \"%s\" (synth, adding, fashion-mnist, csv, inspect)", sub);
 }
 
 dpt_status dpt_cli_data(const dpt_comm *c, int argc, char **argv) {

@@ -1,7 +1,8 @@
 /* `dptrain help COMMAND`: the complete help of one command — every option, its default, the
  * files it reads and writes, and its exit codes. The short overview is main.c's USAGE; the man
- * page docs/dptrain.1 says the same as this file. tests/cli/test_report.sh checks that every
- * option the parsers accept appears here. */
+ * page docs/dptrain.1 says the same as this file; fit's options come from one table
+ * (fit_opts.c), which also makes the man page's (dptrain help --man; tests/cli/test_manpage.sh).
+ * tests/cli/test_report.sh checks that every option the parsers accept appears here. */
 #include <stdio.h>
 #include <string.h>
 
@@ -26,78 +27,9 @@ static const struct {
      "number of samples in the batch, so N ranks compute the update 1 rank would. Dropout masks\n"
      "differ per rank and are a pure function of (seed, rank, step, layer, unit).\n"
      "\n"
-     "options (each overrides the config file):\n"
-     "  --data FILE.h5          the HDF5 dataset (overrides data.path)\n"
-     "  --epochs N              number of epochs (overrides fit.epochs; default 1)\n"
-     "  --batch-size B          GLOBAL batch size, split across the ranks (overrides\n"
-     "                          fit.batch_size; default 32)\n"
-     "  --seed S                weights, sample order and dropout masks derive from S\n"
-     "                          (0 .. 4294967295; overrides fit.seed; default 0)\n"
-     "  --run-dir DIR           write the run's files into DIR (created if missing):\n"
-     "                            history.csv    one row per epoch: epoch,loss,accuracy,val_loss,\n"
-     "                                           val_accuracy,seconds,samples_per_s,\n"
-     "                                           learning_rate,ranks (empty = not computed)\n"
-     "                            history.jsonl  the same, one JSON object per epoch (null =\n"
-     "                                           not computed)\n"
-     "                            history.svg    learning curves (loss and accuracy, train and\n"
-     "                                           validation), redrawn after every epoch\n"
-     "                            last.h5, ckpt-*.h5  checkpoints (weights, optimizer, position)\n"
-     "                            final.h5       Keras legacy weights: model.load_weights() reads\n"
-     "                                           them\n"
-     "  --resume                continue exactly from the newest valid checkpoint in DIR (starts\n"
-     "                          from the beginning when DIR has none); the history files keep\n"
-     "                          the epochs already done. Needs --run-dir\n"},
+     "options (each overrides the config file):\n"},
+    {"fit", NULL}, /* the options: fit_opts.c's table */
     {"fit",
-     "  --checkpoint-every N|epoch\n"
-     "                          steps between checkpoints, or only at the end of each epoch\n"
-     "                          (default: checkpoint.every of the config, else epoch). Needs\n"
-     "                          --run-dir\n"
-     "  --keep K                ckpt-*.h5 files kept besides last.h5 (default: checkpoint.keep\n"
-     "                          of the config, else 3). Needs --run-dir\n"
-     "  --memory-limit SIZE     bytes of its training shard a rank may hold in memory (suffix\n"
-     "                          K, M, G, T = powers of 1024); a larger shard is streamed from\n"
-     "                          the file in chunks instead (default: a quarter of the node's\n"
-     "                          memory divided by the ranks on the node)\n"
-     "  --order global|local    global (default): one shuffled order of all samples, so N ranks\n"
-     "                          compute the update 1 rank would; local: each rank shuffles its\n"
-     "                          own shard, every step balanced across ranks (faster when ranks\n"
-     "                          wait on each other; a streamed shard always uses local)\n"
-     "  --init-weights FILE.h5  start from these weights instead of the initialisers: Keras\n"
-     "                          legacy .h5, Keras 3 .weights.h5 or a dptrain checkpoint, matched\n"
-     "                          layer by layer by position as Keras does, shapes checked\n"},
-    {"fit",
-     "  --verbose 0|1|2         console output of rank 0 (default 1):\n"
-     "                            0  silent (errors still go to stderr)\n"
-     "                            1  a live progress bar on a terminal (step, time, samples/s,\n"
-     "                               ETA, running loss and accuracy, ~10 redraws per second),\n"
-     "                               replaced by the epoch line when the epoch ends; one line\n"
-     "                               per epoch when the output is a file or a pipe (Slurm .out\n"
-     "                               files get no carriage returns and no colour codes)\n"
-     "                            2  one line per epoch always (Keras's verbose=2)\n"
-     "                          The epoch line: Epoch 3/20 - 0.12s - loss: 0.6931 - accuracy:\n"
-     "                          0.5012 - val_loss: 0.6934 - val_accuracy: 0.4950\n"
-     "  --skip-nonfinite        skip a batch whose loss or gradient is NaN or infinite, with a\n"
-     "                          warning (default: stop with exit 6, keeping the last good\n"
-     "                          checkpoint, as Keras's TerminateOnNaN)\n"
-     "  --check-replicas N      compare a checksum of the parameters across ranks every N\n"
-     "                          steps; a replica that drifted ends the job with exit 1 naming\n"
-     "                          the ranks (default 100; 0 = off)\n"
-     "  --watchdog SECONDS      end the whole job (exit 1) when no training step finished for\n"
-     "                          SECONDS, e.g. a rank hung in MPI (default 0 = off)\n"
-     "  --reduce auto|shm|mpi   how the gradients are summed. shm: the ranks of a node write\n"
-     "                          their gradients into one shared-memory window, each sums and\n"
-     "                          updates its own 1/k of the weights, and the parts are shared\n"
-     "                          back through memory; between nodes MPI_Allreduce sums the parts\n"
-     "                          (needs the same number of ranks on every node). mpi: one\n"
-     "                          MPI_Allreduce of the whole gradient, every rank updates all the\n"
-     "                          weights. auto (default): shm when ranks share a node, else mpi.\n"
-     "                          Results agree to float rounding; the startup lines say which\n"
-     "  --no-allreduce          benchmark only: skip the gradient exchange (each rank updates\n"
-     "                          its own part of the weights; the replicas then diverge and the\n"
-     "                          numbers mean nothing)\n"
-     "  --profile               after each epoch rank 0 prints the time per step spent in data,\n"
-     "                          compute, exchange (with the wait for the slowest rank) and\n"
-     "                          update, and the slowest rank's compute and exchange\n"
      "\n"
      "Before the first step rank 0 prints the model summary, the dataset sizes (train,\n"
      "validation, per rank), the placement (ranks, hosts, OpenBLAS threads per rank) and the run\n"
@@ -154,6 +86,7 @@ static const struct {
      "\n" EXIT_CODES},
     {"data",
      "usage: dptrain data synth --out FILE.h5 [--samples N] [--features F] [--seed S]\n"
+     "       dptrain data adding --out FILE.h5 [--samples N] [--steps T] [--seed S]\n"
      "       dptrain data fashion-mnist --out FILE.h5 [--from DIR]\n"
      "       dptrain data csv FILE.csv --label COLUMN --out FILE.h5\n"
      "       dptrain data inspect FILE.h5\n"
@@ -165,6 +98,14 @@ static const struct {
      "    --out FILE.h5         the file to write; required\n"
      "    --samples N           N samples (default 1000)\n"
      "    --features F          F features (default 20)\n"
+     "    --seed S              random seed (default 0)\n"
+     "  adding                  the adding problem, a long-memory test for recurrent models:\n"
+     "                          /train (N) and /test (N/10), x (N, T, 2) float32: a uniform\n"
+     "                          value and a marker channel with two 1s (one in each half);\n"
+     "                          y (N, 1) float32 = the sum of the two marked values (mse)\n"
+     "    --out FILE.h5         the file to write; required\n"
+     "    --samples N           N training samples (default 10000)\n"
+     "    --steps T             T steps per sequence (default 100, at least 2)\n"
      "    --seed S              random seed (default 0)\n"
      "  fashion-mnist           converts the four Fashion-MNIST IDX files (gzip or plain) to\n"
      "                          /train (60000) and /test (10000): x uint8 (N, 28, 28) with\n"
@@ -201,10 +142,17 @@ static const struct {
 };
 
 int dpt_cli_help(const char *command) {
+    if (!strcmp(command, "--man")) { /* the man page's fit options, as docs/dptrain.1 holds them */
+        dpt_cli_fit_man(stdout);
+        return 0;
+    }
     bool found = false;
     for (size_t i = 0; i < sizeof HELP / sizeof HELP[0]; i++) {
         if (!strcmp(HELP[i].cmd, command)) {
-            fputs(HELP[i].text, stdout);
+            if (HELP[i].text)
+                fputs(HELP[i].text, stdout);
+            else
+                dpt_cli_fit_help(stdout);
             found = true;
         }
     }

@@ -10,45 +10,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <mpi.h>
-
 #include "dptrain/dptrain.h"
 #include "cli.h"
 
+/* before the fit options */
 static const char *USAGE =
     "usage: dptrain COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  fit CONFIG [options]       train the model of CONFIG across the MPI ranks\n"
-    "      --data FILE.h5         dataset (overrides data.path)\n"
-    "      --epochs N             overrides fit.epochs\n"
-    "      --batch-size B         GLOBAL batch size, overrides fit.batch_size\n"
-    "      --seed S               overrides fit.seed\n"
-    "      --run-dir DIR          write history.csv/.jsonl/.svg, checkpoints (last.h5,\n"
-    "                             ckpt-*.h5) and final.h5 (Keras weights) into DIR\n"
-    "      --resume               continue exactly from the newest valid checkpoint in DIR\n"
-    "                             (starts from the beginning when DIR has none)\n"
-    "      --checkpoint-every N|epoch  steps between checkpoints (default: config, else epoch)\n"
-    "      --keep K               ckpt-*.h5 files kept besides last.h5 (default 3)\n"
-    "      --skip-nonfinite       skip a batch with a NaN/Inf loss or gradient (default: stop,\n"
-    "                             exit 6, keeping the last good checkpoint)\n"
-    "      --check-replicas N     compare a parameter checksum across ranks every N steps\n"
-    "                             (default 100; 0 = off)\n"
-    "      --watchdog SECONDS     end the job when no step finished for SECONDS (default off)\n"
+    "  fit CONFIG [options]       train the model of CONFIG across the MPI ranks\n";
+/* after the fit options (fit_opts.c) */
+static const char *USAGE_REST =
     "      SIGTERM / SIGUSR1 / SIGINT: checkpoint at the next step, exit 75 (resumable)\n"
-    "      --verbose 0|1|2        0 silent; 1 progress bar on a terminal, one line per epoch\n"
-    "                             in a log (default); 2 one line per epoch always\n"
-    "      --memory-limit SIZE    bytes of its shard a rank may hold (K/M/G suffix); a larger\n"
-    "                             shard is streamed (default: 1/4 of memory / ranks per node)\n"
-    "      --order global|local   global (default): one order of all samples, N ranks compute\n"
-    "                             what 1 rank would; local: each rank shuffles its own shard,\n"
-    "                             balanced steps (streaming always uses local)\n"
-    "      --init-weights FILE.h5 start from Keras weights (legacy .h5, Keras 3 .weights.h5) or a\n"
-    "                             checkpoint, matched by position as Keras does, shapes checked\n"
-    "      --reduce auto|shm|mpi  gradient exchange: shared memory within a node, or "
-    "MPI_Allreduce\n"
-    "      --no-allreduce         benchmark only: skip the gradient exchange\n"
-    "      --profile              per epoch: time per step in data, compute, exchange, update\n"
     "  evaluate CKPT --data FILE[:GROUP] [--config CONFIG]\n"
     "                             loss and accuracy of a checkpoint (or Keras weights + CONFIG)\n"
     "  predict CKPT --data FILE[:GROUP] --out PRED.h5 [--mc-samples K] [--seed S] [--config C]\n"
@@ -59,6 +32,9 @@ static const char *USAGE =
     "  data synth --out FILE.h5 [--samples N] [--features F] [--seed S]\n"
     "                             write the tutorial's synthetic data (uniform features, 0/1 "
     "labels)\n"
+    "  data adding --out FILE.h5 [--samples N] [--steps T] [--seed S]\n"
+    "                             write the adding problem (long memory: x (N, T, 2), y the sum\n"
+    "                             of the two marked values)\n"
     "  data fashion-mnist --out FILE.h5 [--from DIR]\n"
     "                             convert the Fashion-MNIST IDX files (default DIR\n"
     "                             /usr/share/datasets/fashion-mnist)\n"
@@ -155,94 +131,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         return dpt_error_set(DPT_ERR_USAGE, "fit: missing CONFIG (usage: dptrain fit CONFIG "
                                             "[--data FILE] [--epochs N] ...)");
     const char *cfg_path = argv[0];
-    const char *data = NULL, *run_dir = NULL, *init_weights = NULL;
-    int64_t epochs = -1, batch = -1, seed = -1, verbose = 1, every = -1, keep = -1;
-    int64_t check_replicas = 100, watchdog = 0;
-    int64_t memory_limit = 0;
-    bool no_allreduce = false, resume = false, skip_nonfinite = false, local_order = false;
-    bool profile = false;
-    dpt_reduce_mode reduce = DPT_REDUCE_AUTO;
-    dpt_status st = DPT_OK;
-    for (int i = 1; i < argc && st == DPT_OK; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--no-allreduce")) {
-            no_allreduce = true;
-            continue;
-        }
-        if (!strcmp(a, "--resume")) {
-            resume = true;
-            continue;
-        }
-        if (!strcmp(a, "--profile")) {
-            profile = true;
-            continue;
-        }
-        if (!strcmp(a, "--skip-nonfinite")) {
-            skip_nonfinite = true;
-            continue;
-        }
-        bool takes = !strcmp(a, "--data") || !strcmp(a, "--epochs") || !strcmp(a, "--batch-size") ||
-                     !strcmp(a, "--seed") || !strcmp(a, "--run-dir") || !strcmp(a, "--verbose") ||
-                     !strcmp(a, "--checkpoint-every") || !strcmp(a, "--keep") ||
-                     !strcmp(a, "--check-replicas") || !strcmp(a, "--watchdog") ||
-                     !strcmp(a, "--init-weights") || !strcmp(a, "--memory-limit") ||
-                     !strcmp(a, "--order") || !strcmp(a, "--reduce");
-        if (!takes) {
-            st = dpt_error_set(DPT_ERR_USAGE, "fit: unknown option \"%s\" (see dptrain --help)", a);
-            break;
-        }
-        if (!v) {
-            st = dpt_error_set(DPT_ERR_USAGE, "fit: %s needs a value", a);
-            break;
-        }
-        i++;
-        if (!strcmp(a, "--data"))
-            data = v;
-        else if (!strcmp(a, "--run-dir"))
-            run_dir = v;
-        else if (!strcmp(a, "--init-weights"))
-            init_weights = v;
-        else if (!strcmp(a, "--memory-limit"))
-            st = dpt_cli_parse_size(a, v, &memory_limit);
-        else if (!strcmp(a, "--order")) {
-            if (!strcmp(v, "local"))
-                local_order = true;
-            else if (strcmp(v, "global"))
-                st = dpt_error_set(DPT_ERR_USAGE,
-                                   "fit: --order: must be global or local, got \"%s\"", v);
-        } else if (!strcmp(a, "--reduce")) {
-            if (!strcmp(v, "auto") || !strcmp(v, "shm") || !strcmp(v, "mpi"))
-                reduce = v[0] == 'a'   ? DPT_REDUCE_AUTO
-                         : v[0] == 's' ? DPT_REDUCE_SHM
-                                       : DPT_REDUCE_MPI;
-            else
-                st = dpt_error_set(DPT_ERR_USAGE,
-                                   "fit: --reduce: must be auto, shm or mpi, got \"%s\"", v);
-        } else if (!strcmp(a, "--epochs"))
-            st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &epochs);
-        else if (!strcmp(a, "--batch-size"))
-            st = dpt_cli_parse_i64(a, v, 1, INT_MAX, &batch);
-        else if (!strcmp(a, "--seed"))
-            st = dpt_cli_parse_i64(a, v, 0, UINT32_MAX, &seed);
-        else if (!strcmp(a, "--verbose"))
-            st = dpt_cli_parse_i64(a, v, 0, 2, &verbose);
-        else if (!strcmp(a, "--keep"))
-            st = dpt_cli_parse_i64(a, v, 0, 1000000, &keep);
-        else if (!strcmp(a, "--check-replicas"))
-            st = dpt_cli_parse_i64(a, v, 0, INT64_MAX, &check_replicas);
-        else if (!strcmp(a, "--watchdog"))
-            st = dpt_cli_parse_i64(a, v, 0, 86400 * 365, &watchdog);
-        else if (!strcmp(a, "--checkpoint-every")) {
-            if (!strcmp(v, "epoch"))
-                every = 0;
-            else
-                st = dpt_cli_parse_i64(a, v, 1, INT64_MAX, &every);
-        }
-    }
-    if (st == DPT_OK && (resume || every >= 0 || keep >= 0) && !run_dir)
-        st = dpt_error_set(DPT_ERR_USAGE, "fit: --resume, --checkpoint-every and --keep need "
-                                          "--run-dir DIR");
+    dpt_cli_fit_args a = dpt_cli_fit_args_default();
+    dpt_status st = dpt_cli_fit_parse(argc - 1, argv + 1, &a);
     if (st != DPT_OK)
         return st;
 
@@ -263,31 +153,34 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
             text = dumped;
         }
     }
-    if (data)
-        snprintf(cfg.data_path, sizeof cfg.data_path, "%s", data);
-    if (epochs > 0)
-        cfg.epochs = (int)epochs;
-    if (batch > 0)
-        cfg.batch_size = batch;
-    if (seed >= 0)
-        cfg.seed = (uint32_t)seed;
-    dpt_fit_opts o = {.run_dir = run_dir,
-                      .config_text = text,
-                      .verbose = (int)verbose,
-                      .no_allreduce = no_allreduce,
-                      .reduce = reduce,
-                      .out = stdout,
-                      .resume = resume,
-                      .checkpoint_every = every,
-                      .keep = (int)keep,
-                      .handle_signals = true,
-                      .skip_nonfinite = skip_nonfinite,
-                      .check_replicas = check_replicas,
-                      .watchdog_s = (double)watchdog,
-                      .memory_limit = memory_limit,
-                      .local_order = local_order,
-                      .profile = profile,
-                      .init_weights = init_weights};
+    if (a.data)
+        snprintf(cfg.data_path, sizeof cfg.data_path, "%s", a.data);
+    if (a.epochs > 0)
+        cfg.epochs = (int)a.epochs;
+    if (a.batch > 0)
+        cfg.batch_size = a.batch;
+    if (a.seed >= 0)
+        cfg.seed = (uint32_t)a.seed;
+    dpt_fit_opts o = dpt_fit_opts_default();
+    o.run_dir = a.run_dir;
+    o.config_text = text;
+    o.verbose = (int)a.verbose;
+    o.no_allreduce = a.no_allreduce;
+    o.reduce = !strcmp(a.reduce, "shm")   ? DPT_REDUCE_SHM
+               : !strcmp(a.reduce, "mpi") ? DPT_REDUCE_MPI
+                                          : DPT_REDUCE_AUTO;
+    o.resume = a.resume;
+    o.checkpoint_every = a.every;
+    o.keep = (int)a.keep;
+    o.handle_signals = true;
+    o.skip_nonfinite = a.skip_nonfinite;
+    o.check_replicas = a.check_replicas;
+    o.watchdog_s = (double)a.watchdog;
+    o.memory_limit = a.memory_limit;
+    o.local_order = !strcmp(a.order, "local");
+    o.profile = a.profile;
+    o.init_weights = a.init_weights;
+    o.reproducible = a.reproducible;
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);
     dpt_config_deinit(&cfg);
@@ -334,6 +227,8 @@ int main(int argc, char **argv) {
         if (argc >= 3)
             return dpt_cli_help(argv[2]);
         fputs(USAGE, stdout);
+        dpt_cli_fit_usage(stdout);
+        fputs(USAGE_REST, stdout);
         return 0;
     }
     /* `dptrain COMMAND ... --help` is `dptrain help COMMAND` */
@@ -357,13 +252,9 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
         unsetenv("OPENBLAS_CORETYPE"); /* no exec: carry on; fit warns with the remedy */
     }
-    MPI_Init(&argc, &argv);
     dpt_comm c;
-    dpt_status st = dpt_comm_init(&c, MPI_COMM_WORLD);
-    if (st != DPT_OK) {
-        fprintf(stderr, "dptrain: %s\n", dpt_error_message());
-        MPI_Abort(MPI_COMM_WORLD, st);
-    }
+    dpt_comm_world_start(&argc, &argv, &c);
+    dpt_status st = DPT_OK;
     if (argc < 2) {
         st = dpt_error_set(DPT_ERR_USAGE, "missing COMMAND (see dptrain --help)");
     } else if (!strcmp(argv[1], "fit")) {
@@ -386,7 +277,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dptrain: %s: %s\n", dpt_status_name(st), dpt_error_message());
         fflush(stderr);
     }
-    dpt_comm_deinit(&c);
-    MPI_Finalize();
+    dpt_comm_world_end(&c);
     return (int)st;
 }

@@ -18,14 +18,16 @@ dpt_status dpt_comm_init(dpt_comm *c, MPI_Comm parent) {
     memset(c, 0, sizeof *c);
     if (MPI_Comm_dup(parent, &c->comm) != MPI_SUCCESS)
         return dpt_error_set(DPT_ERR_INTERNAL, "MPI_Comm_dup failed");
-    MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(c->comm, &c->rank);
-    MPI_Comm_size(c->comm, &c->size);
+    if (MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN) != MPI_SUCCESS ||
+        MPI_Comm_rank(c->comm, &c->rank) != MPI_SUCCESS ||
+        MPI_Comm_size(c->comm, &c->size) != MPI_SUCCESS)
+        return dpt_error_set(DPT_ERR_INTERNAL, "MPI_Comm_set_errhandler / rank / size failed");
     if (MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &c->node) !=
         MPI_SUCCESS)
         return dpt_error_set(DPT_ERR_INTERNAL, "MPI_Comm_split_type failed");
-    MPI_Comm_rank(c->node, &c->node_rank);
-    MPI_Comm_size(c->node, &c->node_size);
+    if (MPI_Comm_rank(c->node, &c->node_rank) != MPI_SUCCESS ||
+        MPI_Comm_size(c->node, &c->node_size) != MPI_SUCCESS)
+        return dpt_error_set(DPT_ERR_INTERNAL, "MPI_Comm_rank / size of the node failed");
     g_abort_comm = c->comm;
     dpt_set_abort_hook(abort_hook);
     dpt_set_log_rank(c->rank, c->size);
@@ -33,11 +35,28 @@ dpt_status dpt_comm_init(dpt_comm *c, MPI_Comm parent) {
 }
 
 void dpt_comm_deinit(dpt_comm *c) {
+    /* failures here are not worth a message: the communicators are being given up */
     if (c->node != MPI_COMM_NULL && c->node)
-        MPI_Comm_free(&c->node);
+        (void)MPI_Comm_free(&c->node);
     if (c->comm != MPI_COMM_NULL && c->comm)
-        MPI_Comm_free(&c->comm);
+        (void)MPI_Comm_free(&c->comm);
     g_abort_comm = MPI_COMM_WORLD;
+}
+
+void dpt_comm_world_start(int *argc, char ***argv, dpt_comm *c) {
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+        fprintf(stderr, "dptrain: MPI_Init failed\n");
+        exit(DPT_ERR_INTERNAL);
+    }
+    if (dpt_comm_init(c, MPI_COMM_WORLD) != DPT_OK) {
+        fprintf(stderr, "dptrain: %s\n", dpt_error_message());
+        MPI_Abort(MPI_COMM_WORLD, DPT_ERR_INTERNAL);
+    }
+}
+
+void dpt_comm_world_end(dpt_comm *c) {
+    dpt_comm_deinit(c);
+    (void)MPI_Finalize(); /* the job's result is already decided */
 }
 
 void dpt_comm_abort(const dpt_comm *c, dpt_status code) {
@@ -77,6 +96,10 @@ dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
     return dpt_error_set((dpt_status)code, "%s", msg);
 }
 
+static void allreduce_op(const dpt_comm *c, void *buf, int n, MPI_Datatype t, MPI_Op op) {
+    dpt_comm_check(c, MPI_Allreduce(MPI_IN_PLACE, buf, n, t, op, c->comm), "MPI_Allreduce");
+}
+
 #define CHUNK (1 << 30)
 
 void dpt_comm_allreduce_sum_f32(const dpt_comm *c, float *buf, int64_t n) {
@@ -87,9 +110,41 @@ void dpt_comm_allreduce_sum_f32(const dpt_comm *c, float *buf, int64_t n) {
     }
 }
 
+void dpt_comm_allreduce_sum_i64(const dpt_comm *c, int64_t *buf, int64_t n) {
+    for (int64_t off = 0; off < n && c->size > 1; off += CHUNK) {
+        int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
+        allreduce_op(c, buf + off, cnt, MPI_INT64_T, MPI_SUM);
+    }
+}
+
 void dpt_comm_allreduce_sum_f64(const dpt_comm *c, double *buf, int n) {
-    dpt_comm_check(c, MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, c->comm),
-                   "MPI_Allreduce");
+    allreduce_op(c, buf, n, MPI_DOUBLE, MPI_SUM);
+}
+
+void dpt_comm_allreduce_max_i32(const dpt_comm *c, int *buf, int n) {
+    allreduce_op(c, buf, n, MPI_INT, MPI_MAX);
+}
+void dpt_comm_allreduce_min_i32(const dpt_comm *c, int *buf, int n) {
+    allreduce_op(c, buf, n, MPI_INT, MPI_MIN);
+}
+void dpt_comm_allreduce_max_f64(const dpt_comm *c, double *buf, int n) {
+    allreduce_op(c, buf, n, MPI_DOUBLE, MPI_MAX);
+}
+
+void dpt_comm_allgather_u64(const dpt_comm *c, uint64_t mine, uint64_t *all) {
+    dpt_comm_check(c, MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, c->comm),
+                   "MPI_Allgather");
+}
+
+void dpt_comm_gatherv_f32(const dpt_comm *c, const float *mine, int n_mine, float *all,
+                          const int *counts, const int *displs) {
+    dpt_comm_check(c,
+                   MPI_Gatherv(mine, n_mine, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, c->comm),
+                   "MPI_Gatherv");
+}
+
+void dpt_comm_reduce_sum_f64(const dpt_comm *c, const double *in, double *out, int n) {
+    dpt_comm_check(c, MPI_Reduce(in, out, n, MPI_DOUBLE, MPI_SUM, 0, c->comm), "MPI_Reduce");
 }
 
 void dpt_comm_bcast(const dpt_comm *c, void *buf, int64_t n_bytes) {
@@ -124,16 +179,19 @@ dpt_status dpt_comm_bcast_text(const dpt_comm *c, dpt_status st0, char **text, s
 int dpt_comm_describe(const dpt_comm *c, int threads, char *buf, size_t n) {
     char name[MPI_MAX_PROCESSOR_NAME] = {0};
     int len = 0;
-    MPI_Get_processor_name(name, &len);
+    dpt_comm_check(c, MPI_Get_processor_name(name, &len), "MPI_Get_processor_name");
     char *all = NULL;
     if (c->rank == 0)
         all = calloc((size_t)c->size, MPI_MAX_PROCESSOR_NAME);
     int th = threads, *ths = NULL;
     if (c->rank == 0)
         ths = calloc((size_t)c->size, sizeof(int));
-    MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0,
-               c->comm);
-    MPI_Gather(&th, 1, MPI_INT, ths, 1, MPI_INT, 0, c->comm);
+    dpt_comm_check(c,
+                   MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME,
+                              MPI_CHAR, 0, c->comm),
+                   "MPI_Gather(host names)");
+    dpt_comm_check(c, MPI_Gather(&th, 1, MPI_INT, ths, 1, MPI_INT, 0, c->comm),
+                   "MPI_Gather(threads)");
     int w = 0;
     if (c->rank == 0 && all && ths) {
         /* hosts in order of first appearance, with their rank counts */

@@ -1,10 +1,14 @@
 /* Core services: checked allocation, assertions, overflow-checked arithmetic, monotonic time.
- * The MPI_Abort behaviour of assertions is injected by src/comm (dpt_set_abort_hook). */
+ * durable file commits. The MPI_Abort behaviour of assertions is injected by src/comm
+ * (dpt_set_abort_hook). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dptrain/core.h"
 
@@ -68,4 +72,56 @@ double dpt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int64_t dpt_shape_size(const dpt_shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dim[i] < 0 || (s->dim[i] > 0 && n > INT64_MAX / s->dim[i]))
+            return -1;
+        n *= s->dim[i];
+    }
+    return n;
+}
+
+/* fsync the directory holding path (a rename into it is durable only then) */
+static dpt_status fsync_dir(const char *path) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot open directory %s to fsync it: %s", path, dir,
+                             strerror(errno));
+    dpt_status st = DPT_OK;
+    /* some file systems cannot fsync a directory (EINVAL): the rename is done anyway */
+    if (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)
+        st = dpt_error_set(DPT_ERR_IO, "%s: cannot fsync directory %s: %s", path, dir,
+                           strerror(errno));
+    close(dfd);
+    return st;
+}
+
+dpt_status dpt_file_commit(const char *tmp, const char *path) {
+    int fd = open(tmp, O_RDONLY);
+    int e = fd < 0 ? errno : (fsync(fd) != 0 && errno != EINVAL ? errno : 0);
+    if (fd >= 0)
+        close(fd);
+    if (e) {
+        unlink(tmp);
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot fsync %s: %s", path, tmp, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        e = errno;
+        unlink(tmp);
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot rename %s onto it: %s", path, tmp,
+                             strerror(e));
+    }
+    return fsync_dir(path);
 }

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dptrain/config.h"
+#include <jansson.h>
+
+#include "dptrain/core.h"
 
 const char *dpt_json_type_name(const json_t *v) {
     if (!v)
@@ -29,8 +31,7 @@ const char *dpt_json_type_name(const json_t *v) {
     return "?";
 }
 
-/* "<file>: <path>.<key>" (or "<file>: <key>" when path is empty) */
-static void where(char *buf, size_t n, const dpt_json_ctx *ctx, const char *key) {
+void dpt_json_where(char *buf, size_t n, const dpt_json_ctx *ctx, const char *key) {
     if (ctx->path[0])
         snprintf(buf, n, "%s: %s.%s", ctx->file, ctx->path, key);
     else
@@ -45,7 +46,7 @@ dpt_status dpt_json_get_int(const json_t *obj, const char *key, const dpt_json_c
         *out = def;
         return DPT_OK;
     }
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     int64_t x;
     if (json_is_integer(v)) {
         x = (int64_t)json_integer_value(v);
@@ -71,7 +72,7 @@ dpt_status dpt_json_get_num(const json_t *obj, const char *key, const dpt_json_c
         *out = def;
         return DPT_OK;
     }
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     if (!json_is_number(v))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be a number, got %s", w,
                              dpt_json_type_name(v));
@@ -91,7 +92,7 @@ dpt_status dpt_json_get_bool(const json_t *obj, const char *key, const dpt_json_
         *out = def;
         return DPT_OK;
     }
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     if (!json_is_boolean(v))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be true or false, got %s", w,
                              dpt_json_type_name(v));
@@ -107,7 +108,7 @@ dpt_status dpt_json_get_str(const json_t *obj, const char *key, const dpt_json_c
         *out = def;
         return DPT_OK;
     }
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     if (!json_is_string(v))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: must be a string, got %s", w,
                              dpt_json_type_name(v));
@@ -120,36 +121,6 @@ dpt_status dpt_json_require_null(const json_t *obj, const char *key, const dpt_j
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v))
         return DPT_OK;
-    where(w, sizeof w, ctx, key);
+    dpt_json_where(w, sizeof w, ctx, key);
     return dpt_error_set(DPT_ERR_CONFIG, "%s: not supported yet (must be null)", w);
-}
-
-dpt_status dpt_json_get_act(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
-                            dpt_act def, dpt_act *out) {
-    char w[512];
-    const json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) {
-        *out = def;
-        return DPT_OK;
-    }
-    where(w, sizeof w, ctx, key);
-    const char *name = NULL;
-    if (json_is_string(v)) {
-        name = json_string_value(v);
-    } else if (json_is_object(v) && json_is_string(json_object_get(v, "class_name"))) {
-        /* Keras 3 may serialise a built-in activation as {"module": "keras.activations",
-         * "class_name": "function", "config": "relu"}; accept that and {"class_name": "relu"}. */
-        const json_t *cfg = json_object_get(v, "config");
-        name = json_is_string(cfg) ? json_string_value(cfg)
-                                   : json_string_value(json_object_get(v, "class_name"));
-    } else {
-        return dpt_error_set(DPT_ERR_CONFIG, "%s: must be an activation name, got %s", w,
-                             dpt_json_type_name(v));
-    }
-    if (!dpt_act_from_name(name, out))
-        return dpt_error_set(DPT_ERR_CONFIG,
-                             "%s: unknown activation \"%s\" (known: linear, relu, sigmoid, tanh, "
-                             "softmax)",
-                             w, name);
-    return DPT_OK;
 }

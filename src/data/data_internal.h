@@ -59,6 +59,16 @@ typedef struct {
 DPT_NODISCARD dpt_status dpt_h5_split_open(const char *path, const char *group, dpt_h5_split *s);
 void dpt_h5_split_close(dpt_h5_split *s);
 
+/* Token ids (dpt_target_spec.x_ids): the index of the first of x (n) that is not an integer in
+ * [0, ids), or -1 (shard.c). */
+int64_t dpt_data_bad_id(const float *x, int64_t n, int64_t ids);
+/* The message for that failure: printf with (path, xpath, (long long)row, (double)v,
+ * dpt_data_bad_id_why(v), (long long)ids). */
+#define DPT_BAD_ID_FMT                                                                             \
+    "%s: %s: row %lld: token id %.9g %s (the model's first layer is an Embedding: ids must be "    \
+    "integers in [0, %lld))"
+const char *dpt_data_bad_id_why(float v);
+
 /* ---- writers ------------------------------------------------------------------------------- */
 
 /* Creates dataset NAME under LOC with TYPE and dims[0..rank), chunked along dim 0 with chunks of
@@ -77,5 +87,18 @@ DPT_NODISCARD dpt_status dpt_h5_create_tmp(const char *out, char *tmp, size_t n,
 DPT_NODISCARD dpt_status dpt_h5_finish_tmp(hid_t file, const char *tmp, const char *out);
 /* Closes FILE and removes tmp (after a failure). */
 void dpt_h5_abandon_tmp(hid_t file, const char *tmp);
+
+/* How y becomes targets (one plan for the in-memory shard and the stream). */
+typedef enum { DPT_Y_COPY, DPT_Y_INDEX, DPT_Y_ONEHOT } dpt_y_mode;
+typedef struct {
+    dpt_y_mode mode;
+    int64_t ys;       /* floats per target */
+    bool check_range; /* integer labels must lie in [0, n_range) */
+    int64_t n_range;
+} dpt_y_plan;
+/* The plan for split h and targets t (NULL: y raw as floats, or nothing without y); DPT_ERR_DATA
+ * naming the file and y when y cannot give those targets. Local. */
+DPT_NODISCARD dpt_status dpt_y_plan_make(const dpt_h5_split *h, const dpt_target_spec *t,
+                                         dpt_y_plan *p);
 
 #endif

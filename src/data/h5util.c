@@ -508,15 +508,5 @@ dpt_status dpt_h5_finish_tmp(hid_t file, const char *tmp, const char *out) {
         remove(tmp);
         return dpt_error_set(DPT_ERR_IO, "%s: writing failed (disk full?)", tmp);
     }
-    int fd = open(tmp, O_RDONLY); /* data on disk before the rename makes it visible */
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    if (rename(tmp, out) != 0) {
-        int err = errno;
-        remove(tmp);
-        return dpt_error_set(DPT_ERR_IO, "%s: cannot rename to %s: %s", tmp, out, strerror(err));
-    }
-    return DPT_OK;
+    return dpt_file_commit(tmp, out); /* fsync, rename, fsync of the directory */
 }

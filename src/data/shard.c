@@ -45,38 +45,31 @@ void dpt_shard_gather(const dpt_shard *s, const int64_t *rows, int64_t count, fl
     }
 }
 
-static const char *loss_str(dpt_loss_kind k) {
-    switch (k) {
-    case DPT_LOSS_BINARY_CROSSENTROPY:
-        return "binary_crossentropy";
-    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
-        return "categorical_crossentropy";
-    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
-        return "sparse_categorical_crossentropy";
-    case DPT_LOSS_MSE:
-        return "mean_squared_error";
+/* the loss's name for messages, or what the target kind means */
+static const char *what_str(const dpt_target_spec *t) {
+    if (t->loss_name)
+        return t->loss_name;
+    switch (t->kind) {
+    case DPT_TARGET_INDEX:
+        return "a class-index target";
+    case DPT_TARGET_ONEHOT:
+        return "a one-hot target";
+    case DPT_TARGET_BINARY:
+        return "a binary target";
+    case DPT_TARGET_VALUES:
+        break;
     }
-    return "?";
+    return "the loss";
 }
-
-/* How y becomes targets. */
-typedef enum { Y_COPY, Y_INDEX, Y_ONEHOT } y_mode;
-
-typedef struct {
-    y_mode mode;
-    int64_t ys;       /* floats per target */
-    bool check_range; /* integer labels must lie in [0, n_range) */
-    int64_t n_range;
-} y_plan;
 
 static void shape_str(const dpt_shape *s, char *buf, size_t n) {
     dpt_dims_format(s->dim, s->rank, buf, n);
 }
 
-static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, y_plan *p) {
+dpt_status dpt_y_plan_make(const dpt_h5_split *h, const dpt_target_spec *t, dpt_y_plan *p) {
     const dpt_data_info *in = &h->info;
     memset(p, 0, sizeof *p);
-    p->mode = Y_COPY;
+    p->mode = DPT_Y_COPY;
     p->ys = in->y_cols;
     if (!t)
         return DPT_OK; /* raw: y as floats */
@@ -87,40 +80,40 @@ static dpt_status plan_targets(const dpt_h5_split *h, const dpt_target_spec *t, 
     bool labels = in->y_cols == 1; /* one value per sample: a class index for CE */
     char ysh[96];
     snprintf(ysh, sizeof ysh, "(%lld, %lld)", (long long)in->n, (long long)in->y_cols);
-    switch (t->loss) {
-    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+    switch (t->kind) {
+    case DPT_TARGET_INDEX:
         if (!labels)
             return dpt_error_set(DPT_ERR_DATA,
                                  "%s: %s: %s needs one class index per sample, but y has shape %s",
-                                 h->path, h->ypath, loss_str(t->loss), ysh);
-        p->mode = Y_INDEX;
+                                 h->path, h->ypath, what_str(t), ysh);
+        p->mode = DPT_Y_INDEX;
         p->ys = 1;
         p->check_range = true;
         p->n_range = K;
         return DPT_OK;
-    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
+    case DPT_TARGET_ONEHOT:
         if (in->y_integer) {
-            p->mode = Y_ONEHOT;
+            p->mode = DPT_Y_ONEHOT;
             p->ys = K;
             p->check_range = true;
             p->n_range = K;
             return DPT_OK;
         }
         break;
-    case DPT_LOSS_BINARY_CROSSENTROPY:
+    case DPT_TARGET_BINARY:
         if (in->y_integer && K == 1) {
             p->check_range = true;
             p->n_range = 2;
         }
         break;
-    case DPT_LOSS_MSE:
+    case DPT_TARGET_VALUES:
         break;
     }
     if (in->y_cols != K)
         return dpt_error_set(DPT_ERR_DATA,
                              "%s: %s: %s needs %lld target value%s per sample (the model's "
                              "outputs), but y has %lld",
-                             h->path, h->ypath, loss_str(t->loss), (long long)K, K == 1 ? "" : "s",
+                             h->path, h->ypath, what_str(t), (long long)K, K == 1 ? "" : "s",
                              (long long)in->y_cols);
     p->ys = K;
     return DPT_OK;
@@ -174,7 +167,40 @@ static int64_t block_rows(int64_t row_bytes) {
     return b < 1 ? 1 : b;
 }
 
-static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s) {
+int64_t dpt_data_bad_id(const float *x, int64_t n, int64_t ids) {
+    const float top = (float)ids;
+    for (int64_t i = 0; i < n; i++)
+        if (!(x[i] >= 0.0f && x[i] < top && x[i] == floorf(x[i])))
+            return i;
+    return -1;
+}
+
+const char *dpt_data_bad_id_why(float v) {
+    return !isfinite(v)     ? "is not a number"
+           : v != floorf(v) ? "is not an integer"
+           : v < 0.0f       ? "is negative"
+                            : "is not below the Embedding's input_dim";
+}
+
+static dpt_status id_error(const char *path, const char *xpath, int64_t row, float v, int64_t ids) {
+    return dpt_error_set(DPT_ERR_DATA, DPT_BAD_ID_FMT, path, xpath, (long long)row, (double)v,
+                         dpt_data_bad_id_why(v), (long long)ids);
+}
+
+dpt_status dpt_shard_check_ids(const dpt_shard *s, const char *path, const char *group,
+                               int64_t ids) {
+    if (ids <= 0 || s->rows == 0)
+        return DPT_OK;
+    int64_t i = dpt_data_bad_id(s->x, s->rows * s->xs, ids);
+    if (i < 0)
+        return DPT_OK;
+    char g[1024], xpath[1100];
+    dpt_h5_group_path(group, g, sizeof g);
+    snprintf(xpath, sizeof xpath, "%s%sx", g, strcmp(g, "/") ? "/" : "");
+    return id_error(path, xpath, s->lo + i / s->xs, s->x[i], ids);
+}
+
+static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s, int64_t ids) {
     const int64_t xs = s->xs;
     const float scale = h->info.x_scale;
     const bool u8 = h->info.x_uint8;
@@ -205,7 +231,11 @@ static dpt_status read_x(const dpt_h5_split *h, dpt_shard *s) {
             for (int64_t i = 0; i < m; i++)
                 dst[i] *= scale;
         }
-        if (!u8) {
+        if (ids > 0) { /* token ids: the check below is implied */
+            int64_t i = dpt_data_bad_id(dst, m, ids);
+            if (i >= 0)
+                st = id_error(h->path, h->xpath, s->lo + r0 + i / xs, dst[i], ids);
+        } else if (!u8) {
             for (int64_t i = 0; i < m; i++) {
                 if (!isfinite(dst[i])) {
                     st = dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: non-finite value", h->path,
@@ -227,7 +257,7 @@ static dpt_status label_error(const dpt_h5_split *h, int64_t row, double v, int6
                          h->path, h->ypath, (long long)row, (long long)v, (long long)k);
 }
 
-static dpt_status read_y(const dpt_h5_split *h, const y_plan *p, dpt_shard *s) {
+static dpt_status read_y(const dpt_h5_split *h, const dpt_y_plan *p, dpt_shard *s) {
     const int64_t cols = h->info.y_cols;
     const bool ints = h->y_class == H5T_INTEGER;
     int64_t br = block_rows(cols * 8);
@@ -251,7 +281,7 @@ static dpt_status read_y(const dpt_h5_split *h, const y_plan *p, dpt_shard *s) {
         for (int64_t i = 0; i < n && st == DPT_OK; i++) {
             int64_t row = s->lo + r0 + i;
             float *dst = s->y + (r0 + i) * s->ys;
-            if (p->mode == Y_COPY) {
+            if (p->mode == DPT_Y_COPY) {
                 for (int64_t j = 0; j < cols; j++) {
                     double v = ints ? (double)iv[i * cols + j] : dv[i * cols + j];
                     if (!isfinite(v) || !isfinite((float)v)) {
@@ -278,7 +308,7 @@ static dpt_status read_y(const dpt_h5_split *h, const y_plan *p, dpt_shard *s) {
                 st = label_error(h, row, ints ? (double)iv[i] : v, p->n_range);
                 break;
             }
-            if (p->mode == Y_INDEX)
+            if (p->mode == DPT_Y_INDEX)
                 dst[0] = (float)v;
             else
                 dst[(int64_t)v] = 1.0f; /* one-hot: the row was zeroed by dpt_alloc */
@@ -298,7 +328,7 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
     dpt_h5_quiet q;
     dpt_h5_quiet_begin(&q);
     dpt_shard *s = NULL;
-    y_plan plan;
+    dpt_y_plan plan;
     if (lo < 0 || hi < lo || hi > h.info.n)
         st = dpt_error_set(DPT_ERR_INTERNAL, "%s: %s: rows [%lld, %lld) outside [0, %lld)", path,
                            h.gpath, (long long)lo, (long long)hi, (long long)h.info.n);
@@ -308,7 +338,7 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
     if (st == DPT_OK && t && !h.info.has_y)
         st = dpt_error_set(DPT_ERR_DATA, "%s: %s: no such dataset", path, h.ypath);
     if (st == DPT_OK && (t || h.info.has_y))
-        st = plan_targets(&h, t, &plan); /* t NULL: y raw as floats, or nothing without y */
+        st = dpt_y_plan_make(&h, t, &plan); /* t NULL: y raw as floats, or nothing without y */
     if (st == DPT_OK) {
         s = calloc(1, sizeof *s);
         if (!s)
@@ -335,7 +365,7 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
             st = dpt_alloc((size_t)ny, "shard y", (void **)&s->y);
     }
     if (st == DPT_OK && s->rows > 0)
-        st = read_x(&h, s);
+        st = read_x(&h, s, t ? t->x_ids : 0);
     if (st == DPT_OK && s->rows > 0 && h.info.has_y)
         st = read_y(&h, &plan, s);
     dpt_h5_split_close(&h);

@@ -33,10 +33,6 @@ static pthread_mutex_t g_io_mu = PTHREAD_MUTEX_INITIALIZER;
 #define TAG_CHUNKS 0xC4C45u
 #define TAG_WINDOW 0x3D0u
 
-/* How y becomes targets: mirrors plan_targets in shard.c (which dpt_shard_open has already
- * validated for this file, with the same messages). */
-typedef enum { Y_COPY, Y_INDEX, Y_ONEHOT } y_mode;
-
 typedef enum { BUF_EMPTY, BUF_FILLING, BUF_READY } buf_state;
 
 typedef struct {
@@ -55,9 +51,8 @@ struct dpt_stream {
     dpt_h5_split h; /* the reader thread's file: touched only by it once streaming starts */
     int64_t lo, hi, rows;
     int64_t xs, ys, y_cols;
-    y_mode ymode;
-    bool check_range;
-    int64_t n_range;
+    dpt_y_plan plan; /* how y becomes targets (dpt_y_plan_make, as dpt_shard_open) */
+    int64_t x_ids;   /* > 0: x values must be token ids in [0, x_ids) (dpt_target_spec) */
     bool x_u8, y_ints;
     float scale;
     uint32_t seed;
@@ -174,7 +169,7 @@ static bool convert_y(const dpt_stream *s, win_buf *b, int64_t r0, int64_t n, fl
     for (int64_t i = 0; i < n; i++) {
         int64_t row = r0 + i;
         float *d = dst + i * s->ys;
-        if (s->ymode == Y_COPY) {
+        if (s->plan.mode == DPT_Y_COPY) {
             for (int64_t j = 0; j < cols; j++) {
                 double v = s->y_ints ? (double)iv[i * cols + j] : dv[i * cols + j];
                 if (!isfinite(v) || !isfinite((float)v)) {
@@ -182,13 +177,14 @@ static bool convert_y(const dpt_stream *s, win_buf *b, int64_t r0, int64_t n, fl
                              (long long)row);
                     return false;
                 }
-                if (s->check_range && (v < 0 || v >= (double)s->n_range)) {
+                if (s->plan.check_range && (v < 0 || v >= (double)s->plan.n_range)) {
                     if (v != floor(v))
                         buf_fail(b, "%s: %s: row %lld: label %g is not a class index", h->path,
                                  h->ypath, (long long)row, v);
                     else
                         buf_fail(b, "%s: %s: row %lld: label %lld out of range [0, %lld)", h->path,
-                                 h->ypath, (long long)row, (long long)v, (long long)s->n_range);
+                                 h->ypath, (long long)row, (long long)v,
+                                 (long long)s->plan.n_range);
                     return false;
                 }
                 d[j] = (float)v;
@@ -200,16 +196,16 @@ static bool convert_y(const dpt_stream *s, win_buf *b, int64_t r0, int64_t n, fl
             buf_fail(b, "%s: %s: row %lld: non-finite value", h->path, h->ypath, (long long)row);
             return false;
         }
-        if (v < 0 || v >= (double)s->n_range || v != floor(v)) {
+        if (v < 0 || v >= (double)s->plan.n_range || v != floor(v)) {
             if (v != floor(v))
                 buf_fail(b, "%s: %s: row %lld: label %g is not a class index", h->path, h->ypath,
                          (long long)row, v);
             else
                 buf_fail(b, "%s: %s: row %lld: label %lld out of range [0, %lld)", h->path,
-                         h->ypath, (long long)row, (long long)v, (long long)s->n_range);
+                         h->ypath, (long long)row, (long long)v, (long long)s->plan.n_range);
             return false;
         }
-        if (s->ymode == Y_INDEX) {
+        if (s->plan.mode == DPT_Y_INDEX) {
             d[0] = (float)v;
         } else {
             memset(d, 0, (size_t)s->ys * sizeof(float)); /* the buffer is reused: clear the row */
@@ -257,7 +253,9 @@ static bool read_chunk(dpt_stream *s, win_buf *b, int64_t r0, int64_t n, float *
         if (s->scale != 1.0f)
             for (int64_t i = 0; i < m; i++)
                 dx[i] *= s->scale;
-        if (!all_finite(dx, m)) { /* find the first bad row */
+        if (s->x_ids > 0) {
+            /* token ids (the finite check is implied), below */
+        } else if (!all_finite(dx, m)) { /* find the first bad row */
             for (int64_t i = 0; i < m; i++) {
                 if (!isfinite(dx[i])) {
                     buf_fail(b, "%s: %s: row %lld: non-finite value", h->path, h->xpath,
@@ -265,6 +263,14 @@ static bool read_chunk(dpt_stream *s, win_buf *b, int64_t r0, int64_t n, float *
                     return false;
                 }
             }
+        }
+    }
+    if (s->x_ids > 0) {
+        int64_t i = dpt_data_bad_id(dx, m, s->x_ids);
+        if (i >= 0) {
+            buf_fail(b, DPT_BAD_ID_FMT, h->path, h->xpath, (long long)(r0 + i / s->xs),
+                     (double)dx[i], dpt_data_bad_id_why(dx[i]), (long long)s->x_ids);
+            return false;
         }
     }
     return convert_y(s, b, r0, n, dy);
@@ -456,37 +462,6 @@ static int64_t file_chunk_rows(hid_t x) {
     return rows;
 }
 
-/* The target plan (mode, range check) for a split that dpt_shard_open accepted with `t`. */
-static void plan_y(dpt_stream *s, const dpt_target_spec *t) {
-    const dpt_data_info *in = &s->h.info;
-    int64_t K = t->n_outputs;
-    s->ymode = Y_COPY;
-    s->check_range = false;
-    s->n_range = 0;
-    switch (t->loss) {
-    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
-        s->ymode = Y_INDEX;
-        s->check_range = true;
-        s->n_range = K;
-        break;
-    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
-        if (in->y_integer) {
-            s->ymode = Y_ONEHOT;
-            s->check_range = true;
-            s->n_range = K;
-        }
-        break;
-    case DPT_LOSS_BINARY_CROSSENTROPY:
-        if (in->y_integer && K == 1) {
-            s->check_range = true;
-            s->n_range = 2;
-        }
-        break;
-    case DPT_LOSS_MSE:
-        break;
-    }
-}
-
 static dpt_status alloc_counted(dpt_stream *s, int64_t bytes, const char *what, void **p) {
     dpt_status st = dpt_alloc((size_t)bytes, what, p);
     if (st == DPT_OK)
@@ -583,7 +558,9 @@ dpt_status dpt_stream_open(const char *path, const char *group, int64_t lo, int6
     s->y_ints = s->h.y_class == H5T_INTEGER;
     s->seed = seed;
     s->order_window = -1;
-    plan_y(s, t);
+    if (st == DPT_OK)
+        st = dpt_y_plan_make(&s->h, t, &s->plan);
+    s->x_ids = t->x_ids;
     if (st == DPT_OK) {
         dpt_h5_quiet q;
         dpt_h5_quiet_begin(&q);

@@ -529,3 +529,91 @@ dpt_status dpt_data_write_csv(const char *csv_path, const char *label_column,
     free(line);
     return st;
 }
+
+/* ---- the adding problem (long memory, for recurrent models) --------------------------------- */
+
+/* Rows [r0, r0 + m) of one split: x (m, T, 2), y (m, 1). Sample i draws from its own stream
+ * (seed, 16 + split, i), so a row does not depend on the block size. */
+static void adding_rows(float *x, float *y, int64_t r0, int64_t m, int64_t T, uint32_t seed,
+                        uint32_t split) {
+    for (int64_t i = 0; i < m; i++) {
+        dpt_rng r;
+        dpt_rng_init(&r, ((uint64_t)seed << 32) | (uint64_t)(16 + split),
+                     (uint32_t)(r0 + i)); /* rows < 2^32 */
+        float *xi = x + i * T * 2;
+        for (int64_t t = 0; t < T; t++) {
+            xi[2 * t] = dpt_rng_uniform(&r);
+            xi[2 * t + 1] = 0.0f;
+        }
+        int64_t h = T / 2;
+        int64_t a = (int64_t)(((uint64_t)dpt_rng_u32(&r) * (uint64_t)h) >> 32);
+        int64_t b = h + (int64_t)(((uint64_t)dpt_rng_u32(&r) * (uint64_t)(T - h)) >> 32);
+        xi[2 * a + 1] = 1.0f;
+        xi[2 * b + 1] = 1.0f;
+        y[i] = xi[2 * a] + xi[2 * b];
+    }
+}
+
+dpt_status dpt_data_write_adding(const char *out_path, int64_t n, int64_t steps, uint32_t seed) {
+    if (n < 1 || steps < 2 || n > UINT32_MAX)
+        return dpt_error_set(DPT_ERR_USAGE,
+                             "%s: need 1 to 2^32 - 1 samples and at least 2 steps, got %lld "
+                             "samples of %lld steps",
+                             out_path, (long long)n, (long long)steps);
+    int64_t row, n_test = n / 10 > 0 ? n / 10 : 1;
+    dpt_status st = dpt_mul_i64(steps, 2 * (int64_t)sizeof(float), "adding data", &row);
+    if (st != DPT_OK)
+        return st;
+    int64_t br = (int64_t)DPT_DATA_BLOCK_BYTES / row;
+    if (br < 1)
+        br = 1;
+    if (br > n)
+        br = n;
+    float *xb = NULL, *yb = NULL;
+    if ((st = dpt_alloc((size_t)(br * row), "adding x block", (void **)&xb)) != DPT_OK)
+        return st;
+    if ((st = dpt_alloc((size_t)br * sizeof(float), "adding y block", (void **)&yb)) != DPT_OK) {
+        dpt_free(xb);
+        return st;
+    }
+    char tmp[4200];
+    hid_t f;
+    if ((st = dpt_h5_create_tmp(out_path, tmp, sizeof tmp, &f)) != DPT_OK) {
+        dpt_free(xb);
+        dpt_free(yb);
+        return st;
+    }
+    dpt_h5_quiet q;
+    dpt_h5_quiet_begin(&q);
+    herr_t e = 0;
+    const char *const groups[2] = {"train", "test"};
+    for (uint32_t s = 0; s < 2 && e >= 0; s++) {
+        int64_t ns = s == 0 ? n : n_test;
+        hid_t g = H5Gcreate2(f, groups[s], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hsize_t xd[3] = {(hsize_t)ns, (hsize_t)steps, 2}, yd[2] = {(hsize_t)ns, 1};
+        hid_t x = g < 0 ? -1 : dpt_h5_create_rows(g, "x", H5T_IEEE_F32LE, 3, xd);
+        hid_t y = g < 0 ? -1 : dpt_h5_create_rows(g, "y", H5T_IEEE_F32LE, 2, yd);
+        e = (g < 0 || x < 0 || y < 0) ? -1 : 0;
+        for (int64_t r0 = 0; r0 < ns && e >= 0; r0 += br) {
+            int64_t m = ns - r0 < br ? ns - r0 : br;
+            adding_rows(xb, yb, r0, m, steps, seed, s);
+            e = dpt_h5_write_rows(x, H5T_NATIVE_FLOAT, (hsize_t)r0, (hsize_t)m, xb);
+            if (e >= 0)
+                e = dpt_h5_write_rows(y, H5T_NATIVE_FLOAT, (hsize_t)r0, (hsize_t)m, yb);
+        }
+        if (x >= 0)
+            H5Dclose(x);
+        if (y >= 0)
+            H5Dclose(y);
+        if (g >= 0)
+            H5Gclose(g);
+    }
+    dpt_h5_quiet_end(&q);
+    dpt_free(xb);
+    dpt_free(yb);
+    if (e < 0) {
+        dpt_h5_abandon_tmp(f, tmp);
+        return dpt_error_set(DPT_ERR_IO, "%s: writing the adding problem failed (disk full?)", tmp);
+    }
+    return dpt_h5_finish_tmp(f, tmp, out_path);
+}

@@ -6,8 +6,10 @@
  *           seed (uint32), world_size (int32), epoch_sums (float64 (3,)), checksum (uint64),
  *           checksum_algorithm (str)
  *   config  scalar vlen string dataset: the run's config text
- *   optimizer/  attrs kind ("sgd", "adam", "none"), learning_rate, momentum, beta_1, beta_2,
- *               epsilon (float64), nesterov (int32), iterations (int64), slot_names (str array);
+ *   optimizer/  attrs kind ("sgd", "adam", ..., "lion", "none"), learning_rate, momentum,
+ *               beta_1, beta_2, epsilon (float64), nesterov (int32), iterations (int64),
+ *               gradient_accumulation_steps (int32, 0 = none; absent in older files: 0),
+ *               slot_names (str array);
  *               one float32 (n_params) dataset per slot, named by dpt_optim_slot_name
  * checksum = FNV-1a 64 over the float32 bytes of every layer's parameters (layer order), then every
  * optimizer slot (slot order), computed from the in-memory buffers when writing and from what was
@@ -44,6 +46,16 @@ static const char *optim_kind_name(dpt_optim_kind k) {
         return "rmsprop";
     case DPT_OPT_ADAMW:
         return "adamw";
+    case DPT_OPT_NADAM:
+        return "nadam";
+    case DPT_OPT_ADAMAX:
+        return "adamax";
+    case DPT_OPT_ADAGRAD:
+        return "adagrad";
+    case DPT_OPT_ADADELTA:
+        return "adadelta";
+    case DPT_OPT_LION:
+        return "lion";
     }
     return "unknown";
 }
@@ -97,7 +109,7 @@ static dpt_status attr_f64_array(hid_t obj, const char *name, const double *v, i
 static uint64_t checksum_model(const dpt_model *m, const float *flat, uint64_t h) {
     for (int i = 0; i < dpt_model_n_layers(m); i++) {
         const dpt_layer *l = dpt_model_layer(m, i);
-        int64_t np = l->ops->n_params ? l->ops->n_params(l) : 0;
+        int64_t np = dpt_layer_n_params(l);
         if (np > 0) {
             const float *p = flat ? flat + l->param_offset : l->params;
             h = dpt_fnv1a64(h, p, sizeof(float) * (size_t)np);
@@ -171,7 +183,9 @@ static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
             (st = attr_f64(og, "beta_1", sp->beta_1, path)) ||
             (st = attr_f64(og, "beta_2", sp->beta_2, path)) ||
             (st = attr_f64(og, "epsilon", sp->epsilon, path)) ||
-            (st = attr_i64(og, "iterations", dpt_optim_iterations(o), path)))
+            (st = attr_i64(og, "iterations", dpt_optim_iterations(o), path)) ||
+            (st = attr_i32(og, "gradient_accumulation_steps", sp->gradient_accumulation_steps,
+                           path)))
             goto out;
     } else if ((st = dpt_ckpt_h5_write_str(og, "kind", path, "none"))) {
         goto out;
@@ -333,6 +347,7 @@ typedef struct {
     int64_t n_params;
     char kind[32];
     int64_t iterations;
+    int32_t accumulation_steps; /* gradient_accumulation_steps, 0 when absent (older files) */
     char **slot_names;
     int n_slots;
     float **slots; /* n_slots x (n_params) */
@@ -487,6 +502,10 @@ static dpt_status ckpt_load(const char *path, const dpt_model *m, ckpt_data *d) 
         (st = attr_read(og, "iterations", H5T_NATIVE_INT64, &d->iterations, path,
                         "/dptrain/optimizer")))
         goto out;
+    if (H5Aexists(og, "gradient_accumulation_steps") > 0 &&
+        (st = attr_read(og, "gradient_accumulation_steps", H5T_NATIVE_INT32, &d->accumulation_steps,
+                        path, "/dptrain/optimizer")))
+        goto out;
     if ((st = dpt_ckpt_h5_read_strs(og, "slot_names", path, "/dptrain/optimizer", &d->slot_names,
                                     &d->n_slots)))
         goto out;
@@ -582,6 +601,15 @@ dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim *o, dpt_ckpt_
                                    path, i, d.slot_names[i], dpt_optim_slot_name(o, i));
                 goto out;
             }
+        /* the iteration count means steps, the accumulator a part of N: the same N only */
+        if (d.accumulation_steps != dpt_optim_get_spec(o)->gradient_accumulation_steps) {
+            st = dpt_error_set(DPT_ERR_CHECKPOINT,
+                               "%s: /dptrain/optimizer: written with gradient_accumulation_steps "
+                               "%d, the run uses %d",
+                               path, (int)d.accumulation_steps,
+                               dpt_optim_get_spec(o)->gradient_accumulation_steps);
+            goto out;
+        }
         for (int i = 0; i < ns; i++)
             if (d.n_params > 0)
                 memcpy(dpt_optim_slot(o, i), d.slots[i], sizeof(float) * (size_t)d.n_params);

@@ -103,6 +103,7 @@ static void ctx_child(dpt_json_ctx *child, const dpt_json_ctx *parent, const cha
     vsnprintf(tail, sizeof tail, fmt, ap);
     va_end(ap);
     child->file = parent->file;
+    child->keras_major = parent->keras_major;
     /* a key directly under the top level has no leading dot */
     const char *t = (!parent->path[0] && tail[0] == '.') ? tail + 1 : tail;
     int w = snprintf(child->path, sizeof child->path, "%s%s", parent->path, t);
@@ -247,7 +248,20 @@ static dpt_status first_layer_shape(const json_t *entry, const json_t *config,
         ctx_child(&c, ectx, ".config.input_shape");
         return parse_dims(v, false, &c, shape);
     }
-    if ((v = json_object_get(config, "input_dim")) && !json_is_null(v)) {
+    /* an Embedding's input_dim is its vocabulary; its Keras 2 input_length is the steps */
+    bool embedding = !strcmp(json_string_value(json_object_get(entry, "class_name")), "Embedding");
+    if (embedding && (v = json_object_get(config, "input_length")) && !json_is_null(v)) {
+        ctx_child(&c, ectx, ".config");
+        int64_t d = 0;
+        dpt_status st = dpt_json_get_int(config, "input_length", &c, 0, 1, INT64_MAX, &d);
+        if (st != DPT_OK)
+            return st;
+        memset(shape, 0, sizeof *shape);
+        shape->rank = 1;
+        shape->dim[0] = d;
+        return DPT_OK;
+    }
+    if (!embedding && (v = json_object_get(config, "input_dim")) && !json_is_null(v)) {
         ctx_child(&c, ectx, ".config");
         int64_t d = 0;
         dpt_status st = dpt_json_get_int(config, "input_dim", &c, 0, 1, INT64_MAX, &d);
@@ -376,6 +390,18 @@ static dpt_status parse_layer_list(const json_t *arr, const json_t *model_config
     return DPT_OK;
 }
 
+/* Keras 2's model.to_json() names its keras_version ("2.15.0"; Keras 3 writes none): each
+ * normalised layer entry gets "_keras_major": 2 so that constructors pick Keras 2's meaning where
+ * the two differ (hard_sigmoid). Absent or unparsable: Keras 3 rules. */
+static void tag_keras_major(const json_t *model, json_t *layers) {
+    const char *v = json_string_value(json_object_get(model, "keras_version"));
+    if (!v || (v[0] != '1' && v[0] != '2') || v[1] != '.')
+        return;
+    size_t i;
+    json_t *e;
+    json_array_foreach(layers, i, e) json_object_set_new(e, "_keras_major", json_integer(2));
+}
+
 /* The model value (object or list) at mctx ("model" inline, "" at the top of a model file). */
 static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, dpt_config *c) {
     if (json_is_array(m))
@@ -400,8 +426,12 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
     const json_t *cfg = json_object_get(m, "config");
     dpt_json_ctx cctx, lctx;
     ctx_child(&cctx, mctx, ".config");
-    if (json_is_array(cfg))
-        return parse_layer_list(cfg, NULL, &cctx, c); /* Keras <= 2.2.2 */
+    if (json_is_array(cfg)) { /* Keras <= 2.2.2 */
+        dpt_status st = parse_layer_list(cfg, NULL, &cctx, c);
+        if (st == DPT_OK)
+            tag_keras_major(m, c->layers);
+        return st;
+    }
     if (!json_is_object(cfg))
         return cfg_error(&cctx, NULL,
                          "must be an object with \"layers\" (or a list of layers), "
@@ -411,7 +441,10 @@ static dpt_status parse_model_value(const json_t *m, const dpt_json_ctx *mctx, d
     const json_t *layers = json_object_get(cfg, "layers");
     if (!layers)
         return cfg_error(&lctx, NULL, "required (the list of layers)");
-    return parse_layer_list(layers, cfg, &lctx, c);
+    dpt_status st = parse_layer_list(layers, cfg, &lctx, c);
+    if (st == DPT_OK)
+        tag_keras_major(m, c->layers);
+    return st;
 }
 
 /* Loads a JSON text with line/column errors "<file>:<line>:<column>: invalid JSON: <text>". */
@@ -510,7 +543,8 @@ static dpt_status parse_schedule(const json_t *o, const dpt_json_ctx *ctx, dpt_l
     const json_t *cn = json_object_get(o, "class_name");
     if (!json_is_string(cn))
         return cfg_error(ctx, "class_name",
-                         "required (ExponentialDecay, CosineDecay or PiecewiseConstantDecay)");
+                         "required (ExponentialDecay, CosineDecay, PiecewiseConstantDecay, "
+                         "InverseTimeDecay, PolynomialDecay or CosineDecayRestarts)");
     const char *cls = json_string_value(cn);
     const json_t *c = json_object_get(o, "config");
     dpt_json_ctx cc;
@@ -571,9 +605,58 @@ static dpt_status parse_schedule(const json_t *o, const dpt_json_ctx *ctx, dpt_l
         s->n_boundaries = nb;
         return DPT_OK;
     }
+    if (!strcmp(cls, "InverseTimeDecay")) {
+        static const char *const keys[] = {
+            "initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name", NULL};
+        s->kind = DPT_LR_INVERSE_TIME;
+        if ((st = check_keys(c, &cc, keys)) ||
+            (st = need_num(c, "initial_learning_rate", &cc, 0, &s->initial_learning_rate)) ||
+            (st = need_num(c, "decay_steps", &cc, 0, &s->decay_steps)) ||
+            (st = need_num(c, "decay_rate", &cc, -1, &s->decay_rate)) ||
+            (st = dpt_json_get_bool(c, "staircase", &cc, false, &s->staircase)))
+            return st;
+        if (s->decay_rate < 0)
+            return cfg_error(&cc, "decay_rate", "must be >= 0, got %g", s->decay_rate);
+        return DPT_OK;
+    }
+    if (!strcmp(cls, "PolynomialDecay")) {
+        static const char *const keys[] = {"initial_learning_rate",
+                                           "decay_steps",
+                                           "end_learning_rate",
+                                           "power",
+                                           "cycle",
+                                           "name",
+                                           NULL};
+        s->kind = DPT_LR_POLYNOMIAL;
+        if ((st = check_keys(c, &cc, keys)) ||
+            (st = need_num(c, "initial_learning_rate", &cc, 0, &s->initial_learning_rate)) ||
+            (st = need_num(c, "decay_steps", &cc, 0, &s->decay_steps)) ||
+            (st = dpt_json_get_num(c, "end_learning_rate", &cc, 0.0001, 0, HUGE_VAL, false,
+                                   &s->end_learning_rate)) ||
+            (st = dpt_json_get_num(c, "power", &cc, 1.0, 0, HUGE_VAL, false, &s->power)) ||
+            (st = dpt_json_get_bool(c, "cycle", &cc, false, &s->cycle)))
+            return st;
+        return DPT_OK;
+    }
+    if (!strcmp(cls, "CosineDecayRestarts")) {
+        static const char *const keys[] = {
+            "initial_learning_rate", "first_decay_steps", "t_mul", "m_mul", "alpha", "name", NULL};
+        s->kind = DPT_LR_COSINE_RESTARTS;
+        if ((st = check_keys(c, &cc, keys)) ||
+            (st = need_num(c, "initial_learning_rate", &cc, 0, &s->initial_learning_rate)) ||
+            (st = need_num(c, "first_decay_steps", &cc, 0, &s->decay_steps)) ||
+            (st = dpt_json_get_num(c, "t_mul", &cc, 2.0, 0, HUGE_VAL, false, &s->t_mul)) ||
+            (st = dpt_json_get_num(c, "m_mul", &cc, 1.0, 0, HUGE_VAL, false, &s->m_mul)) ||
+            (st = dpt_json_get_num(c, "alpha", &cc, 0, 0, 1, false, &s->alpha)))
+            return st;
+        if (!(s->t_mul > 0))
+            return cfg_error(&cc, "t_mul", "must be > 0, got %g", s->t_mul);
+        return DPT_OK;
+    }
     return cfg_error(ctx, "class_name",
                      "unknown learning rate schedule \"%s\" (supported: ExponentialDecay, "
-                     "CosineDecay, PiecewiseConstantDecay)",
+                     "CosineDecay, PiecewiseConstantDecay, InverseTimeDecay, PolynomialDecay, "
+                     "CosineDecayRestarts)",
                      cls);
 }
 
@@ -598,8 +681,19 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
     static const char *const adam_keys[] = {"beta_1", "beta_2", "epsilon", "amsgrad", NULL};
     static const char *const sgd_keys[] = {"momentum", "nesterov", NULL};
     static const char *const rms_keys[] = {"rho", "momentum", "epsilon", "centered", NULL};
+    /* Keras 3's Nadam, Adamax; Adagrad; Adadelta; Lion */
+    static const char *const nadam_keys[] = {"beta_1", "beta_2", "epsilon", NULL};
+    static const char *const adagrad_keys[] = {"initial_accumulator_value", "epsilon", NULL};
+    static const char *const adadelta_keys[] = {"rho", "epsilon", NULL};
+    static const char *const lion_keys[] = {"beta_1", "beta_2", NULL};
     const bool adam = s->kind == DPT_OPT_ADAM || s->kind == DPT_OPT_ADAMW;
-    const char *const *own = adam ? adam_keys : s->kind == DPT_OPT_SGD ? sgd_keys : rms_keys;
+    const char *const *own = adam                          ? adam_keys
+                             : s->kind == DPT_OPT_SGD      ? sgd_keys
+                             : s->kind == DPT_OPT_RMSPROP  ? rms_keys
+                             : s->kind == DPT_OPT_ADAGRAD  ? adagrad_keys
+                             : s->kind == DPT_OPT_ADADELTA ? adadelta_keys
+                             : s->kind == DPT_OPT_LION     ? lion_keys
+                                                           : nadam_keys;
     const char *known[32];
     int nk = 0;
     for (const char *const *k = common; *k; k++)
@@ -649,19 +743,53 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
         return st;
     if (!(s->weight_decay >= 0) || !isfinite(s->weight_decay))
         return cfg_error(ctx, "weight_decay", "must be >= 0, got %g", s->weight_decay);
-    static const char *const null_keys[] = {"clipnorm",
-                                            "clipvalue",
-                                            "global_clipnorm",
-                                            "loss_scale_factor",
-                                            "gradient_accumulation_steps",
-                                            NULL};
-    for (const char *const *k = null_keys; *k; k++)
-        if ((st = dpt_json_require_null(oc, *k, ctx)) != DPT_OK)
-            return st;
+    if ((st = dpt_json_require_null(oc, "loss_scale_factor", ctx)) != DPT_OK)
+        return st;
     if ((st = dpt_json_get_bool(oc, "use_ema", ctx, false, &b)) != DPT_OK)
         return st;
     if (b)
         return cfg_error(ctx, "use_ema", "not supported yet (must be false)");
+    /* Keras 3's gradient processing (null = off): clipvalue, clipnorm (per weight tensor),
+     * global_clipnorm, at most one; gradient_accumulation_steps an integer >= 2 */
+    static const char *const clip_keys[] = {"clipvalue", "clipnorm", "global_clipnorm"};
+    double *clip_vals[] = {&s->clipvalue, &s->clipnorm, &s->global_clipnorm};
+    const char *clip_set = NULL;
+    for (int i = 0; i < 3; i++) {
+        if ((st = dpt_json_get_num(oc, clip_keys[i], ctx, 0, -HUGE_VAL, HUGE_VAL, false,
+                                   clip_vals[i])) != DPT_OK)
+            return st;
+        const json_t *cv = json_object_get(oc, clip_keys[i]);
+        if (cv && !json_is_null(cv) && (!isfinite(*clip_vals[i]) || !(*clip_vals[i] > 0)))
+            return cfg_error(ctx, clip_keys[i], "must be a number > 0 or null, got %g",
+                             *clip_vals[i]);
+        if (*clip_vals[i] > 0) {
+            if (clip_set)
+                return cfg_error(ctx, clip_keys[i],
+                                 "only one of clipnorm, clipvalue and global_clipnorm can be set "
+                                 "(%s is set too)",
+                                 clip_set);
+            clip_set = clip_keys[i];
+        }
+    }
+    int64_t acc_steps = 0;
+    if ((st = dpt_json_get_int(oc, "gradient_accumulation_steps", ctx, 0, 2, INT_MAX,
+                               &acc_steps)) != DPT_OK)
+        return st;
+    s->gradient_accumulation_steps = (int)acc_steps;
+    /* Keras 2's OptimizerV2 Nadam (u_t = b1*(1 - 0.5*0.96^(0.004*t))) and Adagrad (epsilon
+     * outside the square root) differ from Keras 3's; their configs say is_legacy_optimizer: true
+     * (tf.keras >= 2.11) or carry "decay" (older). Adamax and Adadelta did not change. */
+    if (s->kind == DPT_OPT_NADAM || s->kind == DPT_OPT_ADAGRAD) {
+        const json_t *dk = json_object_get(oc, "decay");
+        if ((st = dpt_json_get_bool(oc, "is_legacy_optimizer", ctx, false, &b)) != DPT_OK)
+            return st;
+        if (b || (dk && !json_is_null(dk)))
+            return cfg_error(ctx, b ? "is_legacy_optimizer" : "decay",
+                             "this is Keras 2's OptimizerV2 %s, whose update differs from Keras "
+                             "3's; not supported (save the model with Keras 3 or tf.keras >= "
+                             "2.11's non-legacy optimizer)",
+                             s->kind == DPT_OPT_NADAM ? "Nadam" : "Adagrad");
+    }
 
     if (adam) {
         if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) !=
@@ -670,15 +798,45 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
                 DPT_OK ||
             (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
                                    &s->epsilon)) != DPT_OK ||
-            (st = dpt_json_get_bool(oc, "amsgrad", ctx, false, &b)) != DPT_OK)
+            (st = dpt_json_get_bool(oc, "amsgrad", ctx, false, &s->amsgrad)) != DPT_OK)
             return st;
-        if (b)
-            return cfg_error(ctx, "amsgrad", "not supported yet (must be false)");
         /* the optimizer uses the betas as float32, as Keras does */
         if ((float)s->beta_1 >= 1.0f)
             return cfg_error(ctx, "beta_1", "must be < 1 in float32, got %.9g", s->beta_1);
         if ((float)s->beta_2 >= 1.0f)
             return cfg_error(ctx, "beta_2", "must be < 1 in float32, got %.9g", s->beta_2);
+    } else if (s->kind == DPT_OPT_NADAM || s->kind == DPT_OPT_ADAMAX) {
+        if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) !=
+                DPT_OK ||
+            (st = dpt_json_get_num(oc, "beta_2", ctx, s->beta_2, 0, 1, true, &s->beta_2)) !=
+                DPT_OK ||
+            (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
+                                   &s->epsilon)) != DPT_OK)
+            return st;
+        if ((float)s->beta_1 >= 1.0f)
+            return cfg_error(ctx, "beta_1", "must be < 1 in float32, got %.9g", s->beta_1);
+        if ((float)s->beta_2 >= 1.0f)
+            return cfg_error(ctx, "beta_2", "must be < 1 in float32, got %.9g", s->beta_2);
+    } else if (s->kind == DPT_OPT_ADAGRAD) {
+        if ((st = dpt_json_get_num(oc, "initial_accumulator_value", ctx,
+                                   s->initial_accumulator_value, 0, HUGE_VAL, false,
+                                   &s->initial_accumulator_value)) != DPT_OK ||
+            (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
+                                   &s->epsilon)) != DPT_OK)
+            return st;
+    } else if (s->kind == DPT_OPT_ADADELTA) {
+        if ((st = dpt_json_get_num(oc, "rho", ctx, s->rho, 0, 1, false, &s->rho)) != DPT_OK ||
+            (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
+                                   &s->epsilon)) != DPT_OK)
+            return st;
+    } else if (s->kind == DPT_OPT_LION) {
+        if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, false, &s->beta_1)) !=
+                DPT_OK ||
+            (st = dpt_json_get_num(oc, "beta_2", ctx, s->beta_2, 0, 1, false, &s->beta_2)) !=
+                DPT_OK)
+            return st;
+        if (!(s->beta_1 > 0))
+            return cfg_error(ctx, "beta_1", "must be in (0, 1] (Keras: 0 degenerates to SignSGD)");
     } else if (s->kind == DPT_OPT_RMSPROP) {
         if ((st = dpt_json_get_num(oc, "rho", ctx, s->rho, 0, 1, false, &s->rho)) != DPT_OK ||
             (st = dpt_json_get_num(oc, "momentum", ctx, s->momentum, 0, 1, false, &s->momentum)) !=
@@ -705,6 +863,16 @@ static bool optimizer_kind(const char *name, dpt_optim_kind *k) {
         *k = DPT_OPT_RMSPROP;
     else if (!strcasecmp(name, "adamw"))
         *k = DPT_OPT_ADAMW;
+    else if (!strcasecmp(name, "nadam"))
+        *k = DPT_OPT_NADAM;
+    else if (!strcasecmp(name, "adamax"))
+        *k = DPT_OPT_ADAMAX;
+    else if (!strcasecmp(name, "adagrad"))
+        *k = DPT_OPT_ADAGRAD;
+    else if (!strcasecmp(name, "adadelta"))
+        *k = DPT_OPT_ADADELTA;
+    else if (!strcasecmp(name, "lion"))
+        *k = DPT_OPT_LION;
     else
         return false;
     return true;
@@ -719,9 +887,11 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
     }
     if (json_is_string(o)) {
         if (!optimizer_kind(json_string_value(o), &kind))
-            return cfg_error(cctx, "optimizer",
-                             "unknown optimizer \"%s\" (supported: adam, adamw, rmsprop, sgd)",
-                             json_string_value(o));
+            return cfg_error(
+                cctx, "optimizer",
+                "unknown optimizer \"%s\" (supported: adadelta, adagrad, adam, adamax, "
+                "adamw, lion, nadam, rmsprop, sgd)",
+                json_string_value(o));
         *s = dpt_optim_defaults(kind);
         return DPT_OK;
     }
@@ -741,7 +911,8 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
                               "or \"SGD\")");
     if (!optimizer_kind(json_string_value(cn), &kind))
         return cfg_error(&octx, "class_name",
-                         "unknown optimizer \"%s\" (supported: Adam, AdamW, RMSprop, SGD)",
+                         "unknown optimizer \"%s\" (supported: Adadelta, Adagrad, Adam, Adamax, "
+                         "AdamW, Lion, Nadam, RMSprop, SGD)",
                          json_string_value(cn));
     *s = dpt_optim_defaults(kind);
     const json_t *oc = json_object_get(o, "config");
@@ -1047,12 +1218,15 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
     c->validation_split = 0;
     c->shuffle = true;
     c->seed = 0;
+    c->reproducible = false;
+    c->micro_batch = 16;
     if (st != DPT_OK || !fit)
         return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".fit");
-    static const char *const keys[] = {
-        "epochs", "batch_size", "validation_split", "shuffle", "seed", "callbacks", NULL};
+    static const char *const keys[] = {"epochs",       "batch_size",  "validation_split",
+                                       "shuffle",      "seed",        "callbacks",
+                                       "reproducible", "micro_batch", NULL};
     int64_t epochs = 1, seed = 0;
     if ((st = check_keys(fit, &ctx, keys)) != DPT_OK ||
         (st = dpt_json_get_int(fit, "epochs", &ctx, 1, 1, INT_MAX, &epochs)) != DPT_OK ||
@@ -1061,7 +1235,10 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         (st = dpt_json_get_num(fit, "validation_split", &ctx, 0, 0, 1, true,
                                &c->validation_split)) != DPT_OK ||
         (st = dpt_json_get_bool(fit, "shuffle", &ctx, true, &c->shuffle)) != DPT_OK ||
-        (st = dpt_json_get_int(fit, "seed", &ctx, 0, 0, UINT32_MAX, &seed)) != DPT_OK)
+        (st = dpt_json_get_int(fit, "seed", &ctx, 0, 0, UINT32_MAX, &seed)) != DPT_OK ||
+        (st = dpt_json_get_bool(fit, "reproducible", &ctx, false, &c->reproducible)) != DPT_OK ||
+        (st = dpt_json_get_int(fit, "micro_batch", &ctx, 16, 1, 1 << 20, &c->micro_batch)) !=
+            DPT_OK)
         return st;
     c->epochs = (int)epochs;
     c->seed = (uint32_t)seed;

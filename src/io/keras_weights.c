@@ -342,8 +342,8 @@ dpt_status dpt_ckpt_h5_write_weights(hid_t f, const char *path, const dpt_model 
         const dpt_layer *l = dpt_model_layer(m, i);
         const char *wn[MAX_W];
         dpt_shape ws[MAX_W];
-        int nw = l->ops->weights ? l->ops->weights(l, wn, ws, MAX_W) : 0;
-        int64_t np = l->ops->n_params ? l->ops->n_params(l) : 0;
+        int nw = dpt_layer_weights(l, wn, ws, MAX_W);
+        int64_t np = dpt_layer_n_params(l);
         if (nw < 0 || nw > MAX_W) {
             st = dpt_error_set(DPT_ERR_INTERNAL, "%s: layer %d (%s): %d weight tensors", path,
                                i + 1, l->name, nw);
@@ -475,42 +475,14 @@ dpt_status dpt_ckpt_h5_write_atomic(const char *path, dpt_ckpt_h5_fill_fn fill, 
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(e));
         goto out;
     }
-    if (fsync(fd) != 0) {
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot fsync %s: %s", path, tmp, strerror(errno));
-        goto out;
-    }
     e = close(fd) != 0 ? errno : 0;
     fd = -1;
     if (e) {
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(e));
         goto out;
     }
-    if (rename(tmp, path) != 0) {
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot rename %s onto it: %s", path, tmp,
-                           strerror(errno));
-        goto out;
-    }
     free(img);
-    /* make the rename durable */
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd < 0)
-        return dpt_error_set(DPT_ERR_IO, "%s: cannot open directory %s to fsync it: %s", path, dir,
-                             strerror(errno));
-    /* some file systems cannot fsync a directory (EINVAL): the rename is done anyway */
-    if (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot fsync directory %s: %s", path, dir,
-                           strerror(errno));
-    close(dfd);
-    return st;
+    return dpt_file_commit(tmp, path); /* fsync, rename, fsync of the directory */
 out:
     if (fd >= 0)
         close(fd);
@@ -710,7 +682,7 @@ static dpt_status list_k3(hid_t f, const char *path, const dpt_model *m, flayer 
     return DPT_OK;
 }
 
-/* Opens dataset `wpath` in file layer fl, checks it is floating point, returns its dims. */
+/* Opens dataset `wpath` in file layer fl, checks it is numeric, returns its dims. */
 static dpt_status open_weight(const flayer *fl, int j, const char *path, const char *where,
                               hid_t *d_out, int *rank, int64_t *dims) {
     hid_t d = H5I_INVALID_HID, s = H5I_INVALID_HID, t = H5I_INVALID_HID;
@@ -727,10 +699,16 @@ static dpt_status open_weight(const flayer *fl, int j, const char *path, const c
     if (t < 0 || r < 0 || r > DPT_MAX_RANK) {
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: unreadable dataset", path, where,
                            fl->name, fl->w[j]);
-    } else if (H5Tget_class(t) != H5T_FLOAT) {
-        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: not a floating-point dataset", path,
-                           where, fl->name, fl->w[j]);
-    } else if (H5Tget_size(t) != 2 && H5Tget_size(t) != 4 && H5Tget_size(t) != 8) {
+    } else if (H5Tget_class(t) != H5T_FLOAT && H5Tget_class(t) != H5T_INTEGER) {
+        /* integers: Normalization's "count" (int32 in Keras 3, int64 in Keras 2) */
+        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: not a numeric dataset", path, where,
+                           fl->name, fl->w[j]);
+    } else if (H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) != 1 && H5Tget_size(t) != 2 &&
+               H5Tget_size(t) != 4 && H5Tget_size(t) != 8) {
+        st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: %zu-byte integers (damaged file?)",
+                           path, where, fl->name, fl->w[j], H5Tget_size(t));
+    } else if (H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) != 2 && H5Tget_size(t) != 4 &&
+               H5Tget_size(t) != 8) {
         /* a damaged type: HDF5 would size its conversion buffer by it (gigabytes) */
         st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: %s/%s/%s: %zu-byte floats (damaged file?)",
                            path, where, fl->name, fl->w[j], H5Tget_size(t));
@@ -762,7 +740,7 @@ static dpt_status load_pair(const dpt_layer *l, const flayer *fl, const char *pa
                             const char *where, float *flat) {
     const char *wn[MAX_W];
     dpt_shape ws[MAX_W];
-    int nw = l->ops->weights(l, wn, ws, MAX_W);
+    int nw = dpt_layer_weights(l, wn, ws, MAX_W);
     char lbl[300];
     if (strcmp(l->name, fl->name))
         snprintf(lbl, sizeof lbl, "layer %d (%s; in the file: %s)", l->index + 1, l->name,
@@ -880,7 +858,7 @@ dpt_status dpt_ckpt_h5_read_weights(hid_t f, const char *path, const dpt_model *
         const dpt_layer *l = dpt_model_layer(m, i);
         const char *wn[MAX_W];
         dpt_shape ws[MAX_W];
-        if (l->ops->weights && l->ops->weights(l, wn, ws, MAX_W) > 0)
+        if (dpt_layer_weights(l, wn, ws, MAX_W) > 0)
             nm++;
     }
     for (int i = 0; i < nf; i++)
@@ -898,7 +876,7 @@ dpt_status dpt_ckpt_h5_read_weights(hid_t f, const char *path, const dpt_model *
         const dpt_layer *l = dpt_model_layer(m, i);
         const char *wn[MAX_W];
         dpt_shape ws[MAX_W];
-        if (!l->ops->weights || l->ops->weights(l, wn, ws, MAX_W) == 0)
+        if (dpt_layer_weights(l, wn, ws, MAX_W) == 0)
             continue;
         while (fl[k].nw == 0)
             k++;

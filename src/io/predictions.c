@@ -11,6 +11,7 @@
 
 #include <hdf5.h>
 
+#include "dptrain/core.h"
 #include "dptrain/io.h"
 
 #define MAX_SETS 4
@@ -102,10 +103,9 @@ dpt_status dpt_pred_close(dpt_pred_file **pp) {
     dpt_status st = DPT_OK;
     if (e)
         st = dpt_error_set(DPT_ERR_IO, "%s: write failed (disk full?)", p->tmp);
-    if (st == DPT_OK && rename(p->tmp, p->path) != 0)
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot rename to %s: %s", p->tmp, p->path,
-                           strerror(errno));
-    if (st != DPT_OK)
+    if (st == DPT_OK)
+        st = dpt_file_commit(p->tmp, p->path); /* fsync, rename, fsync of the directory */
+    else
         unlink(p->tmp);
     free(p);
     *pp = NULL;

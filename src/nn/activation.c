@@ -12,16 +12,6 @@ typedef struct {
     dpt_head head;
 } dpt_activation;
 
-static int64_t activation_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-
-static void activation_init_params(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-
 /* x (B, n), y (B, n) */
 static void activation_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y,
                                int64_t B) {
@@ -40,42 +30,31 @@ static void activation_forward(dpt_layer *l, const dpt_pass *p, const float *x, 
 static void activation_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
                                 float *dy, float *dx, int64_t B) {
     (void)p;
-    (void)x;
     dpt_activation *a = (dpt_activation *)l;
     if (!dx || B <= 0)
         return;
-    dpt_act_backward(a->head.folded ? DPT_ACT_LINEAR : a->head.act, y, dy, dx, B, l->in_size);
-}
-
-static int activation_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
+    /* the input x is the pre-activation z */
+    dpt_act_backward_z(a->head.folded ? DPT_ACT_LINEAR : a->head.act, x, y, dy, dx, B, l->in_size);
 }
 
 static json_t *activation_to_json(const dpt_layer *l) {
     const dpt_activation *a = (const dpt_activation *)l;
     json_t *c = dpt_layer_base_json(l);
-    json_object_set_new(c, "activation", json_string(dpt_act_name(a->head.act)));
+    json_object_set_new(c, "activation", dpt_act_to_json(a->head.act));
     return c;
 }
 
-static void activation_destroy(dpt_layer *l) { (void)l; }
+static dpt_head *activation_head(dpt_layer *l);
 
 static const dpt_layer_ops activation_ops = {
     .class_name = "Activation",
-    .n_params = activation_n_params,
-    .init_params = activation_init_params,
+    .head = activation_head,
     .forward = activation_forward,
     .backward = activation_backward,
-    .weights = activation_weights,
     .to_json = activation_to_json,
-    .destroy = activation_destroy,
 };
 
-dpt_head *dpt_activation_head(dpt_layer *l) {
+static dpt_head *activation_head(dpt_layer *l) {
     return (l && l->ops == &activation_ops) ? &((dpt_activation *)l)->head : NULL;
 }
 
@@ -90,13 +69,14 @@ dpt_status dpt_activation_create(const json_t *config, const dpt_json_ctx *ctx, 
         st = dpt_error_set(DPT_ERR_CONFIG, "%s: %s.activation: missing", ctx->file, ctx->path);
     if (st == DPT_OK)
         st = dpt_json_get_act(config, "activation", ctx, DPT_ACT_LINEAR, &a->head.act);
-    if (st == DPT_OK && a->head.act == DPT_ACT_SOFTMAX && in->rank != 1) {
+    if (st == DPT_OK && (a->head.act == DPT_ACT_SOFTMAX || a->head.act == DPT_ACT_LOG_SOFTMAX) &&
+        in->rank != 1) {
         char s[128];
         dpt_shape_format(in, false, s, sizeof s);
         st = dpt_error_set(DPT_ERR_CONFIG,
-                           "%s: %s.activation: softmax needs a flat input, got shape %s; add "
+                           "%s: %s.activation: %s needs a flat input, got shape %s; add "
                            "Flatten",
-                           ctx->file, ctx->path, s);
+                           ctx->file, ctx->path, dpt_act_name(a->head.act), s);
     }
     if (st != DPT_OK) {
         free(a);

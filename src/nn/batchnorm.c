@@ -45,6 +45,8 @@ typedef struct {
     double *istd; /* (C) 1 / sqrt(var + eps) */
     double count; /* elements per channel those statistics were taken over */
     float *a, *b; /* (C) inference: y = x * a + b */
+    double *log;  /* deferred statistics: (max_log, 2C + 1) local sums of the passes, or NULL */
+    int max_log, n_log;
 } dpt_bn;
 
 static const dpt_layer_ops bn_ops;
@@ -53,8 +55,8 @@ static bool bn_training(const dpt_layer *l, const dpt_pass *p) {
     return p->training && l->trainable;
 }
 
-bool dpt_batchnorm_is_collective(const dpt_layer *l) {
-    return l && l->ops == &bn_ops && l->trainable;
+static bool bn_collective(const dpt_layer *l) {
+    return l && l->ops == &bn_ops && l->trainable && !((const dpt_bn *)l)->log;
 }
 
 static int64_t bn_n_params(const dpt_layer *l) {
@@ -95,6 +97,49 @@ static void bn_inference_coeffs(dpt_bn *d) {
     }
 }
 
+/* moving = moving * momentum + batch * (1 - momentum), in float32, from the global batch's sums
+ * g = [count, sum (C), sumsq (C)]; nothing when the count is 0 */
+static void bn_update_moving(dpt_layer *l, const double *g) {
+    dpt_bn *d = (dpt_bn *)l;
+    if (!(g[0] > 0))
+        return;
+    float *mm = l->params + d->off_mm, *mv = l->params + d->off_mv;
+    const float mom = (float)d->momentum, om = (float)(1.0 - d->momentum);
+    for (int64_t c = 0; c < d->C; c++) {
+        double m = g[1 + c] / g[0], v = g[1 + d->C + c] / g[0] - m * m;
+        mm[c] = mm[c] * mom + (float)m * om;
+        mv[c] = mv[c] * mom + (float)(v > 0 ? v : 0.0) * om;
+    }
+}
+
+static dpt_status bn_defer_stats(dpt_layer *l, int max_passes) {
+    dpt_bn *d = (dpt_bn *)l;
+    if (d->synchronized)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "BatchNormalization synchronized: true is not supported with "
+                             "fit.reproducible (it normalises each micro-batch: use false)");
+    free(d->log);
+    d->log =
+        calloc((size_t)(max_passes > 0 ? max_passes : 1), (size_t)(2 * d->C + 1) * sizeof(double));
+    if (!d->log)
+        return dpt_error_set(DPT_ERR_NOMEM, "out of memory");
+    d->max_log = max_passes;
+    d->n_log = 0;
+    return DPT_OK;
+}
+
+/* the passes' logged sums over every rank, then one moving update from the global batch */
+static void bn_finish_stats(dpt_layer *l, dpt_log_sum_fn sum, void *ctx) {
+    dpt_bn *d = (dpt_bn *)l;
+    if (!d->log)
+        return;
+    int n = (int)(2 * d->C + 1);
+    sum(ctx, d->log, d->n_log, n, d->buf);
+    d->n_log = 0;
+    if (l->trainable)
+        bn_update_moving(l, d->buf);
+}
+
 /* x (B, ..., C), y (B, ..., C): rows of C values */
 static void bn_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     dpt_bn *d = (dpt_bn *)l;
@@ -117,8 +162,14 @@ static void bn_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y
             g[1 + C + c] += v * v;
         }
     memcpy(loc, g, (size_t)(2 * C + 1) * sizeof(double));
-    if (l->reduce)
+    if (d->log) { /* deferred (reproducible mode): logged, applied by bn_finish_stats */
+        DPT_ASSERT(d->n_log < d->max_log);
+        memcpy(d->log + (size_t)d->n_log++ * (size_t)(2 * C + 1), loc,
+               (size_t)(2 * C + 1) * sizeof(double));
+        g[0] = 0; /* no moving update here */
+    } else if (l->reduce) {
         l->reduce(l->reduce_ctx, g, (int)(2 * C + 1));
+    }
     /* the statistics this rank normalises with */
     const double *use = d->synchronized ? g : loc;
     d->count = use[0];
@@ -137,16 +188,7 @@ static void bn_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < C; c++)
             y[r * C + c] = x[r * C + c] * d->a[c] + d->b[c];
-    /* moving statistics from the global batch (identical on every rank) */
-    if (g[0] > 0) {
-        float *mm = l->params + d->off_mm, *mv = l->params + d->off_mv;
-        const float mom = (float)d->momentum, om = (float)(1.0 - d->momentum);
-        for (int64_t c = 0; c < C; c++) {
-            double m = g[1 + c] / g[0], v = g[1 + C + c] / g[0] - m * m;
-            mm[c] = mm[c] * mom + (float)m * om;
-            mv[c] = mv[c] * mom + (float)(v > 0 ? v : 0.0) * om;
-        }
-    }
+    bn_update_moving(l, g); /* from the global batch (identical on every rank) */
 }
 
 /* x, y, dy (B, ..., C); dx (B, ..., C) or NULL */
@@ -268,6 +310,8 @@ static json_t *bn_to_json(const dpt_layer *l) {
 static void bn_destroy(dpt_layer *l) {
     dpt_bn *d = (dpt_bn *)l;
     free(d->buf);
+    free(d->log);
+    d->log = NULL;
     free(d->mean);
     free(d->istd);
     free(d->a);
@@ -278,6 +322,9 @@ static void bn_destroy(dpt_layer *l) {
 
 static const dpt_layer_ops bn_ops = {
     .class_name = "BatchNormalization",
+    .collective = bn_collective,
+    .defer_stats = bn_defer_stats,
+    .finish_stats = bn_finish_stats,
     .n_params = bn_n_params,
     .init_params = bn_init_params,
     .forward = bn_forward,

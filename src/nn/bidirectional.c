@@ -234,7 +234,7 @@ static const char *default_name(dpt_rnn_kind k) {
 static dpt_status parse_inner(const json_t *config, const char *key, const dpt_json_ctx *ctx,
                               const dpt_shape *in, const char *prefix, dpt_rnn_core *c) {
     const json_t *e = json_object_get(config, key);
-    dpt_json_ctx sub = {.file = ctx->file};
+    dpt_json_ctx sub = *ctx; /* keras_major too: Keras 2 hard_sigmoid */
     if (snprintf(sub.path, sizeof sub.path, "%s.%s", ctx->path, key) >= (int)sizeof sub.path)
         sub.path[sizeof sub.path - 1] = '\0'; /* truncated: still useful in a message */
     if (!json_is_object(e))

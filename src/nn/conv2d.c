@@ -209,8 +209,8 @@ static void conv_forward(dpt_layer *l, const dpt_pass *p, const float *x, float 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nr * OW), F, kkc, 1.0f, col,
                     kkc, K, F, 0.0f, y + r0 * OW * F, F);
     }
-    dpt_act_bias_forward(d->act, y, d->use_bias ? l->params + (int64_t)kkc * F : NULL, rows * OW,
-                         F);
+    dpt_act_bias_forward_z(d->act, y, d->use_bias ? l->params + (int64_t)kkc * F : NULL, l->work,
+                           rows * OW, F);
 }
 
 /* x (B, H, W, C), y (B, OH, OW, F), dy (B, OH, OW, F) overwritten with dz, dx (B, H, W, C) or
@@ -223,7 +223,7 @@ static void conv_backward(dpt_layer *l, const dpt_pass *p, const float *x, const
         return;
     const int kkc = (int)(d->KH * d->KW * d->C), F = (int)d->F;
     const int64_t rows = B * d->OH, OW = d->OW;
-    dpt_act_backward(d->act, y, dy, dy, rows * OW, F);
+    dpt_act_backward_z(d->act, l->work, y, dy, dy, rows * OW, F); /* work: z when needed */
     const float *K = l->params;
     if (l->trainable && d->use_bias)
         dpt_add_rows(l->grads + (int64_t)kkc * F, dy, rows * OW, F); /* db (F) */
@@ -294,7 +294,7 @@ static json_t *conv_to_json(const dpt_layer *l) {
     json_object_set_new(c, "data_format", json_string("channels_last"));
     json_object_set_new(c, "dilation_rate", pair_json(1, 1));
     json_object_set_new(c, "groups", json_integer(1));
-    json_object_set_new(c, "activation", json_string(dpt_act_name(d->act)));
+    json_object_set_new(c, "activation", dpt_act_to_json(d->act));
     json_object_set_new(c, "use_bias", json_boolean(d->use_bias));
     json_object_set_new(c, "kernel_initializer", dpt_init_to_json(&d->kernel_init));
     json_object_set_new(c, "bias_initializer", dpt_init_to_json(&d->bias_init));
@@ -312,6 +312,12 @@ static void conv_destroy(dpt_layer *l) {
     d->col = NULL;
 }
 
+/* (max_batch, OH, OW, F) for the pre-activation when the activation's derivative needs it */
+static int64_t conv_workspace(const dpt_layer *l, int64_t max_batch) {
+    const dpt_conv2d *d = (const dpt_conv2d *)l;
+    return dpt_act_needs_z(d->act) ? max_batch * l->out_size : 0;
+}
+
 static const dpt_layer_ops conv_ops = {
     .class_name = "Conv2D",
     .n_params = conv_n_params,
@@ -322,6 +328,7 @@ static const dpt_layer_ops conv_ops = {
     .to_json = conv_to_json,
     .destroy = conv_destroy,
     .regularize = conv_regularize,
+    .workspace = conv_workspace,
 };
 
 static dpt_status conv_parse(dpt_conv2d *d, const json_t *config, const dpt_json_ctx *ctx,

@@ -1,6 +1,9 @@
 /* The Keras Dense layer: y = act(x·K + b), K (in, out) row-major then b (out) in the flat
- * parameter buffer (Keras weight order). Forward is one sgemm plus one fused bias + activation
- * pass; backward is the activation derivative from y, dK += xᵀ·dz, db += column sums of dz and
+ * parameter buffer (Keras weight order). On an input of more than one dimension (B, ..., in) it
+ * acts on the last axis, as Keras does: the (B * positions, in) rows go through ONE sgemm and the
+ * output is (B, ..., out). Forward is one sgemm plus one fused bias + activation pass; backward
+ * is the activation derivative from y (or from the pre-activation, kept in the layer's
+ * workspace, for gelu / swish / hard_silu / mish), dK += xᵀ·dz, db += column sums of dz and
  * dx = dz·Kᵀ. kernel_regularizer / bias_regularizer add their penalty through the model
  * (dpt_model_regularize); activity_regularizer, constraints and LoRA are refused (they change the
  * math and live nowhere yet); the model decides whether the final activation is folded into the
@@ -16,6 +19,7 @@
 typedef struct {
     dpt_layer base; /* first: a dpt_dense * is a dpt_layer * */
     int64_t units;
+    int64_t fin, rows; /* input features (the last axis) and positions per sample (1: flat) */
     bool use_bias;
     dpt_head head; /* activation, and whether the loss absorbed it */
     dpt_init_spec kernel_init, bias_init;
@@ -24,41 +28,48 @@ typedef struct {
 
 static int64_t dense_n_params(const dpt_layer *l) {
     const dpt_dense *d = (const dpt_dense *)l;
-    return l->in_size * d->units + (d->use_bias ? d->units : 0);
+    return d->fin * d->units + (d->use_bias ? d->units : 0);
 }
 
 static void dense_init_params(dpt_layer *l, dpt_rng *rng) {
     dpt_dense *d = (dpt_dense *)l;
-    int64_t in = l->in_size, out = d->units;
+    int64_t in = d->fin, out = d->units;
     dpt_init_fill(&d->kernel_init, l->params, in * out, in, out, rng); /* (in, out) */
     if (d->use_bias)
         dpt_init_fill(&d->bias_init, l->params + in * out, out, out, out, rng);
 }
 
-/* x (B, in), y (B, out) */
+/* x (B, in), y (B, out); B counts rows (samples times positions) */
 static void dense_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     (void)p;
     dpt_dense *d = (dpt_dense *)l;
-    int in = (int)l->in_size, out = (int)d->units;
+    int in = (int)d->fin, out = (int)d->units;
     if (B <= 0)
         return;
+    B *= d->rows;
+    /* sgemm's rows are an int (more is at least 8 GiB of output per batch) */
+    DPT_ASSERT(B <= INT_MAX);
     const float *K = l->params;                                          /* (in, out) */
     const float *b = d->use_bias ? l->params + (int64_t)in * out : NULL; /* (out) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, out, in, 1.0f, x, in, K, out,
                 0.0f, y, out);
-    dpt_act_bias_forward(d->head.folded ? DPT_ACT_LINEAR : d->head.act, y, b, B, out);
+    /* gelu, swish, ...: the pre-activation z stays in the workspace for backward */
+    dpt_act_bias_forward_z(d->head.folded ? DPT_ACT_LINEAR : d->head.act, y, b, l->work, B, out);
 }
 
-/* x (B, in), y (B, out), dy (B, out) overwritten with dz, dx (B, in) or NULL */
+/* x (B, in), y (B, out), dy (B, out) overwritten with dz, dx (B, in) or NULL; B counts rows */
 static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, const float *y,
                            float *dy, float *dx, int64_t B) {
     (void)p;
     dpt_dense *d = (dpt_dense *)l;
-    int in = (int)l->in_size, out = (int)d->units;
+    int in = (int)d->fin, out = (int)d->units;
     if (B <= 0)
         return;
+    B *= d->rows;
+    /* sgemm's rows are an int (more is at least 8 GiB of output per batch) */
+    DPT_ASSERT(B <= INT_MAX);
     if (!d->head.folded)
-        dpt_act_backward(d->head.act, y, dy, dy, B, out);
+        dpt_act_backward_z(d->head.act, l->work, y, dy, dy, B, out);
     const float *dz = dy; /* (B, out) */
     if (l->trainable) {
         float *dK = l->grads;            /* (in, out) */
@@ -82,7 +93,7 @@ static int dense_weights(const dpt_layer *l, const char **names, dpt_shape *shap
     int n = 0;
     if (n < max) {
         names[n] = "kernel";
-        shapes[n] = (dpt_shape){.rank = 2, .dim = {l->in_size, d->units}};
+        shapes[n] = (dpt_shape){.rank = 2, .dim = {d->fin, d->units}};
         n++;
     }
     if (d->use_bias && n < max) {
@@ -95,7 +106,7 @@ static int dense_weights(const dpt_layer *l, const char **names, dpt_shape *shap
 
 static double dense_regularize(dpt_layer *l, float scale) {
     dpt_dense *d = (dpt_dense *)l;
-    int64_t nk = l->in_size * d->units;
+    int64_t nk = d->fin * d->units;
     bool g = scale != 0.0f && l->trainable;
     double pen = dpt_regularizer_apply(&d->kernel_reg, l->params, g ? l->grads : NULL, nk, scale);
     if (d->use_bias)
@@ -108,7 +119,7 @@ static json_t *dense_to_json(const dpt_layer *l) {
     const dpt_dense *d = (const dpt_dense *)l;
     json_t *c = dpt_layer_base_json(l);
     json_object_set_new(c, "units", json_integer(d->units));
-    json_object_set_new(c, "activation", json_string(dpt_act_name(d->head.act)));
+    json_object_set_new(c, "activation", dpt_act_to_json(d->head.act));
     json_object_set_new(c, "use_bias", json_boolean(d->use_bias));
     json_object_set_new(c, "kernel_initializer", dpt_init_to_json(&d->kernel_init));
     json_object_set_new(c, "bias_initializer", dpt_init_to_json(&d->bias_init));
@@ -121,22 +132,29 @@ static json_t *dense_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void dense_destroy(dpt_layer *l) { (void)l; }
+static dpt_head *dense_head(dpt_layer *l);
+
+/* (max_batch, units) for the pre-activation when the activation's derivative needs it */
+static int64_t dense_workspace(const dpt_layer *l, int64_t max_batch) {
+    const dpt_dense *d = (const dpt_dense *)l;
+    return dpt_act_needs_z(d->head.act) ? max_batch * l->out_size : 0;
+}
 
 static const dpt_layer_ops dense_ops = {
     .class_name = "Dense",
+    .head = dense_head,
     .n_params = dense_n_params,
     .init_params = dense_init_params,
     .forward = dense_forward,
     .backward = dense_backward,
     .weights = dense_weights,
     .to_json = dense_to_json,
-    .destroy = dense_destroy,
     .regularize = dense_regularize,
     .overwrite_ok = true,
+    .workspace = dense_workspace,
 };
 
-dpt_head *dpt_dense_head(dpt_layer *l) {
+static dpt_head *dense_head(dpt_layer *l) {
     return (l && l->ops == &dense_ops) ? &((dpt_dense *)l)->head : NULL;
 }
 
@@ -146,17 +164,14 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
     dpt_status st = dpt_layer_base_init(l, &dense_ops, config, ctx, in);
     if (st != DPT_OK)
         return st;
-    if (in->rank != 1) {
-        char s[128];
-        dpt_shape_format(in, false, s, sizeof s);
-        return dpt_error_set(DPT_ERR_CONFIG,
-                             "%s: %s: Dense needs a flat input, got shape %s; add "
-                             "Flatten",
-                             ctx->file, ctx->path, s);
-    }
-    if (l->in_size < 1 || l->in_size > INT_MAX)
+    d->fin = in->rank >= 1 ? in->dim[in->rank - 1] : 0;
+    if (d->fin < 1 || d->fin > INT_MAX)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: input size %lld is out of range [1, %d]",
-                             ctx->file, ctx->path, (long long)l->in_size, INT_MAX);
+                             ctx->file, ctx->path, (long long)d->fin, INT_MAX);
+    d->rows = l->in_size / d->fin;
+    if (d->rows > INT_MAX / 64)
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: %lld positions per sample are too many",
+                             ctx->file, ctx->path, (long long)d->rows);
     if (!json_object_get(config, "units"))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: missing (an integer >= 1)", ctx->file,
                              ctx->path);
@@ -181,14 +196,16 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
     if (st != DPT_OK)
         return st;
     int64_t nk;
-    st = dpt_mul_i64(l->in_size, d->units, "Dense kernel", &nk);
+    st = dpt_mul_i64(d->fin, d->units, "Dense kernel", &nk);
+    if (st == DPT_OK)
+        st = dpt_mul_i64(d->rows, d->units, "Dense output", &l->out_size);
     if (st != DPT_OK)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.units: a (%lld, %lld) kernel is too large",
-                             ctx->file, ctx->path, (long long)l->in_size, (long long)d->units);
+                             ctx->file, ctx->path, (long long)d->fin, (long long)d->units);
     d->head.folded = false;
     l->has_regularizer = d->kernel_reg.kind != DPT_REG_NONE || d->bias_reg.kind != DPT_REG_NONE;
-    l->out_shape = (dpt_shape){.rank = 1, .dim = {d->units}};
-    l->out_size = d->units;
+    l->out_shape = *in; /* (..., units) */
+    l->out_shape.dim[in->rank - 1] = d->units;
     return DPT_OK;
 }
 

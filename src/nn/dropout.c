@@ -195,16 +195,6 @@ static void apply_mask(const dpt_dropout *d, const dpt_pass *p, const float *res
     }
 }
 
-static int64_t dropout_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-
-static void dropout_init_params(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-
 /* x (B, n), y (B, n) */
 static void dropout_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     dpt_dropout *d = (dpt_dropout *)l;
@@ -246,14 +236,6 @@ static void dropout_backward(dpt_layer *l, const dpt_pass *p, const float *x, co
     apply_mask(d, p, dy, dx, total);
 }
 
-static int dropout_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-
 static json_t *dropout_to_json(const dpt_layer *l) {
     const dpt_dropout *d = (const dpt_dropout *)l;
     json_t *c = dpt_layer_base_json(l);
@@ -273,11 +255,8 @@ static void dropout_destroy(dpt_layer *l) {
 
 static const dpt_layer_ops dropout_ops = {
     .class_name = "Dropout",
-    .n_params = dropout_n_params,
-    .init_params = dropout_init_params,
     .forward = dropout_forward,
     .backward = dropout_backward,
-    .weights = dropout_weights,
     .to_json = dropout_to_json,
     .destroy = dropout_destroy,
 };

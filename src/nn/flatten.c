@@ -11,16 +11,6 @@ typedef struct {
     dpt_layer base; /* first */
 } dpt_flatten;
 
-static int64_t flatten_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-
-static void flatten_init_params(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-
 /* x (B, n), y (B, n) */
 static void flatten_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     (void)p;
@@ -40,31 +30,17 @@ static void flatten_backward(dpt_layer *l, const dpt_pass *p, const float *x, co
         memcpy(dx, dy, (size_t)total * sizeof(float));
 }
 
-static int flatten_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-
 static json_t *flatten_to_json(const dpt_layer *l) {
     json_t *c = dpt_layer_base_json(l);
     json_object_set_new(c, "data_format", json_string("channels_last"));
     return c;
 }
 
-static void flatten_destroy(dpt_layer *l) { (void)l; }
-
 static const dpt_layer_ops flatten_ops = {
     .class_name = "Flatten",
-    .n_params = flatten_n_params,
-    .init_params = flatten_init_params,
     .forward = flatten_forward,
     .backward = flatten_backward,
-    .weights = flatten_weights,
     .to_json = flatten_to_json,
-    .destroy = flatten_destroy,
 };
 
 dpt_status dpt_flatten_create(const json_t *config, const dpt_json_ctx *ctx, const dpt_shape *in,

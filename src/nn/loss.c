@@ -55,6 +55,20 @@ const char *dpt_loss_name(dpt_loss_kind k) {
     return "?";
 }
 
+dpt_target_kind dpt_loss_target_kind(dpt_loss_kind k) {
+    switch (k) {
+    case DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+        return DPT_TARGET_INDEX;
+    case DPT_LOSS_CATEGORICAL_CROSSENTROPY:
+        return DPT_TARGET_ONEHOT;
+    case DPT_LOSS_BINARY_CROSSENTROPY:
+        return DPT_TARGET_BINARY;
+    case DPT_LOSS_MSE:
+        break;
+    }
+    return DPT_TARGET_VALUES;
+}
+
 int64_t dpt_loss_target_size(dpt_loss_kind k, int64_t out_size) {
     return k == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY ? 1 : out_size;
 }

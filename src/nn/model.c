@@ -25,8 +25,10 @@ struct dpt_model {
     int64_t *segments; /* (n_segments, 2): (offset, length) of the trainable parameters */
     int n_segments;
     bool has_regularizers;
-    float *params;     /* (n_params) flat, Keras weight order layer by layer */
-    float *grads;      /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
+    float *params; /* (n_params) flat, Keras weight order layer by layer */
+    float *grads;  /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
+    dpt_grad_ready_fn ready; /* the per-layer "gradients ready" hook, or NULL */
+    void *ready_ctx;
     float *grads_own;  /* the model's own gradient buffer */
     bool grads_stale;  /* dpt_model_zero_grads was called and no backward since */
     float *params_own; /* the model's own parameter buffer (params may be bound elsewhere) */
@@ -116,7 +118,7 @@ static int64_t memory_ceiling(void) {
 static dpt_status check_layer_size(const dpt_model *m, const dpt_layer *l, const char *file,
                                    const char *path) {
     int64_t ceiling = memory_ceiling();
-    double pbytes = (double)l->ops->n_params(l) * 4.0 * (double)sizeof(float);
+    double pbytes = (double)dpt_layer_n_params(l) * 4.0 * (double)sizeof(float);
     double abytes = (double)m->max_batch * (double)l->out_size * (double)sizeof(float);
     const char *what = pbytes > abytes ? "its parameters, gradients and optimizer state"
                                        : "its activations for one batch";
@@ -148,7 +150,7 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
                                  ctx->file, path);
         dpt_layer_create_fn create = dpt_layer_lookup(cls);
         if (!create) {
-            char known[256] = "";
+            char known[2048] = "";
             for (const char *const *n = dpt_layer_class_names(); *n; n++) {
                 if (known[0])
                     strncat(known, ", ", sizeof known - strlen(known) - 1);
@@ -162,7 +164,10 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
         if (cfg && !json_is_object(cfg))
             return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.config: must be an object", ctx->file,
                                  path);
-        dpt_json_ctx sub = {.file = ctx->file};
+        dpt_json_ctx sub = {.file = ctx->file, .keras_major = ctx->keras_major};
+        const json_t *km = json_object_get(e, "_keras_major"); /* io/config.c's keras_version */
+        if (json_is_integer(km))
+            sub.keras_major = (int)json_integer_value(km);
         if (snprintf(sub.path, sizeof sub.path, "%s.config", path) >= (int)sizeof sub.path)
             sub.path[sizeof sub.path - 1] = '\0';
         json_t *empty = cfg ? NULL : json_object();
@@ -172,6 +177,11 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
             return st;
         dpt_layer *l = m->layers[i];
         l->index = i;
+        if (i > 0 && l->ops->input_ids)
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "%s: %s: %s must be the first layer (its input, integer ids, has "
+                                 "no gradient)",
+                                 ctx->file, path, l->ops->class_name);
         st = check_layer_size(m, l, ctx->file, path);
         if (st != DPT_OK)
             return st;
@@ -188,7 +198,7 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
 static int64_t layer_n_trainable(const dpt_layer *l) {
     if (!l->trainable)
         return 0;
-    return l->ops->n_trainable ? l->ops->n_trainable(l) : l->ops->n_params(l);
+    return l->ops->n_trainable ? l->ops->n_trainable(l) : dpt_layer_n_params(l);
 }
 
 /* Parameter offsets, the two flat buffers, initial values. */
@@ -196,7 +206,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
     int64_t total = 0, trainable = 0;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
-        int64_t n = l->ops->n_params(l);
+        int64_t n = dpt_layer_n_params(l);
         l->param_offset = total;
         dpt_status st = add_i64(total, n, "model parameters", &total);
         if (st != DPT_OK)
@@ -211,8 +221,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         st = dpt_alloc((size_t)bytes, "model parameters", (void **)&m->params_own);
     m->params = m->params_own;
     if (st == DPT_OK)
-        st = dpt_alloc((size_t)bytes + DPT_MODEL_GRAD_SPARE * sizeof(float), "model gradients",
-                       (void **)&m->grads_own);
+        st = dpt_alloc((size_t)bytes, "model gradients", (void **)&m->grads_own);
     if (st != DPT_OK)
         return st;
     m->grads = m->grads_own;
@@ -237,7 +246,7 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
     m->first_bwd = m->n_layers;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         dpt_layer *l = m->layers[i];
-        int64_t n = l->ops->n_params(l);
+        int64_t n = dpt_layer_n_params(l);
         l->params = n ? m->params + l->param_offset : NULL;
         l->grads = n ? m->grads + l->param_offset : NULL;
         if (layer_n_trainable(l) > 0)
@@ -247,7 +256,8 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
         if (n) {
             dpt_rng rng;
             dpt_rng_init(&rng, seed, (uint32_t)i);
-            l->ops->init_params(l, &rng);
+            if (l->ops->init_params)
+                l->ops->init_params(l, &rng);
         }
     }
     return DPT_OK;
@@ -376,10 +386,7 @@ void dpt_model_destroy(dpt_model **pm) {
     *pm = NULL;
 }
 
-static dpt_head *head_of(dpt_layer *l) {
-    dpt_head *h = dpt_dense_head(l);
-    return h ? h : dpt_activation_head(l);
-}
+static dpt_head *head_of(dpt_layer *l) { return l->ops->head ? l->ops->head(l) : NULL; }
 
 dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss) {
     dpt_head *h = head_of(m->layers[m->n_layers - 1]);
@@ -398,6 +405,26 @@ dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss) {
 }
 
 dpt_act dpt_model_head_act(const dpt_model *m) { return m->head_act; }
+
+int64_t dpt_model_input_ids(const dpt_model *m) {
+    const dpt_layer *l = m->layers[0];
+    return l->ops->input_ids ? l->ops->input_ids(l) : 0;
+}
+
+dpt_status dpt_model_check_loss(const dpt_model *m, dpt_loss_kind loss, const char *file) {
+    const dpt_layer *last = m->layers[m->n_layers - 1];
+    bool ce = loss == DPT_LOSS_CATEGORICAL_CROSSENTROPY ||
+              loss == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    if (!ce || last->out_shape.rank <= 1)
+        return DPT_OK;
+    char s[128];
+    dpt_shape_format(&last->out_shape, true, s, sizeof s);
+    return dpt_error_set(DPT_ERR_CONFIG,
+                         "%s: compile.loss: %s over an output of shape %s (one distribution per "
+                         "position) is not supported; end the model with Flatten, a global "
+                         "pooling or a flat Dense",
+                         file, dpt_loss_name(loss), s);
+}
 int dpt_model_n_layers(const dpt_model *m) { return m->n_layers; }
 dpt_layer *dpt_model_layer(const dpt_model *m, int i) {
     DPT_ASSERT(i >= 0 && i < m->n_layers);
@@ -423,9 +450,8 @@ static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
     float **cur = grads ? &m->grads : &m->params;
     if (to == *cur)
         return;
-    int64_t n = m->n_params + (grads ? DPT_MODEL_GRAD_SPARE : 0);
     if (copy)
-        memcpy(to, *cur, (size_t)n * sizeof(float));
+        memcpy(to, *cur, (size_t)m->n_params * sizeof(float));
     *cur = to;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
@@ -436,8 +462,14 @@ static void move_buffer(dpt_model *m, bool grads, float *to, bool copy) {
     }
 }
 
-void dpt_model_bind_grads(dpt_model *m, float *buf) {
-    move_buffer(m, true, buf ? buf : m->grads_own, true);
+void dpt_model_bind_grads(dpt_model *m, float *buf, int64_t len, bool copy) {
+    DPT_ASSERT(!buf || len >= m->n_params);
+    move_buffer(m, true, buf ? buf : m->grads_own, copy);
+}
+
+void dpt_model_set_grad_ready(dpt_model *m, dpt_grad_ready_fn fn, void *ctx) {
+    m->ready = fn;
+    m->ready_ctx = fn ? ctx : NULL;
 }
 
 void dpt_model_bind_params(dpt_model *m, float *buf, bool copy) {
@@ -457,9 +489,28 @@ void dpt_model_set_reducer(dpt_model *m, dpt_reduce_fn fn, void *ctx) {
 
 bool dpt_model_is_collective(const dpt_model *m) {
     for (int i = 0; i < m->n_layers; i++)
-        if (dpt_batchnorm_is_collective(m->layers[i]))
+        if (m->layers[i]->ops->collective && m->layers[i]->ops->collective(m->layers[i]))
             return true;
     return false;
+}
+
+dpt_status dpt_model_defer_stats(dpt_model *m, int max_passes, const char *file) {
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        if (!l->ops->defer_stats)
+            continue;
+        dpt_status st = l->ops->defer_stats(l, max_passes);
+        if (st != DPT_OK)
+            return dpt_error_set(st, "%s: layer %d (%s): %s", file, i, l->name,
+                                 dpt_error_message());
+    }
+    return DPT_OK;
+}
+
+void dpt_model_finish_stats(dpt_model *m, dpt_log_sum_fn sum, void *ctx) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i]->ops->finish_stats)
+            m->layers[i]->ops->finish_stats(m->layers[i], sum, ctx);
 }
 
 int64_t dpt_model_n_trainable(const dpt_model *m) { return m->n_trainable; }
@@ -512,7 +563,7 @@ void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B)
     for (int i = 0; stale && i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
         l->grads_overwrite = i >= m->first_bwd && l->ops->overwrite_ok && l->trainable && B > 0;
-        int64_t n = l->ops->n_params(l);
+        int64_t n = dpt_layer_n_params(l);
         if (n > 0 && !l->grads_overwrite)
             memset(l->grads, 0, (size_t)n * sizeof(float));
     }
@@ -524,6 +575,8 @@ void dpt_model_backward(dpt_model *m, const dpt_pass *p, float *dout, int64_t B)
         if (!stale)
             l->grads_overwrite = false;
         l->ops->backward(l, p, x, m->acts[i], dy, dx, B);
+        if (m->ready && l->grads)
+            m->ready(m->ready_ctx, l->param_offset, dpt_layer_n_params(l));
         dy = dx;
         t ^= 1;
     }
@@ -577,7 +630,7 @@ int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
         char col[300], shape[160], np[32];
         snprintf(col, sizeof col, "%s (%s)", l->name, l->ops->class_name);
         dpt_shape_format(&l->out_shape, true, shape, sizeof shape);
-        thousands(l->ops->n_params(l), np, sizeof np);
+        thousands(dpt_layer_n_params(l), np, sizeof np);
         app(&a, " %-27s %-25s %s\n", col, shape, np);
     }
     char t[32], tr[32], nt[32];

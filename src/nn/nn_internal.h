@@ -11,7 +11,6 @@
 
 #include <jansson.h>
 
-#include "dptrain/config.h"
 #include "dptrain/core.h"
 #include "dptrain/nn.h"
 #include "dptrain/status.h"
@@ -47,6 +46,28 @@ DPT_NODISCARD dpt_status dpt_alpha_dropout_create(const json_t *config, const dp
                                                   const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_gaussian_noise_create(const json_t *config, const dpt_json_ctx *ctx,
                                                    const dpt_shape *in, dpt_layer **out);
+/* act_layers.c: ReLU, LeakyReLU, PReLU, ELU, Softmax; layernorm.c; rescaling.c: Rescaling and
+ * Normalization */
+DPT_NODISCARD dpt_status dpt_relu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                         const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_leaky_relu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_prelu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_elu_create(const json_t *config, const dpt_json_ctx *ctx,
+                                        const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_softmax_create(const json_t *config, const dpt_json_ctx *ctx,
+                                            const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_layernorm_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_rescaling_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_normalization_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
+/* config[key] names the last axis: absent, null, -1, in->rank, or a 1-element list of one of
+ * these; else DPT_ERR_CONFIG naming ctx->path.key (layernorm.c). */
+DPT_NODISCARD dpt_status dpt_json_check_last_axis(const json_t *config, const char *key,
+                                                  const dpt_json_ctx *ctx, const dpt_shape *in);
 DPT_NODISCARD dpt_status dpt_simple_rnn_create(const json_t *config, const dpt_json_ctx *ctx,
                                                const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_lstm_create(const json_t *config, const dpt_json_ctx *ctx,
@@ -56,8 +77,35 @@ DPT_NODISCARD dpt_status dpt_gru_create(const json_t *config, const dpt_json_ctx
 DPT_NODISCARD dpt_status dpt_bidirectional_create(const json_t *config, const dpt_json_ctx *ctx,
                                                   const dpt_shape *in, dpt_layer **out);
 
-/* True for a BatchNormalization layer that calls the reducer in a training pass. */
-bool dpt_batchnorm_is_collective(const dpt_layer *l);
+/* ---- sequence layers (conv1d.c, pool1d.c, embedding.c) ------------------------------------ */
+DPT_NODISCARD dpt_status dpt_conv1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                           const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_maxpool1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_avgpool1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gap1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gmp1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gmp2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                          const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_embedding_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+/* seq_shape.c: layers that move whole time steps */
+DPT_NODISCARD dpt_status dpt_zeropad1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                              const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_crop1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                           const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_upsample1d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_repeat_vector_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
+/* obj[key] as Keras writes a 1-tuple: an integer n or a list of 1 integer, in [lo, INT_MAX].
+ * Absent or null -> def and *given false (given may be NULL). */
+DPT_NODISCARD dpt_status dpt_json_get_tuple1(const json_t *obj, const char *key,
+                                             const dpt_json_ctx *ctx, int64_t def, int64_t lo,
+                                             int64_t *out, bool *given);
 
 /* ---- masks and noise for the dropout family (all from dpt_dropout_keep's Philox stream) ------ */
 /* Whether the dropout family (Dropout, SpatialDropout, GaussianDropout, AlphaDropout) is on:
@@ -148,17 +196,20 @@ json_t *dpt_layer_base_json(const dpt_layer *l);
 void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n);
 
 /* A layer that ends in an activation the loss may absorb (Dense, Activation). */
-typedef struct {
+typedef struct dpt_head {
     dpt_act act; /* as configured */
     bool folded; /* true: forward stops before `act` (returns logits), backward starts after it */
 } dpt_head;
-/* The head of l if its kind has one (Dense, Activation), else NULL. */
-dpt_head *dpt_dense_head(dpt_layer *l);
-dpt_head *dpt_activation_head(dpt_layer *l);
 
 /* ---- activations: the fused kernel Dense uses ------------------------------------------------ */
 /* y = act(y + b) over (B, n) row-major; b (n) may be NULL (no bias). One pass over y. */
 void dpt_act_bias_forward(dpt_act a, float *y, const float *b, int64_t B, int64_t n);
+/* The same, and when dpt_act_needs_z(a) and z is not NULL also z (B, n) = y + b, the
+ * pre-activation dpt_act_backward_z needs (a layer keeps it in its workspace). */
+void dpt_act_bias_forward_z(dpt_act a, float *y, const float *b, float *z, int64_t B, int64_t n);
+/* The activation as Keras serialises it in a layer config: its name, or gelu's tanh form as
+ * {"class_name": "gelu", "config": {"approximate": true}}. New reference. */
+json_t *dpt_act_to_json(dpt_act a);
 /* acc (n) += sum over the B rows of rows (B, n): the bias gradient. acc must not alias rows. */
 void dpt_add_rows(float *restrict acc, const float *restrict rows, int64_t B, int64_t n);
 

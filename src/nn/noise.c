@@ -153,22 +153,6 @@ typedef struct {
     float *chan;         /* (C) per-sample channel mask scratch (channel-only masks) */
 } dpt_noise;
 
-static int64_t noise_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-static void noise_init(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-static int noise_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-
 static bool noise_active(const dpt_noise *d, const dpt_pass *p) {
     if (d->kind == K_GAUSS_NOISE)
         return p->training && d->rate > 0;
@@ -267,11 +251,8 @@ static void noise_destroy(dpt_layer *l) {
 #define NOISE_OPS(var, cls)                                                                        \
     static const dpt_layer_ops var = {                                                             \
         .class_name = cls,                                                                         \
-        .n_params = noise_n_params,                                                                \
-        .init_params = noise_init,                                                                 \
         .forward = noise_forward,                                                                  \
         .backward = noise_backward,                                                                \
-        .weights = noise_weights,                                                                  \
         .to_json = noise_to_json,                                                                  \
         .destroy = noise_destroy,                                                                  \
     }

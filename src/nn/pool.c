@@ -18,23 +18,6 @@ typedef struct {
     bool same;
 } dpt_pool2d;
 
-static int64_t no_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-static void no_init(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-static int no_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-static void no_destroy(dpt_layer *l) { (void)l; }
-
 /* window of output (oh, ow) clipped to the input: [h0, h1) x [w0, w1) */
 static void window(const dpt_pool2d *d, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
                    int64_t *w0, int64_t *w1) {
@@ -141,23 +124,15 @@ static json_t *pool_to_json(const dpt_layer *l) {
 
 static const dpt_layer_ops maxpool_ops = {
     .class_name = "MaxPooling2D",
-    .n_params = no_params,
-    .init_params = no_init,
     .forward = pool_forward,
     .backward = pool_backward,
-    .weights = no_weights,
     .to_json = pool_to_json,
-    .destroy = no_destroy,
 };
 static const dpt_layer_ops avgpool_ops = {
     .class_name = "AveragePooling2D",
-    .n_params = no_params,
-    .init_params = no_init,
     .forward = pool_forward,
     .backward = pool_backward,
-    .weights = no_weights,
     .to_json = pool_to_json,
-    .destroy = no_destroy,
 };
 
 static dpt_status need_image(const dpt_shape *in, const dpt_json_ctx *ctx, const char *cls) {
@@ -277,13 +252,9 @@ static json_t *gap_to_json(const dpt_layer *l) {
 
 static const dpt_layer_ops gap_ops = {
     .class_name = "GlobalAveragePooling2D",
-    .n_params = no_params,
-    .init_params = no_init,
     .forward = gap_forward,
     .backward = gap_backward,
-    .weights = no_weights,
     .to_json = gap_to_json,
-    .destroy = no_destroy,
 };
 
 dpt_status dpt_gap2d_create(const json_t *config, const dpt_json_ctx *ctx, const dpt_shape *in,

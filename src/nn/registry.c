@@ -1,7 +1,8 @@
 /* The layer registry (Keras class_name -> constructor) and what every layer kind shares: the
  * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
  * one per file (dense.c, dropout.c, activation.c, flatten.c, reshape.c, conv2d.c, pool.c,
- * batchnorm.c, noise.c); the model (model.c) drives them.
+ * batchnorm.c, noise.c, act_layers.c, layernorm.c, rescaling.c, conv1d.c, pool1d.c, embedding.c,
+ * seq_shape.c); the model (model.c) drives them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,31 @@ static const struct {
     {"GaussianDropout", dpt_gaussian_dropout_create},
     {"AlphaDropout", dpt_alpha_dropout_create},
     {"GaussianNoise", dpt_gaussian_noise_create},
+    {"ReLU", dpt_relu_create},
+    {"LeakyReLU", dpt_leaky_relu_create},
+    {"PReLU", dpt_prelu_create},
+    {"ELU", dpt_elu_create},
+    {"Softmax", dpt_softmax_create},
+    {"LayerNormalization", dpt_layernorm_create},
+    {"Rescaling", dpt_rescaling_create},
+    {"Normalization", dpt_normalization_create},
+    {"Conv1D", dpt_conv1d_create},
+    {"Convolution1D", dpt_conv1d_create}, /* Keras 2 alias */
+    {"MaxPooling1D", dpt_maxpool1d_create},
+    {"MaxPool1D", dpt_maxpool1d_create},
+    {"AveragePooling1D", dpt_avgpool1d_create},
+    {"AvgPool1D", dpt_avgpool1d_create},
+    {"GlobalAveragePooling1D", dpt_gap1d_create},
+    {"GlobalAvgPool1D", dpt_gap1d_create},
+    {"GlobalMaxPooling1D", dpt_gmp1d_create},
+    {"GlobalMaxPool1D", dpt_gmp1d_create},
+    {"GlobalMaxPooling2D", dpt_gmp2d_create},
+    {"GlobalMaxPool2D", dpt_gmp2d_create},
+    {"Embedding", dpt_embedding_create},
+    {"ZeroPadding1D", dpt_zeropad1d_create},
+    {"Cropping1D", dpt_crop1d_create},
+    {"UpSampling1D", dpt_upsample1d_create},
+    {"RepeatVector", dpt_repeat_vector_create},
     {"SimpleRNN", dpt_simple_rnn_create},
     {"LSTM", dpt_lstm_create},
     {"GRU", dpt_gru_create},
@@ -63,16 +89,6 @@ void dpt_layer_destroy(dpt_layer **l) {
         (*l)->ops->destroy(*l);
     free(*l);
     *l = NULL;
-}
-
-int64_t dpt_shape_size(const dpt_shape *s) {
-    int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) {
-        if (s->dim[i] < 0 || (s->dim[i] > 0 && n > INT64_MAX / s->dim[i]))
-            return -1;
-        n *= s->dim[i];
-    }
-    return n;
 }
 
 void dpt_shape_format(const dpt_shape *s, bool with_batch, char *buf, size_t n) {

@@ -12,15 +12,6 @@ typedef struct {
     dpt_layer base; /* first */
 } dpt_reshape;
 
-static int64_t reshape_n_params(const dpt_layer *l) {
-    (void)l;
-    return 0;
-}
-static void reshape_init(dpt_layer *l, dpt_rng *rng) {
-    (void)l;
-    (void)rng;
-}
-
 /* x (B, n), y (B, n) */
 static void reshape_forward(dpt_layer *l, const dpt_pass *p, const float *x, float *y, int64_t B) {
     (void)p;
@@ -37,14 +28,6 @@ static void reshape_backward(dpt_layer *l, const dpt_pass *p, const float *x, co
         memcpy(dx, dy, (size_t)(B * l->in_size) * sizeof(float));
 }
 
-static int reshape_weights(const dpt_layer *l, const char **names, dpt_shape *shapes, int max) {
-    (void)l;
-    (void)names;
-    (void)shapes;
-    (void)max;
-    return 0;
-}
-
 static json_t *reshape_to_json(const dpt_layer *l) {
     json_t *c = dpt_layer_base_json(l);
     json_t *t = json_array();
@@ -54,17 +37,11 @@ static json_t *reshape_to_json(const dpt_layer *l) {
     return c;
 }
 
-static void reshape_destroy(dpt_layer *l) { (void)l; }
-
 static const dpt_layer_ops reshape_ops = {
     .class_name = "Reshape",
-    .n_params = reshape_n_params,
-    .init_params = reshape_init,
     .forward = reshape_forward,
     .backward = reshape_backward,
-    .weights = reshape_weights,
     .to_json = reshape_to_json,
-    .destroy = reshape_destroy,
 };
 
 static dpt_status reshape_parse(dpt_reshape *r, const json_t *config, const dpt_json_ctx *ctx,

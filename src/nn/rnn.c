@@ -4,8 +4,9 @@
  * the layer kinds SimpleRNN / LSTM / GRU themselves (one core each). The per-step cell math
  * lives in simple_rnn.c, lstm.c and gru.c; Bidirectional in bidirectional.c.
  * Refused by name: stateful, return_state, time_major, constraints, activity_regularizer, and
- * activations other than linear / relu / sigmoid / tanh. unroll, use_cudnn, seed and
- * zero_output_for_mask do not change the math here (no masking layer exists) and are accepted.
+ * activations other than linear / relu / sigmoid / tanh / hard_sigmoid (Keras 3's and 2's). unroll,
+ * use_cudnn, seed and zero_output_for_mask do not change the math here (no masking layer exists)
+ * and are accepted.
  */
 #include <cblas.h>
 #include <limits.h>
@@ -44,12 +45,22 @@ dpt_status dpt_rnn_check_input(const char *cls, const dpt_json_ctx *ctx, const d
 static dpt_status get_act(const json_t *config, const char *key, const dpt_json_ctx *ctx,
                           dpt_act def, dpt_act *out) {
     dpt_status st = dpt_json_get_act(config, key, ctx, def, out);
-    if (st == DPT_OK && *out == DPT_ACT_SOFTMAX)
-        st = dpt_error_set(DPT_ERR_CONFIG,
-                           "%s: %s.%s: softmax is not supported in a recurrent cell (use linear, "
-                           "relu, sigmoid or tanh)",
-                           ctx->file, ctx->path, key);
-    return st;
+    if (st != DPT_OK)
+        return st;
+    switch (*out) {
+    case DPT_ACT_LINEAR:
+    case DPT_ACT_RELU:
+    case DPT_ACT_SIGMOID:
+    case DPT_ACT_TANH:
+    case DPT_ACT_HARD_SIGMOID:
+    case DPT_ACT_HARD_SIGMOID_K2:
+        return DPT_OK;
+    default:
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.%s: %s is not supported in a recurrent cell (use linear, "
+                             "relu, sigmoid, tanh or hard_sigmoid)",
+                             ctx->file, ctx->path, key, dpt_act_name(*out));
+    }
 }
 
 /* a boolean key that must be false */
@@ -162,9 +173,9 @@ void dpt_rnn_core_json(const dpt_rnn_core *c, json_t *cfg) {
     json_object_set_new(cfg, "stateful", json_false());
     json_object_set_new(cfg, "unroll", json_false());
     json_object_set_new(cfg, "units", json_integer(c->U));
-    json_object_set_new(cfg, "activation", json_string(dpt_act_name(c->act)));
+    json_object_set_new(cfg, "activation", dpt_act_to_json(c->act));
     if (c->kind != DPT_RNN_SIMPLE)
-        json_object_set_new(cfg, "recurrent_activation", json_string(dpt_act_name(c->rec_act)));
+        json_object_set_new(cfg, "recurrent_activation", dpt_act_to_json(c->rec_act));
     json_object_set_new(cfg, "use_bias", json_boolean(c->use_bias));
     json_object_set_new(cfg, "kernel_initializer", dpt_init_to_json(&c->kernel_init));
     json_object_set_new(cfg, "recurrent_initializer", dpt_init_to_json(&c->rec_init));
@@ -294,6 +305,20 @@ static inline __attribute__((always_inline)) float tanh1(float z) {
     case DPT_ACT_TANH:                                                                             \
         for (; j < n; j++)                                                                         \
             v[j] = tanh1(v[j]);                                                                    \
+        return;                                                                                    \
+    case DPT_ACT_HARD_SIGMOID: /* Keras 3: relu6(z + 3) / 6 */                                     \
+        for (; j < n; j++) {                                                                       \
+            float z = v[j] + 3.0f;                                                                 \
+            z = z < 0.0f ? 0.0f : z;                                                               \
+            v[j] = (z > 6.0f ? 6.0f : z) / 6.0f;                                                   \
+        }                                                                                          \
+        return;                                                                                    \
+    case DPT_ACT_HARD_SIGMOID_K2: /* Keras 2: clip(0.2 z + 0.5, 0, 1) */                           \
+        for (; j < n; j++) {                                                                       \
+            float z = 0.2f * v[j] + 0.5f;                                                          \
+            z = z < 0.0f ? 0.0f : z;                                                               \
+            v[j] = z > 1.0f ? 1.0f : z;                                                            \
+        }                                                                                          \
         return;                                                                                    \
     default:                                                                                       \
         return;                                                                                    \

@@ -129,12 +129,12 @@ void dpt_gru_forward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const fl
 void dpt_gru_backward_loop(const dpt_rnn_core *c, const dpt_rnn_bufs *b, const float *Ur,
                            const float *dh_seq, const float *dh_last);
 
-/* In place over v (n): v = a(v) for linear / relu / sigmoid / tanh, with an exp of ~1 ulp
- * (Cephes's polynomial; range-reduced, clamped to +-88) in loops the compiler vectorises:
+/* In place over v (n): v = a(v) for linear / relu / sigmoid / tanh / hard_sigmoid, with an exp of
+ * ~1 ulp (Cephes's polynomial; range-reduced, clamped to +-88) in loops the compiler vectorises:
  * the cells' nonlinearities cost more than their sgemms with libm's expf / tanhf. */
 void dpt_rnn_act_vec(dpt_act a, float *v, int64_t n);
 
-/* derivative of the activation from its output y (linear, relu, sigmoid, tanh) */
+/* derivative of the activation from its output y (linear, relu, sigmoid, tanh, hard_sigmoid) */
 static inline float dpt_rnn_dact(dpt_act a, float y) {
     switch (a) {
     case DPT_ACT_RELU:
@@ -143,6 +143,10 @@ static inline float dpt_rnn_dact(dpt_act a, float y) {
         return y * (1.0f - y);
     case DPT_ACT_TANH:
         return 1.0f - y * y;
+    case DPT_ACT_HARD_SIGMOID: /* flat where clipped */
+        return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
+    case DPT_ACT_HARD_SIGMOID_K2:
+        return y > 0.0f && y < 1.0f ? 0.2f : 0.0f;
     default:
         return 1.0f;
     }

@@ -9,6 +9,10 @@
  * (src/train). Also here: RMSprop, decoupled weight decay (AdamW and Keras 3's weight_decay on
  * every optimizer), the Keras learning-rate schedules and the trainable segments (frozen layers
  * and moving statistics are never touched). Regularizers live in src/nn (dpt_model_regularize).
+ * Keras 3's Nadam, Adamax, Adagrad, Adadelta, Lion and Adam's amsgrad follow each optimizer's
+ * update_step expression by expression in float32; Keras 3's gradient processing (accumulation
+ * over gradient_accumulation_steps, clipvalue / clipnorm / global_clipnorm) writes the processed
+ * gradient into one extra buffer (allocated only when one of them is on) that the rule then reads.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -17,7 +21,7 @@
 #include "dptrain/core.h"
 #include "dptrain/optim.h"
 
-#define DPT_OPTIM_MAX_SLOTS 3
+#define DPT_OPTIM_MAX_SLOTS 5
 
 struct dpt_optim {
     dpt_optim_spec spec;
@@ -28,8 +32,15 @@ struct dpt_optim {
                                          [momentum], [average_gradient] */
     const char *slot_name[DPT_OPTIM_MAX_SLOTS];
     int rms_mom, rms_avg; /* RMSprop: slot index of momentum / average_gradient, -1 */
+    int vhat_slot;        /* Adam/AdamW amsgrad: slot of velocity_hat, -1 */
+    int acc_slot;         /* gradient_accumulation_steps: slot of the accumulator, -1 */
     int64_t *seg;         /* (n_seg, 2): (offset, length) pairs updated */
     int n_seg;
+    int64_t *tens; /* (n_tens, 2): the weight tensors, for per-variable clipnorm */
+    int n_tens;
+    float *gbuf;     /* (n) the accumulated / clipped gradient, or NULL when neither is on */
+    float u_product; /* Nadam: the product of the u_t of the updates applied so far (Keras's
+                        _u_product, float32) */
 };
 
 dpt_optim_spec dpt_optim_defaults(dpt_optim_kind kind) {
@@ -52,6 +63,15 @@ dpt_optim_spec dpt_optim_defaults(dpt_optim_kind kind) {
     s.weight_decay = kind == DPT_OPT_ADAMW ? 0.004 : 0.0;
     if (kind == DPT_OPT_RMSPROP || kind == DPT_OPT_ADAMW)
         s.learning_rate = 0.001;
+    /* Keras 3: Nadam, Adamax (learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7);
+     * Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7);
+     * Adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7); Lion(learning_rate=0.001,
+     * beta_1=0.9, beta_2=0.99) */
+    s.initial_accumulator_value = 0.1;
+    if (kind == DPT_OPT_ADADELTA)
+        s.rho = 0.95;
+    if (kind == DPT_OPT_LION)
+        s.beta_2 = 0.99;
     s.schedule.kind = DPT_LR_CONSTANT;
     return s;
 }
@@ -89,6 +109,35 @@ double dpt_lr_schedule_at(const dpt_lr_schedule *s, int64_t step) {
             i++;
         return s->values[i];
     }
+    case DPT_LR_INVERSE_TIME: {
+        double p = t / s->decay_steps;
+        if (s->staircase)
+            p = floor(p);
+        return s->initial_learning_rate / (1.0 + s->decay_rate * p);
+    }
+    case DPT_LR_POLYNOMIAL: {
+        double st = t, ds = s->decay_steps;
+        if (s->cycle)
+            ds *= t == 0 ? 1.0 : ceil(t / s->decay_steps);
+        else
+            st = fmin(st, ds);
+        const double p = st / ds;
+        return (s->initial_learning_rate - s->end_learning_rate) * pow(1.0 - p, s->power) +
+               s->end_learning_rate;
+    }
+    case DPT_LR_COSINE_RESTARTS: {
+        double f = t / s->decay_steps, i;
+        if (s->t_mul == 1.0) {
+            i = floor(f);
+            f -= i;
+        } else {
+            i = floor(log(1.0 - f * (1.0 - s->t_mul)) / log(s->t_mul));
+            const double sum_r = (1.0 - pow(s->t_mul, i)) / (1.0 - s->t_mul);
+            f = (f - sum_r) / pow(s->t_mul, i);
+        }
+        const double cosine = 0.5 * pow(s->m_mul, i) * (1.0 + cos(3.14159265358979323846 * f));
+        return s->initial_learning_rate * ((1.0 - s->alpha) * cosine + s->alpha);
+    }
     }
     return NAN;
 }
@@ -111,16 +160,18 @@ dpt_status dpt_optim_set_learning_rate(dpt_optim *o, double lr) {
     return DPT_OK;
 }
 
-dpt_status dpt_optim_set_segments(dpt_optim *o, const int64_t *seg, int n) {
+/* Copies n ascending, disjoint (offset, length) pairs inside [0, o->n) into *dst (replacing it). */
+static dpt_status copy_pairs(const dpt_optim *o, const int64_t *seg, int n, const char *what,
+                             int64_t **dst, int *n_dst) {
     if (n < 0)
-        return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: %d segments", n);
+        return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: %d %s", n, what);
     int64_t end = 0;
     for (int i = 0; i < n; i++) {
         if (seg[2 * i] < end || seg[2 * i + 1] < 0 || seg[2 * i] + seg[2 * i + 1] > o->n)
             return dpt_error_set(DPT_ERR_INTERNAL,
-                                 "optimizer: segment %d (%lld, %lld) is not inside [%lld, %lld)", i,
-                                 (long long)seg[2 * i], (long long)seg[2 * i + 1], (long long)end,
-                                 (long long)o->n);
+                                 "optimizer: %s %d (%lld, %lld) is not inside [%lld, %lld)", what,
+                                 i, (long long)seg[2 * i], (long long)seg[2 * i + 1],
+                                 (long long)end, (long long)o->n);
         end = seg[2 * i] + seg[2 * i + 1];
     }
     int64_t *c = malloc(sizeof(int64_t) * (size_t)(2 * n + 2));
@@ -128,10 +179,22 @@ dpt_status dpt_optim_set_segments(dpt_optim *o, const int64_t *seg, int n) {
         return dpt_error_set(DPT_ERR_NOMEM, "optimizer: out of memory");
     if (n > 0)
         memcpy(c, seg, sizeof(int64_t) * (size_t)(2 * n));
-    free(o->seg);
-    o->seg = c;
-    o->n_seg = n;
+    free(*dst);
+    *dst = c;
+    *n_dst = n;
     return DPT_OK;
+}
+
+dpt_status dpt_optim_set_segments(dpt_optim *o, const int64_t *seg, int n) {
+    return copy_pairs(o, seg, n, "segment", &o->seg, &o->n_seg);
+}
+
+dpt_status dpt_optim_set_tensors(dpt_optim *o, const int64_t *seg, int n) {
+    return copy_pairs(o, seg, n, "weight tensor", &o->tens, &o->n_tens);
+}
+
+bool dpt_optim_needs_whole_vector(const dpt_optim *o) {
+    return o->spec.clipnorm > 0 || o->spec.global_clipnorm > 0;
 }
 
 static dpt_status check_schedule(const dpt_lr_schedule *s) {
@@ -140,11 +203,18 @@ static dpt_status check_schedule(const dpt_lr_schedule *s) {
         return DPT_OK;
     case DPT_LR_EXPONENTIAL:
     case DPT_LR_COSINE:
+    case DPT_LR_INVERSE_TIME:
+    case DPT_LR_POLYNOMIAL:
+    case DPT_LR_COSINE_RESTARTS:
         if (!(s->decay_steps > 0) || !isfinite(s->decay_steps))
             return dpt_error_set(DPT_ERR_CONFIG,
                                  "optimizer: learning_rate schedule: decay_steps must be > 0, got "
                                  "%g",
                                  s->decay_steps);
+        if (s->kind == DPT_LR_COSINE_RESTARTS && !(s->t_mul > 0))
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "optimizer: learning_rate schedule: t_mul must be > 0, got %g",
+                                 s->t_mul);
         if (s->kind == DPT_LR_COSINE && s->has_warmup && !(s->warmup_steps > 0))
             return dpt_error_set(DPT_ERR_CONFIG,
                                  "optimizer: learning_rate schedule: warmup_steps must be > 0 with "
@@ -161,10 +231,37 @@ static dpt_status check_schedule(const dpt_lr_schedule *s) {
     return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: unknown schedule %d", (int)s->kind);
 }
 
+/* Keras 3's gradient processing options (base_optimizer.py): each >= 0, at most one clip. */
+static dpt_status check_processing(const dpt_optim_spec *s) {
+    const double c[3] = {s->clipvalue, s->clipnorm, s->global_clipnorm};
+    static const char *const names[3] = {"clipvalue", "clipnorm", "global_clipnorm"};
+    int n_set = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!isfinite(c[i]) || !(c[i] >= 0))
+            return dpt_error_set(DPT_ERR_CONFIG, "optimizer: %s must be > 0, got %g", names[i],
+                                 c[i]);
+        n_set += c[i] > 0;
+    }
+    if (n_set > 1)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "optimizer: only one of clipnorm, clipvalue and global_clipnorm can "
+                             "be set (Keras raises too)");
+    if (s->gradient_accumulation_steps < 0 || s->gradient_accumulation_steps == 1)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "optimizer: gradient_accumulation_steps must be an integer >= 2, got "
+                             "%d",
+                             s->gradient_accumulation_steps);
+    if (s->amsgrad && s->kind != DPT_OPT_ADAM && s->kind != DPT_OPT_ADAMW)
+        return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: amsgrad is Adam's and AdamW's");
+    return DPT_OK;
+}
+
 static dpt_status check_spec(const dpt_optim_spec *s) {
-    if (s->kind != DPT_OPT_SGD && s->kind != DPT_OPT_ADAM && s->kind != DPT_OPT_RMSPROP &&
-        s->kind != DPT_OPT_ADAMW)
+    if ((int)s->kind < (int)DPT_OPT_SGD || (int)s->kind > (int)DPT_OPT_LION)
         return dpt_error_set(DPT_ERR_INTERNAL, "optimizer: unknown kind %d", (int)s->kind);
+    dpt_status pst = check_processing(s);
+    if (pst != DPT_OK)
+        return pst;
     if (s->schedule.kind == DPT_LR_CONSTANT &&
         (!isfinite(s->learning_rate) || !(s->learning_rate > 0)))
         return dpt_error_set(DPT_ERR_CONFIG, "optimizer: learning_rate must be > 0, got %g",
@@ -175,7 +272,27 @@ static dpt_status check_spec(const dpt_optim_spec *s) {
     if (!isfinite(s->weight_decay) || !(s->weight_decay >= 0))
         return dpt_error_set(DPT_ERR_CONFIG, "optimizer: weight_decay must be >= 0, got %g",
                              s->weight_decay);
-    if (s->kind == DPT_OPT_RMSPROP) {
+    if (s->kind == DPT_OPT_ADAGRAD || s->kind == DPT_OPT_ADADELTA) {
+        if (s->kind == DPT_OPT_ADADELTA && !(s->rho >= 0 && s->rho <= 1))
+            return dpt_error_set(DPT_ERR_CONFIG, "optimizer: rho must be in [0, 1], got %g",
+                                 s->rho);
+        if (s->kind == DPT_OPT_ADAGRAD &&
+            (!isfinite(s->initial_accumulator_value) || !(s->initial_accumulator_value >= 0)))
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "optimizer: initial_accumulator_value must be >= 0, got %g",
+                                 s->initial_accumulator_value);
+        if (!isfinite(s->epsilon) || !(s->epsilon >= 0))
+            return dpt_error_set(DPT_ERR_CONFIG, "optimizer: epsilon must be >= 0, got %g",
+                                 s->epsilon);
+    } else if (s->kind == DPT_OPT_LION) {
+        /* Keras: beta_1 in (0, 1] (0 degenerates to SignSGD) */
+        if (!(s->beta_1 > 0 && s->beta_1 <= 1))
+            return dpt_error_set(DPT_ERR_CONFIG, "optimizer: beta_1 must be in (0, 1], got %g",
+                                 s->beta_1);
+        if (!(s->beta_2 >= 0 && s->beta_2 <= 1))
+            return dpt_error_set(DPT_ERR_CONFIG, "optimizer: beta_2 must be in [0, 1], got %g",
+                                 s->beta_2);
+    } else if (s->kind == DPT_OPT_RMSPROP) {
         if (!(s->rho >= 0 && s->rho <= 1))
             return dpt_error_set(DPT_ERR_CONFIG, "optimizer: rho must be in [0, 1], got %g",
                                  s->rho);
@@ -217,11 +334,28 @@ dpt_status dpt_optim_create(const dpt_optim_spec *spec, int64_t n_params, dpt_op
         return dpt_error_set(DPT_ERR_NOMEM, "optimizer: out of memory");
     o->spec = *spec;
     o->n = n_params;
-    o->rms_mom = o->rms_avg = -1;
+    o->rms_mom = o->rms_avg = o->vhat_slot = o->acc_slot = -1;
+    o->u_product = 1.0f;
     if (spec->kind == DPT_OPT_ADAM || spec->kind == DPT_OPT_ADAMW) {
         o->n_slots = 2;
         o->slot_name[0] = "m";
         o->slot_name[1] = "v";
+        if (spec->amsgrad) {
+            o->vhat_slot = o->n_slots;
+            o->slot_name[o->n_slots++] = "velocity_hat";
+        }
+    } else if (spec->kind == DPT_OPT_NADAM || spec->kind == DPT_OPT_ADAMAX) {
+        /* Keras's names: Nadam momentum, velocity; Adamax momentum, norm */
+        o->n_slots = 2;
+        o->slot_name[0] = "momentum";
+        o->slot_name[1] = spec->kind == DPT_OPT_NADAM ? "velocity" : "norm";
+    } else if (spec->kind == DPT_OPT_ADAGRAD) {
+        o->slot_name[o->n_slots++] = "accumulator";
+    } else if (spec->kind == DPT_OPT_ADADELTA) {
+        o->slot_name[o->n_slots++] = "accumulated_grad";
+        o->slot_name[o->n_slots++] = "accumulated_delta_var";
+    } else if (spec->kind == DPT_OPT_LION) {
+        o->slot_name[o->n_slots++] = "momentum";
     } else if (spec->kind == DPT_OPT_RMSPROP) {
         o->slot_name[o->n_slots++] = "velocity";
         if (spec->momentum > 0) {
@@ -236,12 +370,28 @@ dpt_status dpt_optim_create(const dpt_optim_spec *spec, int64_t n_params, dpt_op
         o->n_slots = 1;
         o->slot_name[0] = "momentum";
     }
+    if (spec->gradient_accumulation_steps > 1) {
+        o->acc_slot = o->n_slots;
+        o->slot_name[o->n_slots++] = "gradient_accumulator";
+    }
     int64_t n_bytes = 0, all[2] = {0, n_params};
     st = dpt_optim_set_segments(o, all, 1);
+    if (st == DPT_OK)
+        st = dpt_optim_set_tensors(o, all, 1);
     if (st == DPT_OK)
         st = dpt_mul_i64(n_params, (int64_t)sizeof(float), "optimizer state", &n_bytes);
     for (int i = 0; st == DPT_OK && i < o->n_slots; i++)
         st = dpt_alloc((size_t)n_bytes, "optimizer state", (void **)&o->slot[i]); /* zeroed */
+    /* the processed gradient: only when something processes it */
+    if (st == DPT_OK && (spec->gradient_accumulation_steps > 1 || spec->clipvalue > 0 ||
+                         spec->clipnorm > 0 || spec->global_clipnorm > 0))
+        st = dpt_alloc((size_t)n_bytes, "optimizer gradient buffer", (void **)&o->gbuf);
+    if (st == DPT_OK && spec->kind == DPT_OPT_ADAGRAD) {
+        /* Keras: the accumulator starts at initial_accumulator_value (as float32) */
+        const float a0 = (float)spec->initial_accumulator_value;
+        for (int64_t i = 0; i < n_params; i++)
+            o->slot[0][i] = a0;
+    }
     if (st != DPT_OK) {
         dpt_optim_destroy(&o);
         return st;
@@ -255,6 +405,8 @@ void dpt_optim_destroy(dpt_optim **p) {
         return;
     for (int i = 0; i < DPT_OPTIM_MAX_SLOTS; i++)
         dpt_free((*p)->slot[i]);
+    dpt_free((*p)->gbuf);
+    free((*p)->tens);
     free((*p)->seg);
     free(*p);
     *p = NULL;
@@ -361,6 +513,193 @@ static uint32_t rmsprop_update(float *restrict w, const float *restrict g, float
     return bad;
 }
 
+/* Adam with amsgrad (Keras 3): as adam_update, then vh = max(vh, v) and vh in place of v.
+ * w, g, m, v, vh (n) */
+static uint32_t adam_amsgrad_update(float *restrict w, const float *restrict g, float *restrict m,
+                                    float *restrict v, float *restrict vh, int64_t n, float lr_t,
+                                    float one_minus_b1, float one_minus_b2, float eps, float gs) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gs;
+        float mi = m[i] + (gi - m[i]) * one_minus_b1;
+        float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
+        m[i] = mi;
+        v[i] = vi;
+        float hi = vh[i];
+        hi = (vi > hi || vi != vi) ? vi : hi; /* ops.maximum: NaN propagates */
+        vh[i] = hi;
+        float wi = w[i] - lr_t * mi / (sqrtf(hi) + eps);
+        w[i] = wi;
+        bad |= dpt_nonfinite_f32(wi);
+    }
+    return bad;
+}
+
+/* Nadam's per-step scalars (float32, Keras 3's expressions): u_t, u_{t+1}, 1 - P_t*u_{t+1},
+ * 1 - P_t, 1 - b2^t. */
+typedef struct {
+    float one_minus_ut, ut1, one_minus_up1, one_minus_up, one_minus_b2p;
+} nadam_scalars;
+
+/* Keras 3 Nadam:  m += (g - m)*(1-b1);  v += (g^2 - v)*(1-b2);
+ *   m_hat = u_t1*m/(1 - P_t*u_t1) + (1 - u_t)*g/(1 - P_t);  v_hat = v/(1 - b2^t);
+ *   w -= m_hat*lr/(sqrt(v_hat) + eps).   w, g, m, v (n) */
+static uint32_t nadam_update(float *restrict w, const float *restrict g, float *restrict m,
+                             float *restrict v, int64_t n, float lr, float one_minus_b1,
+                             float one_minus_b2, const nadam_scalars *c, float eps, float gs) {
+    uint32_t bad = 0;
+    const float ut1 = c->ut1, omut = c->one_minus_ut, d1 = c->one_minus_up1, d2 = c->one_minus_up,
+                d3 = c->one_minus_b2p;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gs;
+        float mi = m[i] + (gi - m[i]) * one_minus_b1;
+        float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
+        m[i] = mi;
+        v[i] = vi;
+        float mhat = ut1 * mi / d1 + omut * gi / d2;
+        float vhat = vi / d3;
+        float wi = w[i] - mhat * lr / (sqrtf(vhat) + eps);
+        w[i] = wi;
+        bad |= dpt_nonfinite_f32(wi);
+    }
+    return bad;
+}
+
+/* Keras 3 Adamax:  m += (g - m)*(1-b1);  u = max(b2*u, |g|);  w -= lr*m/((1 - b1^t)*(u + eps)).
+ * w, g, m, u (n) */
+static uint32_t adamax_update(float *restrict w, const float *restrict g, float *restrict m,
+                              float *restrict u, int64_t n, float lr, float one_minus_b1, float b2,
+                              float one_minus_b1p, float eps, float gs) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gs;
+        float mi = m[i] + (gi - m[i]) * one_minus_b1;
+        float bu = b2 * u[i], ag = fabsf(gi);
+        float ui = (bu > ag || bu != bu) ? bu : ag; /* ops.maximum: NaN propagates */
+        m[i] = mi;
+        u[i] = ui;
+        float wi = w[i] - lr * mi / (one_minus_b1p * (ui + eps));
+        w[i] = wi;
+        bad |= dpt_nonfinite_f32(wi);
+    }
+    return bad;
+}
+
+/* Keras 3 Adagrad:  a += g^2;  w -= lr*g/sqrt(a + eps).   w, g, a (n) */
+static uint32_t adagrad_update(float *restrict w, const float *restrict g, float *restrict a,
+                               int64_t n, float lr, float eps, float gs) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gs;
+        float ai = a[i] + gi * gi;
+        a[i] = ai;
+        float wi = w[i] - lr * gi / sqrtf(ai + eps);
+        w[i] = wi;
+        bad |= dpt_nonfinite_f32(wi);
+    }
+    return bad;
+}
+
+/* Keras 3 Adadelta:  a = rho*a + (1-rho)*g^2;  d = -(sqrt(D + eps)*g / sqrt(a + eps));
+ *   D = rho*D + (1-rho)*d^2;  w += lr*d.   w, g, a, D (n) */
+static uint32_t adadelta_update(float *restrict w, const float *restrict g, float *restrict a,
+                                float *restrict dv, int64_t n, float lr, float rho,
+                                float one_minus_rho, float eps, float gs) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gs;
+        float ai = rho * a[i] + one_minus_rho * (gi * gi);
+        a[i] = ai;
+        float d = -(sqrtf(dv[i] + eps) * gi / sqrtf(ai + eps));
+        dv[i] = rho * dv[i] + one_minus_rho * (d * d);
+        float wi = w[i] + lr * d;
+        w[i] = wi;
+        bad |= dpt_nonfinite_f32(wi);
+    }
+    return bad;
+}
+
+/* Keras 3 Lion:  w -= lr*sign(m*b1 + g*(1-b1));  m = m*b2 + g*(1-b2).   w, g, m (n) */
+static uint32_t lion_update(float *restrict w, const float *restrict g, float *restrict m,
+                            int64_t n, float lr, float b1, float one_minus_b1, float b2,
+                            float one_minus_b2, float gs) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gs;
+        float c = m[i] * b1 + gi * one_minus_b1;
+        float sg = c > 0 ? 1.0f : c < 0 ? -1.0f : c; /* ops.sign: sign(0) = 0, NaN stays */
+        float wi = w[i] - lr * sg;
+        w[i] = wi;
+        m[i] = m[i] * b2 + gi * one_minus_b2;
+        bad |= dpt_nonfinite_f32(wi);
+    }
+    return bad;
+}
+
+/* Keras 3 Nadam's _u_product after update `step` (1-based): u_product * beta_1 *
+ * (1 - 0.5 * 0.96^step), in float32 and Keras's order. */
+static float nadam_u_product_next(float up, float b1, int64_t step) {
+    return up * b1 * (1.0f - 0.5f * powf(0.96f, (float)step));
+}
+
+/* The part [*s0, *s1) of segment k inside [lo, hi); false when empty. */
+static bool seg_part(const dpt_optim *o, int k, int64_t lo, int64_t hi, int64_t *s0, int64_t *s1) {
+    const int64_t a = o->seg[2 * k], b = o->seg[2 * k] + o->seg[2 * k + 1];
+    *s0 = a > lo ? a : lo;
+    *s1 = b < hi ? b : hi;
+    return *s1 > *s0;
+}
+
+/* Sum of squares of gb over [a, b) intersected with the trainable segments (double). */
+static double trainable_sumsq(const dpt_optim *o, const float *gb, int64_t a, int64_t b) {
+    double ss = 0;
+    int64_t s0, s1;
+    for (int k = 0; k < o->n_seg; k++)
+        if (seg_part(o, k, a, b, &s0, &s1))
+            for (int64_t i = s0; i < s1; i++)
+                ss += (double)gb[i] * (double)gb[i];
+    return ss;
+}
+
+/* Keras 3's _clip_gradients on the processed gradient gb (the whole buffer, trainable parts):
+ * clipvalue element-wise, clipnorm per weight tensor, global_clipnorm over everything. */
+static void clip_gradient(const dpt_optim *o, float *gb, int64_t lo, int64_t hi) {
+    const dpt_optim_spec *s = &o->spec;
+    int64_t s0, s1;
+    if (s->clipnorm > 0) {
+        /* _clip_by_norm: l2norm = sqrt(sum g^2) (0 stays 0); g = g*c / max(l2norm, c) */
+        const float c = (float)s->clipnorm;
+        for (int j = 0; j < o->n_tens; j++) {
+            const int64_t a = o->tens[2 * j], b = a + o->tens[2 * j + 1];
+            const float l2sum = (float)trainable_sumsq(o, gb, a, b);
+            const float l2norm = l2sum > 0 ? sqrtf(l2sum) : l2sum;
+            const float den = (l2norm > c || l2norm != l2norm) ? l2norm : c;
+            for (int k = 0; k < o->n_seg; k++)
+                if (seg_part(o, k, a, b, &s0, &s1))
+                    for (int64_t i = s0; i < s1; i++)
+                        gb[i] = gb[i] * c / den;
+        }
+    } else if (s->global_clipnorm > 0) {
+        /* clip_by_global_norm: scale = c * min(1/norm, 1/c) + (norm - norm) (NaN if not finite) */
+        const float c = (float)s->global_clipnorm;
+        const float norm = sqrtf((float)trainable_sumsq(o, gb, 0, o->n));
+        const float inv = 1.0f / norm, ic = 1.0f / c;
+        const float scale = c * ((inv < ic || inv != inv) ? inv : ic) + (norm - norm);
+        for (int k = 0; k < o->n_seg; k++)
+            if (seg_part(o, k, 0, o->n, &s0, &s1))
+                for (int64_t i = s0; i < s1; i++)
+                    gb[i] = gb[i] * scale;
+    } else if (s->clipvalue > 0) {
+        const float v = (float)s->clipvalue;
+        for (int k = 0; k < o->n_seg; k++)
+            if (seg_part(o, k, lo, hi, &s0, &s1))
+                for (int64_t i = s0; i < s1; i++) {
+                    const float x = gb[i]; /* ops.clip: NaN stays NaN */
+                    gb[i] = x > v ? v : x < -v ? -v : x;
+                }
+    }
+}
+
 void dpt_optim_step(dpt_optim *o, float *params, const float *grads) {
     dpt_optim_step_range(o, params, grads, 0, o->n, 1.0f);
 }
@@ -369,47 +708,123 @@ bool dpt_optim_step_range(dpt_optim *o, float *params, const float *grads, int64
                           float gscale) {
     uint32_t bad = 0;
     DPT_ASSERT(o != NULL && lo >= 0 && lo <= hi && hi <= o->n);
+    /* norms over whole tensors: every rank must hold and update the whole vector */
+    DPT_ASSERT(!dpt_optim_needs_whole_vector(o) || (lo == 0 && hi == o->n));
     const double lr_d = current_lr(o, o->t); /* Keras: schedule(iterations) before the update */
     o->t++; /* Keras: local_step = iterations + 1, and iterations is incremented by the update */
     const dpt_optim_spec *s = &o->spec;
+    const int acc_n = s->gradient_accumulation_steps;
+    int64_t s0, s1;
+    if (acc_n > 1 && o->t % acc_n != 0) {
+        /* Keras 3: not an update step: only acc += g (the weights and the state stay) */
+        float *restrict acc = o->slot[o->acc_slot];
+        for (int k = 0; k < o->n_seg; k++)
+            if (seg_part(o, k, lo, hi, &s0, &s1))
+                for (int64_t i = s0; i < s1; i++) {
+                    const float a = grads[i] * gscale + acc[i];
+                    acc[i] = a;
+                    bad |= dpt_nonfinite_f32(a); /* a non-finite sum would make the weights so */
+                }
+        return bad != 0;
+    }
+    /* updates applied so far, this one included (Keras: self.iterations + 1) */
+    const int64_t applied = acc_n > 1 ? o->t / acc_n : o->t;
+    const float *ge = grads;
+    float gs = gscale;
+    if (o->gbuf) {
+        /* the processed gradient: the accumulated mean (g + acc) / N, then the clip */
+        float *restrict gb = o->gbuf;
+        const int64_t plo = dpt_optim_needs_whole_vector(o) ? 0 : lo;
+        const int64_t phi = dpt_optim_needs_whole_vector(o) ? o->n : hi;
+        for (int k = 0; k < o->n_seg; k++)
+            if (seg_part(o, k, plo, phi, &s0, &s1)) {
+                if (acc_n > 1) {
+                    float *restrict acc = o->slot[o->acc_slot];
+                    const float nf = (float)acc_n;
+                    for (int64_t i = s0; i < s1; i++) {
+                        gb[i] = (grads[i] * gscale + acc[i]) / nf;
+                        acc[i] = 0.0f;
+                    }
+                } else {
+                    for (int64_t i = s0; i < s1; i++)
+                        gb[i] = grads[i] * gscale;
+                }
+            }
+        clip_gradient(o, gb, plo, phi);
+        ge = gb;
+        gs = 1.0f;
+    }
     const float lr = (float)lr_d;
     /* Keras keeps its hyper-parameters as float32 values, so 0.999 means 0.99900001287...: at
      * small t, 1 - b2^t is ~t(1-b2) and that rounding shows at the 1e-5 level. We round them the
      * same way, then take lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t) in double (more accurate than
      * Keras's float32 pow) and use it in float. */
     const float b1 = (float)s->beta_1, b2 = (float)s->beta_2;
-    const double t = (double)o->t;
+    const double t = (double)applied;
     const double lr_t = (double)lr * sqrt(1.0 - pow((double)b2, t)) / (1.0 - pow((double)b1, t));
+    nadam_scalars nc = {0};
+    if (s->kind == DPT_OPT_NADAM) {
+        /* Keras 3: _u_product *= b1*(1 - 0.5*0.96^t) first, then the per-variable update */
+        o->u_product = nadam_u_product_next(o->u_product, b1, applied);
+        const float ut = b1 * (1.0f - 0.5f * powf(0.96f, (float)applied));
+        nc.ut1 = b1 * (1.0f - 0.5f * powf(0.96f, (float)(applied + 1)));
+        nc.one_minus_ut = 1.0f - ut;
+        nc.one_minus_up1 = 1.0f - o->u_product * nc.ut1;
+        nc.one_minus_up = 1.0f - o->u_product;
+        nc.one_minus_b2p = 1.0f - powf(b2, (float)applied);
+    }
     for (int k = 0; k < o->n_seg; k++) {
-        /* the part of segment k inside [lo, hi) */
-        const int64_t s0 = o->seg[2 * k] > lo ? o->seg[2 * k] : lo;
-        const int64_t s1 =
-            o->seg[2 * k] + o->seg[2 * k + 1] < hi ? o->seg[2 * k] + o->seg[2 * k + 1] : hi;
-        if (s1 <= s0)
+        if (!seg_part(o, k, lo, hi, &s0, &s1))
             continue;
         const int64_t off = s0, n = s1 - s0;
         float *w = params + off;
-        const float *g = grads + off;
+        const float *g = ge + off;
         if (s->weight_decay > 0)
             weight_decay(w, n, (float)s->weight_decay, lr);
         switch (s->kind) {
         case DPT_OPT_SGD:
-            if (o->n_slots == 0)
-                bad |= sgd_plain(w, g, n, lr, gscale);
+            if (!(s->momentum > 0)) /* Keras: no momentum slot when momentum == 0 */
+                bad |= sgd_plain(w, g, n, lr, gs);
             else
-                bad |= sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gscale,
+                bad |= sgd_momentum(w, g, o->slot[0] + off, n, lr, (float)s->momentum, gs,
                                     s->nesterov);
             break;
         case DPT_OPT_ADAM:
         case DPT_OPT_ADAMW:
-            bad |= adam_update(w, g, o->slot[0] + off, o->slot[1] + off, n, (float)lr_t, 1.0f - b1,
-                               1.0f - b2, (float)s->epsilon, gscale);
+            if (o->vhat_slot >= 0)
+                bad |= adam_amsgrad_update(w, g, o->slot[0] + off, o->slot[1] + off,
+                                           o->slot[o->vhat_slot] + off, n, (float)lr_t, 1.0f - b1,
+                                           1.0f - b2, (float)s->epsilon, gs);
+            else
+                bad |= adam_update(w, g, o->slot[0] + off, o->slot[1] + off, n, (float)lr_t,
+                                   1.0f - b1, 1.0f - b2, (float)s->epsilon, gs);
             break;
         case DPT_OPT_RMSPROP:
             bad |= rmsprop_update(
                 w, g, o->slot[0] + off, o->rms_mom >= 0 ? o->slot[o->rms_mom] + off : NULL,
                 o->rms_avg >= 0 ? o->slot[o->rms_avg] + off : NULL, n, lr, (float)s->rho,
-                (float)(1.0 - s->rho), (float)s->momentum, (float)s->epsilon, gscale);
+                (float)(1.0 - s->rho), (float)s->momentum, (float)s->epsilon, gs);
+            break;
+        case DPT_OPT_NADAM:
+            /* Nadam casts beta_1, beta_2 to float32 before 1 - beta */
+            bad |= nadam_update(w, g, o->slot[0] + off, o->slot[1] + off, n, lr, 1.0f - b1,
+                                1.0f - b2, &nc, (float)s->epsilon, gs);
+            break;
+        case DPT_OPT_ADAMAX:
+            /* Adamax: 1 - self.beta_1 in Python (double), then float32; beta_1^t in float32 */
+            bad |= adamax_update(w, g, o->slot[0] + off, o->slot[1] + off, n, lr,
+                                 (float)(1.0 - s->beta_1), b2, 1.0f - powf(b1, (float)applied),
+                                 (float)s->epsilon, gs);
+            break;
+        case DPT_OPT_ADAGRAD:
+            bad |= adagrad_update(w, g, o->slot[0] + off, n, lr, (float)s->epsilon, gs);
+            break;
+        case DPT_OPT_ADADELTA:
+            bad |= adadelta_update(w, g, o->slot[0] + off, o->slot[1] + off, n, lr, (float)s->rho,
+                                   (float)(1.0 - s->rho), (float)s->epsilon, gs);
+            break;
+        case DPT_OPT_LION:
+            bad |= lion_update(w, g, o->slot[0] + off, n, lr, b1, 1.0f - b1, b2, 1.0f - b2, gs);
             break;
         }
     }
@@ -421,6 +836,15 @@ int64_t dpt_optim_iterations(const dpt_optim *o) { return o->t; }
 void dpt_optim_set_iterations(dpt_optim *o, int64_t t) {
     DPT_ASSERT(t >= 0);
     o->t = t;
+    if (o->spec.kind == DPT_OPT_NADAM) {
+        /* _u_product is a function of the updates applied: replay it, the same float32 steps */
+        const int acc_n = o->spec.gradient_accumulation_steps;
+        const int64_t applied = acc_n > 1 ? t / acc_n : t;
+        float up = 1.0f;
+        for (int64_t k = 1; k <= applied; k++)
+            up = nadam_u_product_next(up, (float)o->spec.beta_1, k);
+        o->u_product = up;
+    }
 }
 
 int dpt_optim_n_slots(const dpt_optim *o) { return o->n_slots; }

@@ -119,13 +119,15 @@ dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
     dpt_status st = pick_group(data, group, g, sizeof g);
     dpt_data_info info;
     st = dpt_data_probe(data, g, &info);
+    if (st == DPT_OK)
+        st = dpt_model_check_loss(inf->model, inf->cfg.loss, inf->cfg.file);
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK)
         return st;
     int64_t lo, hi;
     dpt_split_range(info.n, c->rank, c->size, &lo, &hi);
     dpt_model_set_fused_head(inf->model, inf->cfg.loss);
-    dpt_target_spec ts = {.loss = inf->cfg.loss, .n_outputs = dpt_model_output_size(inf->model)};
+    dpt_target_spec ts = dpt_train_targets(inf->cfg.loss, inf->model);
     dpt_shard *s = NULL;
     st = dpt_shard_open(data, g, lo, hi, &ts, dpt_model_input_shape(inf->model), &s);
     st = dpt_comm_agree(c, st);
@@ -211,9 +213,13 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
             dpt_split_range(bn, c->rank, c->size, &lo, &hi);
         dpt_shard *s = NULL;
         st = dpt_shard_open(data, g, b0 + lo, b0 + hi, NULL, dpt_model_input_shape(m), &s);
+        if (st == DPT_OK)
+            st = dpt_shard_check_ids(s, data, g, dpt_model_input_ids(m));
         st = dpt_comm_agree(c, st);
-        if (st != DPT_OK)
+        if (st != DPT_OK) {
+            dpt_shard_destroy(&s);
             break;
+        }
         if (!mc) {
             dpt_pass p = {.training = false, .seed = seed};
             forward_rows(m, &p, dpt_shard_x(s), hi - lo, b0 + lo, out);
@@ -225,7 +231,7 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                     counts[r] = (int)((h - l) * K);
                     displs[r] = (int)(l * K);
                 }
-            MPI_Gatherv(out, mine, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, c->comm);
+            dpt_comm_gatherv_f32(c, out, mine, all, counts, displs);
             if (c->rank == 0)
                 st = dpt_pred_write(pf, 0, b0, bn, all);
         } else {
@@ -239,7 +245,7 @@ dpt_status dpt_predict(const dpt_comm *c, dpt_inference *inf, const char *data, 
                     acc[bn * K + i] += (double)out[i] * out[i];
                 }
             }
-            MPI_Reduce(acc, red, (int)(2 * bn * K), MPI_DOUBLE, MPI_SUM, 0, c->comm);
+            dpt_comm_reduce_sum_f64(c, acc, red, (int)(2 * bn * K));
             if (c->rank == 0) {
                 float *mean = all, *sd = all + cap * K, *ent = all + 2 * cap * K;
                 for (int64_t r = 0; r < bn; r++) {

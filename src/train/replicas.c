@@ -8,11 +8,11 @@
 #include "train_internal.h"
 
 dpt_status dpt_check_replicas(const dpt_comm *c, const float *params, int64_t n, int64_t step) {
-    unsigned long long mine = dpt_fnv1a64(DPT_FNV1A64_INIT, params, (size_t)n * sizeof(float));
-    unsigned long long *all = malloc((size_t)c->size * sizeof *all);
+    uint64_t mine = dpt_fnv1a64(DPT_FNV1A64_INIT, params, (size_t)n * sizeof(float));
+    uint64_t *all = malloc((size_t)c->size * sizeof *all);
     if (!all)
         dpt_comm_abort(c, dpt_error_set(DPT_ERR_NOMEM, "replica check: out of memory"));
-    MPI_Allgather(&mine, 1, MPI_UNSIGNED_LONG_LONG, all, 1, MPI_UNSIGNED_LONG_LONG, c->comm);
+    dpt_comm_allgather_u64(c, mine, all);
     char bad[512] = "";
     size_t used = 0;
     int n_bad = 0;

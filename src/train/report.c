@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dptrain/config.h"
+#include "dptrain/train.h"
 #include "report.h"
 
 #define BAR_MAX 30        /* characters between the brackets, at most */
@@ -834,10 +835,17 @@ dpt_status dpt_history_write_svg(const char *path, const dpt_epoch_log *rows, in
         unlink(tmp);
         return dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", tmp, strerror(saved));
     }
-    if (rename(tmp, path) != 0) {
-        saved = errno;
-        unlink(tmp);
-        return dpt_error_set(DPT_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(saved));
-    }
-    return DPT_OK;
+    return dpt_file_commit(tmp, path); /* fsync, rename, fsync of the directory */
+}
+
+dpt_status dpt_plot_history(const char *csv, const char *svg, const char *title,
+                            int64_t *n_epochs) {
+    dpt_epoch_log *rows = NULL;
+    *n_epochs = 0;
+    dpt_status st = dpt_history_read_csv(csv, &rows, n_epochs);
+    if (st != DPT_OK)
+        return st;
+    st = dpt_history_write_svg(svg, rows, *n_epochs, title);
+    free(rows);
+    return st;
 }

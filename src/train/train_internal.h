@@ -27,9 +27,15 @@ typedef struct {
     dpt_stream *stream;     /* this rank's training rows, streamed (shard above the memory limit) */
     bool streaming;         /* some rank streams: then every rank uses the local order */
     bool local_order;       /* each rank shuffles its own shard; balanced per-step counts */
-    int64_t max_local;      /* most samples this rank gets in one step */
+    int64_t max_local;      /* most samples this rank gets in one step (one micro-batch) */
+    bool repro;             /* reproducible mode: the same bits on any number of ranks */
+    int64_t micro;          /* its micro-batch size */
+    float **mgrad;          /* (max micro-batches a rank gets) gradient buffers, n_params each */
+    int n_mgrad;
+    int64_t *xacc;          /* exact sums' scratch: (n_params) int64 */
+    int *xexp;              /* and (n_params / 256 + 1) block exponents */
     dpt_callbacks_state cb; /* EarlyStopping / ReduceLROnPlateau */
-    double prof[5];         /* --profile: seconds in data, compute, reduce, update; steps */
+    double prof[PROF_N];    /* --profile: seconds in data, compute, reduce, update; steps */
     float *best;            /* (n_params) best weights for restore_best_weights, or NULL */
     bool stopped_early;     /* EarlyStopping ended the run (kept in checkpoints) */
     float *xb, *yb, *dout;  /* (max_local, x_size), (max_local, y_size), (max_local, out) */
@@ -46,10 +52,26 @@ typedef struct {
 DPT_NODISCARD dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg,
                                          const dpt_fit_opts *o, dpt_train *t);
 DPT_NODISCARD dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res);
+/* One optimizer step on global batch k of the epoch's order (step.c); s: the step's statistics
+ * summed over the ranks. Collective. */
+DPT_NODISCARD dpt_status dpt_train_step(dpt_train *t, const dpt_order *ord, int64_t k,
+                                        dpt_step_stats *s);
+/* The same in reproducible mode: micro-batches, exact sums (step.c). Collective. */
+DPT_NODISCARD dpt_status dpt_train_step_reproducible(dpt_train *t, const dpt_order *ord, int64_t k,
+                                                     dpt_step_stats *s);
+/* resume.c: rank 0 reads the newest valid checkpoint of the run directory, every rank receives
+ * its state (nothing when there is none); rank 0 writes one. Collective. */
+DPT_NODISCARD dpt_status dpt_train_resume(dpt_train *t);
+DPT_NODISCARD dpt_status dpt_train_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epoch,
+                                              const double sums[3]);
 void dpt_train_teardown(dpt_train *t);
 DPT_NODISCARD dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
                                         const dpt_shard *s, uint32_t seed, double sums[3]);
+DPT_NODISCARD dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
+                                              const dpt_shard *s, int64_t chunk, double sums[3]);
 int dpt_train_setup_threads(const dpt_comm *c);
+/* The targets the data room builds for the loss and the model's outputs. */
+dpt_target_spec dpt_train_targets(dpt_loss_kind loss, const dpt_model *m);
 /* A quarter of the node's memory divided by the ranks on the node. Local. */
 int64_t dpt_default_memory_limit(const dpt_comm *c);
 DPT_NODISCARD dpt_status dpt_mkdir_p(const char *path);

@@ -56,6 +56,11 @@ make_fixtures() {
         $M "$d/dim0.h5" dset /train/x f32 60x0 rand $y
         $M "$d/ywide.h5" dset /train/x f32 60x20 rand dset /train/y f32 60x3 rand
         $M "$d/xgroup.h5" group /train/x $y
+        # token ids for an Embedding of input_dim 5 (configs/embedding.json): good, then bad
+        $M "$d/ids.h5" dset /train/x i32 60x6 mod:5 $y
+        $M "$d/ids_neg.h5" dset /train/x i32 60x6 modrow:5:7:-1 $y
+        $M "$d/ids_frac.h5" dset /train/x f32 60x6 modrow:5:3:2.5 $y
+        $M "$d/ids_big.h5" dset /train/x i64 60x6 modrow:5:9:5 $y
         $M "$d/valnan.h5" dset /train/x f32 60x20 rand $y \
             dset /validation/x f32 30x20 nan:29 dset /validation/y i32 30 mod:2
         $M "$d/testlabel.h5" dset /train/x f32 60x20 rand $y \

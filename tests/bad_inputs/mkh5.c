@@ -7,7 +7,8 @@
  *     dset PATH TYPE DIMS FILL    TYPE: f32 f64 i32 i64 u8 str; DIMS: 100x20 (0 allowed: 0x20);
  *                                 FILL: rand | const:V | mod:K (row % K) | nan:ROW | inf:ROW
  *                                       (rand, one row all NaN / +Inf) | big:V (rand * V) |
- *                                       row:ROW:V (rand, one row all V)
+ *                                       row:ROW:V (rand, one row all V) |
+ *                                       modrow:K:ROW:V (mod:K, one row all V)
  *     attr PATH NAME TYPE VALUE   TYPE: f32 f64 i32 i64 str; PATH a group or dataset
  *     setattr PATH NAME VALUE     overwrites an existing numeric attribute (type kept)
  *     group PATH                  an empty group
@@ -99,7 +100,11 @@ static int cmd_dset(hid_t f, hid_t lcpl, const char *path, const char *type, con
         bad_row = atoll(fill + 4), bad = INFINITY;
     else if (!strncmp(fill, "big:", 4))
         big = atof(fill + 4);
-    else if (!strncmp(fill, "row:", 4) && strchr(fill + 4, ':'))
+    else if (!strncmp(fill, "modrow:", 7) && strchr(fill + 7, ':') &&
+             strchr(strchr(fill + 7, ':') + 1, ':')) { /* modrow:K:R:V: mod:K, row R = V */
+        const char *r = strchr(fill + 7, ':') + 1;
+        mode = 2, k = atoll(fill + 7), bad_row = atoll(r), bad = atof(strchr(r, ':') + 1);
+    } else if (!strncmp(fill, "row:", 4) && strchr(fill + 4, ':'))
         bad_row = atoll(fill + 4), bad = atof(strchr(fill + 4, ':') + 1);
     else if (strcmp(fill, "rand"))
         return fail("bad FILL", fill);

@@ -161,4 +161,16 @@ else
     not_ok "final weights 2 nodes vs 1 node" "$WEIGHTS_DIFF"
 fi
 
+# reproducible mode: 2 nodes x 2 ranks = 1 rank, byte for byte (not only 4 ranks on one node)
+run_cmd "$WORK/r1" 120 $L -n 1 -- fit examples/tutorial.json --data "$data" --reproducible --run-dir "$WORK/r1"
+run_cmd "$WORK/r2" 120 ip netns exec "$nsA" unshare --uts /bin/sh -c \
+    "hostname nodeA && OMPI_MCA_plm_rsh_agent='$WORK/netns-rsh' OMPI_MCA_mpi_yield_when_idle=1 exec $L --hostfile '$WORK/hosts' --ppn 2 -- \
+     fit examples/tutorial.json --data '$data' --reproducible --run-dir '$WORK/r2'"
+if [ "$RC" -eq 0 ] && grep -qE 'placement: 4 ranks on 2 hosts' "$WORK/r2.out" &&
+    same_weights "$WORK/r1/final.h5" "$WORK/r2/final.h5"; then
+    ok "reproducible mode: 2 nodes x 2 ranks give the 1-rank weights ($WEIGHTS_COUNT datasets, h5diff)"
+else
+    not_ok "reproducible mode on 2 nodes" "exit $RC" "${WEIGHTS_DIFF:-}" "$(tail -3 "$WORK/r2.err")"
+fi
+
 finish

@@ -175,7 +175,7 @@ expect_fail "plot: unknown argument" 2 'unknown argument "--bogus"' 10 "$DPTRAIN
 
 # ---- dptrain help COMMAND -------------------------------------------------------------------------
 # every option a parser accepts appears in that command's help
-opts_in() { grep -oE '"--[a-z][a-z-]+"' "$@" | tr -d '"' | sort -u; }
+opts_in() { grep -hoE '"--[a-z][a-z-]+"' "$@" | tr -d '"' | sort -u; }
 check_help() { # COMMAND SOURCE...
     local cmd=$1; shift
     run_cmd "$WORK/help-$cmd" 10 "$DPTRAIN" help "$cmd"
@@ -188,7 +188,7 @@ check_help() { # COMMAND SOURCE...
         ok "help $cmd: every option of $(basename -a "$@" | tr '\n' ' ')documented, exit codes listed"
     else not_ok "help $cmd" "exit $RC; missing:$missing"; fi
 }
-check_help fit src/cli/main.c
+check_help fit src/cli/main.c src/cli/fit_opts.c
 check_help predict src/cli/cmd_predict.c
 check_help data src/cli/data_cmd.c
 check_help plot src/cli/cmd_plot.c

@@ -59,8 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t hi = info.n < 64 ? info.n : 64;
     /* a target spec the labels can satisfy or fail against: mse for float targets, sparse CE
      * with 3 classes for labels (so out-of-range labels are exercised) */
-    dpt_target_spec t = {.loss = info.y_integer ? DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY
-                                                : DPT_LOSS_MSE,
+    dpt_target_spec t = {.kind = info.y_integer ? DPT_TARGET_INDEX : DPT_TARGET_VALUES,
                          .n_outputs = info.y_integer ? 3 : info.y_cols};
     dpt_shard *s = NULL;
     st = dpt_shard_open(g_path, "train", 0, hi, &t, NULL, &s);

@@ -23,6 +23,8 @@ for f in "$root"/tests/data/configs/forms/*.json; do cp "$f" "$c/fuzz_config/for
 cp "$root/tests/bad_inputs/configs/good.json" "$c/fuzz_config/good.json"
 cp "$here/model.json" "$c/fuzz_config/fuzz_model.json"
 [ -f "$root/examples/fmnist_cnn.json" ] && cp "$root/examples/fmnist_cnn.json" "$c/fuzz_config/fmnist_cnn.json"
+cp "$root/examples/conv1d.json" "$c/fuzz_config/conv1d.json"
+cp "$root/tests/data/configs/seq_embedding.json" "$c/fuzz_config/seq_embedding.json"
 
 # --- datasets
 h5pcc -shlib -O1 -o "$tmp/mkh5" "$root/tests/bad_inputs/mkh5.c" -lm

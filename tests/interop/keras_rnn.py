@@ -38,6 +38,7 @@ predict_cases = {
     "lstm_stacked": seq(L.LSTM(6, return_sequences=True), L.LSTM(4, return_sequences=True),
                         L.GRU(3), L.Dense(1)),
     "gru": seq(L.GRU(6), L.Dense(2)),
+    "lstm_hard_sigmoid": seq(L.LSTM(4, recurrent_activation="hard_sigmoid")),
     "gru_reset_before": seq(L.GRU(5, reset_after=False, return_sequences=True)),
     "gru_reset_before_back": seq(L.GRU(4, reset_after=False, go_backwards=True)),
     "gru_back_seq": seq(L.GRU(4, go_backwards=True, return_sequences=True, use_bias=False)),

@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     /* non-zero biases, so a swapped kernel/bias would show */
     for (int i = 0; i < dpt_model_n_layers(m); i++) {
         dpt_layer *l = dpt_model_layer(m, i);
-        int64_t np = l->ops->n_params(l);
+        int64_t np = dpt_layer_n_params(l);
         int64_t nb = l->out_size; /* Dense: the last out_size parameters are the bias */
         for (int64_t j = np - nb; np > 0 && j < np; j++)
             l->params[j] = 0.05f * sinf((float)j);

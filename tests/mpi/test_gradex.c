@@ -2,8 +2,12 @@
  *  - the parts [lo, hi) of the ranks tile [0, n) in rank order, each starting on a cache line;
  *  - after dpt_gradex_reduce a rank's part holds the sum over the ranks BIT-exactly equal to the
  *    documented pairwise tree (recomputed here from every rank's known inputs), and
- *    dpt_gradex_finish brings the summed extras to every rank; with MPI the whole vector matches;
- *  - finish ORs one rank's flag into every rank's answer (and a step after a flagged one works);
+ *    dpt_gradex_finish brings the summed step statistics to every rank; with MPI the whole vector
+ *    matches;
+ *  - finish sums one rank's non-finite verdict into every rank's (and a step after it works);
+ *  - a model whose gradient buffer is bound to the slot copies exactly its n_params floats (the
+ *    slot's tail and the window's control block behind it untouched: the old spare floats made
+ *    the barrier hang when they were not zero) and trains steps through share/gather;
  *  - gather: every rank's part reaches every rank; share: one node copy, updated in place by
  *    parts and seen by all after gather;
  *  - "every rank its own node" (a fake node split) takes the hierarchical path (MPI_Allreduce
@@ -20,13 +24,14 @@
 #include <string.h>
 
 #include "dptrain/comm.h"
+#include "dptrain/nn.h"
 #include "testutil.h"
 
-enum { N = 1237, EXTRA = 4 }; /* not a multiple of 16, nor of 2 or 3 */
+enum { N = 1237 }; /* not a multiple of 16, nor of 2 or 3 */
 
 static int g_rank, g_size;
-static dpt_comm g_c;           /* every test: a fresh dpt_comm over MPI_COMM_WORLD */
-static float g_own[N + EXTRA]; /* the vector when the exchange has no slot (MPI) */
+static dpt_comm g_c;   /* every test: a fresh dpt_comm over MPI_COMM_WORLD */
+static float g_own[N]; /* the vector when the exchange has no slot (MPI) */
 
 static void who(void) {
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -68,15 +73,33 @@ static float tree(int r0, int r1, int64_t i, int s) {
 static void fill(float *g, int s) {
     for (int64_t i = 0; i < N; i++)
         g[i] = input(g_rank, i, s);
-    for (int e = 0; e < EXTRA; e++)
-        g[N + e] = (float)(g_rank + 1 + e); /* small integers: exact sums */
+}
+
+/* this rank's statistics: small integers (exact sums); no non-finite verdict */
+static dpt_step_stats my_stats(void) {
+    dpt_step_stats st;
+    for (int e = 0; e < DPT_STAT_N; e++)
+        st.v[e] = e == DPT_STAT_NONFINITE ? 0.0 : (double)(g_rank + 1 + e);
+    return st;
+}
+
+/* the statistics summed over every rank: sum over r of (r + 1 + e) */
+static bool stats_summed(const dpt_step_stats *st) {
+    bool ok = st->v[DPT_STAT_NONFINITE] == 0.0;
+    for (int e = 0; e < DPT_STAT_N; e++)
+        if (e != DPT_STAT_NONFINITE)
+            ok = ok && st->v[e] == (double)(g_size * (g_size + 1) / 2 + g_size * e);
+    return ok;
 }
 
 /* an exchange over g_c; *buf: where this rank writes its vector */
 static dpt_gradex *make(dpt_reduce_mode mode, float **buf) {
     dpt_gradex *gx = NULL;
-    assert_int_equal(dpt_gradex_create(&g_c, N, EXTRA, mode, &gx), DPT_OK);
-    *buf = dpt_gradex_slot(gx) ? dpt_gradex_slot(gx) : g_own;
+    assert_int_equal(dpt_gradex_create(&g_c, N, mode, &gx), DPT_OK);
+    int64_t len = 0;
+    float *slot = dpt_gradex_slot(gx, &len);
+    assert_true(slot == NULL || len >= N);
+    *buf = slot ? slot : g_own;
     return gx;
 }
 
@@ -92,11 +115,9 @@ static bool step_ok(dpt_gradex *gx, float *g, int s, bool exact_tree) {
         ok = exact_tree ? memcmp(&g[i], &want, sizeof want) == 0
                         : fabsf(g[i] - want) <= 1e-5f * fmaxf(1.0f, fabsf(want));
     }
-    int any = dpt_gradex_finish(gx, g, 0);
-    ok = ok && any == 0;
-    for (int e = 0; e < EXTRA; e++) /* sum over r of (r + 1 + e) */
-        ok = ok && g[N + e] == (float)(g_size * (g_size + 1) / 2 + g_size * e);
-    return ok;
+    dpt_step_stats st = my_stats();
+    dpt_gradex_finish(gx, &st);
+    return ok && stats_summed(&st);
 }
 
 static void test_parts_tile_the_vector(void **state) {
@@ -128,21 +149,24 @@ static void test_reduce_is_the_tree_sum(void **state) {
     gx = make(DPT_REDUCE_MPI, &g);
     int64_t lo, hi;
     dpt_gradex_range(gx, &lo, &hi);
-    assert_true(all_true(lo == 0 && hi == N && dpt_gradex_slot(gx) == NULL));
+    int64_t len = -1;
+    assert_true(all_true(lo == 0 && hi == N && dpt_gradex_slot(gx, &len) == NULL && len == 0));
     assert_true(all_true(step_ok(gx, g, 0, g_size <= 2)));
     dpt_gradex_destroy(&gx);
 }
 
-static void test_finish_ors_the_flags(void **state) {
+static void test_finish_sums_the_verdicts(void **state) {
     (void)state;
     float *g;
     dpt_gradex *gx = make(DPT_REDUCE_SHM, &g);
     for (int s = 0; s < 3; s++) {
         fill(g, s);
         dpt_gradex_reduce(gx, g);
-        int any = dpt_gradex_finish(gx, g, s == 1 && g_rank == g_size - 1);
-        assert_true(all_true(any == (s == 1)));
-        assert_true(all_true(g[N] == (float)(g_size * (g_size + 1) / 2)));
+        dpt_step_stats st = my_stats();
+        st.v[DPT_STAT_NONFINITE] = s == 1 && g_rank == g_size - 1;
+        dpt_gradex_finish(gx, &st);
+        assert_true(all_true((st.v[DPT_STAT_NONFINITE] > 0) == (s == 1)));
+        assert_true(all_true(st.v[DPT_STAT_LOSS] == (double)(g_size * (g_size + 1) / 2)));
     }
     assert_true(all_true(step_ok(gx, g, 7, true))); /* and a normal step after */
     dpt_gradex_destroy(&gx);
@@ -182,6 +206,62 @@ static void test_gather_and_share(void **state) {
     dpt_gradex_destroy(&gx);
 }
 
+/* The regression of the old spare-floats contract: binding a model whose gradient buffer holds
+ * non-zero values (the old DPT_MODEL_GRAD_SPARE floats past n were copied too, over the window's
+ * control block on node rank 0, and the barrier hung) copies exactly n_params floats; the slot's
+ * tail stays zero and steps run through share, reduce, finish and gather. */
+static void test_bound_model_with_nonzero_gradients(void **state) {
+    (void)state;
+    const char *layers = "[{\"class_name\": \"Dense\", \"config\": {\"units\": 5}}]";
+    json_t *lj = json_loads(layers, 0, NULL);
+    dpt_shape in = {.rank = 1, .dim = {3}};
+    dpt_json_ctx ctx = {.file = "test"};
+    dpt_model *m = NULL;
+    assert_int_equal(dpt_model_create(lj, &in, 4, 1, &ctx, &m), DPT_OK);
+    json_decref(lj);
+    int64_t n = dpt_model_n_params(m); /* 20: not a multiple of 16 */
+    dpt_gradex *gx = NULL;
+    assert_int_equal(dpt_gradex_create(&g_c, n, DPT_REDUCE_AUTO, &gx), DPT_OK);
+    float *g = dpt_model_grads(m);
+    for (int64_t i = 0; i < n; i++)
+        g[i] = 1.0f;
+    int64_t len = 0;
+    float *slot = dpt_gradex_slot(gx, &len);
+    bool ok = true;
+    if (slot) {
+        dpt_model_bind_grads(m, slot, len, true);
+        ok = dpt_model_grads(m) == slot && slot[0] == 1.0f && slot[n - 1] == 1.0f;
+        for (int64_t i = n; i < len; i++)
+            ok = ok && slot[i] == 0.0f;
+        float *w = dpt_gradex_share(gx, dpt_model_params(m));
+        if (w)
+            dpt_model_bind_params(m, w, false);
+    }
+    for (int s = 0; s < 5; s++) {
+        g = dpt_model_grads(m);
+        for (int64_t i = 0; i < n; i++)
+            g[i] = (float)(g_rank + 1);
+        dpt_gradex_reduce(gx, g);
+        int64_t lo, hi;
+        dpt_gradex_range(gx, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++)
+            ok = ok && g[i] == (float)(g_size * (g_size + 1) / 2);
+        dpt_step_stats st = my_stats();
+        dpt_gradex_finish(gx, &st);
+        ok = ok && stats_summed(&st);
+        float *p = dpt_model_params(m);
+        for (int64_t i = lo; i < hi; i++)
+            p[i] = (float)s;
+        dpt_gradex_gather(gx, p);
+        for (int64_t i = 0; i < n; i++)
+            ok = ok && p[i] == (float)s;
+    }
+    assert_true(all_true(ok));
+    dpt_model_bind_params(m, NULL, true);
+    dpt_model_destroy(&m);
+    dpt_gradex_destroy(&gx);
+}
+
 /* every rank its own "node": the shared-memory path with MPI_Allreduce between the nodes */
 static void test_one_rank_per_node_is_hierarchical(void **state) {
     (void)state;
@@ -189,12 +269,14 @@ static void test_one_rank_per_node_is_hierarchical(void **state) {
     MPI_Comm_split(g_c.comm, g_c.rank, 0, &g_c.node);
     MPI_Comm_rank(g_c.node, &g_c.node_rank);
     MPI_Comm_size(g_c.node, &g_c.node_size);
-    float *g, ref[N + EXTRA];
+    float *g, ref[N];
     /* the flat MPI exchange first, as the reference */
     dpt_gradex *gx = make(DPT_REDUCE_MPI, &g);
     fill(g, 3);
     dpt_gradex_reduce(gx, g);
     memcpy(ref, g, sizeof ref);
+    dpt_step_stats ref_st = my_stats();
+    dpt_gradex_finish(gx, &ref_st);
     dpt_gradex_destroy(&gx);
     gx = make(DPT_REDUCE_SHM, &g);
     if (g_size > 1)
@@ -204,8 +286,9 @@ static void test_one_rank_per_node_is_hierarchical(void **state) {
     int64_t lo, hi;
     dpt_gradex_range(gx, &lo, &hi);
     bool ok = lo == 0 && hi == N && memcmp(g, ref, sizeof(float) * N) == 0;
-    dpt_gradex_finish(gx, g, 0);
-    ok = ok && memcmp(g + N, ref + N, sizeof(float) * EXTRA) == 0;
+    dpt_step_stats st = my_stats();
+    dpt_gradex_finish(gx, &st);
+    ok = ok && memcmp(&st, &ref_st, sizeof st) == 0;
     assert_true(all_true(ok));
     /* AUTO with one rank per node is plain MPI */
     dpt_gradex_destroy(&gx);
@@ -227,7 +310,7 @@ static void test_unequal_nodes(void **state) {
     MPI_Comm_rank(g_c.node, &g_c.node_rank);
     MPI_Comm_size(g_c.node, &g_c.node_size);
     dpt_gradex *gx = NULL;
-    dpt_status st = dpt_gradex_create(&g_c, N, EXTRA, DPT_REDUCE_SHM, &gx);
+    dpt_status st = dpt_gradex_create(&g_c, N, DPT_REDUCE_SHM, &gx);
     assert_true(all_true(st == DPT_ERR_CONFIG && gx == NULL &&
                          strstr(dpt_error_message(),
                                 "--reduce shm: the nodes have different numbers of ranks (1 to "
@@ -268,7 +351,8 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parts_tile_the_vector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reduce_is_the_tree_sum, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_finish_ors_the_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finish_sums_the_verdicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bound_model_with_nonzero_gradients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gather_and_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_rank_per_node_is_hierarchical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unequal_nodes, setup, teardown),

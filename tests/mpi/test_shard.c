@@ -41,7 +41,8 @@ static uint64_t mix40(int64_t i) { /* a per-sample value for membership checksum
     return (z ^ (z >> 32)) & ((1ull << 40) - 1);
 }
 
-static const dpt_target_spec SPARSE = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, CLASSES};
+static const dpt_target_spec SPARSE = {DPT_TARGET_INDEX, CLASSES,
+                                       "sparse_categorical_crossentropy"};
 
 static void test_shard_holds_its_rows(void **state) {
     (void)state;

@@ -35,7 +35,8 @@ static void ensure_files(void) {
     g_size = g_fx.size;
 }
 
-static const dpt_target_spec SPARSE = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, CLASSES};
+static const dpt_target_spec SPARSE = {DPT_TARGET_INDEX, CLASSES,
+                                       "sparse_categorical_crossentropy"};
 
 typedef enum { MODE_MEMORY, MODE_STREAM } mode;
 

@@ -23,6 +23,8 @@ static json_t *gc_parse(const char *text) {
     return j;
 }
 
+#define GC_MAX_BATCH 64 /* the largest batch a standalone layer's workspace is sized for */
+
 static dpt_status gc_make_layer(const char *cls, const char *cfg_text, dpt_shape in,
                                 dpt_layer **out) {
     json_t *cfg = gc_parse(cfg_text);
@@ -32,20 +34,17 @@ static dpt_status gc_make_layer(const char *cls, const char *cfg_text, dpt_shape
         fail_msg("no layer class %s", cls);
     dpt_status st = create(cfg, &ctx, &in, out);
     json_decref(cfg);
+    /* the workspace the model would carve (ops->workspace), for up to GC_MAX_BATCH samples */
+    int64_t nw =
+        st == DPT_OK && (*out)->ops->workspace ? (*out)->ops->workspace(*out, GC_MAX_BATCH) : 0;
+    if (nw > 0)
+        (*out)->work = calloc((size_t)nw, sizeof(float));
     return st;
 }
 
-/* the most samples a gradient check passes to a standalone layer (its workspace is sized so) */
-#define GC_MAX_BATCH 64
-
-/* gives a standalone layer its own parameter and gradient buffers, initialised from seed, and
- * its workspace (ops->workspace) for GC_MAX_BATCH samples */
+/* gives a standalone layer its own parameter and gradient buffers, initialised from seed */
 static void gc_bind_params(dpt_layer *l, uint64_t seed) {
-    int64_t n = l->ops->n_params(l);
-    if (l->ops->workspace) {
-        int64_t w = l->ops->workspace(l, GC_MAX_BATCH);
-        l->work = w > 0 ? calloc((size_t)w, sizeof(float)) : NULL;
-    }
+    int64_t n = dpt_layer_n_params(l);
     l->params = n ? calloc((size_t)n, sizeof(float)) : NULL;
     l->grads = n ? calloc((size_t)n, sizeof(float)) : NULL;
     if (n) {
@@ -103,7 +102,7 @@ static double gc_layer_f(dpt_layer *l, const dpt_pass *p, const float *x, float 
 }
 
 static int64_t gc_n_trainable(const dpt_layer *l) {
-    return l->ops->n_trainable ? l->ops->n_trainable(l) : l->ops->n_params(l);
+    return l->ops->n_trainable ? l->ops->n_trainable(l) : dpt_layer_n_params(l);
 }
 
 /* Gradient check of one layer over its trainable parameters and its input, f = sum(y * w).
@@ -114,8 +113,12 @@ static gc_result gc_check_layer_corrupt(dpt_layer *l, const dpt_pass *p, int64_t
     gc_result r = {0};
     dpt_rng rng;
     dpt_rng_init(&rng, seed, 99);
-    int64_t nin = B * l->in_size, nout = B * l->out_size, np = l->ops->n_params(l);
+    int64_t nin = B * l->in_size, nout = B * l->out_size, np = dpt_layer_n_params(l);
     int64_t nt = gc_n_trainable(l);
+    /* a layer with a workspace (ops->workspace) gets it here when the caller gave none */
+    float *own_work = NULL;
+    if (l->ops->workspace && !l->work && l->ops->workspace(l, B) > 0)
+        l->work = own_work = malloc((size_t)l->ops->workspace(l, B) * sizeof(float));
     float *x = malloc((size_t)nin * sizeof(float));
     float *dx = malloc((size_t)nin * sizeof(float));
     float *y = malloc((size_t)nout * sizeof(float));
@@ -166,6 +169,10 @@ static gc_result gc_check_layer_corrupt(dpt_layer *l, const dpt_pass *p, int64_t
         gc_compare(&r, dx[k], fm, f0, fp, eps);
     }
     free(saved);
+    if (own_work) {
+        free(own_work);
+        l->work = NULL;
+    }
     free(x);
     free(dx);
     free(y);

@@ -63,7 +63,8 @@ static void check_tutorial_model(const dpt_config *c, const char *path_fmt, size
     assert_int_equal(json_array_size(c->layers), 5);
     for (size_t i = 0; i < 5; i++) {
         json_t *e = json_array_get(c->layers, i);
-        assert_int_equal(json_object_size(e), 3); /* class_name, config, _path only */
+        /* class_name, config, _path only (and _keras_major: 2 for a Keras 2 model) */
+        assert_int_equal(json_object_size(e), 3 + (json_object_get(e, "_keras_major") != NULL));
         assert_string_equal(layer_class(c, i), cls[i]);
         const json_t *lc = layer_config(c, i);
         assert_true(json_is_object(lc));
@@ -502,23 +503,48 @@ static const bad_case bad[] = {
     {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
      "{\"reduction\": \"sum\"}}}}",
      "compile.loss.config.reduction: not supported"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": \"nadam\"}}",
-     "bad.json: compile.optimizer: unknown optimizer \"nadam\" (supported: adam, adamw, rmsprop, "
-     "sgd)"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Nadam\"}}}",
-     "bad.json: compile.optimizer.class_name: unknown optimizer \"Nadam\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": \"ftrl\"}}",
+     "bad.json: compile.optimizer: unknown optimizer \"ftrl\" (supported: adadelta, adagrad, adam, "
+     "adamax, adamw, lion, nadam, rmsprop, sgd)"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Ftrl\"}}}",
+     "bad.json: compile.optimizer.class_name: unknown optimizer \"Ftrl\""},
     {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"config\": {}}}}",
      "bad.json: compile.optimizer.class_name: required"},
     {"{" MODEL ", \"compile\": {" LOSS ", \"optimiser\": \"adam\"}}",
      "bad.json: compile.optimiser: unknown key"},
     {"{" MODEL ", \"compile\": {" LOSS ", \"loss_weights\": [1]}}",
      "bad.json: compile.loss_weights: not supported yet"},
-    {OPT("{\"amsgrad\": true}"),
-     "bad.json: compile.optimizer.config.amsgrad: not supported yet (must be false)"},
-    {OPT("{\"clipnorm\": 1.0}"), "bad.json: compile.optimizer.config.clipnorm: not supported yet"},
-    {OPT("{\"global_clipnorm\": 1.0}"),
-     "compile.optimizer.config.global_clipnorm: not supported yet"},
-    {OPT("{\"clipvalue\": 0.5}"), "compile.optimizer.config.clipvalue: not supported yet"},
+    {OPT("{\"amsgrad\": 1}"),
+     "bad.json: compile.optimizer.config.amsgrad: must be true or false, got an integer"},
+    {OPT("{\"clipnorm\": 0}"),
+     "bad.json: compile.optimizer.config.clipnorm: must be a number > 0 or null, got 0"},
+    {OPT("{\"clipnorm\": 1.0, \"global_clipnorm\": 1.0}"),
+     "compile.optimizer.config.global_clipnorm: only one of clipnorm, clipvalue and "
+     "global_clipnorm can be set (clipnorm is set too)"},
+    {OPT("{\"clipvalue\": -0.5}"),
+     "compile.optimizer.config.clipvalue: must be a number > 0 or null, got -0.5"},
+    {OPT("{\"gradient_accumulation_steps\": 1}"),
+     "compile.optimizer.config.gradient_accumulation_steps: must be in [2, "},
+    {OPT("{\"gradient_accumulation_steps\": 2.5}"),
+     "compile.optimizer.config.gradient_accumulation_steps: must be an integer"},
+    {OPT("{\"loss_scale_factor\": 128}"),
+     "compile.optimizer.config.loss_scale_factor: not supported yet (must be null)"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Lion\", \"config\": "
+     "{\"beta_1\": 0}}}}",
+     "bad.json: compile.optimizer.config.beta_1: must be in (0, 1]"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Adagrad\", "
+     "\"config\": {\"is_legacy_optimizer\": true}}}}",
+     "bad.json: compile.optimizer.config.is_legacy_optimizer: this is Keras 2's OptimizerV2 "
+     "Adagrad"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Nadam\", "
+     "\"config\": {\"learning_rate\": 0.002, \"decay\": 0.0}}}}",
+     "bad.json: compile.optimizer.config.decay: this is Keras 2's OptimizerV2 Nadam"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Adadelta\", "
+     "\"config\": {\"beta_1\": 0.9}}}}",
+     "bad.json: compile.optimizer.config.beta_1: unknown key"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": {\"class_name\": \"Nadam\", "
+     "\"config\": {\"amsgrad\": false}}}}",
+     "bad.json: compile.optimizer.config.amsgrad: unknown key"},
     {OPT("{\"weight_decay\": -0.004}"), "compile.optimizer.config.weight_decay: must be >= 0"},
     {OPT("{\"use_ema\": true}"), "compile.optimizer.config.use_ema: not supported yet"},
     {OPT("{\"decay\": 1e-6}"), "compile.optimizer.config.decay: not supported yet (must be 0)"},
@@ -526,8 +552,17 @@ static const bad_case bad[] = {
      "bad.json: compile.optimizer.config.learning_rate: must be > 0, got 0"},
     {OPT("{\"learning_rate\": {\"class_name\": \"ExponentialDecay\"}}"),
      "compile.optimizer.config.learning_rate.config: must be an object, got nothing"},
-    {OPT("{\"learning_rate\": {\"class_name\": \"InverseTimeDecay\", \"config\": {}}}"),
+    {OPT("{\"learning_rate\": {\"class_name\": \"CyclicDecay\", \"config\": {}}}"),
      "compile.optimizer.config.learning_rate.class_name: unknown learning rate schedule"},
+    {OPT("{\"learning_rate\": {\"class_name\": \"InverseTimeDecay\", \"config\": "
+         "{\"initial_learning_rate\": 0.1, \"decay_rate\": 0.5}}}"),
+     "compile.optimizer.config.learning_rate.config.decay_steps: required"},
+    {OPT("{\"learning_rate\": {\"class_name\": \"PolynomialDecay\", \"config\": "
+         "{\"initial_learning_rate\": 0.1, \"decay_steps\": 10, \"power\": -1}}}"),
+     "compile.optimizer.config.learning_rate.config.power: must be"},
+    {OPT("{\"learning_rate\": {\"class_name\": \"CosineDecayRestarts\", \"config\": "
+         "{\"initial_learning_rate\": 0.1, \"first_decay_steps\": 10, \"t_mul\": 0}}}"),
+     "compile.optimizer.config.learning_rate.config.t_mul: must be > 0, got 0"},
     {OPT("{\"learning_rate\": {\"class_name\": \"ExponentialDecay\", \"config\": "
          "{\"initial_learning_rate\": 0.1, \"decay_rate\": 0.9}}}"),
      "compile.optimizer.config.learning_rate.config.decay_steps: required"},
@@ -598,7 +633,7 @@ static const bad_case bad[] = {
      "bad.json: fit.shuffle: must be true or false"},
     {"{" MODEL ", " COMPILE ", \"fit\": {\"epoch\": 3}}",
      "bad.json: fit.epoch: unknown key (known: epochs, batch_size, validation_split, shuffle, "
-     "seed, callbacks)"},
+     "seed, callbacks, reproducible, micro_batch)"},
     /* data, checkpoint */
     {"{" MODEL ", " COMPILE ", \"data\": {\"file\": \"x.h5\"}}",
      "bad.json: data.file: unknown key"},

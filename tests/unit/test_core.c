@@ -248,7 +248,7 @@ static void test_json_require_null_and_act(void **state) {
         parse("{\"kernel_regularizer\": {\"class_name\": \"L2\"}, \"bias_regularizer\": "
               "null, \"a1\": \"relu\", \"a2\": {\"class_name\": \"softmax\"}, \"a3\": "
               "{\"module\": \"keras.activations\", \"class_name\": \"function\", \"config\": "
-              "\"tanh\"}, \"a4\": \"swish\", \"a5\": 3}");
+              "\"tanh\"}, \"a4\": \"swishy\", \"a5\": 3}");
     assert_ok(dpt_json_require_null(o, "bias_regularizer", &ctx));
     assert_ok(dpt_json_require_null(o, "missing", &ctx));
     assert_status_msg(dpt_json_require_null(o, "kernel_regularizer", &ctx), DPT_ERR_CONFIG,
@@ -264,7 +264,7 @@ static void test_json_require_null_and_act(void **state) {
     assert_ok(dpt_json_get_act(o, "missing", &ctx, DPT_ACT_SIGMOID, &a));
     assert_int_equal(a, DPT_ACT_SIGMOID);
     assert_status_msg(dpt_json_get_act(o, "a4", &ctx, DPT_ACT_LINEAR, &a), DPT_ERR_CONFIG,
-                      "m.json: model.config.layers[0].config.a4: unknown activation \"swish\"");
+                      "m.json: model.config.layers[0].config.a4: unknown activation \"swishy\"");
     assert_status_msg(dpt_json_get_act(o, "a5", &ctx, DPT_ACT_LINEAR, &a), DPT_ERR_CONFIG,
                       "config.a5: must be an activation name, got an integer");
     json_decref(o);

@@ -86,7 +86,7 @@ static void write_text(const char *path, const char *text) {
     fclose(f);
 }
 
-static const dpt_target_spec SPARSE10 = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 10};
+static const dpt_target_spec SPARSE10 = {DPT_TARGET_INDEX, 10, "sparse_categorical_crossentropy"};
 
 /* ---- synthetic data, probe, shard ------------------------------------------------------------ */
 
@@ -108,7 +108,7 @@ static void test_synth_probe_shard(void **state) {
     assert_int_equal(in.n_classes, 2);
     assert_ok(dpt_data_probe(p, "/train", &in)); /* leading slash accepted */
 
-    dpt_target_spec ts = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 2};
+    dpt_target_spec ts = {DPT_TARGET_INDEX, 2, "sparse_categorical_crossentropy"};
     dpt_shape sh = {1, {7}};
     dpt_shard *all = NULL, *part = NULL;
     assert_ok(dpt_shard_open(p, "train", 0, 100, &ts, &sh, &all));
@@ -178,7 +178,7 @@ static void test_uint8_scale_and_flatten(void **state) {
     assert_int_equal(in.x_shape.dim[1], 3);
     assert_true(in.y_integer);
 
-    dpt_target_spec ts = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 3};
+    dpt_target_spec ts = {DPT_TARGET_INDEX, 3, "sparse_categorical_crossentropy"};
     dpt_shape flat = {1, {6}}, img = {2, {2, 3}};
     dpt_shard *s = NULL;
     assert_ok(dpt_shard_open(p, "train", 1, 4, &ts, &flat, &s)); /* (2, 3) into a 6-vector */
@@ -211,7 +211,7 @@ static void test_float64_and_int16_x(void **state) {
     H5Gclose(g);
     H5Gclose(g2);
     H5Fclose(f);
-    dpt_target_spec bce = {DPT_LOSS_BINARY_CROSSENTROPY, 1};
+    dpt_target_spec bce = {DPT_TARGET_BINARY, 1, "binary_crossentropy"};
     dpt_shard *s = NULL;
     assert_ok(dpt_shard_open(p, "train", 0, 4, &bce, NULL, &s));
     for (int i = 0; i < 8; i++)
@@ -249,14 +249,14 @@ static void test_targets_per_loss(void **state) {
     H5Fclose(f);
 
     dpt_shard *s = NULL;
-    dpt_target_spec sp = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 3};
+    dpt_target_spec sp = {DPT_TARGET_INDEX, 3, "sparse_categorical_crossentropy"};
     assert_ok(dpt_shard_open(p, "train", 0, 6, &sp, NULL, &s));
     assert_int_equal(dpt_shard_y_size(s), 1);
     for (int i = 0; i < 6; i++)
         assert_float_equal(dpt_shard_y(s)[i], (float)(i % 3), 0);
     dpt_shard_destroy(&s);
 
-    dpt_target_spec cat = {DPT_LOSS_CATEGORICAL_CROSSENTROPY, 3};
+    dpt_target_spec cat = {DPT_TARGET_ONEHOT, 3, "categorical_crossentropy"};
     assert_ok(dpt_shard_open(p, "train", 0, 6, &cat, NULL, &s));
     assert_int_equal(dpt_shard_y_size(s), 3);
     for (int i = 0; i < 6; i++)
@@ -269,23 +269,23 @@ static void test_targets_per_loss(void **state) {
     assert_memory_equal(dpt_shard_y(s), yt, sizeof yt);
     dpt_shard_destroy(&s);
 
-    dpt_target_spec mse = {DPT_LOSS_MSE, 3};
+    dpt_target_spec mse = {DPT_TARGET_VALUES, 3, "mean_squared_error"};
     assert_ok(dpt_shard_open(p, "reg", 2, 5, &mse, NULL, &s));
     assert_memory_equal(dpt_shard_y(s), yt + 6, 9 * sizeof(float));
     dpt_shard_destroy(&s);
 
-    dpt_target_spec mse1 = {DPT_LOSS_MSE, 1};
+    dpt_target_spec mse1 = {DPT_TARGET_VALUES, 1, "mean_squared_error"};
     assert_ok(dpt_shard_open(p, "train", 0, 6, &mse1, NULL, &s)); /* integer y as values */
     assert_float_equal(dpt_shard_y(s)[5], 2.0f, 0);
     dpt_shard_destroy(&s);
 
     /* mismatches */
-    dpt_target_spec mse2 = {DPT_LOSS_MSE, 2};
+    dpt_target_spec mse2 = {DPT_TARGET_VALUES, 2, "mean_squared_error"};
     assert_status_msg(dpt_shard_open(p, "reg", 0, 6, &mse2, NULL, &s), DPT_ERR_DATA,
                       "/reg/y: mean_squared_error needs 2 target values per sample");
     assert_status_msg(dpt_shard_open(p, "reg", 0, 6, &sp, NULL, &s), DPT_ERR_DATA,
                       "/reg/y: sparse_categorical_crossentropy needs one class index per sample");
-    dpt_target_spec bce = {DPT_LOSS_BINARY_CROSSENTROPY, 1};
+    dpt_target_spec bce = {DPT_TARGET_BINARY, 1, "binary_crossentropy"};
     assert_status_msg(dpt_shard_open(p, "train", 0, 6, &bce, NULL, &s), DPT_ERR_DATA,
                       "/train/y: row 2: label 2 out of range [0, 2)");
     assert_ok(dpt_shard_open(p, "train", 0, 2, &bce, NULL, &s)); /* rows 0, 1: labels 0, 1 */
@@ -473,7 +473,7 @@ static void test_bad_layout(void **state) {
     /* a features-only split probes fine (predict reads it) but cannot give training targets */
     assert_ok(dpt_data_probe(p, "train", &in));
     assert_false(in.has_y);
-    dpt_target_spec spec_noy = {DPT_LOSS_MSE, 2};
+    dpt_target_spec spec_noy = {DPT_TARGET_VALUES, 2, "mean_squared_error"};
     dpt_shard *noy = NULL;
     assert_status_msg(dpt_shard_open(p, "train", 0, 10, &spec_noy, NULL, &noy), DPT_ERR_DATA, want);
     assert_ok(dpt_shard_open(p, "train", 0, 10, NULL, NULL, &noy));
@@ -547,7 +547,7 @@ static void test_bad_values(void **state) {
     write_xy(p, x, 20, 3, y, 20);
     snprintf(want, sizeof want, "%s: /train/y: row 17: label 12 out of range [0, 10)", p);
     assert_status_msg(dpt_shard_open(p, "train", 0, 20, &SPARSE10, NULL, &s), DPT_ERR_DATA, want);
-    dpt_target_spec cat = {DPT_LOSS_CATEGORICAL_CROSSENTROPY, 10};
+    dpt_target_spec cat = {DPT_TARGET_ONEHOT, 10, "categorical_crossentropy"};
     assert_status_msg(dpt_shard_open(p, "train", 0, 20, &cat, NULL, &s), DPT_ERR_DATA,
                       "row 17: label 12 out of range [0, 10)");
     y[17] = -1;
@@ -589,7 +589,7 @@ static void test_csv(void **state) {
     assert_int_equal(in.x_shape.dim[0], 3);
     assert_true(in.y_integer);
     dpt_shard *s = NULL;
-    dpt_target_spec sp = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 3};
+    dpt_target_spec sp = {DPT_TARGET_INDEX, 3, "sparse_categorical_crossentropy"};
     assert_ok(dpt_shard_open(out, "train", 0, 3, &sp, NULL, &s));
     const float want_x[9] = {1, 2, 3, 4, 5.5f, -0.6f, 7, 8, 9};
     for (int i = 0; i < 9; i++)
@@ -605,7 +605,7 @@ static void test_csv(void **state) {
     assert_ok(dpt_data_probe(out, "train", &in));
     assert_false(in.y_integer);
     assert_int_equal(in.y_cols, 1);
-    dpt_target_spec mse = {DPT_LOSS_MSE, 1};
+    dpt_target_spec mse = {DPT_TARGET_VALUES, 1, "mean_squared_error"};
     assert_ok(dpt_shard_open(out, "train", 0, 2, &mse, NULL, &s));
     assert_float_equal(dpt_shard_y(s)[0], 1.5f, 0);
     assert_float_equal(dpt_shard_x(s)[1], 3.0f, 0);

@@ -81,7 +81,7 @@ static void test_k240_conv_json_counts(void **state) {
         assert_int_equal(l->out_shape.rank, want[i].rank);
         for (int k = 0; k < want[i].rank; k++)
             assert_int_equal(l->out_shape.dim[k], want[i].d[k]);
-        assert_int_equal(l->ops->n_params(l), want[i].params);
+        assert_int_equal(dpt_layer_n_params(l), want[i].params);
     }
     assert_int_equal(dpt_model_n_params(m), 304897);
     assert_int_equal(dpt_model_n_trainable(m), 304897);

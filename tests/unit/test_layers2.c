@@ -110,7 +110,7 @@ static void conv_case(int B, int H, int W, int C, int F, int KH, int KW, int SH,
                                 rdk[ki] += g * x[xi];
                             }
                     }
-    memset(l->grads, 0, sizeof(float) * (size_t)l->ops->n_params(l));
+    memset(l->grads, 0, sizeof(float) * (size_t)dpt_layer_n_params(l));
     l->ops->backward(l, &train_pass, x, y, dz, dx, B);
     for (int64_t k = 0; k < nin; k++)
         if (fabs(dx[k] - rdx[k]) > 1e-4 * (1 + fabs(rdx[k])))
@@ -218,12 +218,12 @@ static void test_conv_config(void **state) {
                             shp(3, 7, 8, 3), &l));
     const char *names[4];
     dpt_shape ws[4];
-    assert_int_equal(l->ops->weights(l, names, ws, 4), 2);
+    assert_int_equal(dpt_layer_weights(l, names, ws, 4), 2);
     assert_string_equal(names[0], "kernel");
     assert_true(ws[0].rank == 4 && ws[0].dim[0] == 3 && ws[0].dim[1] == 2 && ws[0].dim[2] == 3 &&
                 ws[0].dim[3] == 5);
     assert_true(l->out_shape.dim[0] == 4 && l->out_shape.dim[1] == 4);
-    assert_int_equal(l->ops->n_params(l), 3 * 2 * 3 * 5 + 5);
+    assert_int_equal(dpt_layer_n_params(l), 3 * 2 * 3 * 5 + 5);
     gc_free_layer(&l);
 }
 
@@ -328,7 +328,7 @@ static void test_bn_training_and_moving(void **state) {
     assert_ok(gc_make_layer("BatchNormalization", "{\"momentum\": 0.9, \"epsilon\": 0.001}",
                             shp(3, 2, 2, C), &l));
     gc_bind_params(l, 1);
-    assert_int_equal(l->ops->n_params(l), 4 * C);
+    assert_int_equal(dpt_layer_n_params(l), 4 * C);
     assert_int_equal(l->ops->n_trainable(l), 2 * C);
     float *P = l->params; /* gamma, beta, moving_mean, moving_variance */
     for (int c = 0; c < C; c++) {
@@ -389,7 +389,7 @@ static void test_bn_gradients(void **state) {
         dpt_layer *l = NULL;
         assert_ok(gc_make_layer("BatchNormalization", cfgs[i], shp(3, 2, 3, 2), &l));
         gc_bind_params(l, 2);
-        for (int64_t k = 0; k < l->ops->n_params(l); k++) /* away from the defaults */
+        for (int64_t k = 0; k < dpt_layer_n_params(l); k++) /* away from the defaults */
             l->params[k] += 0.25f * (float)(k % 3);
         gc_assert_ok(gc_check_layer(l, &train_pass, 3, 10 + i), cfgs[i]);
         gc_assert_ok(gc_check_layer(l, &infer_pass, 3, 20 + i), cfgs[i]);
@@ -752,9 +752,9 @@ static void test_mc_dropout_pass(void **state) {
         dpt_layer *l = NULL;
         assert_ok(gc_make_layer(cases[i].cls, cases[i].cfg, shp(2, 4, 8, 0), &l));
         gc_bind_params(l, 1);
-        float *p0 = l->params ? malloc(sizeof(float) * (size_t)l->ops->n_params(l)) : NULL;
+        float *p0 = l->params ? malloc(sizeof(float) * (size_t)dpt_layer_n_params(l)) : NULL;
         if (p0)
-            memcpy(p0, l->params, sizeof(float) * (size_t)l->ops->n_params(l));
+            memcpy(p0, l->params, sizeof(float) * (size_t)dpt_layer_n_params(l));
         l->ops->forward(l, &mc, x, y, 2);
         bool changed = false;
         for (int k = 0; k < 64; k++)
@@ -763,7 +763,7 @@ static void test_mc_dropout_pass(void **state) {
             changed = false;
             for (int k = 0; k < 64; k++)
                 changed = changed || fabsf(y[k] - x[k] / sqrtf(1.001f)) > 1e-4f * fabsf(x[k]);
-            assert_memory_equal(p0, l->params, sizeof(float) * (size_t)l->ops->n_params(l));
+            assert_memory_equal(p0, l->params, sizeof(float) * (size_t)dpt_layer_n_params(l));
         }
         if (changed != cases[i].on)
             fail_msg("%s: MC dropout pass %s the input", cases[i].cls,

@@ -29,7 +29,8 @@ static const char *tpath(const char *name) {
 }
 
 enum { CLASSES = 10 };
-static const dpt_target_spec SPARSE = {DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, CLASSES};
+static const dpt_target_spec SPARSE = {DPT_TARGET_INDEX, CLASSES,
+                                       "sparse_categorical_crossentropy"};
 
 /* /train: x (n, f) with x[r][c] = r + c / 1000 (float32, or uint8 r % 251 with scale 1/2 when
  * u8), y int32 (n) = r % CLASSES. chunk_rows 0: contiguous. bad_x_row / bad_y_row >= 0 put a
@@ -510,7 +511,7 @@ static void test_stream_onehot(void **state) {
     (void)state;
     const char *p = tpath("onehot.h5");
     write_file(p, &F_CHUNKED);
-    const dpt_target_spec cat = {DPT_LOSS_CATEGORICAL_CROSSENTROPY, CLASSES};
+    const dpt_target_spec cat = {DPT_TARGET_ONEHOT, CLASSES, "categorical_crossentropy"};
     dpt_stream *s = NULL;
     assert_ok(dpt_stream_open(p, "train", 0, 1001, &cat, NULL, 1, 4u, &s));
     assert_int_equal(dpt_stream_y_size(s), CLASSES);
@@ -544,7 +545,7 @@ static void test_stream_open_errors_and_hold(void **state) {
                       "/valid: no such group");
     assert_status_msg(dpt_stream_open(p, "train", 0, 1002, &SPARSE, NULL, 1, 1u, &s),
                       DPT_ERR_INTERNAL, "outside [0, 1001)");
-    const dpt_target_spec mse3 = {DPT_LOSS_MSE, 3};
+    const dpt_target_spec mse3 = {DPT_TARGET_VALUES, 3, "mean_squared_error"};
     assert_status_msg(dpt_stream_open(p, "train", 0, 10, &mse3, NULL, 1, 1u, &s), DPT_ERR_DATA,
                       "needs 3 target values");
     assert_null(s);
