@@ -81,3 +81,12 @@ endforeach()
 add_test(NAME lint/rooms COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/lint/rooms.sh
                                  ${CMAKE_CURRENT_SOURCE_DIR})
 set_tests_properties(lint/rooms PROPERTIES TIMEOUT 60 LABELS unit)
+
+# The Python package's pytest suite (tests/interop/keras_python.py, registered by the glob above)
+# trains a dozen small runs and the Fashion-MNIST MLP twice: more time under a loaded CI.
+set_tests_properties(interop/keras_python PROPERTIES TIMEOUT 600)
+# The Python package installs with pip from a clean copy into a fresh venv (builds the C binary;
+# needs PyPI or pip's cache, else skipped).
+add_test(NAME interop/python_install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/interop/python_install.sh)
+set_tests_properties(interop/python_install PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "${DPT_TEST_ENV}" LABELS "interop;slow")

@@ -40,8 +40,11 @@ if [ -z "${DPT_KERAS_PYTHON:-}" ] && [ "${DPT_NO_KERAS:-0}" != 1 ]; then
         echo "== installing Keras 3 + JAX into $venv for the interop test"
         rm -rf "$venv"
         { timeout 300 /usr/bin/python3 -m venv "$venv" &&
-            timeout 300 "$venv/bin/pip" install -q --disable-pip-version-check keras jax h5py numpy; } ||
+            timeout 300 "$venv/bin/pip" install -q --disable-pip-version-check keras jax h5py numpy pytest; } ||
             { echo "   (Keras could not be installed: the interop test will be skipped)"; rm -rf "$venv"; }
+    elif ! "$venv/bin/python" -c "import pytest" 2>/dev/null; then # the Python package's tests
+        timeout 300 "$venv/bin/pip" install -q --disable-pip-version-check pytest ||
+            echo "   (pytest could not be installed: interop/keras_python will be skipped)"
     fi
     [ -x "$venv/bin/python" ] && export DPT_KERAS_PYTHON="$root/$venv/bin/python"
 fi

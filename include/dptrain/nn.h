@@ -166,6 +166,10 @@ typedef struct {
      * gradient; dpt_model_create refuses it elsewhere), and the trainer has the data reader
      * check every id (dpt_model_input_ids). */
     int64_t (*input_ids)(const struct dpt_layer *l);
+    /* Optional (NULL: no constraint). Applies the layer's weight constraints (kernel_constraint,
+     * bias_constraint, ...) to its parameter view in place, as Keras does right after every
+     * optimizer update. The model calls it only for trainable layers with has_constraint. */
+    void (*constrain)(dpt_layer *l);
     /* Optional (NULL: "vars/<j>"). Where weight j lives in a Keras 3 .weights.h5, relative to
      * the layer's group /layers/<name>: a recurrent layer keeps its variables in its cell
      * ("cell/vars/0"), a Bidirectional in its two layers ("forward_layer/cell/vars/0"). */
@@ -187,11 +191,14 @@ struct dpt_layer {
     float *grads;              /* view into the model's flat gradient buffer, or NULL */
     int64_t param_offset;      /* offset of params in the flat buffer */
     bool trainable;
-    bool has_regularizer; /* some weight of the layer carries a regularizer (ops->regularize) */
-    bool grads_overwrite; /* set by the model for one backward (ops->overwrite_ok layers only):
-                             the gradient view holds stale values, write it instead of adding */
-    float *work;          /* ops->workspace floats carved from the model's arena, or NULL */
-    dpt_reduce_fn reduce; /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
+    bool has_regularizer;  /* some weight of the layer carries a regularizer (ops->regularize) */
+    bool has_constraint;   /* some weight of the layer carries a constraint (ops->constrain) */
+    bool has_activity_reg; /* activity_regularizer: forward sets activity_loss */
+    double activity_loss;  /* the activity penalty of the last forward, summed over its samples */
+    bool grads_overwrite;  /* set by the model for one backward (ops->overwrite_ok layers only):
+                              the gradient view holds stale values, write it instead of adding */
+    float *work;           /* ops->workspace floats carved from the model's arena, or NULL */
+    dpt_reduce_fn reduce;  /* cross-rank sum (dpt_model_set_reducer), or NULL: one process */
     void *reduce_ctx;
 };
 
@@ -359,6 +366,18 @@ int64_t dpt_model_input_ids(const dpt_model *m);
  * sample (e.g. (None, T, units)), which would be one distribution per position. Local. */
 DPT_NODISCARD dpt_status dpt_model_check_loss(const dpt_model *m, dpt_loss_kind loss,
                                               const char *file);
+/* Weight constraints (kernel_constraint, bias_constraint, depthwise/pointwise_constraint):
+ * projects every constrained weight of every trainable layer in place, as Keras does right after
+ * each optimizer update. Call it once the updated weights are whole, on every rank identically
+ * (each rank its own copy). Local. */
+void dpt_model_apply_constraints(dpt_model *m);
+bool dpt_model_has_constraints(const dpt_model *m);
+
+/* Activity regularization (activity_regularizer, ActivityRegularization): the penalty of the last
+ * dpt_model_forward, SUMMED over its samples (add it to the loss sum before dividing by the
+ * global batch: Keras adds penalty / batch_size to the mean loss). Its gradient is already part
+ * of dpt_model_backward. 0 when no layer has one. */
+double dpt_model_activity_loss(const dpt_model *m);
 
 /* Keras-like summary table into buf (layer, output shape, params; totals). Returns chars written
  * (like snprintf). */

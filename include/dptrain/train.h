@@ -40,6 +40,9 @@ typedef struct {
                                  global order (N ranks == 1 rank); streaming implies it */
     bool reproducible;        /* the same bits on any number of ranks (or fit.reproducible) */
     FILE *out;                /* where rank 0 prints progress (stdout) */
+    bool dry_run;             /* set up only (config, data metadata and shapes against the
+                                 model, the training rows' values, a checkpoint to resume) and
+                                 return before the first step: nothing trained or written */
 } dpt_fit_opts;
 
 /* The defaults the command line uses (verbose 1, the config's checkpointing, a replica check every

@@ -23,6 +23,7 @@ typedef struct {
     int64_t epochs, batch, seed; /* -1: the config's */
     int64_t verbose, every, keep, check_replicas, watchdog, memory_limit;
     bool resume, skip_nonfinite, no_allreduce, profile, reproducible;
+    bool dry_run;               /* --dry-run: every check of the setup, then stop */
     const char *order, *reduce; /* one of their choices */
 } dpt_cli_fit_args;
 /* The defaults: dpt_fit_opts_default()'s, and the config's values where an option is absent. */

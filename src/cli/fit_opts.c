@@ -129,6 +129,12 @@ static const opt_spec OPTS[] = {
      "per epoch: time per step in data, compute, exchange, update",
      "after each epoch rank 0 prints the time per step spent in data,\ncompute, exchange (with "
      "the wait for the slowest rank) and\nupdate, and the slowest rank's compute and exchange"},
+    {"--dry-run", NULL, O_FLAG, F(dry_run), 0, 0, NULL,
+     "check config, data and model (and the checkpoint with\n--resume) as a run would, then exit",
+     "check everything a run checks before its first step (config,\nthe data's shapes and values "
+     "against the model, the checkpoint\nto resume with --resume), print one line and exit 0 "
+     "without\ntraining anything (the Python package runs it at one rank\nbefore it starts the "
+     "ranks)"},
 };
 #undef F
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])

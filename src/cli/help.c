@@ -141,7 +141,23 @@ static const struct {
              "commands: fit, evaluate, predict, plot, summary, data, help\n"},
 };
 
+/* `dptrain help layers`: every Keras class the registry knows (aliases included), in its order */
+static int help_layers(void) {
+    int n = 0;
+    for (const char *const *c = dpt_layer_class_names(); *c; c++)
+        n++;
+    printf("usage: dptrain help layers\n\nThe %d Keras layer classes dptrain builds (aliases "
+           "included); their options,\nand what is refused by name, are in README.md "
+           "(\"What you get\"). InputLayer is\nread as the model's input shape.\n\n",
+           n);
+    for (const char *const *c = dpt_layer_class_names(); *c; c++)
+        printf("  %s\n", *c);
+    return 0;
+}
+
 int dpt_cli_help(const char *command) {
+    if (!strcmp(command, "layers"))
+        return help_layers();
     if (!strcmp(command, "--man")) { /* the man page's fit options, as docs/dptrain.1 holds them */
         dpt_cli_fit_man(stdout);
         return 0;
@@ -160,7 +176,7 @@ int dpt_cli_help(const char *command) {
         return 0;
     fprintf(stderr,
             "dptrain: usage error: help: unknown command \"%s\" (fit, evaluate, predict, plot, "
-            "summary, data)\n",
+            "summary, data, layers)\n",
             command);
     return DPT_ERR_USAGE;
 }

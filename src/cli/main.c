@@ -181,8 +181,12 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     o.profile = a.profile;
     o.init_weights = a.init_weights;
     o.reproducible = a.reproducible;
+    o.dry_run = a.dry_run;
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);
+    if (st == DPT_OK && a.dry_run && c->rank == 0)
+        printf("dry run: %s accepted (config, data, model%s); nothing trained\n", cfg_path,
+               a.resume ? ", checkpoint" : "");
     dpt_config_deinit(&cfg);
     free(text);
     return st;

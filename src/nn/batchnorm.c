@@ -23,7 +23,8 @@
  *   dy * xhat) so that the gradient is exactly that of the global-batch statistic.
  * - trainable: false runs in inference mode even in training (Keras 2.x TF2 behaviour, Keras 3).
  * Sums are accumulated in double; E[x^2] - E[x]^2 is clamped at 0.
- * Refused: other axes (channels_first), renorm, virtual_batch_size, adjustment, constraints.
+ * gamma_constraint / beta_constraint: projected after each update (ops->constrain, constraint.c).
+ * Refused: other axes (channels_first), renorm, virtual_batch_size, adjustment.
  */
 #include <math.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ typedef struct {
     bool center, scale, synchronized;
     dpt_init_spec gamma_init, beta_init, mm_init, mv_init;
     dpt_regularizer gamma_reg, beta_reg;
+    dpt_constraint gamma_con, beta_con;
     int64_t off_gamma, off_beta, off_mm, off_mv; /* offsets in the layer's view (-1: absent) */
     double *buf;                                 /* (4C + 2) scratch: reductions */
     double *mean; /* (C) statistics the last training forward normalised with */
@@ -286,6 +288,15 @@ static double bn_regularize(dpt_layer *l, float scale) {
     return pen;
 }
 
+static void bn_constrain(dpt_layer *l) {
+    dpt_bn *d = (dpt_bn *)l;
+    dpt_shape s = {.rank = 1, .dim = {d->C}};
+    if (d->scale)
+        dpt_constraint_apply(&d->gamma_con, l->params + d->off_gamma, &s);
+    if (d->center)
+        dpt_constraint_apply(&d->beta_con, l->params + d->off_beta, &s);
+}
+
 static json_t *bn_to_json(const dpt_layer *l) {
     const dpt_bn *d = (const dpt_bn *)l;
     json_t *c = dpt_layer_base_json(l);
@@ -300,8 +311,8 @@ static json_t *bn_to_json(const dpt_layer *l) {
     json_object_set_new(c, "moving_variance_initializer", dpt_init_to_json(&d->mv_init));
     json_object_set_new(c, "beta_regularizer", dpt_regularizer_to_json(&d->beta_reg));
     json_object_set_new(c, "gamma_regularizer", dpt_regularizer_to_json(&d->gamma_reg));
-    json_object_set_new(c, "beta_constraint", json_null());
-    json_object_set_new(c, "gamma_constraint", json_null());
+    json_object_set_new(c, "beta_constraint", dpt_constraint_to_json(&d->beta_con));
+    json_object_set_new(c, "gamma_constraint", dpt_constraint_to_json(&d->gamma_con));
     if (d->synchronized) /* Keras >= 2.12 / 3 key; left out when false so older Keras loads it */
         json_object_set_new(c, "synchronized", json_true());
     return c;
@@ -334,6 +345,7 @@ static const dpt_layer_ops bn_ops = {
     .destroy = bn_destroy,
     .n_trainable = bn_n_trainable,
     .regularize = bn_regularize,
+    .constrain = bn_constrain,
 };
 
 /* axis: -1, the last index counting the batch dimension (in.rank), or a 1-element list of one */
@@ -387,13 +399,14 @@ static dpt_status bn_parse(dpt_bn *d, const json_t *config, const dpt_json_ctx *
         (st = dpt_init_parse(config, "moving_variance_initializer", ctx, ones, &d->mv_init)) !=
             DPT_OK ||
         (st = dpt_regularizer_parse(config, "gamma_regularizer", ctx, &d->gamma_reg)) != DPT_OK ||
-        (st = dpt_regularizer_parse(config, "beta_regularizer", ctx, &d->beta_reg)) != DPT_OK)
+        (st = dpt_regularizer_parse(config, "beta_regularizer", ctx, &d->beta_reg)) != DPT_OK ||
+        (st = dpt_constraint_parse(config, "gamma_constraint", ctx, &d->gamma_con)) != DPT_OK ||
+        (st = dpt_constraint_parse(config, "beta_constraint", ctx, &d->beta_con)) != DPT_OK)
         return st;
     if (renorm)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.renorm: not supported (must be false)",
                              ctx->file, ctx->path);
     static const char *const must_be_null[] = {"virtual_batch_size", "adjustment",
-                                               "beta_constraint", "gamma_constraint",
                                                "activity_regularizer"};
     for (size_t i = 0; i < sizeof must_be_null / sizeof must_be_null[0]; i++)
         if ((st = dpt_json_require_null(config, must_be_null[i], ctx)) != DPT_OK)
@@ -403,6 +416,12 @@ static dpt_status bn_parse(dpt_bn *d, const json_t *config, const dpt_json_ctx *
                              ctx->path, d->epsilon);
     l->has_regularizer = d->gamma_reg.kind != DPT_REG_NONE || d->beta_reg.kind != DPT_REG_NONE;
     d->C = in->dim[in->rank - 1];
+    dpt_shape cs = {.rank = 1, .dim = {d->C}};
+    if ((st = dpt_constraint_check(&d->gamma_con, &cs, "gamma_constraint", ctx)) != DPT_OK ||
+        (st = dpt_constraint_check(&d->beta_con, &cs, "beta_constraint", ctx)) != DPT_OK)
+        return st;
+    l->has_constraint = (d->scale && d->gamma_con.kind != DPT_CON_NONE) ||
+                        (d->center && d->beta_con.kind != DPT_CON_NONE);
     d->S = l->in_size / d->C;
     int64_t o = 0;
     d->off_gamma = d->scale ? (o += d->C) - d->C : -1;

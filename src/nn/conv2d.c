@@ -9,7 +9,12 @@
  * create, sized for as many output rows (sample, oh) as fit in DPT_CONV_COL_FLOATS (at least
  * one), so forward/backward never allocate and memory grows neither with the batch nor with the
  * image. A 1x1 kernel with stride 1 needs no col buffer (x is its own patch matrix).
- * Refused: dilation != 1, groups != 1, channels_first, constraints, activity_regularizer.
+ * dilation_rate (DH, DW) spaces the taps: tap (kh, kw) of output (oh, ow) reads input
+ * (oh * SH - PT + kh * DH, ow * SW - PL + kw * DW), the out dims those of an effective kernel
+ * (K - 1) * D + 1 (TensorFlow's rule); Keras refuses strides > 1 with dilation > 1, so do we.
+ * kernel_constraint / bias_constraint (ops->constrain) and activity_regularizer (the penalty of
+ * the layer's output, actreg.c) are supported.
+ * channels_first: the model wraps this layer in chfirst.c's transposes. Refused: groups != 1.
  * Also here: the 2-D geometry and 2-tuple parsing that the pooling layers share.
  */
 #include <cblas.h>
@@ -26,10 +31,12 @@
 typedef struct {
     dpt_layer base;                                     /* first */
     int64_t H, W, C, F, KH, KW, SH, SW, OH, OW, PT, PL; /* PT, PL: padding top / left */
+    int64_t DH, DW;                                     /* dilation_rate */
     bool same, use_bias;
     dpt_act act;
     dpt_init_spec kernel_init, bias_init;
-    dpt_regularizer kernel_reg, bias_reg;
+    dpt_regularizer kernel_reg, bias_reg, act_reg;
+    dpt_constraint kernel_con, bias_con;
     bool direct;   /* 1x1 kernel, stride 1: col = x */
     int64_t chunk; /* output rows (sample, oh) per im2col chunk */
     float *col;    /* (chunk * OW, KH * KW * C), owned; NULL when direct */
@@ -127,18 +134,18 @@ static void im2col(const dpt_conv2d *d, const float *restrict x, float *restrict
             float *row = col + ((r - r0) * d->OW + ow) * rowlen;
             int64_t iw0 = ow * d->SW - d->PL;
             for (int64_t kh = 0; kh < d->KH; kh++, row += KW * C) {
-                int64_t ih = oh * d->SH - d->PT + kh;
+                int64_t ih = oh * d->SH - d->PT + kh * d->DH;
                 if (ih < 0 || ih >= d->H) {
                     memset(row, 0, (size_t)(KW * C) * sizeof(float));
                     continue;
                 }
                 const float *xr = xb + ih * d->W * C;
-                if (iw0 >= 0 && iw0 + KW <= d->W) {
+                if (d->DW == 1 && iw0 >= 0 && iw0 + KW <= d->W) {
                     memcpy(row, xr + iw0 * C, (size_t)(KW * C) * sizeof(float));
                     continue;
                 }
                 for (int64_t kw = 0; kw < KW; kw++) {
-                    int64_t iw = iw0 + kw;
+                    int64_t iw = iw0 + kw * d->DW;
                     if (iw < 0 || iw >= d->W)
                         memset(row + kw * C, 0, (size_t)C * sizeof(float));
                     else
@@ -160,9 +167,20 @@ static void col2im(const dpt_conv2d *d, const float *restrict col, float *restri
             const float *row = col + ((r - r0) * d->OW + ow) * rowlen;
             int64_t iw0 = ow * d->SW - d->PL;
             for (int64_t kh = 0; kh < d->KH; kh++, row += KW * C) {
-                int64_t ih = oh * d->SH - d->PT + kh;
+                int64_t ih = oh * d->SH - d->PT + kh * d->DH;
                 if (ih < 0 || ih >= d->H)
                     continue;
+                if (d->DW != 1) { /* dilated: the taps are not contiguous */
+                    for (int64_t kw = 0; kw < KW; kw++) {
+                        int64_t iw = iw0 + kw * d->DW;
+                        if (iw < 0 || iw >= d->W)
+                            continue;
+                        float *dst = xb + (ih * d->W + iw) * C;
+                        for (int64_t c = 0; c < C; c++)
+                            dst[c] += row[kw * C + c];
+                    }
+                    continue;
+                }
                 int64_t lo = iw0 < 0 ? -iw0 : 0;
                 int64_t hi = iw0 + KW > d->W ? d->W - iw0 : KW;
                 float *dst = xb + (ih * d->W + iw0 + lo) * C;
@@ -211,6 +229,8 @@ static void conv_forward(dpt_layer *l, const dpt_pass *p, const float *x, float 
     }
     dpt_act_bias_forward_z(d->act, y, d->use_bias ? l->params + (int64_t)kkc * F : NULL, l->work,
                            rows * OW, F);
+    if (l->has_activity_reg)
+        l->activity_loss = dpt_actreg_forward(&d->act_reg, y, rows * OW * F);
 }
 
 /* x (B, H, W, C), y (B, OH, OW, F), dy (B, OH, OW, F) overwritten with dz, dx (B, H, W, C) or
@@ -223,6 +243,8 @@ static void conv_backward(dpt_layer *l, const dpt_pass *p, const float *x, const
         return;
     const int kkc = (int)(d->KH * d->KW * d->C), F = (int)d->F;
     const int64_t rows = B * d->OH, OW = d->OW;
+    if (l->has_activity_reg)
+        dpt_actreg_backward(&d->act_reg, y, dy, rows * OW * F);
     dpt_act_backward_z(d->act, l->work, y, dy, dy, rows * OW, F); /* work: z when needed */
     const float *K = l->params;
     if (l->trainable && d->use_bias)
@@ -280,6 +302,14 @@ static double conv_regularize(dpt_layer *l, float scale) {
     return pen;
 }
 
+static void conv_constrain(dpt_layer *l) {
+    dpt_conv2d *d = (dpt_conv2d *)l;
+    dpt_shape ks = {.rank = 4, .dim = {d->KH, d->KW, d->C, d->F}}, bs = {.rank = 1, .dim = {d->F}};
+    dpt_constraint_apply(&d->kernel_con, l->params, &ks);
+    if (d->use_bias)
+        dpt_constraint_apply(&d->bias_con, l->params + dpt_shape_size(&ks), &bs);
+}
+
 static json_t *pair_json(int64_t a, int64_t b) {
     return json_pack("[I, I]", (json_int_t)a, (json_int_t)b);
 }
@@ -292,7 +322,7 @@ static json_t *conv_to_json(const dpt_layer *l) {
     json_object_set_new(c, "strides", pair_json(d->SH, d->SW));
     json_object_set_new(c, "padding", json_string(d->same ? "same" : "valid"));
     json_object_set_new(c, "data_format", json_string("channels_last"));
-    json_object_set_new(c, "dilation_rate", pair_json(1, 1));
+    json_object_set_new(c, "dilation_rate", pair_json(d->DH, d->DW));
     json_object_set_new(c, "groups", json_integer(1));
     json_object_set_new(c, "activation", dpt_act_to_json(d->act));
     json_object_set_new(c, "use_bias", json_boolean(d->use_bias));
@@ -300,9 +330,9 @@ static json_t *conv_to_json(const dpt_layer *l) {
     json_object_set_new(c, "bias_initializer", dpt_init_to_json(&d->bias_init));
     json_object_set_new(c, "kernel_regularizer", dpt_regularizer_to_json(&d->kernel_reg));
     json_object_set_new(c, "bias_regularizer", dpt_regularizer_to_json(&d->bias_reg));
-    json_object_set_new(c, "activity_regularizer", json_null());
-    json_object_set_new(c, "kernel_constraint", json_null());
-    json_object_set_new(c, "bias_constraint", json_null());
+    json_object_set_new(c, "activity_regularizer", dpt_regularizer_to_json(&d->act_reg));
+    json_object_set_new(c, "kernel_constraint", dpt_constraint_to_json(&d->kernel_con));
+    json_object_set_new(c, "bias_constraint", dpt_constraint_to_json(&d->bias_con));
     return c;
 }
 
@@ -329,6 +359,7 @@ static const dpt_layer_ops conv_ops = {
     .destroy = conv_destroy,
     .regularize = conv_regularize,
     .workspace = conv_workspace,
+    .constrain = conv_constrain,
 };
 
 static dpt_status conv_parse(dpt_conv2d *d, const json_t *config, const dpt_json_ctx *ctx,
@@ -370,30 +401,46 @@ static dpt_status conv_parse(dpt_conv2d *d, const json_t *config, const dpt_json
         (st = dpt_init_parse(config, "bias_initializer", ctx, dpt_init_zeros(), &d->bias_init)) !=
             DPT_OK ||
         (st = dpt_regularizer_parse(config, "kernel_regularizer", ctx, &d->kernel_reg)) != DPT_OK ||
-        (st = dpt_regularizer_parse(config, "bias_regularizer", ctx, &d->bias_reg)) != DPT_OK)
+        (st = dpt_regularizer_parse(config, "bias_regularizer", ctx, &d->bias_reg)) != DPT_OK ||
+        (st = dpt_regularizer_parse(config, "activity_regularizer", ctx, &d->act_reg)) != DPT_OK ||
+        (st = dpt_constraint_parse(config, "kernel_constraint", ctx, &d->kernel_con)) != DPT_OK ||
+        (st = dpt_constraint_parse(config, "bias_constraint", ctx, &d->bias_con)) != DPT_OK)
         return st;
-    if (dil[0] != 1 || dil[1] != 1)
+    if ((dil[0] > 1 || dil[1] > 1) && (str[0] > 1 || str[1] > 1))
         return dpt_error_set(DPT_ERR_CONFIG,
-                             "%s: %s.dilation_rate: only [1, 1] is supported, got [%lld, %lld]",
-                             ctx->file, ctx->path, (long long)dil[0], (long long)dil[1]);
+                             "%s: %s.dilation_rate: strides > 1 are incompatible with "
+                             "dilation_rate > 1 (as in Keras), got strides [%lld, %lld]",
+                             ctx->file, ctx->path, (long long)str[0], (long long)str[1]);
     if (groups != 1)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.groups: only 1 is supported, got %lld",
                              ctx->file, ctx->path, (long long)groups);
-    static const char *const must_be_null[] = {"activity_regularizer", "kernel_constraint",
-                                               "bias_constraint", "lora_rank"};
-    for (size_t i = 0; i < sizeof must_be_null / sizeof must_be_null[0]; i++)
-        if ((st = dpt_json_require_null(config, must_be_null[i], ctx)) != DPT_OK)
-            return st;
+    if ((st = dpt_json_require_null(config, "lora_rank", ctx)) != DPT_OK)
+        return st;
     l->has_regularizer = d->kernel_reg.kind != DPT_REG_NONE || d->bias_reg.kind != DPT_REG_NONE;
+    l->has_activity_reg = d->act_reg.kind != DPT_REG_NONE;
     d->KH = ks[0];
     d->KW = ks[1];
     d->SH = str[0];
     d->SW = str[1];
-    if ((st = dpt_conv_out_dim(d->H, d->KH, d->SH, d->same, ctx, "kernel height", &d->OH,
+    d->DH = dil[0];
+    d->DW = dil[1];
+    dpt_shape kshape = {.rank = 4, .dim = {d->KH, d->KW, d->C, d->F}};
+    dpt_shape bshape = {.rank = 1, .dim = {d->F}};
+    if ((d->KH - 1) > (INT_MAX - 1) / d->DH || (d->KW - 1) > (INT_MAX - 1) / d->DW)
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.dilation_rate: the dilated kernel is too large", ctx->file,
+                             ctx->path);
+    if ((st = dpt_conv_out_dim(d->H, (d->KH - 1) * d->DH + 1, d->SH, d->same, ctx,
+                               d->DH > 1 ? "dilated kernel height" : "kernel height", &d->OH,
                                &d->PT)) != DPT_OK ||
-        (st = dpt_conv_out_dim(d->W, d->KW, d->SW, d->same, ctx, "kernel width", &d->OW, &d->PL)) !=
-            DPT_OK)
+        (st = dpt_conv_out_dim(d->W, (d->KW - 1) * d->DW + 1, d->SW, d->same, ctx,
+                               d->DW > 1 ? "dilated kernel width" : "kernel width", &d->OW,
+                               &d->PL)) != DPT_OK ||
+        (st = dpt_constraint_check(&d->kernel_con, &kshape, "kernel_constraint", ctx)) != DPT_OK ||
+        (st = dpt_constraint_check(&d->bias_con, &bshape, "bias_constraint", ctx)) != DPT_OK)
         return st;
+    l->has_constraint =
+        d->kernel_con.kind != DPT_CON_NONE || (d->use_bias && d->bias_con.kind != DPT_CON_NONE);
     int64_t kkc, nk, rowlen;
     if (dpt_mul_i64(d->KH * d->KW, d->C, "Conv2D", &kkc) != DPT_OK ||
         dpt_mul_i64(kkc, d->F, "Conv2D", &nk) != DPT_OK || kkc > INT_MAX ||

@@ -5,9 +5,10 @@
  * is the activation derivative from y (or from the pre-activation, kept in the layer's
  * workspace, for gelu / swish / hard_silu / mish), dK += xᵀ·dz, db += column sums of dz and
  * dx = dz·Kᵀ. kernel_regularizer / bias_regularizer add their penalty through the model
- * (dpt_model_regularize); activity_regularizer, constraints and LoRA are refused (they change the
- * math and live nowhere yet); the model decides whether the final activation is folded into the
- * loss.
+ * (dpt_model_regularize); kernel_constraint / bias_constraint project the weights after each update
+ * (ops->constrain); activity_regularizer adds the penalty of the output y (actreg.c), and such a
+ * layer keeps its activation (no fused head: the penalty is on the probabilities). LoRA is
+ * refused; the model decides whether the final activation is folded into the loss.
  */
 #include <cblas.h>
 #include <limits.h>
@@ -23,7 +24,8 @@ typedef struct {
     bool use_bias;
     dpt_head head; /* activation, and whether the loss absorbed it */
     dpt_init_spec kernel_init, bias_init;
-    dpt_regularizer kernel_reg, bias_reg;
+    dpt_regularizer kernel_reg, bias_reg, act_reg;
+    dpt_constraint kernel_con, bias_con;
 } dpt_dense;
 
 static int64_t dense_n_params(const dpt_layer *l) {
@@ -55,6 +57,8 @@ static void dense_forward(dpt_layer *l, const dpt_pass *p, const float *x, float
                 0.0f, y, out);
     /* gelu, swish, ...: the pre-activation z stays in the workspace for backward */
     dpt_act_bias_forward_z(d->head.folded ? DPT_ACT_LINEAR : d->head.act, y, b, l->work, B, out);
+    if (l->has_activity_reg)
+        l->activity_loss = dpt_actreg_forward(&d->act_reg, y, B * out);
 }
 
 /* x (B, in), y (B, out), dy (B, out) overwritten with dz, dx (B, in) or NULL; B counts rows */
@@ -68,6 +72,8 @@ static void dense_backward(dpt_layer *l, const dpt_pass *p, const float *x, cons
     B *= d->rows;
     /* sgemm's rows are an int (more is at least 8 GiB of output per batch) */
     DPT_ASSERT(B <= INT_MAX);
+    if (l->has_activity_reg)
+        dpt_actreg_backward(&d->act_reg, y, dy, B * out);
     if (!d->head.folded)
         dpt_act_backward_z(d->head.act, l->work, y, dy, dy, B, out);
     const float *dz = dy; /* (B, out) */
@@ -115,6 +121,14 @@ static double dense_regularize(dpt_layer *l, float scale) {
     return pen;
 }
 
+static void dense_constrain(dpt_layer *l) {
+    dpt_dense *d = (dpt_dense *)l;
+    dpt_shape ks = {.rank = 2, .dim = {d->fin, d->units}}, bs = {.rank = 1, .dim = {d->units}};
+    dpt_constraint_apply(&d->kernel_con, l->params, &ks);
+    if (d->use_bias)
+        dpt_constraint_apply(&d->bias_con, l->params + d->fin * d->units, &bs);
+}
+
 static json_t *dense_to_json(const dpt_layer *l) {
     const dpt_dense *d = (const dpt_dense *)l;
     json_t *c = dpt_layer_base_json(l);
@@ -125,10 +139,9 @@ static json_t *dense_to_json(const dpt_layer *l) {
     json_object_set_new(c, "bias_initializer", dpt_init_to_json(&d->bias_init));
     json_object_set_new(c, "kernel_regularizer", dpt_regularizer_to_json(&d->kernel_reg));
     json_object_set_new(c, "bias_regularizer", dpt_regularizer_to_json(&d->bias_reg));
-    static const char *const nulls[] = {"activity_regularizer", "kernel_constraint",
-                                        "bias_constraint"};
-    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
-        json_object_set_new(c, nulls[i], json_null());
+    json_object_set_new(c, "activity_regularizer", dpt_regularizer_to_json(&d->act_reg));
+    json_object_set_new(c, "kernel_constraint", dpt_constraint_to_json(&d->kernel_con));
+    json_object_set_new(c, "bias_constraint", dpt_constraint_to_json(&d->bias_con));
     return c;
 }
 
@@ -152,10 +165,12 @@ static const dpt_layer_ops dense_ops = {
     .regularize = dense_regularize,
     .overwrite_ok = true,
     .workspace = dense_workspace,
+    .constrain = dense_constrain,
 };
 
 static dpt_head *dense_head(dpt_layer *l) {
-    return (l && l->ops == &dense_ops) ? &((dpt_dense *)l)->head : NULL;
+    /* an activity regularizer needs the activation's output: no folding */
+    return (l && l->ops == &dense_ops && !l->has_activity_reg) ? &((dpt_dense *)l)->head : NULL;
 }
 
 static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json_ctx *ctx,
@@ -189,12 +204,24 @@ static dpt_status dense_parse(dpt_dense *d, const json_t *config, const dpt_json
         st = dpt_regularizer_parse(config, "kernel_regularizer", ctx, &d->kernel_reg);
     if (st == DPT_OK)
         st = dpt_regularizer_parse(config, "bias_regularizer", ctx, &d->bias_reg);
-    static const char *const must_be_null[] = {"activity_regularizer", "kernel_constraint",
-                                               "bias_constraint", "lora_rank"};
-    for (size_t i = 0; st == DPT_OK && i < sizeof must_be_null / sizeof must_be_null[0]; i++)
-        st = dpt_json_require_null(config, must_be_null[i], ctx);
+    if (st == DPT_OK)
+        st = dpt_regularizer_parse(config, "activity_regularizer", ctx, &d->act_reg);
+    if (st == DPT_OK)
+        st = dpt_constraint_parse(config, "kernel_constraint", ctx, &d->kernel_con);
+    if (st == DPT_OK)
+        st = dpt_constraint_parse(config, "bias_constraint", ctx, &d->bias_con);
+    if (st == DPT_OK)
+        st = dpt_json_require_null(config, "lora_rank", ctx);
     if (st != DPT_OK)
         return st;
+    dpt_shape kshape = {.rank = 2, .dim = {d->fin, d->units}};
+    dpt_shape bshape = {.rank = 1, .dim = {d->units}};
+    if ((st = dpt_constraint_check(&d->kernel_con, &kshape, "kernel_constraint", ctx)) != DPT_OK ||
+        (st = dpt_constraint_check(&d->bias_con, &bshape, "bias_constraint", ctx)) != DPT_OK)
+        return st;
+    l->has_constraint =
+        d->kernel_con.kind != DPT_CON_NONE || (d->use_bias && d->bias_con.kind != DPT_CON_NONE);
+    l->has_activity_reg = d->act_reg.kind != DPT_REG_NONE;
     int64_t nk;
     st = dpt_mul_i64(d->fin, d->units, "Dense kernel", &nk);
     if (st == DPT_OK)

@@ -25,8 +25,10 @@ struct dpt_model {
     int64_t *segments; /* (n_segments, 2): (offset, length) of the trainable parameters */
     int n_segments;
     bool has_regularizers;
-    float *params; /* (n_params) flat, Keras weight order layer by layer */
-    float *grads;  /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
+    bool has_constraints;   /* some trainable layer has a weight constraint */
+    bool has_activity_regs; /* some layer has an activity regularizer */
+    float *params;          /* (n_params) flat, Keras weight order layer by layer */
+    float *grads; /* (n_params) flat, same layout: grads_own or the caller's (bind_grads) */
     dpt_grad_ready_fn ready; /* the per-layer "gradients ready" hook, or NULL */
     void *ready_ctx;
     float *grads_own;  /* the model's own gradient buffer */
@@ -157,8 +159,9 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
                 strncat(known, *n, sizeof known - strlen(known) - 1);
             }
             return dpt_error_set(DPT_ERR_CONFIG,
-                                 "%s: %s.class_name: unknown layer \"%s\" (known: %s)", ctx->file,
-                                 path, cls, known);
+                                 "%s: %s.class_name: unknown layer \"%s\" (known: %s; dptrain "
+                                 "help layers lists them)",
+                                 ctx->file, path, cls, known);
         }
         const json_t *cfg = json_object_get(e, "config");
         if (cfg && !json_is_object(cfg))
@@ -171,7 +174,9 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
         if (snprintf(sub.path, sizeof sub.path, "%s.config", path) >= (int)sizeof sub.path)
             sub.path[sizeof sub.path - 1] = '\0';
         json_t *empty = cfg ? NULL : json_object();
-        dpt_status st = create(cfg ? cfg : empty, &sub, &cur, &m->layers[i]);
+        dpt_status st = dpt_chfirst_wants(cls, cfg) /* transposed at the boundary */
+                            ? dpt_chfirst_create(create, cfg, &sub, &cur, &m->layers[i])
+                            : create(cfg ? cfg : empty, &sub, &cur, &m->layers[i]);
         json_decref(empty);
         if (st != DPT_OK)
             return st;
@@ -182,6 +187,12 @@ static dpt_status build_layers(dpt_model *m, const json_t *layers, const dpt_jso
                                  "%s: %s: %s must be the first layer (its input, integer ids, has "
                                  "no gradient)",
                                  ctx->file, path, l->ops->class_name);
+        /* any Keras layer may carry an activity_regularizer: refused where the kind ignored it */
+        const json_t *ar = cfg ? json_object_get(cfg, "activity_regularizer") : NULL;
+        if (ar && !json_is_null(ar) && !l->has_activity_reg)
+            return dpt_error_set(DPT_ERR_CONFIG,
+                                 "%s: %s.activity_regularizer: not supported on %s (must be null)",
+                                 ctx->file, sub.path, cls);
         st = check_layer_size(m, l, ctx->file, path);
         if (st != DPT_OK)
             return st;
@@ -253,6 +264,10 @@ static dpt_status build_params(dpt_model *m, uint32_t seed) {
             m->first_bwd = i;
         if (l->ops->regularize && l->has_regularizer)
             m->has_regularizers = true;
+        if (l->ops->constrain && l->has_constraint && l->trainable)
+            m->has_constraints = true;
+        if (l->has_activity_reg)
+            m->has_activity_regs = true;
         if (n) {
             dpt_rng rng;
             dpt_rng_init(&rng, seed, (uint32_t)i);
@@ -500,9 +515,11 @@ dpt_status dpt_model_defer_stats(dpt_model *m, int max_passes, const char *file)
         if (!l->ops->defer_stats)
             continue;
         dpt_status st = l->ops->defer_stats(l, max_passes);
-        if (st != DPT_OK)
-            return dpt_error_set(st, "%s: layer %d (%s): %s", file, i, l->name,
-                                 dpt_error_message());
+        if (st != DPT_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", dpt_error_message());
+            return dpt_error_set(st, "%s: layer %d (%s): %s", file, i, l->name, why);
+        }
     }
     return DPT_OK;
 }
@@ -536,6 +553,29 @@ double dpt_model_regularize(dpt_model *m, float scale) {
 
 double dpt_model_penalty(dpt_model *m) { return dpt_model_regularize(m, 0.0f); }
 
+bool dpt_model_has_constraints(const dpt_model *m) { return m->has_constraints; }
+
+/* Keras constrains only trainable variables (BaseOptimizer.apply), so frozen layers keep theirs */
+void dpt_model_apply_constraints(dpt_model *m) {
+    if (!m->has_constraints)
+        return;
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = m->layers[i];
+        if (l->ops->constrain && l->has_constraint && l->trainable)
+            l->ops->constrain(l);
+    }
+}
+
+double dpt_model_activity_loss(const dpt_model *m) {
+    double s = 0;
+    if (!m->has_activity_regs)
+        return 0.0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i]->has_activity_reg)
+            s += m->layers[i]->activity_loss;
+    return s;
+}
+
 /* x (B, in_size) -> (B, out_size) */
 const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, int64_t B) {
     DPT_ASSERT(B >= 0 && B <= m->max_batch);
@@ -543,6 +583,7 @@ const float *dpt_model_forward(dpt_model *m, const dpt_pass *p, const float *x, 
     const float *cur = x;
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer *l = m->layers[i];
+        l->activity_loss = 0.0; /* a forward on 0 samples leaves it at 0 */
         l->ops->forward(l, p, cur, m->acts[i], B);
         cur = m->acts[i];
     }

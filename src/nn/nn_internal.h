@@ -68,6 +68,27 @@ DPT_NODISCARD dpt_status dpt_normalization_create(const json_t *config, const dp
  * these; else DPT_ERR_CONFIG naming ctx->path.key (layernorm.c). */
 DPT_NODISCARD dpt_status dpt_json_check_last_axis(const json_t *config, const char *key,
                                                   const dpt_json_ctx *ctx, const dpt_shape *in);
+DPT_NODISCARD dpt_status dpt_zero_padding2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                   const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_cropping2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_upsampling2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                 const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_depthwise_conv2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                     const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_separable_conv2d_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                     const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_activity_regularization_create(const json_t *config,
+                                                            const dpt_json_ctx *ctx,
+                                                            const dpt_shape *in, dpt_layer **out);
+
+/* data_format "channels_first" (chfirst.c): true when config asks for it on a 2-D layer kind that
+ * the wrapper serves; dpt_chfirst_create then builds that kind (`create`) channels_last on the
+ * transposed shape and wraps it with transposes at the boundary (in (C, H, W)). */
+bool dpt_chfirst_wants(const char *class_name, const json_t *config);
+DPT_NODISCARD dpt_status dpt_chfirst_create(dpt_layer_create_fn create, const json_t *config,
+                                            const dpt_json_ctx *ctx, const dpt_shape *in,
+                                            dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_simple_rnn_create(const json_t *config, const dpt_json_ctx *ctx,
                                                const dpt_shape *in, dpt_layer **out);
 DPT_NODISCARD dpt_status dpt_lstm_create(const json_t *config, const dpt_json_ctx *ctx,
@@ -181,6 +202,45 @@ json_t *dpt_regularizer_to_json(const dpt_regularizer *r);
  * 0 as TensorFlow's). */
 double dpt_regularizer_apply(const dpt_regularizer *r, const float *w, float *g, int64_t n,
                              float scale);
+
+/* ---- weight constraints (constraint.c) --------------------------------------------------------
+ */
+typedef enum {
+    DPT_CON_NONE = 0,
+    DPT_CON_MAX_NORM,
+    DPT_CON_NON_NEG,
+    DPT_CON_UNIT_NORM,
+    DPT_CON_MIN_MAX_NORM
+} dpt_con_kind;
+typedef struct {
+    dpt_con_kind kind;
+    double min_value, max_value, rate; /* MaxNorm: max_value; MinMaxNorm: all three */
+    int n_axis;                        /* the norm's axes as given (negative: from the end) */
+    int axis[DPT_MAX_RANK];
+    bool axis_list;       /* given as a list (to_json writes it back the same way) */
+    unsigned reduce_mask; /* bit a: axis a is summed over (dpt_constraint_check) */
+} dpt_constraint;
+/* Parses obj[key]: absent/null -> none; a name ("max_norm", "MaxNorm", Keras 2's "maxnorm", ...)
+ * or {"class_name", "config"} with or without Keras 3's module / registered_name.
+ * DPT_ERR_CONFIG naming ctx->path.key for unknown classes, keys or bad values. */
+DPT_NODISCARD dpt_status dpt_constraint_parse(const json_t *obj, const char *key,
+                                              const dpt_json_ctx *ctx, dpt_constraint *out);
+/* Resolves c's axes for a weight of shape s (DPT_ERR_CONFIG naming ctx->path.key when an axis is
+ * out of range or repeated). Call once the layer knows the weight's shape. */
+DPT_NODISCARD dpt_status dpt_constraint_check(dpt_constraint *c, const dpt_shape *s,
+                                              const char *key, const dpt_json_ctx *ctx);
+/* Keras 2 legacy form {"class_name", "config"}, or JSON null when none. New reference. */
+json_t *dpt_constraint_to_json(const dpt_constraint *c);
+/* w (shape s, row-major) = c(w) in place, Keras's formula (see constraint.c). Allocates nothing. */
+void dpt_constraint_apply(const dpt_constraint *c, float *w, const dpt_shape *s);
+
+/* ---- activity regularization (actreg.c) ------------------------------------------------------ */
+/* Keras 3 adds activity_regularizer(y) / batch_size to the loss (Layer.__call__). The trainer's
+ * loss is a sum over samples divided by the global batch, so a layer adds the plain penalty of its
+ * local output y (B, n) to dpt_layer.activity_loss (forward, training or not) and, in backward,
+ * its gradient l1 * sign(y) + 2 * l2 * y into dy. */
+double dpt_actreg_forward(const dpt_regularizer *r, const float *y, int64_t n);
+void dpt_actreg_backward(const dpt_regularizer *r, const float *y, float *dy, int64_t n);
 
 /* ---- the base every kind fills in the same way ---------------------------------------------- */
 

@@ -2,7 +2,7 @@
  * base config keys (name, trainable, dtype), shape helpers, destroy. The kinds themselves live
  * one per file (dense.c, dropout.c, activation.c, flatten.c, reshape.c, conv2d.c, pool.c,
  * batchnorm.c, noise.c, act_layers.c, layernorm.c, rescaling.c, conv1d.c, pool1d.c, embedding.c,
- * seq_shape.c); the model (model.c) drives them.
+ * seq_shape.c, pad2d.c, upsample2d.c, dwconv.c, actreg.c); the model (model.c) drives them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +58,13 @@ static const struct {
     {"Cropping1D", dpt_crop1d_create},
     {"UpSampling1D", dpt_upsample1d_create},
     {"RepeatVector", dpt_repeat_vector_create},
+    {"ZeroPadding2D", dpt_zero_padding2d_create},
+    {"Cropping2D", dpt_cropping2d_create},
+    {"UpSampling2D", dpt_upsampling2d_create},
+    {"DepthwiseConv2D", dpt_depthwise_conv2d_create},
+    {"SeparableConv2D", dpt_separable_conv2d_create},
+    {"SeparableConvolution2D", dpt_separable_conv2d_create}, /* Keras 2 alias */
+    {"ActivityRegularization", dpt_activity_regularization_create},
     {"SimpleRNN", dpt_simple_rnn_create},
     {"LSTM", dpt_lstm_create},
     {"GRU", dpt_gru_create},
@@ -133,6 +140,9 @@ dpt_status dpt_layer_base_init(dpt_layer *l, const dpt_layer_ops *ops, const jso
     l->param_offset = 0;
     l->index = 0;
     l->has_regularizer = false;
+    l->has_constraint = false;
+    l->has_activity_reg = false;
+    l->activity_loss = 0.0;
     l->reduce = NULL;
     l->reduce_ctx = NULL;
     l->work = NULL;

@@ -3,7 +3,7 @@
  * back, and the penalty with its gradient. Keras's penalty has no 1/2 factor: L2 is l2 * sum w^2,
  * whose gradient is 2 * l2 * w. Which tensors carry a regularizer is each layer's business; the
  * model sums the penalties (dpt_model_regularize) and the trainer adds them to the loss.
- * activity_regularizer (a penalty on a layer's OUTPUT) is refused by the layers.
+ * activity_regularizer (a penalty on a layer's OUTPUT) is parsed here too and applied by actreg.c.
  */
 #include <math.h>
 #include <stdio.h>

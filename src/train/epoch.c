@@ -263,7 +263,8 @@ static dpt_status finish_run(dpt_train *t, const double tr[3], const double va[3
  * It halves the memory traffic of the exchange and keeps one copy in the shared cache. */
 static void share_weights(dpt_train *t) {
     if (!t->opts.no_allreduce && dpt_gradex_can_share(t->gx) &&
-        dpt_model_n_trainable(t->model) == dpt_model_n_params(t->model))
+        dpt_model_n_trainable(t->model) == dpt_model_n_params(t->model) &&
+        !dpt_model_has_constraints(t->model)) /* constraints rewrite whole tensors */
         dpt_model_bind_params(t->model, dpt_gradex_share(t->gx, dpt_model_params(t->model)), false);
 }
 

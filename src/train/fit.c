@@ -9,6 +9,7 @@
  * inside the step are either identical on every rank (they come from reduced values) or abort. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,11 @@ dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts 
     dpt_status st = dpt_train_setup(c, cfg, o, &tr);
     if (st != DPT_OK)
         return st;
+    if (o->dry_run) { /* everything a run refuses before its first step was checked */
+        *res = (dpt_fit_result){.loss = NAN, .accuracy = NAN, .val_loss = NAN, .val_accuracy = NAN};
+        dpt_train_teardown(&tr);
+        return DPT_OK;
+    }
     st = dpt_train_run(&tr, res);
     dpt_train_teardown(&tr);
     return st;
@@ -124,6 +130,7 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
             const float *out = dpt_model_forward(m, &p, x + r * xs, b);
             st = dpt_loss_compute(loss, dpt_model_head_act(m), out, y + r * ys, b,
                                   dpt_model_output_size(m), NULL, &local[0], &local[1]);
+            local[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
             local[2] += (double)b;
         }
     }
@@ -157,6 +164,7 @@ dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, dpt_loss_kind l
         st = dpt_loss_compute(loss, dpt_model_head_act(m), out,
                               dpt_shard_y(s) + r0 * dpt_shard_y_size(s), b,
                               dpt_model_output_size(m), NULL, &row[0], &row[1]);
+        row[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
     }
     st = dpt_comm_agree(c, st);
     if (st == DPT_OK) {

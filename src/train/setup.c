@@ -359,7 +359,7 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
         st = open_shards(t, limit);
         if (st == DPT_OK)
             st = alloc_buffers(t);
-        if (st == DPT_OK && o->run_dir && o->run_dir[0] && c->rank == 0)
+        if (st == DPT_OK && o->run_dir && o->run_dir[0] && c->rank == 0 && !o->dry_run)
             st = dpt_mkdir_p(o->run_dir);
         st = dpt_comm_agree(c, st);
     }

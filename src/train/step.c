@@ -60,6 +60,7 @@ static void step_compute(dpt_train *t, int64_t cnt, dpt_step_stats *s) {
     dpt_status st = dpt_loss_compute(t->cfg->loss, dpt_model_head_act(m), out, t->yb, cnt,
                                      dpt_model_output_size(m), t->dout, &s->v[DPT_STAT_LOSS],
                                      &s->v[DPT_STAT_CORRECT]);
+    s->v[DPT_STAT_LOSS] += dpt_model_activity_loss(m); /* activity_regularizer: a sum */
     if (st != DPT_OK)
         dpt_comm_abort(c, st); /* a bad label found mid-step: end the job */
     dpt_model_backward(m, &p, t->dout, cnt);
@@ -145,6 +146,11 @@ static dpt_status step_apply(dpt_train *t, int64_t k, int64_t n_batch, bool pres
         return stop_nonfinite(t, k, "gradient");
     if (!t->opts.no_allreduce) /* every rank's updated part reaches every rank */
         dpt_gradex_gather(t->gx, dpt_model_params(m));
+    /* weight constraints (kernel_constraint, ...): Keras applies them right after each update;
+     * here once the gather made the weights whole, identically on every rank, each on its own
+     * copy (a model with constraints never trains on the node-shared copy: share_weights) */
+    if (dpt_model_has_constraints(m))
+        dpt_model_apply_constraints(m);
     t->prof[PROF_REDUCE] += dpt_now() - t1;
     t->prof[PROF_STEPS] += 1;
     return DPT_OK;
@@ -197,6 +203,7 @@ static void micro_compute(dpt_train *t, const dpt_order *ord, int64_t q0, int64_
     row[2] = (double)cnt;
     dpt_status st = dpt_loss_compute(t->cfg->loss, dpt_model_head_act(m), out, t->yb, cnt,
                                      dpt_model_output_size(m), t->dout, &row[0], &row[1]);
+    row[0] += dpt_model_activity_loss(m); /* activity_regularizer: a sum */
     if (st != DPT_OK)
         dpt_comm_abort(t->c, st); /* a bad label found mid-step: end the job */
     dpt_model_backward(m, &p, t->dout, cnt);

@@ -95,7 +95,7 @@ static void gc_compare(gc_result *r, double analytic, double fm, double f0, doub
 static double gc_layer_f(dpt_layer *l, const dpt_pass *p, const float *x, float *y, const float *w,
                          int64_t B) {
     l->ops->forward(l, p, x, y, B);
-    double f = 0;
+    double f = l->has_activity_reg ? l->activity_loss : 0.0; /* its gradient is in backward */
     for (int64_t k = 0; k < B * l->out_size; k++)
         f += (double)y[k] * w[k];
     return f;

@@ -176,11 +176,12 @@ static void test_conv_config(void **state) {
                       "t.json: model.config.layers[3].config: Conv2D needs an input of shape "
                       "(None, height, width, channels), got (None, 28, 28); add Reshape");
     assert_status_msg(gc_make_layer("Conv2D",
-                                    "{\"filters\": 2, \"kernel_size\": 3, \"dilation_rate\": 2}",
+                                    "{\"filters\": 2, \"kernel_size\": 3, \"dilation_rate\": 2, "
+                                    "\"strides\": 2}",
                                     shp(3, 8, 8, 1), &l),
                       DPT_ERR_CONFIG,
-                      "t.json: model.config.layers[3].config.dilation_rate: only [1, 1] is "
-                      "supported, got [2, 2]");
+                      "t.json: model.config.layers[3].config.dilation_rate: strides > 1 are "
+                      "incompatible with dilation_rate > 1");
     assert_status_msg(gc_make_layer("Conv2D", "{\"filters\": 2, \"kernel_size\": 3, \"groups\": 2}",
                                     shp(3, 8, 8, 2), &l),
                       DPT_ERR_CONFIG, "config.groups: only 1 is supported, got 2");
@@ -207,9 +208,9 @@ static void test_conv_config(void **state) {
                       DPT_ERR_CONFIG, "config.padding: must be \"valid\" or \"same\"");
     assert_status_msg(gc_make_layer("Conv2D",
                                     "{\"filters\": 2, \"kernel_size\": 3, "
-                                    "\"activity_regularizer\": \"l2\"}",
+                                    "\"activity_regularizer\": \"l3\"}",
                                     shp(3, 8, 8, 2), &l),
-                      DPT_ERR_CONFIG, "config.activity_regularizer: not supported yet");
+                      DPT_ERR_CONFIG, "config.activity_regularizer: unknown regularizer \"l3\"");
     assert_null(l);
     /* Keras's "SAME" is accepted in any case; weights are (KH, KW, C, F) then (F) */
     assert_ok(gc_make_layer("Conv2D",

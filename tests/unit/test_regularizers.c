@@ -88,11 +88,11 @@ static void test_errors(void **state) {
                       "object");
     assert_status_msg(reg_from("{\"kernel_regularizer\": {\"config\": {}}}", &r), DPT_ERR_CONFIG,
                       "kernel_regularizer.class_name: missing or not a string");
-    /* activity_regularizer stays refused */
+    /* activity_regularizer is parsed like the others (test_conv2x.c checks its math) */
     dpt_layer *l = NULL;
-    assert_status_msg(gc_make_layer("Dense", "{\"units\": 2, \"activity_regularizer\": \"l2\"}",
+    assert_status_msg(gc_make_layer("Dense", "{\"units\": 2, \"activity_regularizer\": \"l4\"}",
                                     (dpt_shape){.rank = 1, .dim = {3}}, &l),
-                      DPT_ERR_CONFIG, "config.activity_regularizer: not supported yet");
+                      DPT_ERR_CONFIG, "config.activity_regularizer: unknown regularizer \"l4\"");
 }
 
 /* penalty value, no 1/2 factor, and its gradient against finite differences */
