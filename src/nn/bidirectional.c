@@ -193,6 +193,12 @@ static double bd_regularize(dpt_layer *l, float scale) {
     return pen;
 }
 
+static void bd_constrain(dpt_layer *l) {
+    dpt_bidir *d = (dpt_bidir *)l;
+    for (int k = 0; k < 2; k++)
+        dpt_rnn_core_constrain(&d->c[k], part(d, l->params, k));
+}
+
 static json_t *inner_json(const dpt_rnn_core *c) {
     json_t *cfg = json_pack("{s:s, s:b, s:s}", "name", c->name, "trainable", 1, "dtype", "float32");
     dpt_rnn_core_json(c, cfg);
@@ -222,6 +228,7 @@ static const dpt_layer_ops bidir_ops = {
     .regularize = bd_regularize,
     .workspace = bd_workspace,
     .keras3_path = bd_keras3_path,
+    .constrain = bd_constrain,
 };
 
 /* Keras's naming.to_snake_case for the three class names */
@@ -352,9 +359,12 @@ dpt_status dpt_bidirectional_create(const json_t *config, const dpt_json_ctx *ct
     }
     d->c[1].mask_id0 = 9;
     const dpt_rnn_core *c = &d->c[0];
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         if (d->c[k].kernel_reg.kind || d->c[k].rec_reg.kind || d->c[k].bias_reg.kind)
             l->has_regularizer = true;
+        if (dpt_rnn_core_has_constraint(&d->c[k]))
+            l->has_constraint = true;
+    }
     int64_t w = d->merge == MERGE_CONCAT ? 2 * c->U : c->U;
     l->out_shape = c->return_sequences ? (dpt_shape){.rank = 2, .dim = {c->T, w}}
                                        : (dpt_shape){.rank = 1, .dim = {w}};

@@ -3,7 +3,7 @@
  * (one sgemm), the weight and input gradients after backward's time loop (one sgemm each), and
  * the layer kinds SimpleRNN / LSTM / GRU themselves (one core each). The per-step cell math
  * lives in simple_rnn.c, lstm.c and gru.c; Bidirectional in bidirectional.c.
- * Refused by name: stateful, return_state, time_major, constraints, activity_regularizer, and
+ * Refused by name: stateful, return_state, time_major, activity_regularizer, and
  * activations other than linear / relu / sigmoid / tanh / hard_sigmoid (Keras 3's and 2's). unroll,
  * use_cudnn, seed and zero_output_for_mask do not change the math here (no masking layer exists)
  * and are accepted.
@@ -130,10 +130,14 @@ dpt_status dpt_rnn_core_parse(dpt_rnn_core *c, dpt_rnn_kind kind, const json_t *
         st = require_false(config, "return_state", ctx, "a Sequential layer has one output");
     if (st == DPT_OK)
         st = require_false(config, "time_major", ctx, "inputs are (batch, timesteps, features)");
-    static const char *const must_be_null[] = {"activity_regularizer", "kernel_constraint",
-                                               "recurrent_constraint", "bias_constraint"};
-    for (size_t i = 0; st == DPT_OK && i < sizeof must_be_null / sizeof must_be_null[0]; i++)
-        st = dpt_json_require_null(config, must_be_null[i], ctx);
+    if (st == DPT_OK)
+        st = dpt_json_require_null(config, "activity_regularizer", ctx);
+    if (st == DPT_OK)
+        st = dpt_constraint_parse(config, "kernel_constraint", ctx, &c->kernel_con);
+    if (st == DPT_OK)
+        st = dpt_constraint_parse(config, "recurrent_constraint", ctx, &c->rec_con);
+    if (st == DPT_OK)
+        st = dpt_constraint_parse(config, "bias_constraint", ctx, &c->bias_con);
     bool b;
     static const char *const bools_ok[] = {"unroll", "zero_output_for_mask"};
     for (size_t i = 0; st == DPT_OK && i < sizeof bools_ok / sizeof bools_ok[0]; i++)
@@ -150,6 +154,15 @@ dpt_status dpt_rnn_core_parse(dpt_rnn_core *c, dpt_rnn_kind kind, const json_t *
     if (c->T * c->F > INT_MAX || c->T * gu > INT_MAX)
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s: a sequence of %lld steps is too long",
                              ctx->file, ctx->path, (long long)c->T);
+    {
+        const char *wn[3];
+        dpt_shape ws[3];
+        int nw = dpt_rnn_core_weights(c, wn, ws, 3); /* shapes only: names are set below */
+        if ((st = dpt_constraint_check(&c->kernel_con, &ws[0], "kernel_constraint", ctx)) ||
+            (st = dpt_constraint_check(&c->rec_con, &ws[1], "recurrent_constraint", ctx)) ||
+            (nw == 3 && (st = dpt_constraint_check(&c->bias_con, &ws[2], "bias_constraint", ctx))))
+            return st;
+    }
     c->implementation = (int)impl;
     /* Keras 3: recurrent_dropout != 0 forces implementation 1, which draws one mask per gate */
     c->n_masks = (kind != DPT_RNN_SIMPLE && (impl == 1 || c->rec_dropout != 0.0)) ? (int)c->G : 1;
@@ -185,10 +198,10 @@ void dpt_rnn_core_json(const dpt_rnn_core *c, json_t *cfg) {
     json_object_set_new(cfg, "kernel_regularizer", dpt_regularizer_to_json(&c->kernel_reg));
     json_object_set_new(cfg, "recurrent_regularizer", dpt_regularizer_to_json(&c->rec_reg));
     json_object_set_new(cfg, "bias_regularizer", dpt_regularizer_to_json(&c->bias_reg));
-    static const char *const nulls[] = {"activity_regularizer", "kernel_constraint",
-                                        "recurrent_constraint", "bias_constraint"};
-    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
-        json_object_set_new(cfg, nulls[i], json_null());
+    json_object_set_new(cfg, "activity_regularizer", json_null());
+    json_object_set_new(cfg, "kernel_constraint", dpt_constraint_to_json(&c->kernel_con));
+    json_object_set_new(cfg, "recurrent_constraint", dpt_constraint_to_json(&c->rec_con));
+    json_object_set_new(cfg, "bias_constraint", dpt_constraint_to_json(&c->bias_con));
     json_object_set_new(cfg, "dropout", json_real(c->dropout));
     json_object_set_new(cfg, "recurrent_dropout", json_real(c->rec_dropout));
     if (c->kind != DPT_RNN_SIMPLE)
@@ -238,6 +251,22 @@ int dpt_rnn_core_weights(const dpt_rnn_core *c, const char **names, dpt_shape *s
         shapes[i] = s[i];
     }
     return n < max ? n : max;
+}
+
+bool dpt_rnn_core_has_constraint(const dpt_rnn_core *c) {
+    return c->kernel_con.kind != DPT_CON_NONE || c->rec_con.kind != DPT_CON_NONE ||
+           (c->use_bias && c->bias_con.kind != DPT_CON_NONE);
+}
+
+void dpt_rnn_core_constrain(const dpt_rnn_core *c, float *params) {
+    const char *wn[3];
+    dpt_shape ws[3];
+    int n = dpt_rnn_core_weights(c, wn, ws, 3);
+    const dpt_constraint *con[3] = {&c->kernel_con, &c->rec_con, &c->bias_con};
+    for (int i = 0; i < n; i++) {
+        dpt_constraint_apply(con[i], params, &ws[i]);
+        params += dpt_shape_size(&ws[i]);
+    }
 }
 
 double dpt_rnn_core_regularize(const dpt_rnn_core *c, const float *params, float *grads,
@@ -716,6 +745,10 @@ static double rnn_regularize(dpt_layer *l, float scale) {
                                    scale);
 }
 
+static void rnn_constrain(dpt_layer *l) {
+    dpt_rnn_core_constrain(&((dpt_rnn_layer *)l)->core, l->params);
+}
+
 static json_t *rnn_to_json(const dpt_layer *l) {
     json_t *c = dpt_layer_base_json(l);
     dpt_rnn_core_json(&((const dpt_rnn_layer *)l)->core, c);
@@ -737,6 +770,7 @@ static void rnn_destroy(dpt_layer *l) { (void)l; }
         .regularize = rnn_regularize,                                                              \
         .workspace = rnn_workspace,                                                                \
         .keras3_path = rnn_keras3_path,                                                            \
+        .constrain = rnn_constrain,                                                                \
     }
 RNN_OPS(simple_rnn_ops, "SimpleRNN");
 RNN_OPS(lstm_ops, "LSTM");
@@ -762,6 +796,7 @@ static dpt_status rnn_create(dpt_rnn_kind kind, const json_t *config, const dpt_
     const dpt_rnn_core *c = &r->core;
     l->has_regularizer = c->kernel_reg.kind != DPT_REG_NONE || c->rec_reg.kind != DPT_REG_NONE ||
                          c->bias_reg.kind != DPT_REG_NONE;
+    l->has_constraint = dpt_rnn_core_has_constraint(c);
     l->out_shape = c->return_sequences ? (dpt_shape){.rank = 2, .dim = {c->T, c->U}}
                                        : (dpt_shape){.rank = 1, .dim = {c->U}};
     l->out_size = dpt_shape_size(&l->out_shape);

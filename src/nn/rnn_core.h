@@ -37,6 +37,7 @@ typedef struct {
     uint32_t mask_id0;
     dpt_init_spec kernel_init, rec_init, bias_init;
     dpt_regularizer kernel_reg, rec_reg, bias_reg;
+    dpt_constraint kernel_con, rec_con, bias_con; /* applied after each update (constrain) */
     char name[128];     /* the Keras layer's name (a Bidirectional's inner layer: forward_lstm) */
     char cell[32];      /* lstm_cell, gru_cell, simple_rnn_cell */
     char wname[3][300]; /* weight names for legacy .h5: <cell>/kernel or <name>/<cell>/kernel */
@@ -44,7 +45,7 @@ typedef struct {
 
 /* Parses the keys every Keras RNN layer of `kind` has into c (defaults as Keras 3); the input
  * shape in must be (T, F). ctx names the layer's config. Refuses what changes the math and is
- * not implemented (stateful, return_state, time_major, constraints, activity_regularizer, ...). */
+ * not implemented (stateful, return_state, time_major, activity_regularizer, ...). */
 DPT_NODISCARD dpt_status dpt_rnn_core_parse(dpt_rnn_core *c, dpt_rnn_kind kind,
                                             const json_t *config, const dpt_json_ctx *ctx,
                                             const dpt_shape *in);
@@ -63,6 +64,10 @@ void dpt_rnn_core_init(const dpt_rnn_core *c, float *params, dpt_rng *rng);
 int dpt_rnn_core_weights(const dpt_rnn_core *c, const char **names, dpt_shape *shapes, int max);
 double dpt_rnn_core_regularize(const dpt_rnn_core *c, const float *params, float *grads,
                                float scale);
+/* true when some weight has a constraint; dpt_rnn_core_constrain projects the weights (params:
+ * the core's view), as Keras does after every optimizer update */
+bool dpt_rnn_core_has_constraint(const dpt_rnn_core *c);
+void dpt_rnn_core_constrain(const dpt_rnn_core *c, float *params);
 /* Workspace floats for B samples. */
 int64_t dpt_rnn_core_workspace(const dpt_rnn_core *c, int64_t B);
 

@@ -71,6 +71,10 @@ train_cases = [
         5, kernel_regularizer=keras.regularizers.L1L2(0.01, 0.02),
         recurrent_regularizer=keras.regularizers.L1(0.01),
         bias_regularizer=keras.regularizers.L2(0.02)), L.Dense(2)), sgd),
+    ("lstm-constrained-adam", lambda: seq(L.LSTM(
+        5, kernel_constraint=keras.constraints.MaxNorm(0.3),
+        recurrent_constraint=keras.constraints.UnitNorm(),
+        bias_constraint=keras.constraints.NonNeg()), L.Dense(2)), adam),
     ("bidi-gru-sum-sgd", lambda: seq(L.Bidirectional(L.GRU(3, return_sequences=True),
                                                      merge_mode="sum"), L.SimpleRNN(2)), sgd),
 ]

@@ -408,6 +408,39 @@ static void test_regularizers(void **state) {
     gc_free_layer(&l);
 }
 
+/* kernel / recurrent / bias constraints, applied by ops->constrain after an update */
+static void test_constraints(void **state) {
+    (void)state;
+    dpt_layer *l = NULL;
+    assert_ok(gc_make_layer("LSTM",
+                            "{\"units\": 3, \"kernel_constraint\": {\"class_name\": \"MaxNorm\", "
+                            "\"config\": {\"max_value\": 0.5, \"axis\": 0}}, "
+                            "\"recurrent_constraint\": \"unit_norm\", \"bias_constraint\": "
+                            "\"non_neg\"}",
+                            seq_shape(4, 5), &l));
+    assert_true(l->has_constraint && l->ops->constrain);
+    gc_bind_params(l, 1);
+    int64_t n = l->ops->n_params(l), nk = 5 * 12, nr = 3 * 12;
+    for (int64_t k = 0; k < n; k++)
+        l->params[k] = (float)(k % 5) - 2.0f;
+    l->ops->constrain(l);
+    for (int j = 0; j < 12; j++) { /* kernel columns: norm <= 0.5; recurrent columns: 1 */
+        double a = 0, b = 0;
+        for (int i = 0; i < 5; i++)
+            a += (double)l->params[i * 12 + j] * l->params[i * 12 + j];
+        for (int i = 0; i < 3; i++)
+            b += (double)l->params[nk + i * 12 + j] * l->params[nk + i * 12 + j];
+        assert_true(sqrt(a) <= 0.5 + 1e-5);
+        assert_true(fabs(sqrt(b) - 1.0) < 1e-5);
+    }
+    for (int64_t k = nk + nr; k < n; k++)
+        assert_true(l->params[k] >= 0.0f);
+    json_t *j = l->ops->to_json(l);
+    assert_true(json_is_object(json_object_get(j, "kernel_constraint")));
+    json_decref(j);
+    gc_free_layer(&l);
+}
+
 /* ---- refusals ------------------------------------------------------------------------------- */
 
 static void refused(const char *cls, const char *cfg, dpt_shape in, const char *needle) {
@@ -430,8 +463,8 @@ static void test_refusals(void **state) {
     refused("LSTM", "{\"units\": 3, \"stateful\": true}", s, "config.stateful: true is not");
     refused("GRU", "{\"units\": 3, \"return_state\": true}", s, "config.return_state: true");
     refused("LSTM", "{\"units\": 3, \"time_major\": true}", s, "config.time_major: true");
-    refused("SimpleRNN", "{\"units\": 3, \"recurrent_constraint\": {\"class_name\": \"NonNeg\"}}",
-            s, "config.recurrent_constraint: not supported");
+    refused("SimpleRNN", "{\"units\": 3, \"recurrent_constraint\": {\"class_name\": \"Foo\"}}", s,
+            "config.recurrent_constraint");
     refused("LSTM", "{\"units\": 3, \"activity_regularizer\": \"l2\"}", s,
             "config.activity_regularizer: not supported");
     refused("LSTM", "{\"units\": 3, \"recurrent_activation\": \"gelu\"}", s,
@@ -564,19 +597,13 @@ static void test_keras2_json(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradcheck_simple_rnn),
-        cmocka_unit_test(test_gradcheck_lstm),
-        cmocka_unit_test(test_gradcheck_gru),
-        cmocka_unit_test(test_gradcheck_bidirectional),
-        cmocka_unit_test(test_recurrent_mask),
-        cmocka_unit_test(test_input_mask),
-        cmocka_unit_test(test_orthogonal),
-        cmocka_unit_test(test_weights_and_init),
-        cmocka_unit_test(test_batch_independent),
-        cmocka_unit_test(test_regularizers),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_model_errors),
-        cmocka_unit_test(test_keras2_json),
+        cmocka_unit_test(test_gradcheck_simple_rnn), cmocka_unit_test(test_gradcheck_lstm),
+        cmocka_unit_test(test_gradcheck_gru),        cmocka_unit_test(test_gradcheck_bidirectional),
+        cmocka_unit_test(test_recurrent_mask),       cmocka_unit_test(test_input_mask),
+        cmocka_unit_test(test_orthogonal),           cmocka_unit_test(test_weights_and_init),
+        cmocka_unit_test(test_batch_independent),    cmocka_unit_test(test_regularizers),
+        cmocka_unit_test(test_constraints),          cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_model_errors),         cmocka_unit_test(test_keras2_json),
     };
     return cmocka_run_group_tests_name("rnn", tests, NULL, NULL);
 }
