@@ -38,6 +38,12 @@ typedef struct {
                               (current learning rate, callback counters); zeros when absent */
     double epoch_sums[3]; /* the running epoch's (loss sum, correct, count) at step_in_epoch, so a
                              resumed epoch reports the same numbers as an uninterrupted one */
+    /* The running epoch's metric state (dptrain/metrics.h), summed over the ranks, at
+     * step_in_epoch, for the same reason: written as /dptrain/metric_state (float64, n) when
+     * n_metric_state > 0; dpt_ckpt_read sets them to 0 / NULL (dpt_ckpt_read_metric_state
+     * reads the state). */
+    int64_t n_metric_state;
+    const double *metric_state;
 } dpt_ckpt_meta;
 
 /* Writes DIR/ckpt-EEEEEE-SSSSSSSSS.h5 (zero-padded so that name order = time order; E = the
@@ -50,6 +56,11 @@ typedef struct {
 DPT_NODISCARD dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *o,
                                         const dpt_ckpt_meta *meta, const char *config_text,
                                         int keep);
+
+/* Reads a checkpoint's /dptrain/metric_state into state (n doubles) when it holds n of them;
+ * otherwise (none stored, another size: the metrics changed) state is zeroed. DPT_ERR_CHECKPOINT
+ * when it cannot be read. Local. */
+DPT_NODISCARD dpt_status dpt_ckpt_read_metric_state(const char *path, double *state, int64_t n);
 
 /* Reads the stored config text of a checkpoint (heap string; free()). */
 DPT_NODISCARD dpt_status dpt_ckpt_read_config(const char *path, char **config_text);

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "dptrain/metrics.h"
 #include "dptrain/nn.h"
 #include "dptrain/optim.h"
 #include "dptrain/status.h"
@@ -37,16 +38,21 @@ typedef struct {
     char model_file[DPT_PATH_MAX]; /* when `model` was a path: that file (messages name it) */
     /* compile */
     dpt_optim_spec optim;
-    dpt_loss_kind loss;
-    bool metric_accuracy;
+    dpt_loss_kind loss;       /* = loss_spec.kind */
+    dpt_loss_spec loss_spec;  /* the loss with its Keras options (from_logits, ...) */
+    bool metric_accuracy;     /* compile.metrics holds "accuracy" / "acc" */
+    dpt_metrics_spec metrics; /* compile.metrics, in order (dpt_metrics_prepare before use) */
     /* fit */
-    int epochs;                   /* Keras default 1 */
-    int64_t batch_size;           /* GLOBAL batch; Keras default 32 */
-    double validation_split;      /* [0, 1), default 0 */
-    bool shuffle;                 /* default true */
-    bool reproducible;   /* fit.reproducible: the same bits on any number of ranks (DESIGN.md) */
-    int64_t micro_batch; /* fit.micro_batch: samples per micro-batch in that mode (default 16) */
-    uint32_t seed;                /* default 0 */
+    int epochs;              /* Keras default 1 */
+    int64_t batch_size;      /* GLOBAL batch; Keras default 32 */
+    double validation_split; /* [0, 1), default 0 */
+    bool shuffle;            /* default true */
+    bool reproducible;    /* fit.reproducible: the same bits on any number of ranks (DESIGN.md) */
+    int64_t micro_batch;  /* fit.micro_batch: samples per micro-batch in that mode (default 16) */
+    uint32_t seed;        /* default 0 */
+    double *class_weight; /* fit.class_weight: (n_class_weight) weights by class index,
+                             1 for the classes it does not list; NULL: none. Owned. */
+    int64_t n_class_weight;
     dpt_callbacks_spec callbacks; /* fit.callbacks: EarlyStopping, ReduceLROnPlateau (Keras
                                      {"class_name", "config"} objects; at most one of each) */
     /* data */

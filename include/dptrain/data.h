@@ -26,6 +26,7 @@ typedef struct {
     int64_t y_cols;    /* 1 for labels; T for float targets (N, T) */
     int64_t n_classes; /* attribute `n_classes` if present, else 0 */
     bool has_y;        /* the split has `y`; a features-only split (for predict) has not */
+    bool has_w;        /* the split has per-sample loss weights `w` (N) (Keras's sample_weight) */
 } dpt_data_info;
 
 /* Reads the metadata of FILE's GROUP ("train", "test", ...). DPT_ERR_DATA with a message naming
@@ -73,6 +74,8 @@ int64_t dpt_shard_y_size(const dpt_shard *s); /* floats per target */
 void dpt_shard_gather(const dpt_shard *s, const int64_t *rows, int64_t count, float *x, float *y);
 const float *dpt_shard_x(const dpt_shard *s); /* (rows, x_size) */
 const float *dpt_shard_y(const dpt_shard *s); /* (rows, y_size) */
+/* The shard's sample weights (rows), from the split's optional `w` (N) dataset; NULL without. */
+const float *dpt_shard_w(const dpt_shard *s);
 
 /* Balanced contiguous split of n items over `size` parts: part r is [lo, hi). */
 void dpt_split_range(int64_t n, int rank, int size, int64_t *lo, int64_t *hi);

@@ -57,6 +57,7 @@
 #include "dptrain/status.h"
 #include "dptrain/core.h"
 #include "dptrain/nn.h"
+#include "dptrain/metrics.h"
 #include "dptrain/optim.h"
 #include "dptrain/config.h"
 #include "dptrain/data.h"

@@ -228,10 +228,36 @@ typedef enum {
     DPT_LOSS_BINARY_CROSSENTROPY = 0,
     DPT_LOSS_CATEGORICAL_CROSSENTROPY,
     DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-    DPT_LOSS_MSE
+    DPT_LOSS_MSE,
+    /* the other Keras losses, each exactly as keras/src/losses/losses.py */
+    DPT_LOSS_MAE,
+    DPT_LOSS_MAPE,
+    DPT_LOSS_MSLE,
+    DPT_LOSS_HUBER,
+    DPT_LOSS_LOG_COSH,
+    DPT_LOSS_KL_DIVERGENCE,
+    DPT_LOSS_POISSON,
+    DPT_LOSS_HINGE,
+    DPT_LOSS_SQUARED_HINGE,
+    DPT_LOSS_CATEGORICAL_HINGE,
+    DPT_LOSS_BINARY_FOCAL_CROSSENTROPY,
+    DPT_LOSS_COSINE_SIMILARITY
 } dpt_loss_kind;
-bool dpt_loss_from_name(const char *name, dpt_loss_kind *out); /* Keras names and aliases */
-const char *dpt_loss_name(dpt_loss_kind k);
+/* Keras names, aliases ("bce", "kld", "MAE", ...) and class names ("Huber"). */
+bool dpt_loss_from_name(const char *name, dpt_loss_kind *out);
+const char *dpt_loss_name(dpt_loss_kind k); /* the Keras function name, e.g. "huber" */
+
+/* A loss with its Keras options (a loss object's config). */
+typedef struct {
+    dpt_loss_kind kind;
+    bool from_logits;      /* binary/categorical/sparse CE, binary focal: the output is logits */
+    float label_smoothing; /* binary CE and focal: y (1 - ls) + ls / 2; categorical: + ls / K */
+    float delta;           /* huber: 1.0 */
+    float gamma, alpha;    /* binary focal: 2.0, 0.25 */
+    bool class_balancing;  /* binary focal apply_class_balancing: false */
+} dpt_loss_spec;
+/* Keras's defaults for `k`. */
+dpt_loss_spec dpt_loss_spec_default(dpt_loss_kind k);
 /* What one target row of the loss is (how data builds it from y). */
 dpt_target_kind dpt_loss_target_kind(dpt_loss_kind k);
 
@@ -255,6 +281,21 @@ int64_t dpt_loss_target_size(dpt_loss_kind k, int64_t out_size);
 DPT_NODISCARD dpt_status dpt_loss_compute(dpt_loss_kind k, dpt_act logits_act, const float *out,
                                           const float *target, int64_t B, int64_t K, float *dout,
                                           double *loss_sum, double *correct);
+/* dpt_loss_compute for a loss with its options, any kind, and per-sample weights.
+ *   spec->from_logits: `out` holds logits (then logits_act must be DPT_ACT_LINEAR: nothing is
+ *                  folded; Keras's from_logits=True). Losses other than the three
+ *                  cross-entropies take logits_act DPT_ACT_LINEAR.
+ *   weight (B):    NULL or per-sample weights: loss_sum += w_i * loss_i and dout's row i is
+ *                  scaled by w_i (Keras's sample_weight; the mean still divides by the number
+ *                  of samples, as "sum_over_batch_size" does).
+ *   correct:       as dpt_loss_compute; for the kinds added here Keras 3's pick by shape
+ *                  (one unit: binary, several: categorical). Unweighted.
+ * Losses that Keras averages over the last axis (all but categorical/sparse CE, kl_divergence,
+ * categorical_hinge and cosine_similarity, which sum or reduce it) divide by K per sample. */
+DPT_NODISCARD dpt_status dpt_loss_compute_spec(const dpt_loss_spec *spec, dpt_act logits_act,
+                                               const float *out, const float *target,
+                                               const float *weight, int64_t B, int64_t K,
+                                               float *dout, double *loss_sum, double *correct);
 
 /* ---- the BLAS underneath (blas_kernel.c) ---------------------------------------------------
  * The OpenBLAS kernel in use ("SkylakeX", "Zen", "Prescott", ...). */
@@ -284,6 +325,9 @@ void dpt_model_destroy(dpt_model **m);
  * dpt_model_head_act() says which activation to apply for predictions. Returns that activation
  * (DPT_ACT_LINEAR if nothing was fused). */
 dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss);
+/* The same for a loss with its options: with from_logits nothing is folded (the model's output
+ * already is the logits Keras's loss takes), and a final sigmoid/softmax stays in the model. */
+dpt_act dpt_model_set_fused_loss(dpt_model *m, const dpt_loss_spec *loss);
 dpt_act dpt_model_head_act(const dpt_model *m);
 
 int dpt_model_n_layers(const dpt_model *m);

@@ -200,7 +200,11 @@ typedef enum {
     DPT_MON_ACCURACY,
     DPT_MON_VAL_LOSS,
     DPT_MON_VAL_ACCURACY,
-    DPT_MON_N
+    /* the other compile.metrics, in config order without "accuracy" (dptrain/metrics.h): metric
+     * i is DPT_MON_METRIC + 2i, its val_ form DPT_MON_METRIC + 2i + 1 (the config maps their
+     * names; dpt_monitor_from_name knows the four above only) */
+    DPT_MON_METRIC,
+    DPT_MON_N = DPT_MON_METRIC + 2 * 16
 } dpt_monitor;
 /* "loss", "accuracy"/"acc", "val_loss", "val_accuracy"/"val_acc" -> monitor; false if unknown. */
 bool dpt_monitor_from_name(const char *name, dpt_monitor *out);

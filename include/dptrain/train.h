@@ -84,6 +84,12 @@ void dpt_inference_free(dpt_inference *inf);
 DPT_NODISCARD dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
                                       const char *group, double *loss, double *accuracy,
                                       int64_t *n);
+/* dpt_evaluate with the other compile.metrics too: metrics (inf->cfg.metrics.n, may be NULL)
+ * gets each metric's value in config order (NaN at the "accuracy" entries, which *accuracy has).
+ * Collective. */
+DPT_NODISCARD dpt_status dpt_evaluate_metrics(const dpt_comm *c, dpt_inference *inf,
+                                              const char *data, const char *group, double *loss,
+                                              double *accuracy, double *metrics, int64_t *n);
 
 /* Writes predictions of FILE's group in input order to out_path (rank 0 writes): /pred (N, K)
  * with dropout off; with mc_samples K > 0, Monte Carlo dropout: /mean, /std (N, K) and /entropy

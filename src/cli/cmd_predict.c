@@ -74,11 +74,15 @@ dpt_status dpt_cli_evaluate(const dpt_comm *c, int argc, char **argv) {
         return st;
     double loss, acc;
     int64_t n;
-    st = dpt_evaluate(c, &inf, a.file, a.group[0] ? a.group : NULL, &loss, &acc, &n);
+    double mv[DPT_MAX_METRICS];
+    st = dpt_evaluate_metrics(c, &inf, a.file, a.group[0] ? a.group : NULL, &loss, &acc, mv, &n);
     if (st == DPT_OK && c->rank == 0) {
         printf("loss: %.4f", loss);
         if (!isnan(acc))
             printf(" - accuracy: %.4f", acc);
+        for (int i = 0; i < inf.cfg.metrics.n; i++)
+            if (!isnan(mv[i]))
+                printf(" - %s: %.4f", inf.cfg.metrics.m[i].name, mv[i]);
         printf(" (%lld samples)\n", (long long)n);
         fflush(stdout);
     }

@@ -239,6 +239,7 @@ static dpt_status split_check(dpt_h5_split *s) {
         }
     }
 
+    info->has_w = H5Lexists(g, "w", H5P_DEFAULT) > 0; /* read and checked by dpt_shard_open */
     /* x: (N) or (N, d1, ..., dk) with k <= DPT_MAX_RANK; any float or integer type */
     hid_t t = H5Dget_type(s->x);
     s->x_class = H5Tget_class(t);

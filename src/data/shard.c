@@ -16,6 +16,7 @@ struct dpt_shard {
     int64_t xs, ys; /* floats per sample / per target */
     float *x;       /* (rows, xs) */
     float *y;       /* (rows, ys) */
+    float *w;       /* (rows) sample weights from `w`, or NULL */
 };
 
 int64_t dpt_shard_lo(const dpt_shard *s) { return s->lo; }
@@ -24,12 +25,14 @@ int64_t dpt_shard_x_size(const dpt_shard *s) { return s->xs; }
 int64_t dpt_shard_y_size(const dpt_shard *s) { return s->ys; }
 const float *dpt_shard_x(const dpt_shard *s) { return s->x; }
 const float *dpt_shard_y(const dpt_shard *s) { return s->y; }
+const float *dpt_shard_w(const dpt_shard *s) { return s->w; }
 
 void dpt_shard_destroy(dpt_shard **s) {
     if (!s || !*s)
         return;
     dpt_free((*s)->x);
     dpt_free((*s)->y);
+    dpt_free((*s)->w);
     free(*s);
     *s = NULL;
 }
@@ -318,6 +321,56 @@ static dpt_status read_y(const dpt_h5_split *h, const dpt_y_plan *p, dpt_shard *
     return st;
 }
 
+/* The split's optional `w`: (N) finite numbers, any float or integer type; rows [lo, hi) into
+ * s->w. */
+static dpt_status read_w(const dpt_h5_split *h, dpt_shard *s) {
+    char wpath[1100];
+    snprintf(wpath, sizeof wpath, "%s%sw", h->gpath, strcmp(h->gpath, "/") ? "/" : "");
+    hid_t ds = H5Dopen2(h->file, wpath, H5P_DEFAULT);
+    if (ds < 0)
+        return dpt_error_set(DPT_ERR_DATA, "%s: %s: not a dataset", h->path, wpath);
+    int64_t d[H5S_MAX_RANK];
+    hid_t sp = H5Dget_space(ds), t = H5Dget_type(ds);
+    int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (r >= 1 && r <= H5S_MAX_RANK) {
+        hsize_t hd[H5S_MAX_RANK];
+        H5Sget_simple_extent_dims(sp, hd, NULL);
+        for (int i = 0; i < r; i++)
+            d[i] = (int64_t)hd[i];
+    }
+    H5T_class_t cl = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    dpt_status st = DPT_OK;
+    if (cl != H5T_FLOAT && cl != H5T_INTEGER)
+        st = dpt_error_set(DPT_ERR_DATA, "%s: %s: sample weights must be numbers", h->path, wpath);
+    else if (!(r == 1 || (r == 2 && d[1] == 1)) || d[0] != h->info.n)
+        st = dpt_error_set(DPT_ERR_DATA,
+                           "%s: %s: sample weights must have shape (%lld), one per sample", h->path,
+                           wpath, (long long)h->info.n);
+    else
+        st = dpt_alloc((size_t)(s->rows > 0 ? s->rows : 1) * sizeof(float), "shard w",
+                       (void **)&s->w);
+    double *tmp = NULL;
+    if (st == DPT_OK && s->rows > 0)
+        st = dpt_alloc((size_t)s->rows * sizeof(double), "w read buffer", (void **)&tmp);
+    if (st == DPT_OK && s->rows > 0 && read_rows(ds, H5T_NATIVE_DOUBLE, s->lo, s->rows, tmp) < 0)
+        st = dpt_error_set(DPT_ERR_DATA, "%s: %s: cannot read rows [%lld, %lld) (damaged file?)",
+                           h->path, wpath, (long long)s->lo, (long long)(s->lo + s->rows));
+    for (int64_t i = 0; st == DPT_OK && i < s->rows; i++) {
+        if (!isfinite(tmp[i]) || !isfinite((float)tmp[i]))
+            st = dpt_error_set(DPT_ERR_DATA, "%s: %s: row %lld: non-finite sample weight", h->path,
+                               wpath, (long long)(s->lo + i));
+        else
+            s->w[i] = (float)tmp[i];
+    }
+    dpt_free(tmp);
+    H5Dclose(ds);
+    return st;
+}
+
 dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64_t hi,
                           const dpt_target_spec *t, const dpt_shape *expect_x, dpt_shard **out) {
     *out = NULL;
@@ -368,6 +421,8 @@ dpt_status dpt_shard_open(const char *path, const char *group, int64_t lo, int64
         st = read_x(&h, s, t ? t->x_ids : 0);
     if (st == DPT_OK && s->rows > 0 && h.info.has_y)
         st = read_y(&h, &plan, s);
+    if (st == DPT_OK && h.info.has_w && t) /* the weights matter with targets only (a loss) */
+        st = read_w(&h, s);
     dpt_h5_split_close(&h);
     dpt_h5_quiet_end(&q);
     if (st != DPT_OK) {

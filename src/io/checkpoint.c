@@ -6,6 +6,7 @@
  *           seed (uint32), world_size (int32), epoch_sums (float64 (3,)), checksum (uint64),
  *           checksum_algorithm (str)
  *   config  scalar vlen string dataset: the run's config text
+ *   metric_state  float64 (n) dataset, only when the trainer has metrics: their running state
  *   optimizer/  attrs kind ("sgd", "adam", ..., "lion", "none"), learning_rate, momentum,
  *               beta_1, beta_2, epsilon (float64), nesterov (int32), iterations (int64),
  *               gradient_accumulation_steps (int32, 0 = none; absent in older files: 0),
@@ -135,6 +136,27 @@ static dpt_status write_vlen_dataset(hid_t g, const char *name, const char *text
     return DPT_OK;
 }
 
+static dpt_status write_metric_state(hid_t g, const dpt_ckpt_meta *meta, const char *path) {
+    if (meta->n_metric_state <= 0 || !meta->metric_state)
+        return DPT_OK;
+    hsize_t dims[1] = {(hsize_t)meta->n_metric_state};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t d = sp >= 0 ? H5Dcreate2(g, "metric_state", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                                   H5P_DEFAULT)
+                      : H5I_INVALID_HID;
+    herr_t e =
+        d >= 0 ? H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, meta->metric_state)
+               : -1;
+    if (d >= 0)
+        H5Dclose(d);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (e < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot write /dptrain/metric_state (disk full?)",
+                             path);
+    return DPT_OK;
+}
+
 static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
     const ckpt_ctx *c = vctx;
     /* dpt_optim_slot takes a non-const optimizer; we only read the slots */
@@ -158,7 +180,8 @@ static dpt_status fill_ckpt(hid_t f, const char *path, void *vctx) {
         (st = attr_f64_array(g, "epoch_sums", c->meta->epoch_sums, 3, path)) ||
         (st = attr_f64_array(g, "trainer_state", c->meta->trainer_state, DPT_CKPT_TRAINER_STATE,
                              path)) ||
-        (st = write_vlen_dataset(g, "config", c->config ? c->config : "", path)))
+        (st = write_vlen_dataset(g, "config", c->config ? c->config : "", path)) ||
+        (st = write_metric_state(g, c->meta, path)))
         goto out;
     og = H5Gcreate2(g, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (og < 0) {
@@ -617,10 +640,41 @@ dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim *o, dpt_ckpt_
     }
     if (d.n_params > 0)
         memcpy(dpt_model_params(m), d.params, sizeof(float) * (size_t)d.n_params);
-    if (meta)
+    if (meta) {
         *meta = d.meta;
+        meta->metric_state = NULL;
+        meta->n_metric_state = 0;
+    }
 out:
     ckpt_data_free(&d);
+    return st;
+}
+
+dpt_status dpt_ckpt_read_metric_state(const char *path, double *state, int64_t n) {
+    DPT_ASSERT(path && (state || n == 0));
+    if (n <= 0)
+        return DPT_OK;
+    memset(state, 0, (size_t)n * sizeof *state);
+    hid_t f;
+    dpt_status st = dpt_ckpt_h5_open(path, true, &f);
+    if (st != DPT_OK)
+        return st;
+    if (H5Lexists(f, "dptrain", H5P_DEFAULT) > 0 &&
+        H5Lexists(f, "dptrain/metric_state", H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(f, "dptrain/metric_state", H5P_DEFAULT);
+        hid_t sp = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
+        bool fits = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 &&
+                    H5Sget_simple_extent_npoints(sp) == (hssize_t)n;
+        if (fits && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, state) < 0) {
+            memset(state, 0, (size_t)n * sizeof *state);
+            st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: /dptrain/metric_state: cannot read", path);
+        }
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (d >= 0)
+            H5Dclose(d);
+    }
+    H5Fclose(f);
     return st;
 }
 

@@ -26,6 +26,7 @@
 
 #include "dptrain/config.h"
 #include "dptrain/core.h"
+#include "dptrain/metrics.h"
 
 #define DPT_READ_FILE_MAX                                                                          \
     ((size_t)1 << 30) /* a config or model file larger than this is absurd                         \
@@ -924,32 +925,98 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
     return parse_optimizer_config(oc, &ocfg, s);
 }
 
-/* Keras loss class names -> the function names dpt_loss_from_name knows. */
-static const char *loss_class_to_name(const char *cls) {
-    static const char *const map[][2] = {
-        {"BinaryCrossentropy", "binary_crossentropy"},
-        {"CategoricalCrossentropy", "categorical_crossentropy"},
-        {"SparseCategoricalCrossentropy", "sparse_categorical_crossentropy"},
-        {"MeanSquaredError", "mean_squared_error"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(cls, map[i][0]))
-            return map[i][1];
-    return NULL;
-}
-
 #define DPT_LOSS_NAMES                                                                             \
     "binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy, "             \
-    "mean_squared_error"
+    "mean_squared_error, mean_absolute_error, mean_absolute_percentage_error, "                    \
+    "mean_squared_logarithmic_error, huber, log_cosh, kl_divergence, poisson, hinge, "             \
+    "squared_hinge, categorical_hinge, binary_focal_crossentropy, cosine_similarity"
 
-static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_loss_kind *loss) {
+/* Keras's `reduction` of a loss object: only the mean over the batch is implemented. */
+static dpt_status parse_reduction(const json_t *cfg, const dpt_json_ctx *ctx) {
+    const json_t *r = json_object_get(cfg, "reduction");
+    if (!r)
+        return DPT_OK;
+    const char *red = json_string_value(r);
+    if (red &&
+        (!strcmp(red, "sum_over_batch_size") || !strcmp(red, "auto") || !strcmp(red, "mean")))
+        return DPT_OK;
+    if (red)
+        return cfg_error(ctx, "reduction",
+                         "not supported (must be \"sum_over_batch_size\"), got \"%s\"", red);
+    return cfg_error(ctx, "reduction", "not supported (must be \"sum_over_batch_size\"), got %s",
+                     json_is_null(r) ? "null" : dpt_json_type_name(r));
+}
+
+/* The config of a Keras loss object of kind `k` (a loss, or a loss-function metric when
+ * `metric`): the keys Keras writes for that class, the options we implement, the rest refused. */
+static dpt_status parse_loss_config(const json_t *lc, const dpt_json_ctx *ctx, bool metric,
+                                    dpt_loss_spec *s) {
+    dpt_loss_kind k = s->kind;
+    bool ce = k == DPT_LOSS_BINARY_CROSSENTROPY || k == DPT_LOSS_CATEGORICAL_CROSSENTROPY ||
+              k == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    bool focal = k == DPT_LOSS_BINARY_FOCAL_CROSSENTROPY;
+    bool smooth =
+        k == DPT_LOSS_BINARY_CROSSENTROPY || k == DPT_LOSS_CATEGORICAL_CROSSENTROPY || focal;
+    const char *keys[16];
+    int n = 0;
+    keys[n++] = "name";
+    keys[n++] = "dtype";
+    if (!metric)
+        keys[n++] = "reduction";
+    if (ce || focal) {
+        keys[n++] = "from_logits";
+        keys[n++] = "axis";
+    }
+    if (smooth)
+        keys[n++] = "label_smoothing";
+    if (k == DPT_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+        keys[n++] = "ignore_class";
+    if (k == DPT_LOSS_HUBER)
+        keys[n++] = "delta";
+    if (k == DPT_LOSS_COSINE_SIMILARITY)
+        keys[n++] = "axis";
+    if (focal) {
+        keys[n++] = "apply_class_balancing";
+        keys[n++] = "alpha";
+        keys[n++] = "gamma";
+    }
+    keys[n] = NULL;
+    dpt_status st = check_keys(lc, ctx, keys);
+    if (st != DPT_OK || (!metric && (st = parse_reduction(lc, ctx)) != DPT_OK))
+        return st;
+    double x = 0;
+    int64_t axis = -1;
+    if ((st = dpt_json_get_int(lc, "axis", ctx, -1, INT64_MIN, INT64_MAX, &axis)) != DPT_OK)
+        return st;
+    if (axis != -1)
+        return cfg_error(ctx, "axis", "not supported (must be -1), got %lld", (long long)axis);
+    if ((st = dpt_json_require_null(lc, "ignore_class", ctx)) != DPT_OK ||
+        (st = dpt_json_get_bool(lc, "from_logits", ctx, false, &s->from_logits)) != DPT_OK ||
+        (st = dpt_json_get_num(lc, "label_smoothing", ctx, 0, 0, 1, false, &x)) != DPT_OK)
+        return st;
+    s->label_smoothing = (float)x;
+    if ((st = dpt_json_get_num(lc, "delta", ctx, 1.0, 0, HUGE_VAL, false, &x)) != DPT_OK)
+        return st;
+    s->delta = (float)x;
+    if ((st = dpt_json_get_num(lc, "gamma", ctx, 2.0, 0, HUGE_VAL, false, &x)) != DPT_OK)
+        return st;
+    s->gamma = (float)x;
+    if ((st = dpt_json_get_num(lc, "alpha", ctx, 0.25, 0, 1, false, &x)) != DPT_OK)
+        return st;
+    s->alpha = (float)x;
+    return dpt_json_get_bool(lc, "apply_class_balancing", ctx, false, &s->class_balancing);
+}
+
+static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_loss_spec *loss) {
     const json_t *l = comp ? json_object_get(comp, "loss") : NULL;
+    dpt_loss_kind k;
     if (!l || json_is_null(l))
         return cfg_error(cctx, "loss", "required");
     if (json_is_string(l)) {
-        if (!dpt_loss_from_name(json_string_value(l), loss))
+        if (!dpt_loss_from_name(json_string_value(l), &k))
             return cfg_error(cctx, "loss", "unknown loss \"%s\" (supported: " DPT_LOSS_NAMES ")",
                              json_string_value(l));
+        *loss = dpt_loss_spec_default(k);
         return DPT_OK;
     }
     dpt_json_ctx lctx, cfgctx;
@@ -963,76 +1030,202 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
                               dpt_json_type_name(cn))
                   : cfg_error(&lctx, "class_name", "required (e.g. \"BinaryCrossentropy\")");
     const json_t *lc = json_object_get(l, "config");
-    const char *name = loss_class_to_name(json_string_value(cn));
-    if (!strcmp(json_string_value(cn), "function") && json_is_string(lc))
-        name = json_string_value(lc); /* a loss function serialised by name */
-    if (!name || !dpt_loss_from_name(name, loss))
+    const char *cls = json_string_value(cn);
+    bool fn = !strcmp(cls, "function") && json_is_string(lc); /* a loss function by name */
+    /* a class name: upper case first (dpt_loss_from_name also knows the function names, which
+     * Keras accepts as strings but not as class_name) */
+    if (!(fn ? dpt_loss_from_name(json_string_value(lc), &k)
+             : (cls[0] >= 'A' && cls[0] <= 'Z' && dpt_loss_from_name(cls, &k))))
         return cfg_error(&lctx, "class_name",
                          "unknown loss \"%s\" (supported: "
                          "BinaryCrossentropy, CategoricalCrossentropy, "
-                         "SparseCategoricalCrossentropy, MeanSquaredError)",
-                         json_string_value(cn));
-    if (!lc || json_is_null(lc) || json_is_string(lc))
+                         "SparseCategoricalCrossentropy, MeanSquaredError, MeanAbsoluteError, "
+                         "MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Huber, "
+                         "LogCosh, KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, "
+                         "BinaryFocalCrossentropy, CosineSimilarity)",
+                         fn ? json_string_value(lc) : cls);
+    *loss = dpt_loss_spec_default(k);
+    if (!lc || json_is_null(lc) || fn)
         return DPT_OK;
     ctx_child(&cfgctx, &lctx, ".config");
     if (!json_is_object(lc))
         return cfg_error(&cfgctx, NULL, "must be an object, got %s", dpt_json_type_name(lc));
-    static const char *const keys[] = {
-        "name", "reduction",    "dtype", "from_logits", "label_smoothing",
-        "axis", "ignore_class", NULL};
-    dpt_status st = check_keys(lc, &cfgctx, keys);
-    if (st != DPT_OK)
-        return st;
-    bool b = false;
-    double x = 0;
-    int64_t axis = -1;
-    const char *red = NULL;
-    if ((st = dpt_json_get_bool(lc, "from_logits", &cfgctx, false, &b)) != DPT_OK)
-        return st;
-    if (b)
-        return cfg_error(&cfgctx, "from_logits",
-                         "not supported (must be false: end the model with "
-                         "a sigmoid/softmax; it is fused with the loss)");
-    if ((st = dpt_json_get_num(lc, "label_smoothing", &cfgctx, 0, -HUGE_VAL, HUGE_VAL, false,
-                               &x)) != DPT_OK)
-        return st;
-    if (x != 0)
-        return cfg_error(&cfgctx, "label_smoothing", "not supported yet (must be 0), got %g", x);
-    if ((st = dpt_json_get_int(lc, "axis", &cfgctx, -1, INT64_MIN, INT64_MAX, &axis)) != DPT_OK)
-        return st;
-    if (axis != -1)
-        return cfg_error(&cfgctx, "axis", "not supported (must be -1), got %lld", (long long)axis);
-    if ((st = dpt_json_require_null(lc, "ignore_class", &cfgctx)) != DPT_OK)
-        return st;
-    if ((st = dpt_json_get_str(lc, "reduction", &cfgctx, NULL, &red)) != DPT_OK)
-        return st;
-    if (red && strcmp(red, "auto") != 0 && strcmp(red, "sum_over_batch_size") != 0)
-        return cfg_error(&cfgctx, "reduction",
-                         "not supported (must be \"sum_over_batch_size\" or "
-                         "\"auto\"), got \"%s\"",
-                         red);
-    return DPT_OK;
+    return parse_loss_config(lc, &cfgctx, false, loss);
 }
 
-static dpt_status parse_metrics(const json_t *comp, const dpt_json_ctx *cctx, bool *accuracy) {
+/* The config of a Keras metric object. */
+static dpt_status parse_metric_config(const char *cls, const json_t *mc, const dpt_json_ctx *ctx,
+                                      dpt_metric *m) {
+    dpt_status st;
+    const char *name = NULL;
+    if ((st = dpt_json_get_str(mc, "name", ctx, NULL, &name)) != DPT_OK)
+        return st;
+    if (name) {
+        /* a column of history.csv and a key of history.jsonl: plain characters only */
+        bool plain = name[0] && strlen(name) < sizeof m->name;
+        for (const char *q = name; plain && *q; q++)
+            plain = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                    (*q >= '0' && *q <= '9') || *q == '_' || *q == '-' || *q == '.';
+        if (!plain)
+            return cfg_error(ctx, "name",
+                             "must be 1 to %d letters, digits, '_', '-' or '.', got \"%s\"",
+                             (int)sizeof m->name - 1, name);
+        snprintf(m->name, sizeof m->name, "%s", name);
+    }
+    if (m->kind == DPT_METRIC_LOSS)
+        return parse_loss_config(mc, ctx, true, &m->loss);
+    int64_t i64 = 0;
+    double x = 0;
+    switch (m->kind) {
+    case DPT_METRIC_BINARY_ACCURACY: {
+        static const char *const keys[] = {"name", "dtype", "threshold", NULL};
+        if ((st = check_keys(mc, ctx, keys)) != DPT_OK ||
+            (st = dpt_json_get_num(mc, "threshold", ctx, 0.5, -HUGE_VAL, HUGE_VAL, false, &x)) !=
+                DPT_OK)
+            return st;
+        m->threshold = (float)x;
+        return DPT_OK;
+    }
+    case DPT_METRIC_TOP_K_CATEGORICAL_ACCURACY:
+    case DPT_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY: {
+        static const char *const keys[] = {"name", "dtype", "k", "from_sorted_ids", NULL};
+        bool sorted = false;
+        if ((st = check_keys(mc, ctx, keys)) != DPT_OK ||
+            (st = dpt_json_get_int(mc, "k", ctx, 5, 1, INT32_MAX, &i64)) != DPT_OK ||
+            (st = dpt_json_get_bool(mc, "from_sorted_ids", ctx, false, &sorted)) != DPT_OK)
+            return st;
+        if (sorted)
+            return cfg_error(ctx, "from_sorted_ids", "not supported (must be false)");
+        m->k = (int)i64;
+        return DPT_OK;
+    }
+    case DPT_METRIC_AUC: {
+        static const char *const keys[] = {
+            "name",        "dtype",      "num_thresholds", "curve",       "summation_method",
+            "multi_label", "num_labels", "label_weights",  "from_logits", "thresholds",
+            NULL};
+        const char *curve = NULL, *sum = NULL;
+        bool ml = false;
+        if ((st = check_keys(mc, ctx, keys)) != DPT_OK ||
+            (st = dpt_json_get_int(mc, "num_thresholds", ctx, 200, 2, 1000000, &i64)) != DPT_OK ||
+            (st = dpt_json_get_str(mc, "curve", ctx, "ROC", &curve)) != DPT_OK ||
+            (st = dpt_json_get_str(mc, "summation_method", ctx, "interpolation", &sum)) != DPT_OK ||
+            (st = dpt_json_get_bool(mc, "multi_label", ctx, false, &ml)) != DPT_OK ||
+            (st = dpt_json_require_null(mc, "num_labels", ctx)) != DPT_OK ||
+            (st = dpt_json_require_null(mc, "label_weights", ctx)) != DPT_OK ||
+            (st = dpt_json_require_null(mc, "thresholds", ctx)) != DPT_OK ||
+            (st = dpt_json_get_bool(mc, "from_logits", ctx, false, &m->from_logits)) != DPT_OK)
+            return st;
+        m->num_thresholds = (int)i64;
+        if (strcasecmp(curve, "ROC") && strcasecmp(curve, "PR"))
+            return cfg_error(ctx, "curve", "not supported (must be \"ROC\" or \"PR\"), got \"%s\"",
+                             curve);
+        m->pr = !strcasecmp(curve, "PR");
+        if (strcasecmp(sum, "interpolation"))
+            return cfg_error(ctx, "summation_method",
+                             "not supported (must be \"interpolation\"), got \"%s\"", sum);
+        if (ml)
+            return cfg_error(ctx, "multi_label", "not supported (must be false)");
+        return DPT_OK;
+    }
+    case DPT_METRIC_PRECISION:
+    case DPT_METRIC_RECALL: {
+        static const char *const keys[] = {"name",  "dtype",    "thresholds",
+                                           "top_k", "class_id", NULL};
+        if ((st = check_keys(mc, ctx, keys)) != DPT_OK ||
+            (st = dpt_json_require_null(mc, "top_k", ctx)) != DPT_OK ||
+            (st = dpt_json_require_null(mc, "class_id", ctx)) != DPT_OK)
+            return st;
+        const json_t *t = json_object_get(mc, "thresholds");
+        if (json_is_array(t) && json_array_size(t) == 1)
+            t = json_array_get(t, 0);
+        if (t && !json_is_null(t)) {
+            if (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 1)
+                return cfg_error(ctx, "thresholds",
+                                 "not supported (must be null or one number in [0, 1])");
+            m->threshold = (float)json_number_value(t);
+        }
+        return DPT_OK;
+    }
+    default: {
+        static const char *const keys[] = {"name", "dtype", NULL};
+        (void)cls;
+        return check_keys(mc, ctx, keys);
+    }
+    }
+}
+
+static dpt_status parse_metric(const json_t *v, const dpt_json_ctx *ictx, dpt_metric *m) {
+    if (json_is_string(v)) {
+        if (!dpt_metric_from_name(json_string_value(v), m))
+            return cfg_error(ictx, NULL,
+                             "unsupported metric \"%s\" (supported: " DPT_METRIC_NAMES ")",
+                             json_string_value(v));
+        return DPT_OK;
+    }
+    if (!json_is_object(v))
+        return cfg_error(ictx, NULL,
+                         "must be a metric name or a Keras metric object, got %s (supported: "
+                         "\"accuracy\", ...)",
+                         dpt_json_type_name(v));
+    const json_t *cn = json_object_get(v, "class_name");
+    if (!json_is_string(cn))
+        return cfg_error(ictx, "class_name", "required (e.g. \"AUC\")");
+    const char *cls = json_string_value(cn);
+    const json_t *mc = json_object_get(v, "config");
+    if (!strcmp(cls, "function") && json_is_string(mc)) { /* a metric function by name */
+        if (!dpt_metric_from_name(json_string_value(mc), m))
+            return cfg_error(ictx, "config", "unsupported metric \"%s\"", json_string_value(mc));
+        return DPT_OK;
+    }
+    const char *dname = dpt_metric_default_name(cls);
+    if (!dname || !dpt_metric_from_name(cls, m))
+        return cfg_error(ictx, "class_name",
+                         "unsupported metric \"%s\" (supported: BinaryAccuracy, "
+                         "CategoricalAccuracy, SparseCategoricalAccuracy, "
+                         "TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, "
+                         "MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError, AUC, "
+                         "Precision, Recall, and the loss classes)",
+                         cls);
+    snprintf(m->name, sizeof m->name, "%s", dname);
+    if (!mc || json_is_null(mc))
+        return DPT_OK;
+    dpt_json_ctx cctx;
+    ctx_child(&cctx, ictx, ".config");
+    if (!json_is_object(mc))
+        return cfg_error(&cctx, NULL, "must be an object, got %s", dpt_json_type_name(mc));
+    return parse_metric_config(cls, mc, &cctx, m);
+}
+
+static dpt_status parse_metrics(const json_t *comp, const dpt_json_ctx *cctx, dpt_metrics_spec *ms,
+                                bool *accuracy) {
     const json_t *m = comp ? json_object_get(comp, "metrics") : NULL;
+    memset(ms, 0, sizeof *ms);
     *accuracy = false;
     if (!m || json_is_null(m))
         return DPT_OK;
     if (!json_is_array(m))
         return cfg_error(cctx, "metrics", "must be a list (e.g. [\"accuracy\"]), got %s",
                          dpt_json_type_name(m));
+    if (json_array_size(m) > DPT_MAX_METRICS)
+        return cfg_error(cctx, "metrics", "at most %d metrics, got %zu", DPT_MAX_METRICS,
+                         json_array_size(m));
     for (size_t i = 0; i < json_array_size(m); i++) {
-        const json_t *v = json_array_get(m, i);
         dpt_json_ctx ictx;
         ctx_child(&ictx, cctx, ".metrics[%zu]", i);
-        if (!json_is_string(v))
-            return cfg_error(&ictx, NULL, "unsupported metric (%s; supported: \"accuracy\")",
-                             dpt_json_type_name(v));
-        const char *s = json_string_value(v);
-        if (strcmp(s, "accuracy") != 0 && strcmp(s, "acc") != 0)
-            return cfg_error(&ictx, NULL, "unsupported metric \"%s\" (supported: accuracy)", s);
-        *accuracy = true;
+        dpt_metric *mt = &ms->m[ms->n];
+        dpt_status st = parse_metric(json_array_get(m, i), &ictx, mt);
+        if (st != DPT_OK)
+            return st;
+        if (!strcmp(mt->name, "loss"))
+            return cfg_error(&ictx, NULL, "a metric may not be named \"loss\"");
+        for (int j = 0; j < ms->n; j++)
+            if (!strcmp(ms->m[j].name, mt->name))
+                return cfg_error(&ictx, NULL,
+                                 "a second metric named \"%s\" (give it another \"name\")",
+                                 mt->name);
+        *accuracy = *accuracy || mt->kind == DPT_METRIC_ACCURACY;
+        ms->n++;
     }
     return DPT_OK;
 }
@@ -1070,25 +1263,52 @@ static dpt_status parse_compile(const json_t *root, const dpt_json_ctx *top, dpt
     }
     if ((st = parse_optimizer(comp, &cctx, &c->optim)) != DPT_OK)
         return st;
-    if ((st = parse_loss(comp, &cctx, &c->loss)) != DPT_OK)
+    if ((st = parse_loss(comp, &cctx, &c->loss_spec)) != DPT_OK)
         return st;
-    return parse_metrics(comp, &cctx, &c->metric_accuracy);
+    c->loss = c->loss_spec.kind;
+    return parse_metrics(comp, &cctx, &c->metrics, &c->metric_accuracy);
 }
 
 /* ---- fit, data, checkpoint ----------------------------------------------------------------- */
 
+/* A metric of compile.metrics (not "accuracy") named `name` or "val_" + its name: its monitor
+ * (DPT_MON_METRIC + 2i [+ 1]) and Keras's direction (+1: higher is better); false if none. */
+static bool metric_monitor(const dpt_metrics_spec *ms, const char *name, dpt_monitor *mon,
+                           int *up) {
+    bool val = !strncmp(name, "val_", 4);
+    for (int i = 0, j = 0; i < ms->n; i++) {
+        const dpt_metric *m = &ms->m[i];
+        if (m->kind == DPT_METRIC_ACCURACY)
+            continue;
+        if (!strcmp(name, m->name) || (val && !strcmp(name + 4, m->name))) {
+            bool v = strcmp(name, m->name) != 0;
+            *mon = (dpt_monitor)(DPT_MON_METRIC + 2 * j + (v ? 1 : 0));
+            /* Keras's _direction: errors and losses down, the rest up */
+            *up = !(m->kind == DPT_METRIC_MAE || m->kind == DPT_METRIC_MSE ||
+                    m->kind == DPT_METRIC_RMSE || m->kind == DPT_METRIC_LOSS);
+            return true;
+        }
+        j++;
+    }
+    return false;
+}
+
 /* monitor + mode of a callback config; mode "auto": max for accuracies ("acc" in the name, as
- * Keras), min for losses */
-static dpt_status parse_monitor(const json_t *cfg, const dpt_json_ctx *ctx, dpt_monitor *mon,
-                                int *mode) {
+ * Keras) and for metrics whose Keras direction is up, min for losses and errors */
+static dpt_status parse_monitor(const json_t *cfg, const dpt_json_ctx *ctx,
+                                const dpt_metrics_spec *ms, dpt_monitor *mon, int *mode) {
     const char *name = NULL, *m = NULL;
     dpt_status st = dpt_json_get_str(cfg, "monitor", ctx, "val_loss", &name);
     if (st != DPT_OK)
         return st;
-    if (!dpt_monitor_from_name(name, mon))
+    int up = 0;
+    if (dpt_monitor_from_name(name, mon))
+        up = *mon == DPT_MON_ACCURACY || *mon == DPT_MON_VAL_ACCURACY;
+    else if (!metric_monitor(ms, name, mon, &up))
         return cfg_error(ctx, "monitor",
                          "unknown quantity \"%s\" (supported: loss, accuracy, val_loss, "
-                         "val_accuracy)",
+                         "val_accuracy, and the compile.metrics by name, with or without "
+                         "val_)",
                          name);
     if ((st = dpt_json_get_str(cfg, "mode", ctx, "auto", &m)) != DPT_OK)
         return st;
@@ -1097,14 +1317,14 @@ static dpt_status parse_monitor(const json_t *cfg, const dpt_json_ctx *ctx, dpt_
     else if (!strcmp(m, "max"))
         *mode = 1;
     else if (!strcmp(m, "auto"))
-        *mode = (*mon == DPT_MON_ACCURACY || *mon == DPT_MON_VAL_ACCURACY) ? 1 : -1;
+        *mode = up ? 1 : -1;
     else
         return cfg_error(ctx, "mode", "must be \"auto\", \"min\" or \"max\", got \"%s\"", m);
     return DPT_OK;
 }
 
 static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
-                                  dpt_callbacks_spec *cb) {
+                                  const dpt_metrics_spec *ms, dpt_callbacks_spec *cb) {
     memset(cb, 0, sizeof *cb);
     if (!list || json_is_null(list))
         return DPT_OK;
@@ -1144,7 +1364,7 @@ static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
             if (!st)
                 st = check_keys(c, &cctx, keys);
             if (!st)
-                st = parse_monitor(c, &cctx, &es->monitor, &es->mode);
+                st = parse_monitor(c, &cctx, ms, &es->monitor, &es->mode);
             if (!st)
                 st = dpt_json_get_num(c, "min_delta", &cctx, 0, -HUGE_VAL, HUGE_VAL, false,
                                       &es->min_delta);
@@ -1177,7 +1397,7 @@ static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
             if (!st)
                 st = check_keys(c, &cctx, keys);
             if (!st)
-                st = parse_monitor(c, &cctx, &r->monitor, &r->mode);
+                st = parse_monitor(c, &cctx, ms, &r->monitor, &r->mode);
             if (!st)
                 st = dpt_json_get_num(c, "factor", &cctx, 0.1, 0, 1, true, &r->factor);
             if (!st && !(r->factor > 0))
@@ -1210,6 +1430,49 @@ static dpt_status parse_callbacks(const json_t *list, const dpt_json_ctx *fctx,
     return DPT_OK;
 }
 
+/* fit.class_weight: {"0": w0, "1": w1, ...} (Keras's dict; JSON keys are strings); classes not
+ * listed weigh 1, as Keras's class_weight.get(class, 1.0). */
+#define DPT_MAX_CLASS_WEIGHTS 1000000
+static dpt_status parse_class_weight(const json_t *cw, const dpt_json_ctx *fctx, dpt_config *c) {
+    c->class_weight = NULL;
+    c->n_class_weight = 0;
+    if (!cw || json_is_null(cw))
+        return DPT_OK;
+    if (!json_is_object(cw))
+        return cfg_error(fctx, "class_weight",
+                         "must be an object of class index -> weight (e.g. {\"0\": 1.0, "
+                         "\"1\": 5.0}), got %s",
+                         dpt_json_type_name(cw));
+    dpt_json_ctx ctx;
+    ctx_child(&ctx, fctx, ".class_weight");
+    const char *key;
+    const json_t *v;
+    int64_t n = 0;
+    json_object_foreach((json_t *)cw, key, v) {
+        char *end = NULL;
+        errno = 0;
+        long long k = strtoll(key, &end, 10);
+        if (!key[0] || *end || errno || k < 0 || k >= DPT_MAX_CLASS_WEIGHTS)
+            return cfg_error(&ctx, key, "not a class index (an integer in [0, %d))",
+                             DPT_MAX_CLASS_WEIGHTS);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)))
+            return cfg_error(&ctx, key, "must be a finite number, got %s", dpt_json_type_name(v));
+        if (k + 1 > n)
+            n = k + 1;
+    }
+    if (n == 0)
+        return DPT_OK;
+    c->class_weight = malloc((size_t)n * sizeof *c->class_weight);
+    if (!c->class_weight)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: fit.class_weight: out of memory", fctx->file);
+    for (int64_t i = 0; i < n; i++)
+        c->class_weight[i] = 1.0;
+    json_object_foreach((json_t *)cw, key, v) c->class_weight[strtoll(key, NULL, 10)] =
+        json_number_value(v);
+    c->n_class_weight = n;
+    return DPT_OK;
+}
+
 static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
     const json_t *fit = NULL;
     dpt_status st = get_section(root, "fit", top, &fit);
@@ -1224,9 +1487,9 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         return st;
     dpt_json_ctx ctx;
     ctx_child(&ctx, top, ".fit");
-    static const char *const keys[] = {"epochs",       "batch_size",  "validation_split",
-                                       "shuffle",      "seed",        "callbacks",
-                                       "reproducible", "micro_batch", NULL};
+    static const char *const keys[] = {
+        "epochs",    "batch_size",   "validation_split", "shuffle",      "seed",
+        "callbacks", "reproducible", "micro_batch",      "class_weight", NULL};
     int64_t epochs = 1, seed = 0;
     if ((st = check_keys(fit, &ctx, keys)) != DPT_OK ||
         (st = dpt_json_get_int(fit, "epochs", &ctx, 1, 1, INT_MAX, &epochs)) != DPT_OK ||
@@ -1242,7 +1505,9 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         return st;
     c->epochs = (int)epochs;
     c->seed = (uint32_t)seed;
-    return parse_callbacks(json_object_get(fit, "callbacks"), &ctx, &c->callbacks);
+    if ((st = parse_class_weight(json_object_get(fit, "class_weight"), &ctx, c)) != DPT_OK)
+        return st;
+    return parse_callbacks(json_object_get(fit, "callbacks"), &ctx, &c->metrics, &c->callbacks);
 }
 
 static dpt_status parse_data(const json_t *root, const dpt_json_ctx *top, dpt_config *c) {
@@ -1312,11 +1577,14 @@ static dpt_status check_callbacks(const dpt_config *c, const dpt_json_ctx *top) 
     bool on[2] = {cb->early_stopping.enabled, cb->reduce_lr.enabled};
     const char *names[2] = {"EarlyStopping", "ReduceLROnPlateau"};
     for (int i = 0; i < 2; i++)
-        if (on[i] && !val && (mons[i] == DPT_MON_VAL_LOSS || mons[i] == DPT_MON_VAL_ACCURACY))
-            return cfg_error(&fctx, NULL,
-                             "%s monitors %s but there is no validation data (set "
-                             "fit.validation_split or data.validation, or monitor loss)",
-                             names[i], dpt_monitor_name(mons[i]));
+        if (on[i] && !val &&
+            (mons[i] == DPT_MON_VAL_LOSS || mons[i] == DPT_MON_VAL_ACCURACY ||
+             (mons[i] >= DPT_MON_METRIC && (mons[i] - DPT_MON_METRIC) % 2 == 1)))
+            return cfg_error(
+                &fctx, NULL,
+                "%s monitors %s but there is no validation data (set "
+                "fit.validation_split or data.validation, or monitor loss)",
+                names[i], mons[i] >= DPT_MON_METRIC ? "a val_ metric" : dpt_monitor_name(mons[i]));
     return DPT_OK;
 }
 
@@ -1376,6 +1644,9 @@ dpt_status dpt_config_parse(const char *text, size_t len, const char *file, dpt_
 void dpt_config_deinit(dpt_config *c) {
     if (!c)
         return;
+    free(c->class_weight);
+    c->class_weight = NULL;
+    c->n_class_weight = 0;
     json_decref(c->layers);
     json_decref(c->model_json);
     c->layers = NULL;

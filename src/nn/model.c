@@ -419,6 +419,11 @@ dpt_act dpt_model_set_fused_head(dpt_model *m, dpt_loss_kind loss) {
     return m->head_act;
 }
 
+dpt_act dpt_model_set_fused_loss(dpt_model *m, const dpt_loss_spec *loss) {
+    /* mse folds nothing: it only undoes an earlier fold */
+    return dpt_model_set_fused_head(m, loss->from_logits ? DPT_LOSS_MSE : loss->kind);
+}
+
 dpt_act dpt_model_head_act(const dpt_model *m) { return m->head_act; }
 
 int64_t dpt_model_input_ids(const dpt_model *m) {

@@ -18,13 +18,13 @@
 
 #include "dptrain/optim.h"
 
-static const char *const monitor_names[DPT_MON_N] = {"loss", "accuracy", "val_loss",
-                                                     "val_accuracy"};
+static const char *const monitor_names[DPT_MON_METRIC] = {"loss", "accuracy", "val_loss",
+                                                          "val_accuracy"};
 
 bool dpt_monitor_from_name(const char *name, dpt_monitor *out) {
     if (!name)
         return false;
-    for (int i = 0; i < DPT_MON_N; i++)
+    for (int i = 0; i < DPT_MON_METRIC; i++)
         if (!strcmp(name, monitor_names[i])) {
             *out = (dpt_monitor)i;
             return true;
@@ -39,7 +39,7 @@ bool dpt_monitor_from_name(const char *name, dpt_monitor *out) {
 }
 
 const char *dpt_monitor_name(dpt_monitor m) {
-    return (m >= 0 && m < DPT_MON_N) ? monitor_names[m] : "?";
+    return (m >= 0 && m < DPT_MON_METRIC) ? monitor_names[m] : m < DPT_MON_N ? "a metric" : "?";
 }
 
 void dpt_callbacks_begin(dpt_callbacks_state *s, const dpt_callbacks_spec *spec) {

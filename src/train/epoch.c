@@ -29,9 +29,12 @@ static void report_profile(dpt_train *t) {
     memset(t->prof, 0, sizeof t->prof);
 }
 
+_Static_assert(DPT_MON_N >= DPT_MON_METRIC + 2 * DPT_MAX_METRICS, "a monitor for every metric");
+
 /* EarlyStopping / ReduceLROnPlateau after an epoch: the same reduced logs on every rank, so every
  * rank takes the same decisions. */
-static dpt_status run_callbacks(dpt_train *t, const double tr[3], const double va[3]) {
+static dpt_status run_callbacks(dpt_train *t, const double tr[3], const double va[3],
+                                const double *mv, const double *mvv) {
     const dpt_callbacks_spec *sp = &t->cfg->callbacks;
     if (!sp->early_stopping.enabled && !sp->reduce_lr.enabled)
         return DPT_OK;
@@ -45,6 +48,12 @@ static dpt_status run_callbacks(dpt_train *t, const double tr[3], const double v
     logs.have[DPT_MON_VAL_LOSS] = va[2] > 0;
     logs.v[DPT_MON_VAL_ACCURACY] = va[1] / va[2];
     logs.have[DPT_MON_VAL_ACCURACY] = va[2] > 0 && acc;
+    for (int i = 0; i < t->ms.n && DPT_MON_METRIC + 2 * i + 1 < DPT_MON_N; i++) {
+        logs.v[DPT_MON_METRIC + 2 * i] = mv[i];
+        logs.have[DPT_MON_METRIC + 2 * i] = tr[2] > 0;
+        logs.v[DPT_MON_METRIC + 2 * i + 1] = mvv ? mvv[i] : NAN;
+        logs.have[DPT_MON_METRIC + 2 * i + 1] = mvv && va[2] > 0;
+    }
     dpt_callback_actions a;
     dpt_callbacks_on_epoch_end(&t->cb, (int)t->epoch, &logs, dpt_optim_learning_rate(t->optim), &a);
     if (a.save_best && t->best)
@@ -131,6 +140,8 @@ static dpt_status run_steps(dpt_train *t, int64_t first, int64_t steps, double t
         tr[0] += s.v[DPT_STAT_LOSS];
         tr[1] += s.v[DPT_STAT_CORRECT];
         tr[2] += s.v[DPT_STAT_COUNT];
+        for (int64_t i = 0; i < t->n_mstate; i++) /* this rank's metric sums of the epoch */
+            t->m_epoch[i] += t->m_step[i];
         if (t->c->rank == 0)
             dpt_report_step(t->report, t->epoch + 1, cfg->epochs, k + 1, steps, tr[0] / tr[2],
                             cfg->metric_accuracy ? tr[1] / tr[2] : NAN, tr[2], dpt_now() - t0);
@@ -143,8 +154,10 @@ static dpt_status run_steps(dpt_train *t, int64_t first, int64_t steps, double t
     return DPT_OK;
 }
 
-/* rank 0's line and history rows for the epoch; agreed */
-static dpt_status report_epoch(dpt_train *t, const double tr[3], const double va[3], double secs) {
+/* rank 0's line and history rows for the epoch; agreed. mv, mvv: the metrics' values, training
+ * and validation (NULL: no validation) */
+static dpt_status report_epoch(dpt_train *t, const double tr[3], const double va[3], double secs,
+                               const double *mv, const double *mvv) {
     dpt_status st = DPT_OK;
     bool acc = t->cfg->metric_accuracy;
     if (t->c->rank == 0) {
@@ -157,7 +170,12 @@ static dpt_status report_epoch(dpt_train *t, const double tr[3], const double va
                              .seconds = secs,
                              .samples_per_s = tr[2] / secs,
                              .learning_rate = dpt_optim_learning_rate(t->optim),
-                             .ranks = t->c->size};
+                             .ranks = t->c->size,
+                             .n_metrics = t->ms.n};
+        for (int i = 0; i < t->ms.n; i++) {
+            log.metric[i] = mv[i];
+            log.val_metric[i] = mvv ? mvv[i] : NAN;
+        }
         st = dpt_report_epoch(t->report, &log);
     }
     return dpt_comm_agree(t->c, st);
@@ -167,17 +185,28 @@ static dpt_status report_epoch(dpt_train *t, const double tr[3], const double va
 static dpt_status end_epoch(dpt_train *t, const double tr[3], double va[3], double secs) {
     va[0] = va[1] = va[2] = 0;
     dpt_status st = DPT_OK;
+    /* the epoch's metrics: every rank's sums summed (one reduction per epoch), then Keras's
+     * result */
+    double mv[DPT_MAX_METRICS], mvv[DPT_MAX_METRICS];
+    if (t->n_mstate > 0) {
+        dpt_comm_allreduce_sum_f64(t->c, t->m_epoch, (int)t->n_mstate);
+        dpt_metrics_finalize(&t->ms, t->m_epoch, mv);
+    }
     if (t->n_val > 0 && t->repro)
-        st = dpt_eval_shard_exact(t->c, t->model, t->cfg->loss, t->val, t->micro, va);
-    else if (t->n_val > 0)
-        st = dpt_eval_shard(t->c, t->model, t->cfg->loss, t->val, t->cfg->seed, va);
+        st = dpt_eval_shard_exact(t->c, t->model, &t->cfg->loss_spec, t->val, t->micro, va);
+    else if (t->n_val > 0) {
+        st = dpt_eval_shard(t->c, t->model, &t->cfg->loss_spec, &t->ms, t->val, t->cfg->seed, va,
+                            t->m_val);
+        if (st == DPT_OK && t->n_mstate > 0)
+            dpt_metrics_finalize(&t->ms, t->m_val, mvv);
+    }
     dpt_watchdog_kick(t->global_step);
     if (st == DPT_OK)
-        st = report_epoch(t, tr, va, secs);
+        st = report_epoch(t, tr, va, secs, mv, t->n_val > 0 ? mvv : NULL);
     if (st == DPT_OK && t->opts.profile)
         report_profile(t);
     if (st == DPT_OK)
-        st = run_callbacks(t, tr, va);
+        st = run_callbacks(t, tr, va, mv, t->n_val > 0 ? mvv : NULL);
     if (st == DPT_OK && has_run_dir(t)) {
         double zero[3] = {0, 0, 0};
         st = dpt_train_checkpoint(t, t->epoch + 1, 0, zero);
@@ -197,20 +226,23 @@ static dpt_status evaluate_test(dpt_train *t) {
     dpt_status st = dpt_shard_open(cfg->data_path, cfg->test_group, lo, hi, &ts,
                                    dpt_model_input_shape(t->model), &test);
     st = dpt_comm_agree(c, st);
-    double te[3];
+    double te[3], mv[DPT_MAX_METRICS];
     if (st == DPT_OK && t->repro)
-        st = dpt_eval_shard_exact(c, t->model, cfg->loss, test, t->micro, te);
+        st = dpt_eval_shard_exact(c, t->model, &cfg->loss_spec, test, t->micro, te);
     else if (st == DPT_OK)
-        st = dpt_eval_shard(c, t->model, cfg->loss, test, cfg->seed, te);
+        st = dpt_eval_shard(c, t->model, &cfg->loss_spec, &t->ms, test, cfg->seed, te, t->m_val);
     dpt_shard_destroy(&test);
     if (st != DPT_OK || c->rank != 0)
         return st;
+    char line[2048];
+    int n = snprintf(line, sizeof line, "test: loss: %.4f", te[0] / te[2]);
     if (cfg->metric_accuracy)
-        dpt_report_note(t->report, "test: loss: %.4f - accuracy: %.4f (%lld samples)\n",
-                        te[0] / te[2], te[1] / te[2], (long long)te[2]);
-    else
-        dpt_report_note(t->report, "test: loss: %.4f (%lld samples)\n", te[0] / te[2],
-                        (long long)te[2]);
+        n += snprintf(line + n, sizeof line - (size_t)n, " - accuracy: %.4f", te[1] / te[2]);
+    if (t->n_mstate > 0)
+        dpt_metrics_finalize(&t->ms, t->m_val, mv);
+    for (int i = 0; i < t->ms.n && n < (int)sizeof line; i++)
+        n += snprintf(line + n, sizeof line - (size_t)n, " - %s: %.4f", t->ms.m[i].name, mv[i]);
+    dpt_report_note(t->report, "%s (%lld samples)\n", line, (long long)te[2]);
     return DPT_OK;
 }
 
@@ -279,6 +311,8 @@ static dpt_status run_epochs(dpt_train *t, double tr[3], double va[3]) {
             memcpy(tr, t->resume_sums, 3 * sizeof *tr);
         else
             tr[0] = tr[1] = tr[2] = 0;
+        if (t->n_mstate > 0 && first == 0) /* a resumed epoch: what resume.c restored */
+            memset(t->m_epoch, 0, (size_t)t->n_mstate * sizeof *t->m_epoch);
         dpt_status st = run_steps(t, first, steps, t0, tr);
         if (st == DPT_OK)
             st = end_epoch(t, tr, va, dpt_now() - t0);
@@ -299,8 +333,13 @@ static dpt_status run_epochs(dpt_train *t, double tr[3], double va[3]) {
 dpt_status dpt_train_run(dpt_train *t, dpt_fit_result *res) {
     const dpt_comm *c = t->c;
     dpt_status st = DPT_OK;
-    if (c->rank == 0)
-        st = dpt_report_open(t->opts.run_dir, t->opts.verbose, t->opts.out, t->epoch, &t->report);
+    if (c->rank == 0) {
+        const char *names[DPT_MAX_METRICS];
+        for (int i = 0; i < t->ms.n; i++)
+            names[i] = t->ms.m[i].name;
+        st = dpt_report_open_metrics(t->opts.run_dir, t->opts.verbose, t->opts.out, t->epoch,
+                                     t->ms.n, names, &t->report);
+    }
     st = dpt_comm_agree(c, st);
     if (st != DPT_OK)
         return st;

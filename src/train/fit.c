@@ -115,21 +115,44 @@ dpt_target_spec dpt_train_targets(dpt_loss_kind loss, const dpt_model *m) {
 
 /* ---- evaluation ---------------------------------------------------------------------------- */
 
-/* Sums of loss, correct, count over a shard, agreed across ranks. Collective. */
-dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, const dpt_shard *s,
-                          uint32_t seed, double sums[3]) {
+dpt_status dpt_train_metrics(const dpt_config *cfg, int64_t K, dpt_metrics_spec *ms) {
+    memset(ms, 0, sizeof *ms);
+    for (int i = 0; i < cfg->metrics.n; i++)
+        if (cfg->metrics.m[i].kind != DPT_METRIC_ACCURACY)
+            ms->m[ms->n++] = cfg->metrics.m[i];
+    dpt_status st = dpt_metrics_prepare(ms, K, dpt_loss_target_size(cfg->loss, K));
+    if (st != DPT_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dpt_error_message());
+        dpt_error_clear();
+        return dpt_error_set(DPT_ERR_CONFIG, "%s: compile.metrics: %s (loss %s)", cfg->file, msg,
+                             dpt_loss_name(cfg->loss));
+    }
+    return DPT_OK;
+}
+
+dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, const dpt_loss_spec *loss,
+                          const dpt_metrics_spec *ms, const dpt_shard *s, uint32_t seed,
+                          double sums[3], double *mstate) {
     double local[3] = {0, 0, 0};
+    int64_t ns = ms ? dpt_metrics_state_size(ms) : 0;
+    if (ns > 0)
+        memset(mstate, 0, (size_t)ns * sizeof *mstate);
     dpt_status st = DPT_OK;
     if (s) {
         int64_t rows = dpt_shard_rows(s), mb = dpt_model_max_batch(m);
-        int64_t xs = dpt_shard_x_size(s), ys = dpt_shard_y_size(s);
-        const float *x = dpt_shard_x(s), *y = dpt_shard_y(s);
+        int64_t xs = dpt_shard_x_size(s), ys = dpt_shard_y_size(s), K = dpt_model_output_size(m);
+        const float *x = dpt_shard_x(s), *y = dpt_shard_y(s), *w = dpt_shard_w(s);
         dpt_pass p = {.training = false, .seed = seed, .rank = (uint32_t)c->rank};
         for (int64_t r = 0; r < rows && st == DPT_OK; r += mb) {
             int64_t b = rows - r < mb ? rows - r : mb;
             const float *out = dpt_model_forward(m, &p, x + r * xs, b);
-            st = dpt_loss_compute(loss, dpt_model_head_act(m), out, y + r * ys, b,
-                                  dpt_model_output_size(m), NULL, &local[0], &local[1]);
+            /* Keras weighs evaluation losses by the split's sample weights too (not metrics) */
+            st = dpt_loss_compute_spec(loss, dpt_model_head_act(m), out, y + r * ys,
+                                       w ? w + r : NULL, b, K, NULL, &local[0], &local[1]);
+            if (st == DPT_OK && ns > 0)
+                dpt_metrics_accumulate(ms, dpt_model_head_act(m), out, y + r * ys, b, K, ys,
+                                       mstate);
             local[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
             local[2] += (double)b;
         }
@@ -138,6 +161,8 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
     if (st != DPT_OK)
         return st;
     dpt_comm_allreduce_sum_f64(c, local, 3);
+    if (ns > 0)
+        dpt_comm_allreduce_sum_f64(c, mstate, (int)ns);
     /* Keras reports evaluation losses with the regularization penalty too */
     local[0] += dpt_model_penalty(m) * local[2];
     memcpy(sums, local, sizeof local);
@@ -147,7 +172,7 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss, c
 /* Reproducible mode: the shard (every row of the split, on every rank) in fixed chunks of
  * `chunk` rows, chunk j on rank j mod N, the chunks' sums added exactly: the same bits for any
  * rank count. Collective. */
-dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
+dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, const dpt_loss_spec *loss,
                                 const dpt_shard *s, int64_t chunk, double sums[3]) {
     int64_t rows = s ? dpt_shard_rows(s) : 0, n_chunks = (rows + chunk - 1) / chunk;
     int mine = (int)((n_chunks - c->rank + c->size - 1) / c->size), k = 0;
@@ -161,9 +186,10 @@ dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, dpt_loss_kind l
         double *row = tab + 3 * k;
         row[0] = row[1] = 0;
         row[2] = (double)b;
-        st = dpt_loss_compute(loss, dpt_model_head_act(m), out,
-                              dpt_shard_y(s) + r0 * dpt_shard_y_size(s), b,
-                              dpt_model_output_size(m), NULL, &row[0], &row[1]);
+        const float *w = dpt_shard_w(s); /* the split's sample weights, as Keras */
+        st = dpt_loss_compute_spec(loss, dpt_model_head_act(m), out,
+                                   dpt_shard_y(s) + r0 * dpt_shard_y_size(s), w ? w + r0 : NULL, b,
+                                   dpt_model_output_size(m), NULL, &row[0], &row[1]);
         row[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
     }
     st = dpt_comm_agree(c, st);

@@ -115,6 +115,12 @@ void dpt_inference_free(dpt_inference *inf) {
 
 dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data, const char *group,
                         double *loss, double *accuracy, int64_t *n) {
+    return dpt_evaluate_metrics(c, inf, data, group, loss, accuracy, NULL, n);
+}
+
+dpt_status dpt_evaluate_metrics(const dpt_comm *c, dpt_inference *inf, const char *data,
+                                const char *group, double *loss, double *accuracy, double *metrics,
+                                int64_t *n) {
     char g[256];
     dpt_status st = pick_group(data, group, g, sizeof g);
     dpt_data_info info;
@@ -126,15 +132,30 @@ dpt_status dpt_evaluate(const dpt_comm *c, dpt_inference *inf, const char *data,
         return st;
     int64_t lo, hi;
     dpt_split_range(info.n, c->rank, c->size, &lo, &hi);
-    dpt_model_set_fused_head(inf->model, inf->cfg.loss);
+    dpt_model_set_fused_loss(inf->model, &inf->cfg.loss_spec);
     dpt_target_spec ts = dpt_train_targets(inf->cfg.loss, inf->model);
     dpt_shard *s = NULL;
-    st = dpt_shard_open(data, g, lo, hi, &ts, dpt_model_input_shape(inf->model), &s);
+    dpt_metrics_spec ms;
+    double *mstate = NULL;
+    st = dpt_train_metrics(&inf->cfg, dpt_model_output_size(inf->model), &ms);
+    int64_t ns = st == DPT_OK ? dpt_metrics_state_size(&ms) : 0;
+    if (st == DPT_OK && ns > 0)
+        st = dpt_alloc((size_t)ns * sizeof(double), "metric state", (void **)&mstate);
+    if (st == DPT_OK)
+        st = dpt_shard_open(data, g, lo, hi, &ts, dpt_model_input_shape(inf->model), &s);
     st = dpt_comm_agree(c, st);
     double sums[3] = {0, 0, 0};
     if (st == DPT_OK)
-        st = dpt_eval_shard(c, inf->model, inf->cfg.loss, s, inf->cfg.seed, sums);
+        st =
+            dpt_eval_shard(c, inf->model, &inf->cfg.loss_spec, &ms, s, inf->cfg.seed, sums, mstate);
     dpt_shard_destroy(&s);
+    if (st == DPT_OK && metrics) { /* in compile.metrics order; NaN for "accuracy" */
+        double v[DPT_MAX_METRICS];
+        dpt_metrics_finalize(&ms, mstate, v);
+        for (int i = 0, j = 0; i < inf->cfg.metrics.n; i++)
+            metrics[i] = inf->cfg.metrics.m[i].kind == DPT_METRIC_ACCURACY ? NAN : v[j++];
+    }
+    dpt_free(mstate);
     dpt_model_set_fused_head(inf->model, DPT_LOSS_MSE); /* back to probabilities */
     if (st != DPT_OK)
         return st;

@@ -41,6 +41,9 @@ struct dpt_report {
     char title[DPT_PATH_MAX];
     dpt_epoch_log *rows; /* every epoch in history.csv, for the plot */
     int64_t n_rows, cap_rows;
+    /* the other metrics: their names (columns NAME and val_NAME) */
+    int n_metrics;
+    char metric_names[DPT_REPORT_MAX_METRICS][DPT_REPORT_METRIC_NAME];
 };
 
 /* ---- terminal detection -------------------------------------------------------------------- */
@@ -207,21 +210,28 @@ static void write_csv_row(FILE *f, const dpt_epoch_log *e) {
     fputc(',', f);
     if (e->ranks > 0)
         fprintf(f, "%d", e->ranks);
+    for (int i = 0; i < e->n_metrics; i++)
+        fprintf(f, ",%s,%s", num_or_empty(b[0], 64, 6, e->metric[i]),
+                num_or_empty(b[1], 64, 6, e->val_metric[i]));
     fputc('\n', f);
 }
 
-static void write_jsonl_row(FILE *f, const dpt_epoch_log *e) {
+static void write_jsonl_row(FILE *f, const dpt_epoch_log *e, const dpt_report *r) {
     char b[8][64];
     fprintf(f,
             "{\"epoch\": %lld, \"loss\": %s, \"accuracy\": %s, \"val_loss\": %s, "
-            "\"val_accuracy\": %s, \"learning_rate\": %s, \"seconds\": %s, \"samples_per_s\": %s, "
-            "\"ranks\": ",
+            "\"val_accuracy\": %s, \"learning_rate\": %s, \"seconds\": %s, \"samples_per_s\": %s, ",
             (long long)e->epoch, num_or_null(b[0], 64, "%.6f", e->loss),
             num_or_null(b[1], 64, "%.6f", e->accuracy), num_or_null(b[2], 64, "%.6f", e->val_loss),
             num_or_null(b[3], 64, "%.6f", e->val_accuracy),
             num_or_null(b[4], 64, "%.6g", e->learning_rate),
             num_or_null(b[5], 64, "%.4f", e->seconds),
             num_or_null(b[6], 64, "%.1f", e->samples_per_s));
+    for (int i = 0; i < e->n_metrics && i < r->n_metrics; i++) /* names: [A-Za-z0-9_.-] only */
+        fprintf(f, "\"%s\": %s, \"val_%s\": %s, ", r->metric_names[i],
+                num_or_null(b[0], 64, "%.6f", e->metric[i]), r->metric_names[i],
+                num_or_null(b[1], 64, "%.6f", e->val_metric[i]));
+    fputs("\"ranks\": ", f);
     if (e->ranks > 0)
         fprintf(f, "%d}\n", e->ranks);
     else
@@ -236,6 +246,8 @@ static dpt_status flush_checked(FILE *f, const char *path) {
 
 /* ---- open / step / epoch / note / close ---------------------------------------------------- */
 
+static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log **rows, int64_t *n);
+
 /* The rows of epochs <= keep from an earlier history.csv (resume). A missing file keeps nothing;
  * an unreadable or malformed one keeps nothing and says so (training goes on). */
 static dpt_status keep_rows(dpt_report *r, int64_t keep) {
@@ -243,7 +255,7 @@ static dpt_status keep_rows(dpt_report *r, int64_t keep) {
         return DPT_OK;
     dpt_epoch_log *old = NULL;
     int64_t n = 0;
-    if (dpt_history_read_csv(r->csv_path, &old, &n) != DPT_OK) {
+    if (read_csv(r->csv_path, r, &old, &n) != DPT_OK) {
         fprintf(stderr, "dptrain: warning: %s; the earlier epochs' rows are not kept\n",
                 dpt_error_message());
         dpt_error_clear();
@@ -251,18 +263,28 @@ static dpt_status keep_rows(dpt_report *r, int64_t keep) {
     }
     dpt_status st = DPT_OK;
     for (int64_t i = 0; i < n && st == DPT_OK; i++)
-        if (old[i].epoch <= keep)
+        if (old[i].epoch <= keep) {
+            old[i].n_metrics = r->n_metrics; /* an earlier run without a column: NaN, empty */
             st = push_row(r, &old[i]);
+        }
     free(old);
     return st;
 }
 
 dpt_status dpt_report_open(const char *run_dir, int verbose, FILE *out, int64_t keep_epochs,
                            dpt_report **r) {
+    return dpt_report_open_metrics(run_dir, verbose, out, keep_epochs, 0, NULL, r);
+}
+
+dpt_status dpt_report_open_metrics(const char *run_dir, int verbose, FILE *out, int64_t keep_epochs,
+                                   int n_metrics, const char *const *names, dpt_report **r) {
     *r = calloc(1, sizeof **r);
     if (!*r)
         return dpt_error_set(DPT_ERR_NOMEM, "report: out of memory");
     dpt_report *p = *r;
+    p->n_metrics = n_metrics < DPT_REPORT_MAX_METRICS ? n_metrics : DPT_REPORT_MAX_METRICS;
+    for (int i = 0; i < p->n_metrics; i++)
+        snprintf(p->metric_names[i], sizeof p->metric_names[i], "%s", names[i]);
     p->verbose = verbose;
     p->out = out ? out : stdout;
     p->bar = verbose == 1 && want_bar(p->out, p->tty_dev, sizeof p->tty_dev);
@@ -283,10 +305,13 @@ dpt_status dpt_report_open(const char *run_dir, int verbose, FILE *out, int64_t 
     if (failed)
         st = dpt_error_set(DPT_ERR_IO, "%s: cannot write: %s", failed, strerror(errno));
     if (st == DPT_OK) {
-        fputs(CSV_HEADER, p->csv);
+        fwrite(CSV_HEADER, 1, sizeof CSV_HEADER - 2, p->csv); /* without its newline */
+        for (int i = 0; i < p->n_metrics; i++) /* the metric columns after the fixed ones */
+            fprintf(p->csv, ",%s,val_%s", p->metric_names[i], p->metric_names[i]);
+        fputc('\n', p->csv);
         for (int64_t i = 0; i < p->n_rows; i++) {
             write_csv_row(p->csv, &p->rows[i]);
-            write_jsonl_row(p->jsonl, &p->rows[i]);
+            write_jsonl_row(p->jsonl, &p->rows[i], p);
         }
         st = flush_checked(p->csv, p->csv_path);
         if (st == DPT_OK)
@@ -378,15 +403,23 @@ void dpt_report_step(dpt_report *r, int64_t epoch, int epochs, int64_t step, int
 
 dpt_status dpt_report_epoch(dpt_report *r, const dpt_epoch_log *e) {
     if (r->verbose > 0) {
-        char line[512];
+        char line[2048];
         int n = snprintf(line, sizeof line, "Epoch %lld/%d - %.2fs - loss: %.4f",
                          (long long)e->epoch, e->epochs, e->seconds, e->loss);
         if (!isnan(e->accuracy))
             n += snprintf(line + n, sizeof line - (size_t)n, " - accuracy: %.4f", e->accuracy);
-        if (!isnan(e->val_loss))
+        for (int i = 0; i < e->n_metrics && i < r->n_metrics && n < (int)sizeof line; i++)
+            n += snprintf(line + n, sizeof line - (size_t)n, " - %s: %.4f", r->metric_names[i],
+                          e->metric[i]);
+        if (!isnan(e->val_loss) && n < (int)sizeof line)
             n += snprintf(line + n, sizeof line - (size_t)n, " - val_loss: %.4f", e->val_loss);
-        if (!isnan(e->val_accuracy))
-            snprintf(line + n, sizeof line - (size_t)n, " - val_accuracy: %.4f", e->val_accuracy);
+        if (!isnan(e->val_accuracy) && n < (int)sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, " - val_accuracy: %.4f",
+                          e->val_accuracy);
+        for (int i = 0; i < e->n_metrics && i < r->n_metrics && n < (int)sizeof line; i++)
+            if (!isnan(e->val_metric[i]))
+                n += snprintf(line + n, sizeof line - (size_t)n, " - val_%s: %.4f",
+                              r->metric_names[i], e->val_metric[i]);
         if (r->drawn > 0) { /* replace the bar: same screen line, blanks over what is left */
             int len = (int)strlen(line);
             fprintf(r->out, "\r%s%*s\n", line, r->drawn > len ? r->drawn - len : 0, "");
@@ -406,7 +439,7 @@ dpt_status dpt_report_epoch(dpt_report *r, const dpt_epoch_log *e) {
     st = flush_checked(r->csv, r->csv_path);
     if (st != DPT_OK)
         return st;
-    write_jsonl_row(r->jsonl, e);
+    write_jsonl_row(r->jsonl, e, r);
     st = flush_checked(r->jsonl, r->jsonl_path);
     if (st != DPT_OK)
         return st;
@@ -489,7 +522,10 @@ static dpt_status parse_field(const char *path, long long ln, const char *name, 
     return DPT_OK;
 }
 
-dpt_status dpt_history_read_csv(const char *path, dpt_epoch_log **rows, int64_t *n) {
+/* dpt_history_read_csv, also reading the columns of r's metrics (NULL: none) */
+static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log **rows,
+                           int64_t *n) {
+    int nm = r ? r->n_metrics : 0, mcol[2 * DPT_REPORT_MAX_METRICS];
     *rows = NULL;
     *n = 0;
     FILE *f = fopen(path, "r");
@@ -517,6 +553,13 @@ dpt_status dpt_history_read_csv(const char *path, dpt_epoch_log **rows, int64_t 
                 for (int c = 0; c < N_COLS; c++)
                     if (!strcmp(fld[i], COL_NAMES[c]))
                         col[c] = i;
+            for (int m = 0; m < 2 * nm; m++) {
+                mcol[m] = -1;
+                for (int i = 0; i < n_fields && i < MAXF; i++)
+                    if (!strncmp(fld[i], "val_", m % 2 ? 4 : 0) &&
+                        !strcmp(fld[i] + (m % 2 ? 4 : 0), r->metric_names[m / 2]))
+                        mcol[m] = i;
+            }
             if (n_fields > MAXF || col[COL_EPOCH] < 0 || col[COL_LOSS] < 0)
                 st = dpt_error_set(
                     DPT_ERR_DATA, "%s:1: not a history header (expected \"epoch,loss,...\")", path);
@@ -565,6 +608,12 @@ dpt_status dpt_history_read_csv(const char *path, dpt_epoch_log **rows, int64_t 
         e->ranks = isfinite(v[COL_RANKS]) && v[COL_RANKS] >= 1 && v[COL_RANKS] < 1e9
                        ? (int)v[COL_RANKS]
                        : 0;
+        e->n_metrics = nm;
+        for (int m = 0; m < 2 * nm && st == DPT_OK; m++) {
+            double *dst = m % 2 ? &e->val_metric[m / 2] : &e->metric[m / 2];
+            st = mcol[m] < 0 ? (*dst = NAN, DPT_OK)
+                             : parse_field(path, ln, r->metric_names[m / 2], fld[mcol[m]], dst);
+        }
     }
     if (st == DPT_OK && ferror(f))
         st = dpt_error_set(DPT_ERR_DATA, "%s: read failed: %s", path, strerror(errno));
@@ -581,6 +630,10 @@ dpt_status dpt_history_read_csv(const char *path, dpt_epoch_log **rows, int64_t 
     *rows = out;
     *n = count;
     return DPT_OK;
+}
+
+dpt_status dpt_history_read_csv(const char *path, dpt_epoch_log **rows, int64_t *n) {
+    return read_csv(path, NULL, rows, n);
 }
 
 /* ---- history.svg ------------------------------------------------------------------------------

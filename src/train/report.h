@@ -14,6 +14,9 @@
 
 typedef struct dpt_report dpt_report;
 
+#define DPT_REPORT_MAX_METRICS 16
+#define DPT_REPORT_METRIC_NAME 64
+
 /* One epoch's numbers. Means are already divided (loss = sum / count). Also one row of
  * history.csv as read back (epochs = 0, missing values NaN, ranks 0 when unknown). */
 typedef struct {
@@ -25,6 +28,10 @@ typedef struct {
     double samples_per_s;
     double learning_rate;
     int ranks;
+    /* the other compile.metrics (the report's metric names, in order): Keras's values; NaN
+     * when not computed (val_metric without validation) */
+    int n_metrics;
+    double metric[DPT_REPORT_MAX_METRICS], val_metric[DPT_REPORT_MAX_METRICS];
 } dpt_epoch_log;
 
 /* Opens the report: `out` gets the console output (verbose 0 silent, 1 one line per epoch or a
@@ -38,6 +45,13 @@ typedef struct {
  * terminal too. The environment variable DPTRAIN_PROGRESS=0 turns the bar off, =1 forces it. */
 DPT_NODISCARD dpt_status dpt_report_open(const char *run_dir, int verbose, FILE *out,
                                          int64_t keep_epochs, dpt_report **r);
+/* The same with the names of the other metrics (n <= DPT_REPORT_MAX_METRICS, as Keras logs them:
+ * "auc", "precision", a configured name): each gets a column NAME and val_NAME after the fixed
+ * ones in history.csv and keys in history.jsonl, and " - NAME: v" in the epoch line (after
+ * accuracy, as Keras orders its logs, and " - val_NAME: v" after val_accuracy). */
+DPT_NODISCARD dpt_status dpt_report_open_metrics(const char *run_dir, int verbose, FILE *out,
+                                                 int64_t keep_epochs, int n_metrics,
+                                                 const char *const *names, dpt_report **r);
 /* A step finished: running means so far in the epoch (accuracy NaN when the metric is off),
  * `samples` trained so far in the epoch, `elapsed` seconds since the epoch started. Cheap; draws
  * the bar at most ~10 times/s, and only on a terminal with verbose 1. */

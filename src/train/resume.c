@@ -97,6 +97,8 @@ dpt_status dpt_train_resume(dpt_train *t) {
                                   sizeof t->resumed_from);
         if (st == DPT_OK)
             st = dpt_ckpt_read(t->resumed_from, t->model, t->optim, &meta);
+        if (st == DPT_OK) /* rank 0 holds the epoch's summed metric state so far */
+            st = dpt_ckpt_read_metric_state(t->resumed_from, t->m_epoch, t->n_mstate);
         if (st == DPT_OK && meta.seed != t->cfg->seed)
             st = dpt_error_set(
                 DPT_ERR_CHECKPOINT,
@@ -155,6 +157,13 @@ dpt_status dpt_train_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epo
     /* each rank keeps only its part of the optimizer's state current: gather it first */
     for (int i = 0; i < dpt_optim_n_slots(t->optim); i++)
         dpt_gradex_gather(t->gx, dpt_optim_slot(t->optim, i));
+    /* inside an epoch every rank holds its own metric sums: their total goes in (m_val is free
+     * until the epoch's end) */
+    bool mstate = step_in_epoch > 0 && t->n_mstate > 0;
+    if (mstate) {
+        memcpy(t->m_val, t->m_epoch, (size_t)t->n_mstate * sizeof *t->m_val);
+        dpt_comm_allreduce_sum_f64(t->c, t->m_val, (int)t->n_mstate);
+    }
     if (t->c->rank == 0) {
         if (t->stream)
             dpt_stream_hold_io(t->stream); /* HDF5 is not thread-safe: keep the reader out */
@@ -166,6 +175,10 @@ dpt_status dpt_train_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epo
         meta.seed = t->cfg->seed;
         meta.world_size = t->c->size;
         memcpy(meta.epoch_sums, sums, sizeof meta.epoch_sums);
+        if (mstate) {
+            meta.metric_state = t->m_val;
+            meta.n_metric_state = t->n_mstate;
+        }
         pack_state(t, meta.trainer_state);
         int keep = t->opts.keep >= 0 ? t->opts.keep : t->cfg->keep;
         st = dpt_ckpt_write(t->opts.run_dir, t->model, t->optim, &meta,

@@ -45,7 +45,12 @@ static dpt_status plan_data(dpt_train *t) {
     else
         t->n_train = (int64_t)floor((double)n * (1.0 - cfg->validation_split));
     t->n_val = cfg->validation_group[0] ? t->vinfo.n : n - t->n_train;
-    if (t->n_train < c->size)
+    if (t->info.has_w && cfg->n_class_weight > 0) /* Keras refuses both too */
+        st = dpt_error_set(DPT_ERR_CONFIG,
+                           "%s: fit.class_weight: the training split %s:/%s has sample weights "
+                           "(w): give one or the other",
+                           cfg->file, cfg->data_path, cfg->train_group);
+    else if (t->n_train < c->size)
         st = dpt_error_set(
             DPT_ERR_DATA,
             "%s: /%s: %lld training samples%s for %d ranks: need at least one per rank",
@@ -96,6 +101,11 @@ static dpt_status plan_reading(dpt_train *t, const dpt_shape *in, int64_t limit)
     int streaming = shard_bytes > limit;
     dpt_comm_allreduce_max_i32(c, &streaming, 1);
     t->streaming = streaming;
+    if (streaming && t->info.has_w)
+        return dpt_error_set(DPT_ERR_DATA,
+                             "%s: /%s/w: sample weights with a streamed shard (larger than "
+                             "--memory-limit) are not supported yet",
+                             t->cfg->data_path, t->cfg->train_group);
     t->local_order = t->streaming || t->opts.local_order;
     if (t->repro)
         return plan_reproducible(t, limit);
@@ -157,6 +167,21 @@ static dpt_status make_exchange(dpt_train *t) {
     return DPT_OK;
 }
 
+/* The metrics' step, epoch and validation states, in one block, zeroed. */
+static dpt_status alloc_metric_states(dpt_train *t) {
+    t->n_mstate = dpt_metrics_state_size(&t->ms);
+    if (t->n_mstate == 0)
+        return DPT_OK;
+    dpt_status st =
+        dpt_alloc((size_t)(3 * t->n_mstate) * sizeof(double), "metric states", (void **)&t->m_step);
+    if (st != DPT_OK)
+        return st;
+    memset(t->m_step, 0, (size_t)(3 * t->n_mstate) * sizeof(double));
+    t->m_epoch = t->m_step + t->n_mstate;
+    t->m_val = t->m_epoch + t->n_mstate;
+    return DPT_OK;
+}
+
 /* 3. the model (same seed everywhere, then rank 0's parameters broadcast anyway), its optimizer,
  * the exchange, the callbacks; --init-weights on rank 0. */
 static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
@@ -167,9 +192,18 @@ static dpt_status build_model(dpt_train *t, const dpt_shape *in) {
     if (st == DPT_OK)
         st = dpt_model_check_loss(t->model, cfg->loss, cfg->file);
     if (st == DPT_OK) {
-        dpt_model_set_fused_head(t->model, cfg->loss);
+        dpt_model_set_fused_loss(t->model, &cfg->loss_spec);
         dpt_model_set_reducer(t->model, reduce_sum_f64, (void *)c);
-        st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
+        st = dpt_train_metrics(cfg, dpt_model_output_size(t->model), &t->ms);
+        if (st == DPT_OK && t->repro && t->ms.n > 0)
+            st = dpt_error_set(DPT_ERR_CONFIG,
+                               "%s: compile.metrics: \"%s\" with fit.reproducible: not supported "
+                               "yet (only accuracy; the metrics' sums are not exact there)",
+                               cfg->file, t->ms.m[0].name);
+        if (st == DPT_OK)
+            st = alloc_metric_states(t);
+        if (st == DPT_OK)
+            st = dpt_optim_create(&cfg->optim, dpt_model_n_params(t->model), &t->optim);
     }
     if (st == DPT_OK && t->repro) { /* batch norm: statistics per micro-batch, applied per step */
         int64_t per_step = (cfg->batch_size + t->micro - 1) / t->micro;
@@ -263,6 +297,8 @@ static dpt_status alloc_buffers(dpt_train *t) {
                        (void **)&t->dout);
     if (st == DPT_OK)
         st = dpt_alloc((size_t)ml * sizeof(int64_t), "batch rows", (void **)&t->rows);
+    if (st == DPT_OK && (t->cfg->n_class_weight > 0 || t->info.has_w))
+        st = dpt_alloc((size_t)ml * sizeof(float), "batch weights", (void **)&t->wb);
     if (st == DPT_OK && t->repro)
         st = alloc_micro(t);
     return st;
@@ -383,6 +419,9 @@ void dpt_train_teardown(dpt_train *t) {
     dpt_free(t->dout);
     dpt_free(t->rows);
     dpt_free(t->best);
+    dpt_free(t->m_step);
+    dpt_free(t->wb);
+    t->wb = NULL;
     for (int i = 0; i < t->n_mgrad && t->mgrad; i++)
         dpt_free(t->mgrad[i]);
     dpt_free(t->mgrad);
@@ -393,6 +432,7 @@ void dpt_train_teardown(dpt_train *t) {
     t->xexp = NULL;
     t->n_mgrad = 0;
     t->best = NULL;
+    t->m_step = t->m_epoch = t->m_val = NULL;
     t->xb = t->yb = t->dout = NULL;
     t->rows = NULL;
 }

@@ -33,6 +33,25 @@ static int64_t step_rows(dpt_train *t, const dpt_order *ord, int64_t p0, int64_t
     return cnt;
 }
 
+/* Keras's class_weight_to_sample_weights: each row's class (the label rounded half to even, or
+ * the argmax of a one-hot / multi-unit target y (cnt, T)) gives its weight; classes the config
+ * does not list weigh 1. w: (cnt) */
+static void class_weights(const dpt_config *cfg, const float *y, int64_t cnt, int64_t T, float *w) {
+    for (int64_t i = 0; i < cnt; i++) {
+        const float *r = y + i * T;
+        int64_t k = 0;
+        if (T == 1) {
+            double v = nearbyint((double)r[0]);
+            k = v >= 0 && v < (double)cfg->n_class_weight ? (int64_t)v : -1;
+        } else {
+            for (int64_t j = 1; j < T; j++)
+                if (r[j] > r[k])
+                    k = j;
+        }
+        w[i] = k >= 0 && k < cfg->n_class_weight ? (float)cfg->class_weight[k] : 1.0f;
+    }
+}
+
 /* Reads the cnt rows, runs forward, the loss and backward (the gradient lands in the model's
  * buffer, the exchange's slot with SHM); loss and correct into s. A collective model (batch
  * norm) runs even with no local rows. */
@@ -57,12 +76,21 @@ static void step_compute(dpt_train *t, int64_t cnt, dpt_step_stats *s) {
                   .rank = (uint32_t)c->rank,
                   .step = (uint64_t)t->global_step};
     const float *out = dpt_model_forward(m, &p, t->xb, cnt);
-    dpt_status st = dpt_loss_compute(t->cfg->loss, dpt_model_head_act(m), out, t->yb, cnt,
-                                     dpt_model_output_size(m), t->dout, &s->v[DPT_STAT_LOSS],
-                                     &s->v[DPT_STAT_CORRECT]);
+    int64_t K = dpt_model_output_size(m), T = dpt_loss_target_size(t->cfg->loss, K);
+    const float *sw = t->train ? dpt_shard_w(t->train) : NULL;
+    if (sw) /* the split's sample weights `w` */
+        for (int64_t i = 0; i < cnt; i++)
+            t->wb[i] = sw[t->rows[i]];
+    else if (t->wb) /* fit.class_weight */
+        class_weights(t->cfg, t->yb, cnt, T, t->wb);
+    dpt_status st =
+        dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb, t->wb, cnt, K,
+                              t->dout, &s->v[DPT_STAT_LOSS], &s->v[DPT_STAT_CORRECT]);
     s->v[DPT_STAT_LOSS] += dpt_model_activity_loss(m); /* activity_regularizer: a sum */
     if (st != DPT_OK)
         dpt_comm_abort(c, st); /* a bad label found mid-step: end the job */
+    if (t->n_mstate > 0) /* this rank's share of the step's metrics (summed at the epoch's end) */
+        dpt_metrics_accumulate(&t->ms, dpt_model_head_act(m), out, t->yb, cnt, K, T, t->m_step);
     dpt_model_backward(m, &p, t->dout, cnt);
     t->prof[PROF_COMPUTE] += dpt_now() - t1;
 }
@@ -114,6 +142,8 @@ static void skip_batch(dpt_train *t, int64_t k, const char *what, dpt_step_stats
                 "dptrain: warning: epoch %lld, step %lld: the %s is not finite; batch skipped\n",
                 (long long)t->epoch + 1, (long long)k + 1, what);
     s->v[DPT_STAT_LOSS] = s->v[DPT_STAT_CORRECT] = s->v[DPT_STAT_COUNT] = 0;
+    if (t->n_mstate > 0)
+        memset(t->m_step, 0, (size_t)t->n_mstate * sizeof *t->m_step);
 }
 
 /* Regularization (identical on every rank, after the division: Keras's mean loss + penalty; it
@@ -161,6 +191,8 @@ dpt_status dpt_train_step(dpt_train *t, const dpt_order *ord, int64_t k, dpt_ste
     int64_t p1 = p0 + B < t->n_train ? p0 + B : t->n_train;
     int64_t cnt = step_rows(t, ord, p0, p1);
     memset(s, 0, sizeof *s);
+    if (t->n_mstate > 0)
+        memset(t->m_step, 0, (size_t)t->n_mstate * sizeof *t->m_step);
     s->v[DPT_STAT_COUNT] = (double)cnt;
     s->v[DPT_STAT_SIGNAL] = dpt_signals_pending() ? 1.0 : 0.0;
     step_compute(t, cnt, s);
@@ -201,8 +233,15 @@ static void micro_compute(dpt_train *t, const dpt_order *ord, int64_t q0, int64_
     const float *out = dpt_model_forward(m, &p, t->xb, cnt);
     row[0] = row[1] = 0;
     row[2] = (double)cnt;
-    dpt_status st = dpt_loss_compute(t->cfg->loss, dpt_model_head_act(m), out, t->yb, cnt,
-                                     dpt_model_output_size(m), t->dout, &row[0], &row[1]);
+    int64_t K = dpt_model_output_size(m);
+    const float *sw = dpt_shard_w(t->train);
+    if (sw) /* the split's sample weights `w` */
+        for (int64_t i = 0; i < cnt; i++)
+            t->wb[i] = sw[t->rows[i]];
+    else if (t->wb) /* fit.class_weight */
+        class_weights(t->cfg, t->yb, cnt, dpt_loss_target_size(t->cfg->loss, K), t->wb);
+    dpt_status st = dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb,
+                                          t->wb, cnt, K, t->dout, &row[0], &row[1]);
     row[0] += dpt_model_activity_loss(m); /* activity_regularizer: a sum */
     if (st != DPT_OK)
         dpt_comm_abort(t->c, st); /* a bad label found mid-step: end the job */

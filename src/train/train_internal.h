@@ -7,6 +7,7 @@
 #include "dptrain/comm.h"
 #include "dptrain/config.h"
 #include "dptrain/data.h"
+#include "dptrain/metrics.h"
 #include "dptrain/nn.h"
 #include "dptrain/optim.h"
 #include "dptrain/train.h"
@@ -47,6 +48,13 @@ typedef struct {
     int64_t start_step_in_epoch; /* > 0 when resuming inside an epoch */
     double resume_sums[3];       /* the resumed epoch's (loss, correct, count) so far */
     char resumed_from[4096];     /* checkpoint path when resumed, else "" */
+    /* compile.metrics besides "accuracy" (which the loss's correct count gives), prepared for
+     * the model's outputs; their states: this step's, this epoch's (this rank's sums until the
+     * epoch ends; then summed over the ranks), the validation's. (n_mstate) each */
+    dpt_metrics_spec ms;
+    int64_t n_mstate;
+    double *m_step, *m_epoch, *m_val;
+    float *wb; /* (max_local) the step's sample weights (fit.class_weight), or NULL */
 } dpt_train;
 
 DPT_NODISCARD dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg,
@@ -65,10 +73,18 @@ DPT_NODISCARD dpt_status dpt_train_resume(dpt_train *t);
 DPT_NODISCARD dpt_status dpt_train_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epoch,
                                               const double sums[3]);
 void dpt_train_teardown(dpt_train *t);
-DPT_NODISCARD dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
-                                        const dpt_shard *s, uint32_t seed, double sums[3]);
-DPT_NODISCARD dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, dpt_loss_kind loss,
-                                              const dpt_shard *s, int64_t chunk, double sums[3]);
+/* Sums of (loss, correct, count) over a shard and the metrics' state (ms's state size, may be
+ * NULL when ms has none), summed over the ranks. Collective. */
+DPT_NODISCARD dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, const dpt_loss_spec *loss,
+                                        const dpt_metrics_spec *ms, const dpt_shard *s,
+                                        uint32_t seed, double sums[3], double *mstate);
+/* ms = cfg's metrics but "accuracy" / "acc", prepared for a model of K outputs (the error names
+ * the config file). Local. */
+DPT_NODISCARD dpt_status dpt_train_metrics(const dpt_config *cfg, int64_t K, dpt_metrics_spec *ms);
+/* The same, reproducible mode: fixed chunks, summed exactly (no metrics there). Collective. */
+DPT_NODISCARD dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m,
+                                              const dpt_loss_spec *loss, const dpt_shard *s,
+                                              int64_t chunk, double sums[3]);
 int dpt_train_setup_threads(const dpt_comm *c);
 /* The targets the data room builds for the loss and the model's outputs. */
 dpt_target_spec dpt_train_targets(dpt_loss_kind loss, const dpt_model *m);

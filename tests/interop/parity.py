@@ -54,9 +54,13 @@ class Harness:
             g["y"] = np.asarray(y)
         return p
 
+    def write_weights(self, data, group, w):
+        with h5py.File(data, "a") as f:
+            f[group + "/w"] = np.asarray(w, np.float32)
+
     def write_config(self, name, model, data, loss="mse", optimizer="sgd", metrics=None,
                      batch_size=8, epochs=1, shuffle=False, seed=1, extra_fit=None,
-                     extra_compile=None):
+                     extra_compile=None, extra_data=None):
         cfg = {
             "model": json.loads(model.to_json()),
             "compile": {"optimizer": _ser(optimizer), "loss": _ser(loss),
@@ -67,6 +71,7 @@ class Harness:
         }
         cfg["fit"].update(extra_fit or {})
         cfg["compile"].update(extra_compile or {})
+        cfg["data"].update(extra_data or {})
         p = self.path(name + ".json")
         with open(p, "w") as f:
             json.dump(cfg, f, indent=1)
@@ -117,7 +122,7 @@ class Harness:
 
     def check_train(self, name, model, x, y, loss="mse", optimizer=None, batch_size=8,
                     epochs=1, tol=1e-5, keras_optimizer=None, metrics=None, fit_kwargs=None,
-                    extra_fit=None, extra_compile=None):
+                    extra_fit=None, extra_compile=None, sample_weight=None):
         """Same initial weights, same steps: dptrain's trained weights equal Keras's.
         optimizer: dptrain config form (string or dict); keras_optimizer: the Keras object
         (default: deserialized from optimizer)."""
@@ -125,6 +130,9 @@ class Harness:
         w0 = self.path(name + "-init.weights.h5")
         model.save_weights(w0)
         data = self.write_data(name + "-train", x, y)
+        if sample_weight is not None:  # the split's `w`, Keras's fit(sample_weight=...)
+            self.write_weights(data, "train", sample_weight)
+            fit_kwargs = dict(fit_kwargs or {}, sample_weight=sample_weight)
         cfg = self.write_config(name + "-train", model, data, loss=loss, optimizer=optimizer,
                                 batch_size=batch_size, epochs=epochs, metrics=metrics,
                                 extra_fit=extra_fit, extra_compile=extra_compile)
@@ -147,6 +155,48 @@ class Harness:
         got = self.predict(os.path.join(run, "final.h5"), cfg, data, "train", name + "-final")
         ok &= self.record(name + ": Keras loads final.h5, predicts as dptrain",
                           float(np.max(np.abs(got.reshape(ref.shape) - ref))), tol)
+        return ok
+
+    def check_history(self, name, model, x, y, loss, metrics, xv=None, yv=None, optimizer=None,
+                      batch_size=8, epochs=2, tol=2e-5, w=None, wv=None):
+        """Same initial weights, same steps: every column of dptrain's history.csv that Keras's
+        model.fit history also has (loss, each metric by its Keras name, and their val_ forms
+        when xv, yv are given) equals Keras's, epoch by epoch (relative to max(1, |value|); the
+        CSV holds 6 decimals). loss and metrics: Keras objects or names (serialized for the
+        config)."""
+        optimizer = optimizer or {"class_name": "SGD", "config": {"learning_rate": 0.05}}
+        w0 = self.path(name + "-init.weights.h5")
+        model.save_weights(w0)
+        data = self.write_data(name + "-hist", x, y)
+        extra = None
+        if xv is not None:
+            self.write_data(name + "-hist", xv, yv, group="val")
+            extra = {"validation": "val"}
+        if w is not None:
+            self.write_weights(data, "train", w)
+        if wv is not None:
+            self.write_weights(data, "val", wv)
+        cfg = self.write_config(name + "-hist", model, data, loss=loss, optimizer=optimizer,
+                                batch_size=batch_size, epochs=epochs, metrics=metrics,
+                                extra_data=extra)
+        run = self.path(name + "-hrun")
+        self.run("fit", cfg, "--init-weights", w0, "--run-dir", run, "--verbose", "0")
+        with open(os.path.join(run, "history.csv")) as f:
+            rows = [line.rstrip("\n").split(",") for line in f]
+        cols = {k: [float(r[i]) if r[i] else float("nan") for r in rows[1:]]
+                for i, k in enumerate(rows[0])}
+        model.compile(optimizer=keras.optimizers.deserialize(optimizer), loss=loss,
+                      metrics=list(metrics))
+        val = None if xv is None else (xv, yv) if wv is None else (xv, yv, wv)
+        hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0,
+                         sample_weight=w, validation_data=val).history
+        ok = True
+        for key, vals in hist.items():
+            if key not in cols:
+                ok &= self.record("%s: history column %s" % (name, key), float("nan"), tol)
+                continue
+            diff = max(abs(a - b) / max(1.0, abs(a)) for a, b in zip(vals, cols[key]))
+            ok &= self.record("%s: history %s vs Keras" % (name, key), diff, tol)
         return ok
 
     def report(self):

@@ -10,10 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "testutil.h"
 #include "train/train_internal.h"
 
 static char g_data[4096];
+static char g_wdata[2][4096]; /* g_data's samples with sample weights w = 1, w = 2 */
 
 static const char *CONFIG_FMT =
     "{\"model\": {\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", \"layers\": ["
@@ -84,6 +87,66 @@ static void test_n_ranks_equal_one_rank(void **state) {
         free(pn);
         dpt_config_deinit(&cfg);
     }
+}
+
+/* make_config's config (dropout 0, sgd) on `data`, with `fit_extra` ("" or ", \"key\": ...")
+ * added to fit */
+static void make_config_on(dpt_config *cfg, const char *data, const char *fit_extra) {
+    char text[8192], fit[256];
+    snprintf(text, sizeof text, CONFIG_FMT, "0.0", "0.0", "sgd", data);
+    snprintf(fit, sizeof fit, "\"seed\": 7%s}", fit_extra);
+    char *at = strstr(text, "\"seed\": 7}");
+    assert_non_null(at);
+    char tail[8192];
+    snprintf(tail, sizeof tail, "%s", at + strlen("\"seed\": 7}"));
+    snprintf(at, sizeof text - (size_t)(at - text), "%s%s", fit, tail);
+    assert_ok(dpt_config_parse(text, strlen(text), "test.json", cfg));
+}
+
+static double max_rel_diff(const float *a, const float *b, int64_t n) {
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / (fabs((double)b[i]) + 1e-3);
+        worst = d > worst ? d : worst;
+    }
+    return worst;
+}
+
+/* Sample weights: w = 1 trains exactly as no weights; w = 2 exactly as class_weight 2 for both
+ * classes; both at once, and weights with a streamed shard, are refused. */
+static void test_sample_weights(void **state) {
+    (void)state;
+    dpt_config plain, w1, w2, cw2, both;
+    make_config_on(&plain, g_data, "");
+    make_config_on(&w1, g_wdata[0], "");
+    make_config_on(&w2, g_wdata[1], "");
+    make_config_on(&cw2, g_data, ", \"class_weight\": {\"0\": 2, \"1\": 2}");
+    make_config_on(&both, g_wdata[1], ", \"class_weight\": {\"0\": 2}");
+    int64_t n, s;
+    float *a = train_on(MPI_COMM_WORLD, &plain, &n, &s), *b = train_on(MPI_COMM_WORLD, &w1, &n, &s);
+    assert_true(max_rel_diff(a, b, n) == 0);
+    free(a);
+    free(b);
+    a = train_on(MPI_COMM_WORLD, &w2, &n, &s);
+    b = train_on(MPI_COMM_WORLD, &cw2, &n, &s);
+    assert_true(max_rel_diff(a, b, n) == 0);
+    free(a);
+    free(b);
+    dpt_comm c;
+    assert_ok(dpt_comm_init(&c, MPI_COMM_WORLD));
+    dpt_fit_opts o = {.verbose = 0};
+    dpt_train t;
+    assert_status_msg(dpt_train_setup(&c, &both, &o, &t), DPT_ERR_CONFIG,
+                      "test.json: fit.class_weight: the training split");
+    o.memory_limit = 1024; /* every shard streamed */
+    assert_status_msg(dpt_train_setup(&c, &w2, &o, &t), DPT_ERR_DATA,
+                      "/train/w: sample weights with a streamed shard");
+    dpt_comm_deinit(&c);
+    dpt_config_deinit(&plain);
+    dpt_config_deinit(&w1);
+    dpt_config_deinit(&w2);
+    dpt_config_deinit(&cw2);
+    dpt_config_deinit(&both);
 }
 
 static void test_dropout_replicas_bit_identical(void **state) {
@@ -169,13 +232,34 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s\n", dpt_error_message());
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
+        for (int k = 0; k < 2; k++) { /* the same samples with weights k + 1 */
+            snprintf(g_wdata[k], sizeof g_wdata[k], "%s/weighted%d.h5", dpt_test_tmpdir("fit"), k);
+            if (dpt_data_write_synth(g_wdata[k], 641, 20, 3) != DPT_OK)
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            static float w[641];
+            for (int i = 0; i < 641; i++)
+                w[i] = (float)(k + 1);
+            hid_t f = H5Fopen(g_wdata[k], H5F_ACC_RDWR, H5P_DEFAULT);
+            hsize_t d[1] = {641};
+            hid_t sp = H5Screate_simple(1, d, NULL);
+            hid_t ds = H5Dcreate2(f, "/train/w", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                                  H5P_DEFAULT);
+            if (f < 0 || ds < 0 ||
+                H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) < 0)
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            H5Dclose(ds);
+            H5Sclose(sp);
+            H5Fclose(f);
+        }
     }
     MPI_Bcast(g_data, sizeof g_data, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Bcast(g_wdata, sizeof g_wdata, MPI_CHAR, 0, MPI_COMM_WORLD);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_n_ranks_equal_one_rank),
         cmocka_unit_test(test_dropout_replicas_bit_identical),
         cmocka_unit_test(test_agree_spreads_one_ranks_failure),
         cmocka_unit_test(test_replica_drift_is_named),
+        cmocka_unit_test(test_sample_weights),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL), any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -488,21 +488,69 @@ static const bad_case bad[] = {
     /* compile */
     {"{" MODEL "}", "bad.json: compile.loss: required"},
     {"{" MODEL ", \"compile\": {\"optimizer\": \"adam\"}}", "bad.json: compile.loss: required"},
-    {"{" MODEL ", \"compile\": {\"loss\": \"hinge\"}}",
-     "bad.json: compile.loss: unknown loss \"hinge\""},
+    {"{" MODEL ", \"compile\": {\"loss\": \"dice\"}}",
+     "bad.json: compile.loss: unknown loss \"dice\""},
     {"{" MODEL ", \"compile\": {\"loss\": [\"mse\"]}}",
      "bad.json: compile.loss: must be a loss name"},
-    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"Hinge\"}}}",
-     "compile.loss.class_name: unknown loss \"Hinge\""},
-    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"Dice\"}}}",
+     "compile.loss.class_name: unknown loss \"Dice\""},
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"hinge\"}}}",
+     "compile.loss.class_name: unknown loss \"hinge\""},
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"MeanSquaredError\", \"config\": "
      "{\"from_logits\": true}}}}",
-     "bad.json: compile.loss.config.from_logits: not supported"},
+     "bad.json: compile.loss.config.from_logits: unknown key"},
     {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
-     "{\"label_smoothing\": 0.1}}}}",
-     "bad.json: compile.loss.config.label_smoothing: not supported yet (must be 0), got 0.1"},
+     "{\"label_smoothing\": 1.5}}}}",
+     "bad.json: compile.loss.config.label_smoothing: must be in [0, 1], got 1.5"},
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"SparseCategoricalCrossentropy\", "
+     "\"config\": {\"label_smoothing\": 0.1}}}}",
+     "bad.json: compile.loss.config.label_smoothing: unknown key"},
     {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
      "{\"reduction\": \"sum\"}}}}",
-     "compile.loss.config.reduction: not supported"},
+     "compile.loss.config.reduction: not supported (must be \"sum_over_batch_size\"), got "
+     "\"sum\""},
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"Huber\", \"config\": "
+     "{\"reduction\": null}}}}",
+     "compile.loss.config.reduction: not supported (must be \"sum_over_batch_size\"), got null"},
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"Huber\", \"config\": "
+     "{\"delta\": -1}}}}",
+     "compile.loss.config.delta: must be in [0, inf], got -1"},
+    {"{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"BinaryFocalCrossentropy\", "
+     "\"config\": {\"alpha\": 2}}}}",
+     "compile.loss.config.alpha: must be in [0, 1], got 2"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"class_weight\": [1, 2]}}",
+     "bad.json: fit.class_weight: must be an object of class index -> weight"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"class_weight\": {\"a\": 1}}}",
+     "bad.json: fit.class_weight.a: not a class index"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"class_weight\": {\"-1\": 1}}}",
+     "bad.json: fit.class_weight.-1: not a class index"},
+    {"{" MODEL ", " COMPILE ", \"fit\": {\"class_weight\": {\"1\": \"x\"}}}",
+     "bad.json: fit.class_weight.1: must be a finite number, got a string"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [\"f1_score\"]}}",
+     "bad.json: compile.metrics[0]: unsupported metric \"f1_score\" (supported: accuracy"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [{\"class_name\": \"F1Score\"}]}}",
+     "bad.json: compile.metrics[0].class_name: unsupported metric \"F1Score\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [{\"class_name\": \"AUC\", \"config\": "
+     "{\"curve\": \"PR_GAIN\"}}]}}",
+     "bad.json: compile.metrics[0].config.curve: not supported (must be \"ROC\" or \"PR\"), "
+     "got \"PR_GAIN\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [{\"class_name\": \"AUC\", \"config\": "
+     "{\"summation_method\": \"minoring\"}}]}}",
+     "compile.metrics[0].config.summation_method: not supported"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [{\"class_name\": \"AUC\", \"config\": "
+     "{\"multi_label\": true}}]}}",
+     "compile.metrics[0].config.multi_label: not supported (must be false)"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [{\"class_name\": \"Precision\", "
+     "\"config\": {\"top_k\": 2}}]}}",
+     "compile.metrics[0].config.top_k: not supported yet (must be null)"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [{\"class_name\": \"Recall\", "
+     "\"config\": {\"thresholds\": [0.2, 0.4]}}]}}",
+     "compile.metrics[0].config.thresholds: not supported (must be null or one number"},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [\"auc\", {\"class_name\": \"AUC\"}]}}",
+     "compile.metrics[1]: a second metric named \"auc\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [{\"class_name\": \"AUC\", \"config\": "
+     "{\"nme\": \"x\"}}]}}",
+     "compile.metrics[0].config.nme: unknown key"},
     {"{" MODEL ", \"compile\": {" LOSS ", \"optimizer\": \"ftrl\"}}",
      "bad.json: compile.optimizer: unknown optimizer \"ftrl\" (supported: adadelta, adagrad, adam, "
      "adamax, adamw, lion, nadam, rmsprop, sgd)"},
@@ -610,8 +658,8 @@ static const bad_case bad[] = {
     {"{" MODEL ", \"compile\": {" LOSS
      ", \"optimizer\": {\"class_name\": \"SGD\", \"config\": {\"momentum\": 1.5}}}}",
      "compile.optimizer.config.momentum: must be in [0, 1], got 1.5"},
-    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [\"accuracy\", \"auc\"]}}",
-     "bad.json: compile.metrics[1]: unsupported metric \"auc\""},
+    {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": [\"accuracy\", \"iou\"]}}",
+     "bad.json: compile.metrics[1]: unsupported metric \"iou\""},
     {"{" MODEL ", \"compile\": {" LOSS ", \"metrics\": \"accuracy\"}}",
      "bad.json: compile.metrics: must be a list"},
     /* fit */
@@ -633,7 +681,7 @@ static const bad_case bad[] = {
      "bad.json: fit.shuffle: must be true or false"},
     {"{" MODEL ", " COMPILE ", \"fit\": {\"epoch\": 3}}",
      "bad.json: fit.epoch: unknown key (known: epochs, batch_size, validation_split, shuffle, "
-     "seed, callbacks, reproducible, micro_batch)"},
+     "seed, callbacks, reproducible, micro_batch, class_weight)"},
     /* data, checkpoint */
     {"{" MODEL ", " COMPILE ", \"data\": {\"file\": \"x.h5\"}}",
      "bad.json: data.file: unknown key"},
@@ -790,6 +838,118 @@ static void test_optimizers_schedules_callbacks(void **state) {
     dpt_config_deinit(&c);
 }
 
+/* losses with their options and metrics, in the forms Keras 3.15's get_compile_config writes
+ * (printed by model.get_compile_config() for the same compile() call) */
+static void test_losses_metrics(void **state) {
+    (void)state;
+    dpt_config c;
+    assert_ok(parse(
+        "{" MODEL ", \"compile\": {\"loss\": {\"module\": \"keras.losses\", \"class_name\": "
+        "\"BinaryFocalCrossentropy\", \"config\": {\"name\": \"binary_focal_crossentropy\", "
+        "\"reduction\": \"sum_over_batch_size\", \"from_logits\": true, \"label_smoothing\": 0.1, "
+        "\"axis\": -1, \"apply_class_balancing\": true, \"alpha\": 0.25, \"gamma\": 2.0}, "
+        "\"registered_name\": null}, \"metrics\": [\"accuracy\", {\"module\": \"keras.metrics\", "
+        "\"class_name\": \"AUC\", \"config\": {\"name\": \"prauc\", \"dtype\": \"float32\", "
+        "\"num_thresholds\": 200, \"curve\": \"PR\", \"summation_method\": \"interpolation\", "
+        "\"multi_label\": false, \"num_labels\": null, \"label_weights\": null, \"from_logits\": "
+        "false}, \"registered_name\": null}, {\"module\": \"keras.metrics\", \"class_name\": "
+        "\"Precision\", \"config\": {\"name\": \"precision\", \"dtype\": \"float32\", "
+        "\"thresholds\": 0.3, \"top_k\": null, \"class_id\": null}, \"registered_name\": null}, "
+        "\"mae\", {\"module\": \"keras.metrics\", \"class_name\": \"BinaryAccuracy\", \"config\": "
+        "{\"name\": \"binary_accuracy\", \"dtype\": \"float32\", \"threshold\": 0.7}, "
+        "\"registered_name\": null}, {\"class_name\": \"AUC\"}, \"binary_crossentropy\"]}}",
+        "k3.json", &c));
+    assert_int_equal(c.loss, DPT_LOSS_BINARY_FOCAL_CROSSENTROPY);
+    assert_true(c.loss_spec.from_logits && c.loss_spec.class_balancing);
+    assert_true(c.loss_spec.label_smoothing == 0.1f && c.loss_spec.alpha == 0.25f &&
+                c.loss_spec.gamma == 2.0f);
+    assert_true(c.metric_accuracy);
+    assert_int_equal(c.metrics.n, 7);
+    assert_int_equal(c.metrics.m[0].kind, DPT_METRIC_ACCURACY);
+    assert_string_equal(c.metrics.m[0].name, "accuracy");
+    assert_int_equal(c.metrics.m[1].kind, DPT_METRIC_AUC);
+    assert_string_equal(c.metrics.m[1].name, "prauc");
+    assert_true(c.metrics.m[1].pr && c.metrics.m[1].num_thresholds == 200);
+    assert_int_equal(c.metrics.m[2].kind, DPT_METRIC_PRECISION);
+    assert_true(c.metrics.m[2].threshold == 0.3f);
+    assert_int_equal(c.metrics.m[3].kind, DPT_METRIC_MAE);
+    assert_string_equal(c.metrics.m[3].name, "mae");
+    assert_true(c.metrics.m[4].threshold == 0.7f);
+    assert_string_equal(c.metrics.m[5].name, "auc"); /* an object without config: its default */
+    assert_false(c.metrics.m[5].pr);
+    assert_int_equal(c.metrics.m[6].kind, DPT_METRIC_LOSS);
+    assert_int_equal(c.metrics.m[6].loss.kind, DPT_LOSS_BINARY_CROSSENTROPY);
+    dpt_config_deinit(&c);
+
+    /* Huber with its delta (Keras 3.15's get_config drops it; Keras 2 wrote it), a loss
+     * function by name, string aliases */
+    assert_ok(parse("{" MODEL ", \"compile\": {\"loss\": {\"class_name\": \"Huber\", \"config\": "
+                    "{\"name\": \"huber_loss\", \"reduction\": \"auto\", \"delta\": 2.0}}, "
+                    "\"metrics\": [{\"class_name\": \"RootMeanSquaredError\", \"config\": "
+                    "{\"name\": \"root_mean_squared_error\", \"dtype\": \"float32\"}}]}}",
+                    "h.json", &c));
+    assert_int_equal(c.loss, DPT_LOSS_HUBER);
+    assert_true(c.loss_spec.delta == 2.0f);
+    assert_false(c.metric_accuracy);
+    assert_int_equal(c.metrics.m[0].kind, DPT_METRIC_RMSE);
+    dpt_config_deinit(&c);
+    assert_ok(parse("{" MODEL ", \"compile\": {\"loss\": {\"module\": \"builtins\", "
+                    "\"class_name\": \"function\", \"config\": \"mean_absolute_error\", "
+                    "\"registered_name\": \"function\"}}}",
+                    "f.json", &c));
+    assert_int_equal(c.loss, DPT_LOSS_MAE);
+    assert_int_equal(c.metrics.n, 0);
+    dpt_config_deinit(&c);
+    /* callbacks monitoring a metric: its index among the metrics besides accuracy, Keras's
+     * direction for mode auto */
+    assert_ok(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\", \"metrics\": [\"accuracy\", "
+                    "\"mae\", \"auc\"]}, \"fit\": {\"validation_split\": 0.2, \"callbacks\": "
+                    "[{\"class_name\": \"EarlyStopping\", \"config\": {\"monitor\": \"val_auc\"}}, "
+                    "{\"class_name\": \"ReduceLROnPlateau\", \"config\": {\"monitor\": "
+                    "\"mae\"}}]}}",
+                    "m.json", &c));
+    assert_int_equal(c.callbacks.early_stopping.monitor, DPT_MON_METRIC + 3);
+    assert_int_equal(c.callbacks.early_stopping.mode, 1);
+    assert_int_equal(c.callbacks.reduce_lr.monitor, DPT_MON_METRIC + 0);
+    assert_int_equal(c.callbacks.reduce_lr.mode, -1);
+    dpt_config_deinit(&c);
+    assert_status_msg(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\", \"metrics\": "
+                            "[\"auc\"]}, \"fit\": {\"callbacks\": [{\"class_name\": "
+                            "\"EarlyStopping\", \"config\": {\"monitor\": \"val_auc\"}}]}}",
+                            "m.json", &c),
+                      DPT_ERR_CONFIG,
+                      "EarlyStopping monitors a val_ metric but there is no validation");
+    assert_status_msg(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\", \"metrics\": "
+                            "[\"auc\"]}, \"fit\": {\"callbacks\": [{\"class_name\": "
+                            "\"EarlyStopping\", \"config\": {\"monitor\": \"val_prauc\"}}]}}",
+                            "m.json", &c),
+                      DPT_ERR_CONFIG, "monitor: unknown quantity \"val_prauc\"");
+
+    /* fit.class_weight: classes not listed weigh 1 */
+    assert_ok(parse("{" MODEL ", \"compile\": {\"loss\": \"mse\"}, \"fit\": {\"class_weight\": "
+                    "{\"0\": 0.5, \"3\": 2}}}",
+                    "w.json", &c));
+    assert_int_equal(c.n_class_weight, 4);
+    assert_true(c.class_weight[0] == 0.5 && c.class_weight[1] == 1 && c.class_weight[2] == 1 &&
+                c.class_weight[3] == 2);
+    dpt_config_deinit(&c);
+    assert_null(c.class_weight);
+    static const struct {
+        const char *name;
+        dpt_loss_kind k;
+    } al[] = {{"kld", DPT_LOSS_KL_DIVERGENCE}, {"logcosh", DPT_LOSS_LOG_COSH},
+              {"MAPE", DPT_LOSS_MAPE},         {"bce", DPT_LOSS_BINARY_CROSSENTROPY},
+              {"huber", DPT_LOSS_HUBER},       {"categorical_hinge", DPT_LOSS_CATEGORICAL_HINGE}};
+    for (size_t i = 0; i < sizeof al / sizeof al[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{" MODEL ", \"compile\": {\"loss\": \"%s\"}}", al[i].name);
+        assert_ok(parse(text, "a.json", &c));
+        assert_int_equal(c.loss, al[i].k);
+        assert_false(c.loss_spec.from_logits);
+        dpt_config_deinit(&c);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tutorial),
@@ -804,6 +964,7 @@ int main(void) {
         cmocka_unit_test(test_keras_fixtures),
         cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_losses_metrics),
         cmocka_unit_test(test_optimizers_schedules_callbacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -802,6 +802,60 @@ static void test_writer_errors(void **state) {
                       "need at least 1 sample");
 }
 
+/* the optional sample weights `w` (N): read for the shard's rows, absent -> NULL, and the bad
+ * cases (shape, non-finite) with their messages */
+static void test_sample_weights(void **state) {
+    (void)state;
+    enum { N = 6, F = 2 };
+    float x[N * F];
+    int32_t y[N];
+    fill_xy(x, N, F, y, 2);
+    const char *p = tpath("w.h5");
+    write_xy(p, x, N, F, y, N);
+    dpt_target_spec ts = {DPT_LOSS_BINARY_CROSSENTROPY, 1};
+    dpt_shard *s = NULL;
+    dpt_data_info in;
+    assert_ok(dpt_data_probe(p, "train", &in));
+    assert_false(in.has_w);
+    assert_ok(dpt_shard_open(p, "train", 0, N, &ts, NULL, &s));
+    assert_null(dpt_shard_w(s));
+    dpt_shard_destroy(&s);
+    const double w[N] = {0.5, 1, 2, 0, 3.25, 1};
+    hid_t fl = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t d1[1] = {N};
+    H5Dclose(h5_ds(fl, "/train/w", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d1, w));
+    H5Fclose(fl);
+    assert_ok(dpt_data_probe(p, "train", &in));
+    assert_true(in.has_w);
+    assert_ok(dpt_shard_open(p, "train", 2, 5, &ts, NULL, &s));
+    const float *sw = dpt_shard_w(s);
+    assert_non_null(sw);
+    assert_true(sw[0] == 2.0f && sw[1] == 0.0f && sw[2] == 3.25f);
+    dpt_shard_destroy(&s);
+    /* without targets (predict) the weights are not read */
+    assert_ok(dpt_shard_open(p, "train", 0, N, NULL, NULL, &s));
+    assert_null(dpt_shard_w(s));
+    dpt_shard_destroy(&s);
+
+    write_xy(p, x, N, F, y, N); /* wrong length */
+    fl = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t d5[1] = {N - 1};
+    H5Dclose(h5_ds(fl, "/train/w", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d5, w));
+    H5Fclose(fl);
+    assert_status_msg(dpt_shard_open(p, "train", 0, N, &ts, NULL, &s), DPT_ERR_DATA,
+                      "/train/w: sample weights must have shape (6), one per sample");
+    assert_null(s);
+    write_xy(p, x, N, F, y, N); /* a NaN */
+    const double wn[N] = {1, 1, 1, NAN, 1, 1};
+    fl = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Dclose(h5_ds(fl, "/train/w", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d1, wn));
+    H5Fclose(fl);
+    assert_status_msg(dpt_shard_open(p, "train", 0, N, &ts, NULL, &s), DPT_ERR_DATA,
+                      "/train/w: row 3: non-finite sample weight");
+    assert_ok(dpt_shard_open(p, "train", 4, N, &ts, NULL, &s)); /* rows past the NaN */
+    dpt_shard_destroy(&s);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "%s", dpt_test_tmpdir("data"));
     const struct CMUnitTest tests[] = {
@@ -819,6 +873,7 @@ int main(void) {
         cmocka_unit_test(test_fmnist_small),
         cmocka_unit_test(test_fmnist_real),
         cmocka_unit_test(test_writer_errors),
+        cmocka_unit_test(test_sample_weights),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (!failed) {
