@@ -19,6 +19,8 @@
 #     host with more ranks x threads than cores.
 # The dptrain binary: $DPTRAIN if set, else build/dptrain next to this script, else dptrain on PATH.
 # On a cluster that path must exist on every node (a shared file system).
+# SIGTERM / SIGINT / SIGUSR1 to this script or to mpirun: the ranks checkpoint and it exits 75
+# (resumable), whichever of the two got the signal (see run_forwarding below).
 # Left to others: choosing the MPI transport (Open MPI picks UCX / InfiniBand itself; set
 # OMPI_MCA_pml=ob1 only on machines without a fast network), and resuming (see launch/slurm.sbatch).
 set -euo pipefail
@@ -67,6 +69,32 @@ else
     die "no dptrain binary: build it (cmake -S . -B build && cmake --build build), put it on PATH, or set DPTRAIN"
 fi
 MPIRUN=${MPIRUN:-mpirun}
+
+# Preemption: SIGTERM, SIGINT or SIGUSR1 to this script goes on to mpirun as SIGUSR1, which mpirun
+# forwards to the ranks: they checkpoint at the next step and exit 75, and so does mpirun. (Given
+# SIGTERM or SIGINT itself, mpirun kills the ranks and exits 1 even when they had checkpointed.)
+# When the signal reached mpirun directly, the ranks still checkpoint and rank 0 leaves
+# RUN_DIR/preempted holding this launch's DPT_LAUNCH_ID: mpirun's exit is then reported as 75.
+run_forwarding() { # run_forwarding RUN_DIR CMD...
+    local run_dir=$1 rc
+    shift
+    "$@" &
+    child=$!
+    trap 'kill -USR1 "$child" 2>/dev/null' TERM INT USR1
+    while :; do # `wait` returns early when a trapped signal arrives
+        wait "$child"
+        rc=$?
+        if [ "$rc" -gt 128 ] && kill -0 "$child" 2>/dev/null; then continue; fi
+        break
+    done
+    trap - TERM INT USR1
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 75 ] && [ -n "$run_dir" ] &&
+        grep -qxF "launch=$DPT_LAUNCH_ID" "$run_dir/preempted" 2>/dev/null; then
+        echo "$(basename "$0"): mpirun exited $rc after a signal, but the ranks had checkpointed: exit 75 (resume with --resume)" >&2
+        rc=75
+    fi
+    return "$rc"
+}
 
 # Physical cores this process may use: unique (socket, core) pairs among the CPUs in our affinity
 # mask. Open MPI counts cores, not hardware threads, as slots.
@@ -144,6 +172,7 @@ cmd+=("${mca[@]}")
 
 # Environment for the ranks on other hosts.
 export OPENBLAS_NUM_THREADS=$threads
+export DPT_LAUNCH_ID=${DPT_LAUNCH_ID:-$(hostname)-$$-$(date +%s%N)} # names this launch (see below)
 cmd+=(-x OPENBLAS_NUM_THREADS)
 for v in PATH LD_LIBRARY_PATH OPENBLAS_CORETYPE HDF5_USE_FILE_LOCKING $(compgen -e | grep '^DPT_' || true); do
     [ -n "${!v+x}" ] && cmd+=(-x "$v")
@@ -156,4 +185,12 @@ if [ "$dry" -eq 1 ]; then
     exit 0
 fi
 echo "$line" >&2
-exec "${cmd[@]}"
+run_dir=''
+prev=''
+for a in "$@"; do
+    [ "$prev" = --run-dir ] && run_dir=$a
+    prev=$a
+done
+set +e
+run_forwarding "$run_dir" "${cmd[@]}"
+exit $?

@@ -50,9 +50,11 @@ typedef struct {
  * 1-based epoch in which the last step was taken: meta->epoch + 1 if meta->step_in_epoch > 0,
  * else meta->epoch; S = meta->global_step) and then replaces DIR/last.h5 (an independent copy),
  * each atomically (NAME.tmp, fsync, rename, fsync DIR); keeps the newest `keep` ckpt-* files
- * (keep = 0: only last.h5). Creates DIR if it is missing (one level). `config_text` is stored;
- * o may be NULL (no optimizer state). DPT_ERR_IO naming the path on any failure (unwritable
- * directory, disk full); the .tmp is removed and the previous last.h5 stays intact. */
+ * (keep = 0: only last.h5) among those up to this step (ckpt-* of a later step, left by an earlier
+ * run in the directory, are kept and not counted). Creates DIR if it is missing (one level).
+ * `config_text` is stored; o may be NULL (no optimizer state). DPT_ERR_IO naming the path on any
+ * failure (unwritable directory, disk full); the .tmp is removed and the previous last.h5 stays
+ * intact. */
 DPT_NODISCARD dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *o,
                                         const dpt_ckpt_meta *meta, const char *config_text,
                                         int keep);
@@ -70,7 +72,9 @@ DPT_NODISCARD dpt_status dpt_ckpt_read_config(const char *path, char **config_te
 DPT_NODISCARD dpt_status dpt_ckpt_read(const char *path, dpt_model *m, dpt_optim *o,
                                        dpt_ckpt_meta *meta);
 
-/* Finds the newest checkpoint in `dir` that verifies (last.h5 first, then ckpt-* newest first);
+/* Finds the newest checkpoint in `dir` that verifies: the ckpt-* holding a later step than
+ * last.h5 and written after it (replacing last.h5 failed, a full disk), newest first, then
+ * last.h5, then the other ckpt-* newest first (a ckpt-* older than last.h5 is an earlier run's);
  * verifying = format version, checksum and (if m is not NULL) the architecture, read into scratch
  * memory: m is not modified. Damaged ones are skipped with a line on stderr
  * "dptrain: warning: DIR/last.h5: <why>; using DIR/ckpt-....h5". Writes its path to out

@@ -76,6 +76,9 @@ uint64_t dpt_fnv1a64(uint64_t h, const void *data, size_t n_bytes);
 /* ---- time --------------------------------------------------------------------------------- */
 double dpt_now(void); /* monotonic seconds */
 
+/* What a file of st_mode `mode` is, for messages: "a directory", "a FIFO (named pipe)", "a
+ * character device", "a block device", "a socket", "a regular file", ... Local. */
+const char *dpt_file_kind(unsigned int mode);
 /* ---- durable files ---------------------------------------------------------------------- */
 
 /* Makes the finished file `tmp` (closed by the caller) the file `path`, durably: fsync of tmp,

@@ -30,6 +30,7 @@ typedef enum {
     DPT_ERR_NUMERIC = 6,    /* non-finite loss or gradient */
     DPT_ERR_IO = 7,         /* output could not be written (run directory, disk full) */
     DPT_ERR_NOMEM = 8,      /* out of memory, or a size too large to allocate */
+    DPT_ERR_BUSY = 9,       /* the run directory is owned by another job (its lock file) */
     DPT_PREEMPTED = 75      /* stopped by a signal after a checkpoint: resumable (EX_TEMPFAIL) */
 } dpt_status;
 

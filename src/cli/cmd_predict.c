@@ -10,6 +10,7 @@ typedef struct {
     const char *weights, *config, *data, *out;
     char file[4096], group[256];
     int64_t mc, seed;
+    bool force; /* predict: --out may replace an existing file that is not a prediction file */
 } infer_args;
 
 /* Splits "FILE[:GROUP]" — a ':' after the last '/' starts the group. */
@@ -32,6 +33,10 @@ static dpt_status parse(const char *cmd, int argc, char **argv, bool predict, in
     a->weights = argv[0];
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (predict && !strcmp(o, "--force")) {
+            a->force = true;
+            continue;
+        }
         bool known = !strcmp(o, "--data") || !strcmp(o, "--config") ||
                      (predict &&
                       (!strcmp(o, "--out") || !strcmp(o, "--mc-samples") || !strcmp(o, "--seed")));
@@ -40,6 +45,8 @@ static dpt_status parse(const char *cmd, int argc, char **argv, bool predict, in
                                  cmd, o, cmd);
         if (!v)
             return dpt_error_set(DPT_ERR_USAGE, "%s: %s needs a value", cmd, o);
+        if (!*v)
+            return dpt_error_set(DPT_ERR_USAGE, "%s: %s: the value is empty", cmd, o);
         i++;
         dpt_status st = DPT_OK;
         if (!strcmp(o, "--data"))
@@ -59,7 +66,16 @@ static dpt_status parse(const char *cmd, int argc, char **argv, bool predict, in
         return dpt_error_set(DPT_ERR_USAGE, "%s: --data FILE[:GROUP] is required", cmd);
     if (predict && !a->out)
         return dpt_error_set(DPT_ERR_USAGE, "%s: --out PRED.h5 is required", cmd);
+    if (!a->weights[0])
+        return dpt_error_set(DPT_ERR_USAGE, "%s: CHECKPOINT: the path is empty", cmd);
     split_data(a->data, a->file, sizeof a->file, a->group, sizeof a->group);
+    if (!a->file[0])
+        return dpt_error_set(DPT_ERR_USAGE, "%s: --data %s: no file before the ':'", cmd, a->data);
+    if (a->data[strlen(a->file)] == ':' && !a->group[0])
+        return dpt_error_set(DPT_ERR_USAGE,
+                             "%s: --data %s: no group after the ':' (FILE:GROUP, or FILE alone "
+                             "for /test, else /train)",
+                             cmd, a->data);
     return DPT_OK;
 }
 
@@ -93,6 +109,15 @@ dpt_status dpt_cli_evaluate(const dpt_comm *c, int argc, char **argv) {
 dpt_status dpt_cli_predict(const dpt_comm *c, int argc, char **argv) {
     infer_args a;
     dpt_status st = parse("predict", argc, argv, true, &a);
+    if (st != DPT_OK)
+        return st;
+    /* never replace what this command reads, nor a file predict did not write (unless --force) */
+    if (c->rank == 0) {
+        const char *inputs[3] = {a.weights, a.file, a.config};
+        const char *what[3] = {"the checkpoint", "the dataset", "the config"};
+        st = dpt_pred_check_out(a.out, inputs, what, 3, a.force);
+    }
+    st = dpt_comm_agree(c, st);
     if (st != DPT_OK)
         return st;
     dpt_inference inf;

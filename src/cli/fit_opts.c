@@ -46,7 +46,9 @@ static const opt_spec OPTS[] = {
      "                 validation), redrawn after every epoch\n"
      "  last.h5, ckpt-*.h5  checkpoints (weights, optimizer, position)\n"
      "  final.h5       Keras legacy weights: model.load_weights() reads\n"
-     "                 them"},
+     "                 them\n"
+     "  dptrain.lock   while the run lasts: one job per DIR (another\n"
+     "                 job exits 9)"},
     {"--resume", NULL, O_FLAG, F(resume), 0, 0, NULL,
      "continue exactly from the newest valid checkpoint in DIR\n(starts from the beginning when "
      "DIR has none)",
@@ -232,6 +234,8 @@ dpt_status dpt_cli_fit_parse(int argc, char **argv, dpt_cli_fit_args *a) {
             if (i + 1 >= argc)
                 return dpt_error_set(DPT_ERR_USAGE, "fit: %s needs a value", o->name);
             v = argv[++i];
+            if (!*v) /* --run-dir '' would train and save nothing, --data '' read nothing */
+                return dpt_error_set(DPT_ERR_USAGE, "fit: %s: the value is empty", o->name);
         }
         dpt_status st = set_value(o, v, a);
         if (st != DPT_OK)

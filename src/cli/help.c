@@ -11,6 +11,7 @@
 #define EXIT_CODES                                                                                 \
     "exit codes: 0 success, 1 internal error, 2 usage, 3 config, 4 data, 5 checkpoint,\n"          \
     "            6 numeric (non-finite loss), 7 output I/O, 8 out of memory,\n"                    \
+    "            9 run directory busy (another job holds DIR/dptrain.lock),\n"                     \
     "            75 preempted after a checkpoint (resumable with --resume)\n"
 
 /* A command's help is the concatenation of its entries, in order (C11 compilers need only accept
@@ -56,7 +57,7 @@ static const struct {
      "\n" EXIT_CODES},
     {"predict",
      "usage: mpirun -np N dptrain predict CKPT --data FILE[:GROUP] --out PRED.h5\n"
-     "                                    [--mc-samples K] [--seed S] [--config CONFIG]\n"
+     "                                    [--mc-samples K] [--seed S] [--config CONFIG] [--force]\n"
      "\n"
      "Writes the model's outputs (probabilities after a softmax / sigmoid head) for every sample\n"
      "of a split, in input order, to PRED.h5. The samples are sharded across the ranks; labels\n"
@@ -66,7 +67,9 @@ static const struct {
      "  --data FILE[:GROUP]     the dataset and its group (default: \"test\" when present, else\n"
      "                          \"train\"); required\n"
      "  --out PRED.h5           the prediction file (written as PRED.h5.tmp, then renamed);\n"
-     "                          required. Without --mc-samples: /pred (N, outputs), dropout off\n"
+     "                          required. Without --mc-samples: /pred (N, outputs), dropout off.\n"
+     "                          Never the dataset, checkpoint or config being read; an existing\n"
+     "                          file only when an earlier predict wrote it (else --force)\n"
      "  --mc-samples K          Monte Carlo dropout: K forward passes with dropout ON, the passes\n"
      "                          spread across the ranks (each rank its own masks); writes\n"
      "                          /mean and /std (N, outputs) over the passes and /entropy (N),\n"
@@ -75,6 +78,7 @@ static const struct {
      "                          the config's fit.seed); the same S gives the same numbers\n"
      "                          whatever the rank count\n"
      "  --config CONFIG         the model to use instead of the checkpoint's own\n"
+     "  --force                 replace an existing --out file that predict did not write\n"
      "\n"
      "Example (docs/EXAMPLES.md): uncertain samples of Fashion-MNIST, by entropy decile.\n"
      "\n" EXIT_CODES},

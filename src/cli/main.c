@@ -25,6 +25,8 @@ static const char *USAGE_REST =
     "  evaluate CKPT --data FILE[:GROUP] [--config CONFIG]\n"
     "                             loss and accuracy of a checkpoint (or Keras weights + CONFIG)\n"
     "  predict CKPT --data FILE[:GROUP] --out PRED.h5 [--mc-samples K] [--seed S] [--config C]\n"
+    "          [--force]          (--out is never an input; an existing file only when predict\n"
+    "                             wrote it, else --force)\n"
     "                             predictions in input order; with K, Monte Carlo dropout: mean,\n"
     "                             std and predictive entropy over K passes spread across ranks\n"
     "  plot RUN_DIR [--out FILE.svg]  redraw the learning curves from RUN_DIR/history.csv\n"
@@ -46,7 +48,7 @@ static const char *USAGE_REST =
     "\n"
     "exit codes: 0 success, 1 internal error, 2 usage, 3 config, 4 data, 5 checkpoint,\n"
     "            6 numeric (non-finite loss), 7 output I/O, 8 out of memory,\n"
-    "            75 preempted after a checkpoint (resumable)\n";
+    "            9 run directory busy (another job), 75 preempted after a checkpoint (resumable)\n";
 
 /* ---- small argument helpers ---------------------------------------------------------------- */
 
@@ -131,6 +133,8 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
         return dpt_error_set(DPT_ERR_USAGE, "fit: missing CONFIG (usage: dptrain fit CONFIG "
                                             "[--data FILE] [--epochs N] ...)");
     const char *cfg_path = argv[0];
+    if (!cfg_path[0])
+        return dpt_error_set(DPT_ERR_USAGE, "fit: CONFIG: the path is empty");
     dpt_cli_fit_args a = dpt_cli_fit_args_default();
     dpt_status st = dpt_cli_fit_parse(argc - 1, argv + 1, &a);
     if (st != DPT_OK)

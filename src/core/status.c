@@ -1,16 +1,20 @@
 /* Status codes and the one recorded error message. Local; no MPI. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dptrain/status.h"
 
 static char g_msg[2048];
 
 dpt_status dpt_error_set(dpt_status code, const char *fmt, ...) {
+    /* through a copy: a caller may pass dpt_error_message() itself to add context */
+    char tmp[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(g_msg, tmp, sizeof g_msg);
     return code;
 }
 
@@ -38,6 +42,8 @@ const char *dpt_status_name(dpt_status s) {
         return "I/O error";
     case DPT_ERR_NOMEM:
         return "out of memory";
+    case DPT_ERR_BUSY:
+        return "run directory busy";
     case DPT_PREEMPTED:
         return "preempted (resumable)";
     }

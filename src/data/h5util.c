@@ -53,6 +53,9 @@ dpt_status dpt_h5_open_read(const char *path, hid_t *file) {
     }
     if (S_ISDIR(st.st_mode))
         return dpt_error_set(DPT_ERR_DATA, "%s: is a directory, not an HDF5 file", path);
+    if (!S_ISREG(st.st_mode)) /* a FIFO would block every rank in open() */
+        return dpt_error_set(DPT_ERR_DATA, "%s: is %s, not a regular file", path,
+                             dpt_file_kind(st.st_mode));
     FILE *f = fopen(path, "rb");
     if (!f)
         return dpt_error_set(DPT_ERR_DATA, "%s: cannot read: %s", path, strerror(errno));

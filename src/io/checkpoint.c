@@ -346,14 +346,19 @@ dpt_status dpt_ckpt_write(const char *dir, const dpt_model *m, const dpt_optim *
     st = dpt_ckpt_h5_write_atomic(path, fill_ckpt, &c);
     if (st != DPT_OK)
         return st;
-    /* keep the newest `keep` ckpt-* files */
+    /* keep the newest `keep` ckpt-* files of this run. Files of a later step than this one are
+     * not this run's (an earlier run in the same directory, started again without --resume):
+     * neither counted nor removed, so this run's own are not pruned in their place */
     ckpt_entry *v;
     int n;
     if (list_ckpts(dir, &v, &n, DPT_ERR_IO) != DPT_OK) {
         fprintf(stderr, "dptrain: warning: %s\n", dpt_error_message());
         return DPT_OK;
     }
-    for (int i = keep; i < n; i++) {
+    int later = 0;
+    while (later < n && v[later].step > meta->global_step)
+        later++;
+    for (int i = later + keep; i < n; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, v[i].name);
         if (unlink(path) != 0 && errno != ENOENT)
             fprintf(stderr, "dptrain: warning: %s: cannot remove an old checkpoint: %s\n", path,
@@ -737,6 +742,26 @@ out:
     return st;
 }
 
+/* The global step a checkpoint says it holds (/dptrain attribute global_step; the file checksum
+ * checked, the weights' not); -1 when it cannot be read. */
+static int64_t claimed_step(const char *path) {
+    int64_t step = -1;
+    hid_t f;
+    if (dpt_ckpt_h5_open(path, true, &f) != DPT_OK) { /* damaged: HDF5 must not see it */
+        dpt_error_clear();
+        return -1;
+    }
+    if (H5Aexists_by_name(f, "dptrain", "global_step", H5P_DEFAULT) > 0) {
+        hid_t a = H5Aopen_by_name(f, "dptrain", "global_step", H5P_DEFAULT, H5P_DEFAULT);
+        if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &step) < 0)
+            step = -1;
+        if (a >= 0)
+            H5Aclose(a);
+    }
+    H5Fclose(f);
+    return step;
+}
+
 dpt_status dpt_ckpt_find_latest(const char *dir, const dpt_model *m, char *out, size_t out_len) {
     DPT_ASSERT(dir && out && out_len > 0);
     dpt_ckpt_h5_quiet();
@@ -746,12 +771,15 @@ dpt_status dpt_ckpt_find_latest(const char *dir, const dpt_model *m, char *out, 
     dpt_status st = list_ckpts(dir, &v, &n, DPT_ERR_CHECKPOINT);
     if (st != DPT_OK)
         return st;
-    /* candidates: last.h5, then ckpt-* newest first. (A crash between writing ckpt-N and
-     * replacing last.h5 resumes from last.h5 = N-1: older, but complete and exact.) */
+    /* candidates, newest first. last.h5 is replaced after each ckpt-*, so it is normally the
+     * newest; but when replacing it failed (a full disk) a ckpt-* holds a later step: those come
+     * first. A ckpt-* older (mtime) than last.h5 with a higher step belongs to an earlier run in
+     * the same directory (started again without --resume) and comes after it. */
     char last[CKPT_PATH_MAX];
     snprintf(last, sizeof last, "%s/last.h5", dir);
     struct stat sb;
     bool have_last = stat(last, &sb) == 0;
+    int64_t last_step = have_last ? claimed_step(last) : -1;
     int n_cand = n + (have_last ? 1 : 0);
     if (n_cand == 0) {
         free(v);
@@ -766,11 +794,29 @@ dpt_status dpt_ckpt_find_latest(const char *dir, const dpt_model *m, char *out, 
         free(why);
         return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", dir);
     }
-    int k = 0;
-    if (have_last)
-        snprintf(cand[k++], CKPT_PATH_MAX, "%s", last);
-    for (int i = 0; i < n; i++)
-        snprintf(cand[k++], CKPT_PATH_MAX, "%s/%s", dir, v[i].name);
+    int k = 0, n_newer = 0;
+    for (int pass = 0; pass < 2; pass++) /* pass 0: the ckpt-* newer than last.h5 */
+        for (int i = 0; i < n; i++) {
+            char p[CKPT_PATH_MAX];
+            snprintf(p, sizeof p, "%s/%s", dir, v[i].name);
+            struct stat cs;
+            bool newer = have_last && v[i].step > last_step && stat(p, &cs) == 0 &&
+                         (cs.st_mtim.tv_sec > sb.st_mtim.tv_sec ||
+                          (cs.st_mtim.tv_sec == sb.st_mtim.tv_sec &&
+                           cs.st_mtim.tv_nsec >= sb.st_mtim.tv_nsec));
+            if (have_last && newer != (pass == 0))
+                continue;
+            if (!have_last && pass == 1)
+                continue;
+            snprintf(cand[k++], CKPT_PATH_MAX, "%s", p);
+            n_newer += have_last && newer;
+        }
+    if (have_last) { /* after the newer ones */
+        memmove(cand + n_newer + 1, cand + n_newer, (size_t)(k - n_newer) * sizeof *cand);
+        snprintf(cand[n_newer], CKPT_PATH_MAX, "%s", last);
+        k++;
+    }
+    DPT_ASSERT(k == n_cand);
     int found = -1;
     for (int i = 0; i < n_cand && found < 0; i++) {
         ckpt_data d;
@@ -784,6 +830,11 @@ dpt_status dpt_ckpt_find_latest(const char *dir, const dpt_model *m, char *out, 
     if (found >= 0) {
         for (int i = 0; i < found; i++)
             fprintf(stderr, "dptrain: warning: %s; using %s\n", why[i], cand[found]);
+        if (have_last && found < n_newer)
+            fprintf(stderr,
+                    "dptrain: warning: %s is newer than %s (which holds step %lld: replacing it "
+                    "failed?); using it\n",
+                    cand[found], last, (long long)last_step);
         if (strlen(cand[found]) >= out_len)
             st = dpt_error_set(DPT_ERR_CHECKPOINT, "%s: path too long", cand[found]);
         else

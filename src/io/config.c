@@ -16,6 +16,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -23,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dptrain/config.h"
 #include "dptrain/core.h"
@@ -37,9 +40,30 @@
 dpt_status dpt_read_file(const char *path, dpt_status what, char **text, size_t *len) {
     *text = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: a FIFO must be refused, not waited on (open would block every rank) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return dpt_error_set(what, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int err = errno;
+        bool stat_ok = fstat(fd, &sb) == 0;
+        close(fd);
+        if (!stat_ok)
+            return dpt_error_set(what, "%s: cannot read: %s", path, strerror(err));
+        if (S_ISDIR(sb.st_mode))
+            return dpt_error_set(what, "%s: cannot read: %s", path, strerror(EISDIR));
+        return dpt_error_set(what, "%s: cannot read: %s, not a regular file", path,
+                             dpt_file_kind(sb.st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return dpt_error_set(what, "%s: cannot open: %s", path, strerror(errno));
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     dpt_status st = buf ? DPT_OK : dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);

@@ -120,7 +120,8 @@ dpt_status dpt_ckpt_h5_open(const char *path, bool require_stamp, hid_t *out) {
     if (stat(path, &sb) != 0)
         return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(sb.st_mode))
-        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: not a regular file", path);
+        return dpt_error_set(DPT_ERR_CHECKPOINT, "%s: is %s, not a regular file", path,
+                             dpt_file_kind(sb.st_mode));
     dpt_status cs = h5sum_check(path, require_stamp);
     if (cs != DPT_OK)
         return cs;

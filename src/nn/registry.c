@@ -156,6 +156,15 @@ dpt_status dpt_layer_base_init(dpt_layer *l, const dpt_layer_ops *ops, const jso
     if (strchr(name, '/'))
         return dpt_error_set(DPT_ERR_CONFIG, "%s: %s.name: must not contain '/', got \"%s\"",
                              ctx->file, ctx->path, name);
+    /* each layer is a group named after it in weight files and checkpoints: refuse up front the
+     * names HDF5 cannot create (".") or that the files use themselves */
+    if (!strcmp(name, ".") || !strcmp(name, "dptrain") || !strcmp(name, "top_level_model_weights"))
+        return dpt_error_set(DPT_ERR_CONFIG,
+                             "%s: %s.name: \"%s\" cannot name a layer's group in a weights file "
+                             "or checkpoint%s",
+                             ctx->file, ctx->path, name,
+                             name[0] == '.' ? " (HDF5's name of the current group)"
+                                            : " (a name the file uses itself)");
     strcpy(l->name, name);
     st = dpt_json_get_bool(config, "trainable", ctx, true, &l->trainable);
     if (st != DPT_OK)

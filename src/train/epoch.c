@@ -249,12 +249,15 @@ static dpt_status evaluate_test(dpt_train *t) {
 /* final weights, Keras-readable; agreed */
 static dpt_status save_final(dpt_train *t) {
     dpt_status ws = DPT_OK;
+    dpt_watchdog_hold(); /* writing is progress, as for a checkpoint */
     if (t->c->rank == 0) {
         char path[DPT_PATH_MAX];
         snprintf(path, sizeof path, "%s/final.h5", t->opts.run_dir);
         ws = dpt_weights_save_keras(path, t->model);
     }
-    return dpt_comm_agree(t->c, ws);
+    ws = dpt_comm_agree(t->c, ws);
+    dpt_watchdog_release(t->global_step);
+    return ws;
 }
 
 static void fill_result(const dpt_train *t, const double tr[3], const double va[3], double t_start,

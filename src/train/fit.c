@@ -44,6 +44,7 @@ dpt_status dpt_fit(const dpt_comm *c, const dpt_config *cfg, const dpt_fit_opts 
         return DPT_OK;
     }
     st = dpt_train_run(&tr, res);
+    dpt_rundir_unlock(&tr.lock, st); /* with DPT_PREEMPTED: the note for launch/ scripts */
     dpt_train_teardown(&tr);
     return st;
 }
@@ -155,6 +156,7 @@ dpt_status dpt_eval_shard(const dpt_comm *c, dpt_model *m, const dpt_loss_spec *
                                        mstate);
             local[0] += dpt_model_activity_loss(m); /* activity_regularizer, as Keras reports */
             local[2] += (double)b;
+            dpt_watchdog_kick(-1); /* a validation / test batch is progress too */
         }
     }
     st = dpt_comm_agree(c, st);
@@ -186,6 +188,7 @@ dpt_status dpt_eval_shard_exact(const dpt_comm *c, dpt_model *m, const dpt_loss_
         double *row = tab + 3 * k;
         row[0] = row[1] = 0;
         row[2] = (double)b;
+        dpt_watchdog_kick(-1);           /* an evaluation chunk is progress too */
         const float *w = dpt_shard_w(s); /* the split's sample weights, as Keras */
         st = dpt_loss_compute_spec(loss, dpt_model_head_act(m), out,
                                    dpt_shard_y(s) + r0 * dpt_shard_y_size(s), w ? w + r0 : NULL, b,

@@ -12,6 +12,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "dptrain/config.h"
 #include "dptrain/train.h"
 #include "report.h"
@@ -35,8 +37,9 @@ struct dpt_report {
     double s0, e0;     /* samples and elapsed at that point */
     double last_draw;  /* elapsed at the last redraw; < 0 none yet this epoch */
     int drawn;         /* characters of the bar now on screen (0: none) */
-    /* the run directory */
-    FILE *csv, *jsonl;
+    /* the run directory: history files open for appending (-1: none); each row is one write()
+     * then fsync(), so a crash leaves at most the last row cut, which a resume repairs */
+    int csv_fd, jsonl_fd;
     char csv_path[DPT_PATH_MAX], jsonl_path[DPT_PATH_MAX], svg_path[DPT_PATH_MAX];
     char title[DPT_PATH_MAX];
     dpt_epoch_log *rows; /* every epoch in history.csv, for the plot */
@@ -238,36 +241,234 @@ static void write_jsonl_row(FILE *f, const dpt_epoch_log *e, const dpt_report *r
         fputs("null}\n", f);
 }
 
-static dpt_status flush_checked(FILE *f, const char *path) {
-    if (fflush(f) != 0 || ferror(f))
-        return dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+/* ---- open / step / epoch / note / close ---------------------------------------------------- */
+
+/* One row's text, or the whole file's (header, rows): malloc'd, NULL when out of memory. */
+static char *history_text(const dpt_report *r, bool csv, const dpt_epoch_log *rows, int64_t n) {
+    char *p = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&p, &len);
+    if (!m)
+        return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        if (csv)
+            write_csv_row(m, &rows[i]);
+        else
+            write_jsonl_row(m, &rows[i], r);
+    }
+    if (fclose(m) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static dpt_status write_fd_all(int fd, const char *path, const char *buf, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", path,
+                                 w < 0 ? strerror(errno) : "no space");
+        buf += w;
+        n -= (size_t)w;
+    }
     return DPT_OK;
 }
 
-/* ---- open / step / epoch / note / close ---------------------------------------------------- */
+/* Appends one row (one write, then fsync: on disk before the epoch counts as reported). */
+static dpt_status append_row(const dpt_report *r, int fd, const char *path, bool csv,
+                             const dpt_epoch_log *e) {
+    char *text = history_text(r, csv, e, 1);
+    if (!text)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+    dpt_status st = write_fd_all(fd, path, text, strlen(text));
+    free(text);
+    if (st == DPT_OK && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        st = dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return st;
+}
 
-static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log **rows, int64_t *n);
-
-/* The rows of epochs <= keep from an earlier history.csv (resume). A missing file keeps nothing;
- * an unreadable or malformed one keeps nothing and says so (training goes on). */
-static dpt_status keep_rows(dpt_report *r, int64_t keep) {
-    if (keep <= 0 || access(r->csv_path, F_OK) != 0)
-        return DPT_OK;
-    dpt_epoch_log *old = NULL;
-    int64_t n = 0;
-    if (read_csv(r->csv_path, r, &old, &n) != DPT_OK) {
-        fprintf(stderr, "dptrain: warning: %s; the earlier epochs' rows are not kept\n",
-                dpt_error_message());
-        dpt_error_clear();
-        return DPT_OK;
-    }
+/* Replaces path with header + rows atomically (path.tmp, fsync, rename), then opens it for
+ * appending; *fd gets the descriptor. */
+static dpt_status rewrite_history(const dpt_report *r, const char *path, bool csv,
+                                  const dpt_epoch_log *rows, int64_t n, int *fd) {
+    char tmp[DPT_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *body = history_text(r, csv, rows, n);
+    if (!body)
+        return dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+    int t = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     dpt_status st = DPT_OK;
-    for (int64_t i = 0; i < n && st == DPT_OK; i++)
-        if (old[i].epoch <= keep) {
-            old[i].n_metrics = r->n_metrics; /* an earlier run without a column: NaN, empty */
-            st = push_row(r, &old[i]);
+    if (t < 0)
+        st = dpt_error_set(DPT_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    if (st == DPT_OK && csv) { /* the fixed columns, then the metrics' */
+        char head[sizeof CSV_HEADER + DPT_REPORT_MAX_METRICS * (2 * DPT_REPORT_METRIC_NAME + 8)];
+        size_t k =
+            (size_t)snprintf(head, sizeof head, "%.*s", (int)sizeof CSV_HEADER - 2, CSV_HEADER);
+        for (int i = 0; i < r->n_metrics && k < sizeof head; i++)
+            k += (size_t)snprintf(head + k, sizeof head - k, ",%s,val_%s", r->metric_names[i],
+                                  r->metric_names[i]);
+        if (k < sizeof head - 1)
+            head[k++] = '\n';
+        st = write_fd_all(t, tmp, head, k);
+    }
+    if (st == DPT_OK)
+        st = write_fd_all(t, tmp, body, strlen(body));
+    free(body);
+    if (t >= 0 && close(t) != 0 && st == DPT_OK)
+        st = dpt_error_set(DPT_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    if (st == DPT_OK)
+        st = dpt_file_commit(tmp, path); /* fsync, rename, fsync of the directory */
+    if (st != DPT_OK) {
+        unlink(tmp);
+        return st;
+    }
+    *fd = open(path, O_WRONLY | O_APPEND);
+    if (*fd < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    return DPT_OK;
+}
+
+static double json_num(const json_t *o, const char *key) {
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* The rows of a history.jsonl; lines that are not a complete JSON object with an integer epoch
+ * (a row cut by a crash) are skipped and counted in *bad. A missing file gives 0 rows. */
+static dpt_status read_jsonl(const char *path, const dpt_report *rp, dpt_epoch_log **rows,
+                             int64_t *n, int64_t *bad) {
+    *rows = NULL;
+    *n = *bad = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return DPT_OK;
+    char *line = NULL;
+    size_t cap = 0;
+    int64_t room = 0;
+    dpt_status st = DPT_OK;
+    while (st == DPT_OK && getline(&line, &cap, f) >= 0) {
+        if (line[0] == '\n' || !line[0])
+            continue;
+        json_t *o = strchr(line, '\n') ? json_loads(line, JSON_DECODE_ANY, NULL) : NULL;
+        const json_t *ep = o ? json_object_get(o, "epoch") : NULL;
+        if (!json_is_object(o) || !json_is_integer(ep) || json_integer_value(ep) < 1) {
+            json_decref(o);
+            (*bad)++;
+            continue;
         }
-    free(old);
+        if (*n == room) {
+            room = room ? 2 * room : 64;
+            dpt_epoch_log *p = realloc(*rows, (size_t)room * sizeof *p);
+            if (!p) {
+                json_decref(o);
+                st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            *rows = p;
+        }
+        dpt_epoch_log *e = &(*rows)[(*n)++];
+        memset(e, 0, sizeof *e);
+        e->epoch = (int64_t)json_integer_value(ep);
+        e->loss = json_num(o, "loss");
+        e->accuracy = json_num(o, "accuracy");
+        e->val_loss = json_num(o, "val_loss");
+        e->val_accuracy = json_num(o, "val_accuracy");
+        e->learning_rate = json_num(o, "learning_rate");
+        e->seconds = json_num(o, "seconds");
+        e->samples_per_s = json_num(o, "samples_per_s");
+        double r = json_num(o, "ranks");
+        e->ranks = r >= 1 && r < 1e9 ? (int)r : 0;
+        e->n_metrics = rp ? rp->n_metrics : 0;
+        for (int m = 0; m < e->n_metrics; m++) {
+            char key[DPT_REPORT_METRIC_NAME + 8];
+            e->metric[m] = json_num(o, rp->metric_names[m]);
+            snprintf(key, sizeof key, "val_%s", rp->metric_names[m]);
+            e->val_metric[m] = json_num(o, key);
+        }
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    if (st != DPT_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return st;
+}
+
+static dpt_status read_csv(const char *path, const dpt_report *r, bool lenient,
+                           dpt_epoch_log **rows, int64_t *n, int64_t *bad);
+
+typedef struct {
+    dpt_epoch_log row;
+    int source; /* 0 history.csv, 1 history.jsonl */
+    int64_t index;
+} tagged_row;
+
+static int tagged_cmp(const void *pa, const void *pb) {
+    const tagged_row *a = pa, *b = pb;
+    if (a->row.epoch != b->row.epoch)
+        return a->row.epoch < b->row.epoch ? -1 : 1;
+    if (a->source != b->source)
+        return a->source - b->source;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* The rows of epochs 1..keep from an earlier run (resume), each from whichever of history.csv and
+ * history.jsonl holds it intact (history.csv first): a row cut by a crash, in one file or the
+ * other, loses nothing that the other copy has. Says on stderr what was repaired or is missing;
+ * training goes on either way. */
+static dpt_status keep_rows(dpt_report *r, int64_t keep) {
+    if (keep <= 0)
+        return DPT_OK;
+    dpt_epoch_log *c = NULL, *j = NULL;
+    int64_t nc = 0, nj = 0, bad_c = 0, bad_j = 0;
+    dpt_status st = DPT_OK;
+    if (access(r->csv_path, F_OK) == 0 &&
+        read_csv(r->csv_path, r, true, &c, &nc, &bad_c) != DPT_OK) {
+        fprintf(stderr, "dptrain: warning: %s; taking the rows from %s\n", dpt_error_message(),
+                r->jsonl_path);
+        dpt_error_clear();
+    }
+    st = read_jsonl(r->jsonl_path, r, &j, &nj, &bad_j);
+    tagged_row *all = st == DPT_OK ? malloc((size_t)(nc + nj + 1) * sizeof *all) : NULL;
+    if (st == DPT_OK && !all)
+        st = dpt_error_set(DPT_ERR_NOMEM, "report: out of memory for %lld rows",
+                           (long long)(nc + nj));
+    int64_t na = 0;
+    for (int64_t i = 0; st == DPT_OK && i < nc; i++)
+        if (c[i].epoch <= keep)
+            all[na++] = (tagged_row){c[i], 0, i};
+    for (int64_t i = 0; st == DPT_OK && i < nj; i++)
+        if (j[i].epoch <= keep)
+            all[na++] = (tagged_row){j[i], 1, i};
+    if (st == DPT_OK && na > 1)
+        qsort(all, (size_t)na, sizeof *all, tagged_cmp);
+    int64_t from_jsonl = 0;
+    for (int64_t i = 0; st == DPT_OK && i < na; i++) {
+        if (i > 0 && all[i].row.epoch == all[i - 1].row.epoch)
+            continue; /* the first copy of each epoch: csv's when it has one */
+        from_jsonl += all[i].source == 1;
+        st = push_row(r, &all[i].row);
+    }
+    if (st == DPT_OK && (bad_c > 0 || bad_j > 0))
+        fprintf(stderr,
+                "dptrain: warning: %s: %lld, %s: %lld damaged or cut row(s) (a crash while "
+                "writing?); kept the intact copy of each epoch%s\n",
+                r->csv_path, (long long)bad_c, r->jsonl_path, (long long)bad_j,
+                from_jsonl > 0 ? " (some from history.jsonl)" : "");
+    if (st == DPT_OK && r->n_rows < keep)
+        fprintf(stderr,
+                "dptrain: warning: %s: %lld of the %lld epochs done have no intact history row "
+                "(in neither history.csv nor history.jsonl)\n",
+                r->csv_path, (long long)(keep - r->n_rows), (long long)keep);
+    free(all);
+    free(c);
+    free(j);
     return st;
 }
 
@@ -289,6 +490,7 @@ dpt_status dpt_report_open_metrics(const char *run_dir, int verbose, FILE *out, 
     p->out = out ? out : stdout;
     p->bar = verbose == 1 && want_bar(p->out, p->tty_dev, sizeof p->tty_dev);
     p->width = 80;
+    p->csv_fd = p->jsonl_fd = -1;
     if (!run_dir || !run_dir[0])
         return DPT_OK;
 
@@ -297,26 +499,11 @@ dpt_status dpt_report_open_metrics(const char *run_dir, int verbose, FILE *out, 
     snprintf(p->svg_path, sizeof p->svg_path, "%s/history.svg", run_dir);
     snprintf(p->title, sizeof p->title, "%s", run_dir);
     dpt_status st = keep_rows(p, keep_epochs);
-    const char *failed = NULL;
-    if (st == DPT_OK && !(p->csv = fopen(p->csv_path, "w")))
-        failed = p->csv_path;
-    if (st == DPT_OK && !failed && !(p->jsonl = fopen(p->jsonl_path, "w")))
-        failed = p->jsonl_path;
-    if (failed)
-        st = dpt_error_set(DPT_ERR_IO, "%s: cannot write: %s", failed, strerror(errno));
-    if (st == DPT_OK) {
-        fwrite(CSV_HEADER, 1, sizeof CSV_HEADER - 2, p->csv); /* without its newline */
-        for (int i = 0; i < p->n_metrics; i++) /* the metric columns after the fixed ones */
-            fprintf(p->csv, ",%s,val_%s", p->metric_names[i], p->metric_names[i]);
-        fputc('\n', p->csv);
-        for (int64_t i = 0; i < p->n_rows; i++) {
-            write_csv_row(p->csv, &p->rows[i]);
-            write_jsonl_row(p->jsonl, &p->rows[i], p);
-        }
-        st = flush_checked(p->csv, p->csv_path);
-        if (st == DPT_OK)
-            st = flush_checked(p->jsonl, p->jsonl_path);
-    }
+    /* each file replaced whole (never truncated in place), then appended to */
+    if (st == DPT_OK)
+        st = rewrite_history(p, p->csv_path, true, p->rows, p->n_rows, &p->csv_fd);
+    if (st == DPT_OK)
+        st = rewrite_history(p, p->jsonl_path, false, p->rows, p->n_rows, &p->jsonl_fd);
     if (st == DPT_OK) {
         if (p->n_rows > 0)
             st = dpt_history_write_svg(p->svg_path, p->rows, p->n_rows, p->title);
@@ -430,17 +617,15 @@ dpt_status dpt_report_epoch(dpt_report *r, const dpt_epoch_log *e) {
         r->bar_epoch = 0;
         fflush(r->out);
     }
-    if (!r->csv)
+    if (r->csv_fd < 0)
         return DPT_OK;
     dpt_status st = push_row(r, e);
     if (st != DPT_OK)
         return st;
-    write_csv_row(r->csv, e);
-    st = flush_checked(r->csv, r->csv_path);
+    st = append_row(r, r->csv_fd, r->csv_path, true, e);
     if (st != DPT_OK)
         return st;
-    write_jsonl_row(r->jsonl, e, r);
-    st = flush_checked(r->jsonl, r->jsonl_path);
+    st = append_row(r, r->jsonl_fd, r->jsonl_path, false, e);
     if (st != DPT_OK)
         return st;
     return dpt_history_write_svg(r->svg_path, r->rows, r->n_rows, r->title);
@@ -464,10 +649,10 @@ void dpt_report_close(dpt_report **r) {
         fputc('\n', (*r)->out);
         fflush((*r)->out);
     }
-    if ((*r)->csv)
-        fclose((*r)->csv);
-    if ((*r)->jsonl)
-        fclose((*r)->jsonl);
+    if ((*r)->csv_fd >= 0)
+        close((*r)->csv_fd);
+    if ((*r)->jsonl_fd >= 0)
+        close((*r)->jsonl_fd);
     free((*r)->rows);
     free(*r);
     *r = NULL;
@@ -522,12 +707,19 @@ static dpt_status parse_field(const char *path, long long ln, const char *name, 
     return DPT_OK;
 }
 
-/* dpt_history_read_csv, also reading the columns of r's metrics (NULL: none) */
-static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log **rows,
-                           int64_t *n) {
+dpt_status dpt_history_read_csv(const char *path, dpt_epoch_log **rows, int64_t *n) {
+    int64_t bad = 0;
+    return read_csv(path, NULL, false, rows, n, &bad);
+}
+
+/* lenient: a malformed row (cut by a crash) is skipped and counted in *bad instead of failing;
+ * a file with a header and no rows is then not an error either */
+static dpt_status read_csv(const char *path, const dpt_report *r, bool lenient,
+                           dpt_epoch_log **rows, int64_t *n, int64_t *bad) {
     int nm = r ? r->n_metrics : 0, mcol[2 * DPT_REPORT_MAX_METRICS];
     *rows = NULL;
     *n = 0;
+    *bad = 0;
     FILE *f = fopen(path, "r");
     if (!f)
         return dpt_error_set(DPT_ERR_DATA, "%s: cannot read: %s", path, strerror(errno));
@@ -541,10 +733,22 @@ static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log 
     dpt_epoch_log *out = NULL;
     int64_t count = 0, room = 0;
     dpt_status st = DPT_OK;
-    while (st == DPT_OK && (len = getline(&line, &cap, f)) >= 0) {
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        if (st != DPT_OK) {
+            if (!lenient || ln == 1 || st == DPT_ERR_NOMEM)
+                break;
+            (*bad)++; /* the row just read was malformed: skip it */
+            dpt_error_clear();
+            st = DPT_OK;
+        }
         ln++;
+        bool whole = len > 0 && line[len - 1] == '\n'; /* a last row without one was cut */
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
+        if (lenient && !whole && len > 0 && ln > 1) {
+            (*bad)++;
+            continue;
+        }
         if (ln == 1) { /* the header names the columns */
             n_fields = split_csv(line, fld, MAXF);
             for (int c = 0; c < N_COLS; c++)
@@ -553,7 +757,7 @@ static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log 
                 for (int c = 0; c < N_COLS; c++)
                     if (!strcmp(fld[i], COL_NAMES[c]))
                         col[c] = i;
-            for (int m = 0; m < 2 * nm; m++) {
+            for (int m = 0; m < 2 * nm; m++) { /* NAME and val_NAME of each metric */
                 mcol[m] = -1;
                 for (int i = 0; i < n_fields && i < MAXF; i++)
                     if (!strncmp(fld[i], "val_", m % 2 ? 4 : 0) &&
@@ -571,20 +775,20 @@ static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log 
         if (k != n_fields) {
             st = dpt_error_set(DPT_ERR_DATA, "%s:%lld: expected %d fields, got %d", path, ln,
                                n_fields, k);
-            break;
+            continue;
         }
         double v[N_COLS];
         for (int c = 0; c < N_COLS && st == DPT_OK; c++)
             st = col[c] < 0 ? (v[c] = NAN, DPT_OK)
                             : parse_field(path, ln, COL_NAMES[c], fld[col[c]], &v[c]);
         if (st != DPT_OK)
-            break;
+            continue;
         if (!(v[COL_EPOCH] >= 1 && v[COL_EPOCH] <= 1e15 && v[COL_EPOCH] == floor(v[COL_EPOCH]))) {
             st = dpt_error_set(DPT_ERR_DATA,
                                "%s:%lld: column epoch: expected an integer >= 1, "
                                "got \"%.40s\"",
                                path, ln, fld[col[COL_EPOCH]]);
-            break;
+            continue;
         }
         if (count == room) {
             room = room ? 2 * room : 64;
@@ -608,18 +812,25 @@ static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log 
         e->ranks = isfinite(v[COL_RANKS]) && v[COL_RANKS] >= 1 && v[COL_RANKS] < 1e9
                        ? (int)v[COL_RANKS]
                        : 0;
-        e->n_metrics = nm;
+        e->n_metrics = nm; /* an earlier run without a column: NaN, empty */
         for (int m = 0; m < 2 * nm && st == DPT_OK; m++) {
             double *dst = m % 2 ? &e->val_metric[m / 2] : &e->metric[m / 2];
             st = mcol[m] < 0 ? (*dst = NAN, DPT_OK)
                              : parse_field(path, ln, r->metric_names[m / 2], fld[mcol[m]], dst);
         }
+        if (st != DPT_OK)
+            count--; /* a malformed metric field: the row is not kept */
+    }
+    if (st != DPT_OK && lenient && ln > 1) { /* the last row was malformed */
+        (*bad)++;
+        dpt_error_clear();
+        st = DPT_OK;
     }
     if (st == DPT_OK && ferror(f))
         st = dpt_error_set(DPT_ERR_DATA, "%s: read failed: %s", path, strerror(errno));
-    if (st == DPT_OK && ln == 0)
+    if (st == DPT_OK && ln == 0 && !lenient)
         st = dpt_error_set(DPT_ERR_DATA, "%s: empty file", path);
-    if (st == DPT_OK && count == 0)
+    if (st == DPT_OK && count == 0 && !lenient)
         st = dpt_error_set(DPT_ERR_DATA, "%s: no epochs", path);
     free(line);
     fclose(f);
@@ -630,10 +841,6 @@ static dpt_status read_csv(const char *path, const dpt_report *r, dpt_epoch_log 
     *rows = out;
     *n = count;
     return DPT_OK;
-}
-
-dpt_status dpt_history_read_csv(const char *path, dpt_epoch_log **rows, int64_t *n) {
-    return read_csv(path, NULL, rows, n);
 }
 
 /* ---- history.svg ------------------------------------------------------------------------------

@@ -154,6 +154,7 @@ dpt_status dpt_train_resume(dpt_train *t) {
 dpt_status dpt_train_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epoch,
                                 const double sums[3]) {
     dpt_status st = DPT_OK;
+    dpt_watchdog_hold(); /* the write is progress, for rank 0 and for the ranks waiting on it */
     /* each rank keeps only its part of the optimizer's state current: gather it first */
     for (int i = 0; i < dpt_optim_n_slots(t->optim); i++)
         dpt_gradex_gather(t->gx, dpt_optim_slot(t->optim, i));
@@ -186,5 +187,7 @@ dpt_status dpt_train_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epo
         if (t->stream)
             dpt_stream_release_io(t->stream);
     }
-    return dpt_comm_agree(t->c, st);
+    st = dpt_comm_agree(t->c, st);
+    dpt_watchdog_release(t->global_step);
+    return st;
 }

@@ -389,6 +389,8 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     st = plan_reading(t, &in, limit);
     if (st == DPT_OK)
         st = build_model(t, &in);
+    if (st == DPT_OK) /* one job per run directory, from here on (before anything is written) */
+        st = dpt_rundir_lock(c, o->run_dir, &t->lock);
     if (st == DPT_OK && o->resume && o->run_dir && o->run_dir[0])
         st = dpt_train_resume(t);
     if (st == DPT_OK) {
@@ -408,6 +410,7 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
 }
 
 void dpt_train_teardown(dpt_train *t) {
+    dpt_rundir_unlock(&t->lock, DPT_OK);
     dpt_shard_destroy(&t->train);
     dpt_stream_destroy(&t->stream);
     dpt_shard_destroy(&t->val);

@@ -55,6 +55,7 @@ typedef struct {
     int64_t n_mstate;
     double *m_step, *m_epoch, *m_val;
     float *wb; /* (max_local) the step's sample weights (fit.class_weight), or NULL */
+    struct dpt_run_lock *lock; /* rank 0 with a run directory: its lock (rundir.c) */
 } dpt_train;
 
 DPT_NODISCARD dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg,
@@ -92,6 +93,18 @@ dpt_target_spec dpt_train_targets(dpt_loss_kind loss, const dpt_model *m);
 int64_t dpt_default_memory_limit(const dpt_comm *c);
 DPT_NODISCARD dpt_status dpt_mkdir_p(const char *path);
 
+/* The run directory's lock (rundir.c). Collective: rank 0 creates dir (mkdir -p) and takes
+ * dir/dptrain.lock (a stale lock of a process that is gone is taken over with a warning), agreed
+ * across ranks; *lock gets it on rank 0, NULL elsewhere and when dir is NULL or "" (no-op).
+ * DPT_ERR_BUSY naming the holder (host, pid, Slurm job) when another job owns dir; DPT_ERR_IO when
+ * dir cannot be created or written. */
+typedef struct dpt_run_lock dpt_run_lock;
+DPT_NODISCARD dpt_status dpt_rundir_lock(const dpt_comm *c, const char *dir, dpt_run_lock **lock);
+/* Releases the lock (removes the file if it is still ours); NULL-safe, sets *lock = NULL. When st
+ * is DPT_PREEMPTED, first writes dir/preempted ("launch=$DPT_LAUNCH_ID" and the message) for the
+ * launch/ scripts. Local. */
+void dpt_rundir_unlock(dpt_run_lock **lock, dpt_status st);
+
 /* Preemption signals (signals.c): handlers only set a flag. Local. */
 void dpt_signals_install(void);
 int dpt_signals_pending(void); /* the last signal received, or 0 */
@@ -99,7 +112,11 @@ void dpt_signals_clear(void);
 
 /* Watchdog (watchdog.c): ends the job when no step finished for `seconds` (0 = off). Local. */
 void dpt_watchdog_start(double seconds, int rank, int size);
-void dpt_watchdog_kick(int64_t step);
+void dpt_watchdog_kick(int64_t step); /* step < 0: progress, the step unchanged */
+/* From hold to release (nestable) the watchdog does not fire: a phase that is progress although
+ * no step finishes (a checkpoint write, which the other ranks wait for); release also kicks. */
+void dpt_watchdog_hold(void);
+void dpt_watchdog_release(int64_t step);
 void dpt_watchdog_stop(void);
 
 /* Collective: compares a checksum of the parameters across ranks; DPT_ERR_INTERNAL naming the

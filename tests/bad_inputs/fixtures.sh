@@ -102,6 +102,10 @@ make_fixtures() {
 
     # --- the environment --------------------------------------------------------------------------
     : >"$W/afile"
+    # named pipes where a config, a dataset or a checkpoint is expected: open() would block
+    mkfifo "$W/fifo.json" "$W/fifo.h5"
+    echo 'not HDF5' >"$W/text.out"
+    mkdir -p "$W/outdir"
     HAVE_MOUNT=0
     mkdir -p "$W/mnt/ro" "$W/mnt/full"
     if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=64k,ro tmpfs "$W/mnt/ro" 2>/dev/null; then

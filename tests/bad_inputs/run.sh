@@ -48,7 +48,8 @@ category() {
     case $1 in
     1) echo "internal error" ;; 2) echo "usage error" ;; 3) echo "config error" ;;
     4) echo "data error" ;; 5) echo "checkpoint error" ;; 6) echo "numeric error" ;;
-    7) echo "I/O error" ;; 8) echo "out of memory" ;; 75) echo "preempted (resumable)" ;;
+    7) echo "I/O error" ;; 8) echo "out of memory" ;; 9) echo "run directory busy" ;;
+    75) echo "preempted (resumable)" ;;
     *) echo "?" ;;
     esac
 }

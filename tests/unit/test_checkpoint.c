@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -408,6 +409,31 @@ static void test_ckpt_keep(void **state) {
     dpt_model_destroy(&m);
 }
 
+/* A directory used again without --resume: the earlier run's ckpt-* of later steps are neither
+ * counted nor removed; this run keeps its own newest `keep`. */
+static void test_keep_ignores_earlier_run(void **state) {
+    (void)state;
+    const char *dir = dpt_test_tmpdir("ckpt-keep-earlier");
+    dpt_model *m = make_model(MLP, 20, 1);
+    dpt_optim *o = make_adam(m);
+    dpt_ckpt_meta meta = meta_at(9, 0, 1000);
+    assert_ok(dpt_ckpt_write(dir, m, o, &meta, "{}", 2)); /* the earlier run */
+    for (int s = 1; s <= 4; s++) {
+        meta = meta_at(s - 1, 10, s * 10);
+        assert_ok(dpt_ckpt_write(dir, m, o, &meta, "{}", 2));
+    }
+    assert_int_equal(count_prefix(dir, "ckpt-"), 3);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/ckpt-000009-000001000.h5", dir);
+    assert_true(file_exists(p));
+    snprintf(p, sizeof p, "%s/ckpt-000004-000000040.h5", dir);
+    assert_true(file_exists(p));
+    snprintf(p, sizeof p, "%s/ckpt-000003-000000030.h5", dir);
+    assert_true(file_exists(p));
+    dpt_optim_destroy(&o);
+    dpt_model_destroy(&m);
+}
+
 /* Two checkpoints (steps 10, 20); returns the model. */
 static dpt_model *two_checkpoints(const char *dir, dpt_optim **o) {
     dpt_model *m = make_model(MLP, 20, 1);
@@ -453,6 +479,54 @@ static void test_truncated_last_falls_back(void **state) {
     dpt_optim_destroy(&o);
     dpt_model_destroy(&m);
     dpt_model_destroy(&b);
+}
+
+/* Copies file a onto b and gives b the modification time `age` seconds in the past. */
+static void copy_aged(const char *a, const char *b, int age) {
+    FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, k, out), k);
+    fclose(in);
+    fclose(out);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct timespec t[2] = {{now.tv_sec - age, 0}, {now.tv_sec - age, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, b, t, 0), 0);
+}
+
+/* Replacing last.h5 failed after ckpt-20 was written (a full disk): last.h5 still holds step 10
+ * and is older than ckpt-20, which is the newest valid checkpoint. A ckpt-* with more steps than
+ * last.h5 but older than it is an earlier run's: last.h5 wins. */
+static void test_newer_ckpt_than_last(void **state) {
+    (void)state;
+    const char *dir = dpt_test_tmpdir("ckpt-newer");
+    dpt_optim *o;
+    dpt_model *m = two_checkpoints(dir, &o);
+    char last[4200], c10[4200], c20[4200], out[4096], err[4096];
+    snprintf(last, sizeof last, "%s/last.h5", dir);
+    snprintf(c10, sizeof c10, "%s/ckpt-000001-000000010.h5", dir);
+    snprintf(c20, sizeof c20, "%s/ckpt-000001-000000020.h5", dir);
+    copy_aged(c10, last, 60);
+    assert_ok(find_latest_capture(dir, m, out, err, sizeof err));
+    assert_string_equal(out, c20);
+    char expect[9000];
+    snprintf(expect, sizeof expect, "dptrain: warning: %s is newer than %s (which holds step 10",
+             c20, last);
+    assert_non_null(strstr(err, expect));
+    /* now ckpt-20 is the older file: an earlier run's, last.h5 (step 10) is taken */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct timespec t[2] = {{now.tv_sec - 120, 0}, {now.tv_sec - 120, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, c20, t, 0), 0);
+    assert_ok(find_latest_capture(dir, m, out, err, sizeof err));
+    assert_string_equal(out, last);
+    assert_string_equal(err, "");
+    dpt_optim_destroy(&o);
+    dpt_model_destroy(&m);
 }
 
 static void test_flipped_byte_caught(void **state) {
@@ -754,7 +828,9 @@ int main(void) {
         cmocka_unit_test(test_not_hdf5_and_missing),
         cmocka_unit_test(test_ckpt_roundtrip),
         cmocka_unit_test(test_ckpt_keep),
+        cmocka_unit_test(test_keep_ignores_earlier_run),
         cmocka_unit_test(test_truncated_last_falls_back),
+        cmocka_unit_test(test_newer_ckpt_than_last),
         cmocka_unit_test(test_flipped_byte_caught),
         cmocka_unit_test(test_newer_format_refused),
         cmocka_unit_test(test_ckpt_other_architecture),

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -446,6 +447,16 @@ static void test_read_file(void **state) {
     assert_status_msg(dpt_read_file(dir, DPT_ERR_CONFIG, &text, &len), DPT_ERR_CONFIG,
                       "Is a directory");
     assert_null(text);
+    /* a FIFO is refused at once, never waited on (no writer will ever come) */
+    char *fifo = fmt("%s/fifo.json", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_status_msg(dpt_read_file(fifo, DPT_ERR_CONFIG, &text, &len), DPT_ERR_CONFIG,
+                      "cannot read: a FIFO (named pipe), not a regular file");
+    assert_null(text);
+    assert_status_msg(dpt_read_file("/dev/null", DPT_ERR_CONFIG, &text, &len), DPT_ERR_CONFIG,
+                      "/dev/null: cannot read: a character device, not a regular file");
+    remove(fifo);
+    free(fifo);
     remove(path);
     rmdir(dir);
     free(missing);

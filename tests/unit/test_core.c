@@ -166,6 +166,11 @@ static void test_status(void **state) {
     assert_string_equal(dpt_status_name(DPT_ERR_CONFIG), "config error");
     assert_string_equal(dpt_status_name(DPT_OK), "ok");
     assert_non_null(dpt_status_name((dpt_status)999));
+    assert_string_equal(dpt_status_name(DPT_ERR_BUSY), "run directory busy");
+    /* context added around the current message, passed as an argument */
+    dpt_error_set(DPT_ERR_CONFIG, "inner: %s", "why");
+    dpt_error_set(DPT_ERR_CONFIG, "x.json: layer 2 (bn): %s", dpt_error_message());
+    assert_string_equal(dpt_error_message(), "x.json: layer 2 (bn): inner: why");
 }
 
 /* ---- JSON getters
