@@ -9,6 +9,7 @@
 #define DPTRAIN_NN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dptrain/core.h"
@@ -169,6 +170,10 @@ typedef struct {
      * bias_constraint, ...) to its parameter view in place, as Keras does right after every
      * optimizer update. The model calls it only for trainable layers with has_constraint. */
     void (*constrain)(dpt_layer *l);
+    /* Optional (NULL: "vars/<j>"). Where weight j lives in a Keras 3 .weights.h5, relative to
+     * the layer's group /layers/<name>: a recurrent layer keeps its variables in its cell
+     * ("cell/vars/0"), a Bidirectional in its two layers ("forward_layer/cell/vars/0"). */
+    void (*keras3_path)(const struct dpt_layer *l, int j, char *buf, size_t n);
 } dpt_layer_ops;
 
 /* Sums buf (n doubles) in place over every rank (an MPI_Allreduce with MPI_SUM, installed by the

@@ -578,7 +578,8 @@ static void snake_case(const char *in, char *out, size_t n) {
 }
 
 /* Keras 3 .weights.h5: /layers/<snake_case(class)>[_k]/vars/0..n-1, one entry per model layer
- * (so here the list is aligned with the model's layers, weightless ones included). */
+ * (so here the list is aligned with the model's layers, weightless ones included); a layer with
+ * ops->keras3_path keeps its weights deeper (an RNN: /layers/lstm/cell/vars/0..2). */
 static dpt_status list_k3(hid_t f, const char *path, const dpt_model *m, flayer **out, int *n_out) {
     int nl = dpt_model_n_layers(m);
     dpt_status st = DPT_OK;
@@ -630,6 +631,23 @@ static dpt_status list_k3(hid_t f, const char *path, const dpt_model *m, flayer 
             break;
         }
         int nv = 0;
+        if (l->ops->keras3_path) { /* weights in sub-objects (an RNN's cell) */
+            const char *wn[MAX_W];
+            dpt_shape ws[MAX_W];
+            nv = l->ops->weights(l, wn, ws, MAX_W);
+            fl[i].w = calloc((size_t)(nv > 0 ? nv : 1), sizeof(char *));
+            if (!fl[i].w) {
+                st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            for (int j = 0; j < nv && st == DPT_OK; j++) {
+                char vp[256];
+                l->ops->keras3_path(l, j, vp, sizeof vp);
+                if (!(fl[i].w[fl[i].nw++] = strdup(vp)))
+                    st = dpt_error_set(DPT_ERR_NOMEM, "%s: out of memory", path);
+            }
+            continue;
+        }
         if (H5Lexists(fl[i].grp, "vars", H5P_DEFAULT) > 0) {
             hid_t vg = H5Gopen2(fl[i].grp, "vars", H5P_DEFAULT);
             if (vg < 0 || H5Gget_info(vg, &gi) < 0) {

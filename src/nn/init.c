@@ -6,13 +6,15 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn_internal.h"
 
 #define KNOWN_INITS                                                                                \
     "GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, "                \
-    "VarianceScaling, RandomUniform, RandomNormal, TruncatedNormal, Zeros, Ones, Constant"
+    "VarianceScaling, RandomUniform, RandomNormal, TruncatedNormal, Zeros, Ones, Constant, "       \
+    "Orthogonal"
 
 dpt_init_spec dpt_init_glorot_uniform(void) {
     dpt_init_spec s = {.kind = DPT_INIT_VARIANCE_SCALING,
@@ -147,6 +149,9 @@ dpt_status dpt_init_parse(const json_t *obj, const char *key, const dpt_json_ctx
         s = dpt_init_zeros();
     } else if (!strcmp(n, "ones") || !strcmp(n, "one")) {
         s = (dpt_init_spec){.kind = DPT_INIT_ONES};
+    } else if (!strcmp(n, "orthogonal")) {
+        s = (dpt_init_spec){.kind = DPT_INIT_ORTHOGONAL};
+        st = dpt_json_get_num(cfg, "gain", &sub, 1.0, -1e30, 1e30, false, &s.a);
     } else if (!strcmp(n, "constant")) {
         s = (dpt_init_spec){.kind = DPT_INIT_CONSTANT};
         st = dpt_json_get_num(cfg, "value", &sub, 0.0, -1e30, 1e30, false, &s.a);
@@ -175,9 +180,45 @@ static double trunc_normal(dpt_rng *rng) {
     }
 }
 
+/* Keras's Orthogonal for a (rows, cols) matrix w: a normal (max, min) matrix A, A = QR, Q's
+ * columns times sign(diag R), transposed when rows < cols, times gain. Modified Gram-Schmidt in
+ * double gives the same Q as Householder QR with that sign fix (R's diagonal made positive). */
+static void fill_orthogonal(float *w, int64_t rows, int64_t cols, double gain, dpt_rng *rng) {
+    int64_t m = rows > cols ? rows : cols, k = rows > cols ? cols : rows; /* A is (m, k) */
+    double *q = malloc(sizeof(double) * (size_t)(m * k));                 /* column-major */
+    DPT_ASSERT(q != NULL);
+    for (int64_t i = 0; i < m * k; i++)
+        q[i] = std_normal(rng);
+    for (int64_t j = 0; j < k; j++) {
+        double *cj = q + j * m;
+        for (int64_t i = 0; i < j; i++) {
+            const double *ci = q + i * m;
+            double d = 0;
+            for (int64_t r = 0; r < m; r++)
+                d += ci[r] * cj[r];
+            for (int64_t r = 0; r < m; r++)
+                cj[r] -= d * ci[r];
+        }
+        double nrm = 0;
+        for (int64_t r = 0; r < m; r++)
+            nrm += cj[r] * cj[r];
+        nrm = sqrt(nrm);
+        for (int64_t r = 0; r < m; r++)
+            cj[r] = nrm > 0 ? cj[r] / nrm : 0.0;
+    }
+    for (int64_t r = 0; r < rows; r++) /* w (rows, cols) row-major */
+        for (int64_t c = 0; c < cols; c++)
+            w[r * cols + c] = (float)(gain * (rows >= cols ? q[c * m + r] : q[r * m + c]));
+    free(q);
+}
+
 void dpt_init_fill(const dpt_init_spec *s, float *w, int64_t n, int64_t fan_in, int64_t fan_out,
                    dpt_rng *rng) {
     switch (s->kind) {
+    case DPT_INIT_ORTHOGONAL:
+        DPT_ASSERT(fan_in * fan_out == n);
+        fill_orthogonal(w, fan_in, fan_out, s->a, rng);
+        return;
     case DPT_INIT_ZEROS:
     case DPT_INIT_ONES:
     case DPT_INIT_CONSTANT: {
@@ -230,6 +271,9 @@ json_t *dpt_init_to_json(const dpt_init_spec *s) {
         return json_pack("{s:s, s:{}}", "class_name", "Ones", "config");
     case DPT_INIT_CONSTANT:
         return json_pack("{s:s, s:{s:f}}", "class_name", "Constant", "config", "value", s->a);
+    case DPT_INIT_ORTHOGONAL:
+        return json_pack("{s:s, s:{s:f, s:n}}", "class_name", "Orthogonal", "config", "gain", s->a,
+                         "seed");
     case DPT_INIT_UNIFORM:
         return json_pack("{s:s, s:{s:f, s:f, s:n}}", "class_name", "RandomUniform", "config",
                          "minval", s->a, "maxval", s->b, "seed");

@@ -89,6 +89,14 @@ bool dpt_chfirst_wants(const char *class_name, const json_t *config);
 DPT_NODISCARD dpt_status dpt_chfirst_create(dpt_layer_create_fn create, const json_t *config,
                                             const dpt_json_ctx *ctx, const dpt_shape *in,
                                             dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_simple_rnn_create(const json_t *config, const dpt_json_ctx *ctx,
+                                               const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_lstm_create(const json_t *config, const dpt_json_ctx *ctx,
+                                         const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_gru_create(const json_t *config, const dpt_json_ctx *ctx,
+                                        const dpt_shape *in, dpt_layer **out);
+DPT_NODISCARD dpt_status dpt_bidirectional_create(const json_t *config, const dpt_json_ctx *ctx,
+                                                  const dpt_shape *in, dpt_layer **out);
 
 /* ---- sequence layers (conv1d.c, pool1d.c, embedding.c) ------------------------------------ */
 DPT_NODISCARD dpt_status dpt_conv1d_create(const json_t *config, const dpt_json_ctx *ctx,
@@ -273,10 +281,11 @@ typedef enum {
     DPT_INIT_ZEROS = 0,
     DPT_INIT_ONES,
     DPT_INIT_CONSTANT,
-    DPT_INIT_UNIFORM,         /* a = minval, b = maxval */
-    DPT_INIT_NORMAL,          /* a = mean, b = stddev */
-    DPT_INIT_TRUNC_NORMAL,    /* a = mean, b = stddev, redrawn beyond 2 stddev */
-    DPT_INIT_VARIANCE_SCALING /* scale, mode, distribution */
+    DPT_INIT_UNIFORM,          /* a = minval, b = maxval */
+    DPT_INIT_NORMAL,           /* a = mean, b = stddev */
+    DPT_INIT_TRUNC_NORMAL,     /* a = mean, b = stddev, redrawn beyond 2 stddev */
+    DPT_INIT_VARIANCE_SCALING, /* scale, mode, distribution */
+    DPT_INIT_ORTHOGONAL        /* a = gain: Keras's Orthogonal (QR of a normal matrix) */
 } dpt_init_kind;
 
 typedef enum { DPT_FAN_IN = 0, DPT_FAN_OUT, DPT_FAN_AVG } dpt_fan_mode;
@@ -298,7 +307,7 @@ dpt_init_spec dpt_init_zeros(void);
 DPT_NODISCARD dpt_status dpt_init_parse(const json_t *obj, const char *key, const dpt_json_ctx *ctx,
                                         dpt_init_spec def, dpt_init_spec *out);
 /* Fills w (n) for a tensor with the given fans (Keras compute_fans: kernel (in, out) -> in, out;
- * bias (n) -> n, n). */
+ * bias (n) -> n, n). Orthogonal reads (fan_in, fan_out) as the matrix's (rows, cols). */
 void dpt_init_fill(const dpt_init_spec *s, float *w, int64_t n, int64_t fan_in, int64_t fan_out,
                    dpt_rng *rng);
 /* {"class_name": ..., "config": {...}} (Keras 2 legacy form). New reference. */

@@ -65,6 +65,10 @@ static const struct {
     {"SeparableConv2D", dpt_separable_conv2d_create},
     {"SeparableConvolution2D", dpt_separable_conv2d_create}, /* Keras 2 alias */
     {"ActivityRegularization", dpt_activity_regularization_create},
+    {"SimpleRNN", dpt_simple_rnn_create},
+    {"LSTM", dpt_lstm_create},
+    {"GRU", dpt_gru_create},
+    {"Bidirectional", dpt_bidirectional_create},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 

@@ -235,6 +235,19 @@ static const char *sample_config(const char *cls, dpt_shape *in) {
          "{\"filters\": 2, \"kernel_size\": 2, \"strides\": 2}",
          {3, {4, 4, 3}}},
         {"ActivityRegularization", "{\"l1\": 0.01, \"l2\": 0.02}", {1, {6}}},
+        {"SimpleRNN",
+         "{\"units\": 3, \"dropout\": 0.2, \"recurrent_dropout\": 0.3, "
+         "\"return_sequences\": true}",
+         {2, {4, 3}}},
+        {"LSTM", "{\"units\": 3, \"dropout\": 0.2, \"recurrent_dropout\": 0.3}", {2, {4, 3}}},
+        {"GRU",
+         "{\"units\": 3, \"go_backwards\": true, \"return_sequences\": true, "
+         "\"dropout\": 0.25}",
+         {2, {4, 3}}},
+        {"Bidirectional",
+         "{\"merge_mode\": \"mul\", \"layer\": {\"class_name\": \"LSTM\", "
+         "\"config\": {\"units\": 2, \"return_sequences\": true}}}",
+         {2, {4, 3}}},
     };
     *in = shape1(6);
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
@@ -487,11 +500,11 @@ static void test_dense_config_errors(void **state) {
                       DPT_ERR_CONFIG, "config.lora_rank: not supported yet");
     assert_status_msg(gc_make_layer("Dense",
                                     "{\"units\": 3, \"kernel_initializer\": {\"class_name\": "
-                                    "\"Orthogonal\", \"config\": {\"gain\": 1.0}}}",
+                                    "\"Identity\", \"config\": {\"gain\": 1.0}}}",
                                     shape1(4), &l),
                       DPT_ERR_CONFIG,
                       "t.json: model.config.layers[3].config.kernel_initializer: unknown "
-                      "initializer \"Orthogonal\"");
+                      "initializer \"Identity\"");
     assert_status_msg(
         gc_make_layer("Dense", "{\"units\": 3, \"bias_initializer\": 5}", shape1(4), &l),
         DPT_ERR_CONFIG, "config.bias_initializer: must be an initializer");
