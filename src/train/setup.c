@@ -389,7 +389,9 @@ dpt_status dpt_train_setup(const dpt_comm *c, const dpt_config *cfg, const dpt_f
     st = plan_reading(t, &in, limit);
     if (st == DPT_OK)
         st = build_model(t, &in);
-    if (st == DPT_OK) /* one job per run directory, from here on (before anything is written) */
+    /* one job per run directory, from here on (before anything is written; a dry run writes
+     * nothing, not even the directory) */
+    if (st == DPT_OK && !o->dry_run)
         st = dpt_rundir_lock(c, o->run_dir, &t->lock);
     if (st == DPT_OK && o->resume && o->run_dir && o->run_dir[0])
         st = dpt_train_resume(t);
