@@ -39,10 +39,9 @@ fi
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) printf "%.1f\n", v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'; }
 rate() { awk -F, -v n="$2" 'NR==1 {for (i=1;i<=NF;i++) if ($i=="seconds") c=i; next}
                             NR>2 && c && $c>0 {printf "%.1f\n", n/$c}' "$1" | median; }
-run=0
-one() { # CONFIG DATA N RANKS EPOCHS MODE-ARGS... -> samples/s
-    local cfg=$1 data=$2 n=$3 np=$4 ep=$5 dir=$logs/r$((++run))
-    shift 5
+one() { # DIR CONFIG DATA N RANKS EPOCHS MODE-ARGS... -> samples/s (DIR.log: the output)
+    local dir=$1 cfg=$2 data=$3 n=$4 np=$5 ep=$6
+    shift 6
     if timeout -k 10 600 mpirun -np "$np" --bind-to core "$dpt" fit "$cfg" --data "$data" --epochs "$ep" \
         --run-dir "$dir" --verbose 1 --profile "$@" >"$dir.log" 2>&1; then
         rate "$dir/history.csv" "$n"
@@ -55,16 +54,15 @@ for c in "tutorial|bench/configs/tutorial_bench.json|$tut_data|$tut_n|4" "fmnist
     for np in 1 2; do
         d="" r=""
         for ((k = 1; k <= reps; k++)); do
-            d+="$(one "$cfg" "$data" "$n" "$np" "$ep") "
-            dl=$logs/r$run.log
-            r+="$(one "$cfg" "$data" "$n" "$np" "$ep" --reproducible) "
-            rl=$logs/r$run.log
+            dl=$logs/$name-$np-default-$k rl=$logs/$name-$np-repro-$k
+            d+="$(one "$dl" "$cfg" "$data" "$n" "$np" "$ep") "
+            r+="$(one "$rl" "$cfg" "$data" "$n" "$np" "$ep" --reproducible) "
         done
         dm=$(tr ' ' '\n' <<<"$d" | grep -v '^$' | median) rm_=$(tr ' ' '\n' <<<"$r" | grep -v '^$' | median)
         ratio=$(awk -v a="$dm" -v b="$rm_" 'BEGIN{printf (a>0? "%.2f" : "nan"), b/a}')
         printf '| %s | %d | %s | %s | %s |\n' "$name" "$np" "$dm" "$rm_" "$ratio"
-        echo "#   default:      $(grep -m1 '^profile' "$dl" || true)" >&2
-        echo "#   reproducible: $(grep -m1 '^profile' "$rl" || true)" >&2
+        echo "# $name ${np}r default:      $(grep '^profile' "$dl.log" | tail -1 || true)" >&2
+        echo "# $name ${np}r reproducible: $(grep '^profile' "$rl.log" | tail -1 || true)" >&2
     done
 done
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)" >&2

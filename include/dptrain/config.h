@@ -48,7 +48,7 @@ typedef struct {
     double validation_split; /* [0, 1), default 0 */
     bool shuffle;            /* default true */
     bool reproducible;    /* fit.reproducible: the same bits on any number of ranks (DESIGN.md) */
-    int64_t micro_batch;  /* fit.micro_batch: samples per micro-batch in that mode (default 16) */
+    int64_t micro_batch;  /* fit.micro_batch: samples per micro-batch in that mode (default 32) */
     uint32_t seed;        /* default 0 */
     double *class_weight; /* fit.class_weight: (n_class_weight) weights by class index,
                              1 for the classes it does not list; NULL: none. Owned. */

@@ -245,7 +245,10 @@ typedef enum {
 } dpt_loss_kind;
 /* Keras names, aliases ("bce", "kld", "MAE", ...) and class names ("Huber"). */
 bool dpt_loss_from_name(const char *name, dpt_loss_kind *out);
-const char *dpt_loss_name(dpt_loss_kind k); /* the Keras function name, e.g. "huber" */
+const char *dpt_loss_name(dpt_loss_kind k);
+/* The supported losses for messages, from the one table: the function names (classes false) or
+ * Keras's class names, ", "-separated, into buf. */
+void dpt_loss_names(bool classes, char *buf, size_t n); /* the Keras function name, e.g. "huber" */
 
 /* A loss with its Keras options (a loss object's config). */
 typedef struct {

@@ -119,7 +119,7 @@ static const opt_spec OPTS[] = {
      "train so that 1, 2, 3 or 64 ranks give the same bits (also\nfit.reproducible in the config): "
      "dropout keyed by the sample's\nposition in the global batch, gradients of fixed "
      "micro-batches "
-     "of\nfit.micro_batch samples (default 16) summed exactly in fixed\npoint, every rank holding "
+     "of\nfit.micro_batch samples (default 32) summed exactly in fixed\npoint, every rank holding "
      "all training rows. Needs the same\nbinary, OpenBLAS kernel and threads per rank; recorded "
      "in\n"
      "checkpoints"},

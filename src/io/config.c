@@ -685,8 +685,9 @@ static dpt_status parse_schedule(const json_t *o, const dpt_json_ctx *ctx, dpt_l
                      cls);
 }
 
-static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *ctx,
-                                         dpt_optim_spec *s) {
+/* compile.optimizer.config's keys: the common ones and the kind's own; anything else refused */
+static dpt_status check_optimizer_keys(const json_t *oc, const dpt_json_ctx *ctx,
+                                       const dpt_optim_spec *s) {
     static const char *const common[] = {"name",
                                          "learning_rate",
                                          "lr",
@@ -726,12 +727,14 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
     for (const char *const *k = own; *k; k++)
         known[nk++] = *k;
     known[nk] = NULL;
-    dpt_status st = check_keys(oc, ctx, known);
-    if (st != DPT_OK)
-        return st;
+    return check_keys(oc, ctx, known);
+}
 
-    /* learning rate: "learning_rate" (Keras >= 2.3) or the legacy "lr": a number, or a
-     * LearningRateSchedule object */
+/* learning rate: "learning_rate" (Keras >= 2.3) or the legacy "lr": a number, or a
+ * LearningRateSchedule object */
+static dpt_status parse_learning_rate(const json_t *oc, const dpt_json_ctx *ctx,
+                                      dpt_optim_spec *s) {
+    dpt_status st = DPT_OK;
     const bool has_lr = json_object_get(oc, "lr") && !json_is_null(json_object_get(oc, "lr"));
     const bool has_lrn =
         json_object_get(oc, "learning_rate") && !json_is_null(json_object_get(oc, "learning_rate"));
@@ -754,8 +757,14 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
             return cfg_error(ctx, lr_key, "must be > 0, got %g", lr);
         s->learning_rate = lr;
     }
+    return DPT_OK;
+}
 
-    /* options that change the math and that we do not implement */
+/* the options every Keras 3 optimizer has: weight decay, the clips, gradient accumulation; the
+ * ones that change the math and that we do not implement are refused */
+static dpt_status parse_optimizer_common(const json_t *oc, const dpt_json_ctx *ctx,
+                                         dpt_optim_spec *s) {
+    dpt_status st = DPT_OK;
     double x = 0;
     bool b = false;
     if ((st = dpt_json_get_num(oc, "decay", ctx, 0, -HUGE_VAL, HUGE_VAL, false, &x)) != DPT_OK)
@@ -815,33 +824,38 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
                              "2.11's non-legacy optimizer)",
                              s->kind == DPT_OPT_NADAM ? "Nadam" : "Adagrad");
     }
+    return DPT_OK;
+}
 
+/* beta_1, beta_2 (< 1 in float32: the optimizer uses them as float32, as Keras does) and, when
+ * eps, epsilon */
+static dpt_status parse_betas(const json_t *oc, const dpt_json_ctx *ctx, bool eps,
+                              dpt_optim_spec *s) {
+    dpt_status st;
+    if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) != DPT_OK ||
+        (st = dpt_json_get_num(oc, "beta_2", ctx, s->beta_2, 0, 1, true, &s->beta_2)) != DPT_OK ||
+        (eps && (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
+                                       &s->epsilon)) != DPT_OK))
+        return st;
+    if ((float)s->beta_1 >= 1.0f)
+        return cfg_error(ctx, "beta_1", "must be < 1 in float32, got %.9g", s->beta_1);
+    if ((float)s->beta_2 >= 1.0f)
+        return cfg_error(ctx, "beta_2", "must be < 1 in float32, got %.9g", s->beta_2);
+    return DPT_OK;
+}
+
+/* the kind's own options */
+static dpt_status parse_optimizer_kind(const json_t *oc, const dpt_json_ctx *ctx,
+                                       dpt_optim_spec *s) {
+    dpt_status st = DPT_OK;
+    const bool adam = s->kind == DPT_OPT_ADAM || s->kind == DPT_OPT_ADAMW;
     if (adam) {
-        if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) !=
-                DPT_OK ||
-            (st = dpt_json_get_num(oc, "beta_2", ctx, s->beta_2, 0, 1, true, &s->beta_2)) !=
-                DPT_OK ||
-            (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
-                                   &s->epsilon)) != DPT_OK ||
+        if ((st = parse_betas(oc, ctx, true, s)) != DPT_OK ||
             (st = dpt_json_get_bool(oc, "amsgrad", ctx, false, &s->amsgrad)) != DPT_OK)
             return st;
-        /* the optimizer uses the betas as float32, as Keras does */
-        if ((float)s->beta_1 >= 1.0f)
-            return cfg_error(ctx, "beta_1", "must be < 1 in float32, got %.9g", s->beta_1);
-        if ((float)s->beta_2 >= 1.0f)
-            return cfg_error(ctx, "beta_2", "must be < 1 in float32, got %.9g", s->beta_2);
     } else if (s->kind == DPT_OPT_NADAM || s->kind == DPT_OPT_ADAMAX) {
-        if ((st = dpt_json_get_num(oc, "beta_1", ctx, s->beta_1, 0, 1, true, &s->beta_1)) !=
-                DPT_OK ||
-            (st = dpt_json_get_num(oc, "beta_2", ctx, s->beta_2, 0, 1, true, &s->beta_2)) !=
-                DPT_OK ||
-            (st = dpt_json_get_num(oc, "epsilon", ctx, s->epsilon, 0, HUGE_VAL, false,
-                                   &s->epsilon)) != DPT_OK)
+        if ((st = parse_betas(oc, ctx, true, s)) != DPT_OK)
             return st;
-        if ((float)s->beta_1 >= 1.0f)
-            return cfg_error(ctx, "beta_1", "must be < 1 in float32, got %.9g", s->beta_1);
-        if ((float)s->beta_2 >= 1.0f)
-            return cfg_error(ctx, "beta_2", "must be < 1 in float32, got %.9g", s->beta_2);
     } else if (s->kind == DPT_OPT_ADAGRAD) {
         if ((st = dpt_json_get_num(oc, "initial_accumulator_value", ctx,
                                    s->initial_accumulator_value, 0, HUGE_VAL, false,
@@ -877,6 +891,18 @@ static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *c
             return st;
     }
     return DPT_OK;
+}
+
+static dpt_status parse_optimizer_config(const json_t *oc, const dpt_json_ctx *ctx,
+                                         dpt_optim_spec *s) {
+    dpt_status st = check_optimizer_keys(oc, ctx, s);
+    if (st == DPT_OK)
+        st = parse_learning_rate(oc, ctx, s);
+    if (st == DPT_OK)
+        st = parse_optimizer_common(oc, ctx, s);
+    if (st == DPT_OK)
+        st = parse_optimizer_kind(oc, ctx, s);
+    return st;
 }
 
 static bool optimizer_kind(const char *name, dpt_optim_kind *k) {
@@ -948,12 +974,6 @@ static dpt_status parse_optimizer(const json_t *comp, const dpt_json_ctx *cctx, 
         return cfg_error(&ocfg, NULL, "must be an object, got %s", dpt_json_type_name(oc));
     return parse_optimizer_config(oc, &ocfg, s);
 }
-
-#define DPT_LOSS_NAMES                                                                             \
-    "binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy, "             \
-    "mean_squared_error, mean_absolute_error, mean_absolute_percentage_error, "                    \
-    "mean_squared_logarithmic_error, huber, log_cosh, kl_divergence, poisson, hinge, "             \
-    "squared_hinge, categorical_hinge, binary_focal_crossentropy, cosine_similarity"
 
 /* Keras's `reduction` of a loss object: only the mean over the batch is implemented. */
 static dpt_status parse_reduction(const json_t *cfg, const dpt_json_ctx *ctx) {
@@ -1037,9 +1057,12 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
     if (!l || json_is_null(l))
         return cfg_error(cctx, "loss", "required");
     if (json_is_string(l)) {
-        if (!dpt_loss_from_name(json_string_value(l), &k))
-            return cfg_error(cctx, "loss", "unknown loss \"%s\" (supported: " DPT_LOSS_NAMES ")",
-                             json_string_value(l));
+        if (!dpt_loss_from_name(json_string_value(l), &k)) {
+            char known[1024];
+            dpt_loss_names(false, known, sizeof known);
+            return cfg_error(cctx, "loss", "unknown loss \"%s\" (supported: %s)",
+                             json_string_value(l), known);
+        }
         *loss = dpt_loss_spec_default(k);
         return DPT_OK;
     }
@@ -1059,15 +1082,12 @@ static dpt_status parse_loss(const json_t *comp, const dpt_json_ctx *cctx, dpt_l
     /* a class name: upper case first (dpt_loss_from_name also knows the function names, which
      * Keras accepts as strings but not as class_name) */
     if (!(fn ? dpt_loss_from_name(json_string_value(lc), &k)
-             : (cls[0] >= 'A' && cls[0] <= 'Z' && dpt_loss_from_name(cls, &k))))
-        return cfg_error(&lctx, "class_name",
-                         "unknown loss \"%s\" (supported: "
-                         "BinaryCrossentropy, CategoricalCrossentropy, "
-                         "SparseCategoricalCrossentropy, MeanSquaredError, MeanAbsoluteError, "
-                         "MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Huber, "
-                         "LogCosh, KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, "
-                         "BinaryFocalCrossentropy, CosineSimilarity)",
-                         fn ? json_string_value(lc) : cls);
+             : (cls[0] >= 'A' && cls[0] <= 'Z' && dpt_loss_from_name(cls, &k)))) {
+        char known[1024];
+        dpt_loss_names(!fn, known, sizeof known);
+        return cfg_error(&lctx, "class_name", "unknown loss \"%s\" (supported: %s)",
+                         fn ? json_string_value(lc) : cls, known);
+    }
     *loss = dpt_loss_spec_default(k);
     if (!lc || json_is_null(lc) || fn)
         return DPT_OK;
@@ -1506,7 +1526,7 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
     c->shuffle = true;
     c->seed = 0;
     c->reproducible = false;
-    c->micro_batch = 16;
+    c->micro_batch = 32;
     if (st != DPT_OK || !fit)
         return st;
     dpt_json_ctx ctx;
@@ -1524,7 +1544,7 @@ static dpt_status parse_fit(const json_t *root, const dpt_json_ctx *top, dpt_con
         (st = dpt_json_get_bool(fit, "shuffle", &ctx, true, &c->shuffle)) != DPT_OK ||
         (st = dpt_json_get_int(fit, "seed", &ctx, 0, 0, UINT32_MAX, &seed)) != DPT_OK ||
         (st = dpt_json_get_bool(fit, "reproducible", &ctx, false, &c->reproducible)) != DPT_OK ||
-        (st = dpt_json_get_int(fit, "micro_batch", &ctx, 16, 1, 1 << 20, &c->micro_batch)) !=
+        (st = dpt_json_get_int(fit, "micro_batch", &ctx, 32, 1, 1 << 20, &c->micro_batch)) !=
             DPT_OK)
         return st;
     c->epochs = (int)epochs;

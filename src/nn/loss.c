@@ -86,6 +86,33 @@ bool dpt_loss_from_name(const char *name, dpt_loss_kind *out) {
     return false;
 }
 
+/* a Keras class name of the table: upper case first, some lower case (not an acronym alias) */
+static bool is_class_name(const char *s) {
+    if (!(s[0] >= 'A' && s[0] <= 'Z'))
+        return false;
+    for (; *s; s++)
+        if (*s >= 'a' && *s <= 'z')
+            return true;
+    return false;
+}
+
+void dpt_loss_names(bool classes, char *buf, size_t n) {
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof loss_names / sizeof loss_names[0]; i++) {
+        const char *s = loss_names[i].name;
+        bool first = true; /* the first entry of its kind: the canonical function name */
+        for (size_t j = 0; j < i && first; j++)
+            first = loss_names[j].k != loss_names[i].k;
+        if (classes ? !is_class_name(s) : !first)
+            continue;
+        int w = snprintf(buf + k, k < n ? n - k : 0, "%s%s", k ? ", " : "", s);
+        k += w > 0 ? (size_t)w : 0;
+        if (k >= n)
+            break;
+    }
+}
+
 const char *dpt_loss_name(dpt_loss_kind k) {
     for (size_t i = 0; i < sizeof loss_names / sizeof loss_names[0]; i++)
         if (loss_names[i].k == k)
