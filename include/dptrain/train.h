@@ -25,6 +25,7 @@ typedef struct {
                                  possible), SHM or MPI (see dptrain/comm.h) */
     bool profile;             /* rank 0 prints per-step time in data, compute, allreduce, update */
     bool resume;              /* continue from the newest valid checkpoint in run_dir, if any */
+    bool allow_changes;       /* resume although the model, loss, batch or data differ (warned) */
     int64_t checkpoint_every; /* steps between checkpoints; 0 = each epoch end; -1 = config's
                                  (dpt_fit_opts_default() gives the config's values) */
     int keep;                 /* ckpt-* files kept besides last.h5; -1 = config's */

@@ -22,7 +22,7 @@ typedef struct {
     const char *data, *run_dir, *init_weights;
     int64_t epochs, batch, seed; /* -1: the config's */
     int64_t verbose, every, keep, check_replicas, watchdog, memory_limit;
-    bool resume, skip_nonfinite, no_allreduce, profile, reproducible;
+    bool resume, skip_nonfinite, no_allreduce, profile, reproducible, allow_changes;
     bool dry_run;               /* --dry-run: every check of the setup, then stop */
     const char *order, *reduce; /* one of their choices */
 } dpt_cli_fit_args;

@@ -54,6 +54,12 @@ static const opt_spec OPTS[] = {
      "DIR has none)",
      "continue exactly from the newest valid checkpoint in DIR (starts\nfrom the beginning when "
      "DIR has none); the history files keep\nthe epochs already done. Needs --run-dir"},
+    {"--allow-changes", NULL, O_FLAG, F(allow_changes), 0, 0, NULL,
+     "with --resume: continue although the model, loss, batch or data changed",
+     "with --resume: continue although the checkpoint's run differs from\nthis one in what "
+     "changes the math (a layer's options, the loss, the\noptimizer, the batch size, the data's "
+     "size), with a warning naming\nit; without it such a resume is refused (exit 5). The "
+     "learning\nrate, the epochs and the data path may change freely"},
     {"--checkpoint-every", "N|epoch", O_EVERY, F(every), 1, INT64_MAX, NULL,
      "steps between checkpoints (default: config, else epoch)",
      "steps between checkpoints, or only at the end of each epoch\n(default: checkpoint.every "

@@ -185,6 +185,7 @@ static dpt_status cmd_fit(const dpt_comm *c, int argc, char **argv) {
     o.profile = a.profile;
     o.init_weights = a.init_weights;
     o.reproducible = a.reproducible;
+    o.allow_changes = a.allow_changes;
     o.dry_run = a.dry_run;
     dpt_fit_result res;
     st = dpt_fit(c, &cfg, &o, &res);

@@ -29,20 +29,6 @@ static bool has_checkpoint_files(const char *dir) {
 /* The trainer's own state in a checkpoint: learning rate (ReduceLROnPlateau may have changed it)
  * and the callbacks' counters. The best weights of restore_best_weights are not kept: after a
  * resume the best is tracked again from there. */
-enum {
-    TS_PRESENT,
-    TS_LR,
-    TS_ES_WAIT,
-    TS_ES_HAS_BEST,
-    TS_ES_BEST,
-    TS_ES_BEST_EPOCH,
-    TS_ES_STOPPED_EPOCH,
-    TS_RL_WAIT,
-    TS_RL_COOLDOWN,
-    TS_RL_BEST,
-    TS_STOPPED,
-    TS_REPRO, /* 1 + micro-batch size in reproducible mode, else 0 (older files: 0) */
-};
 
 static void pack_state(const dpt_train *t, double *ts) {
     ts[TS_PRESENT] = 1;
@@ -57,6 +43,7 @@ static void pack_state(const dpt_train *t, double *ts) {
     ts[TS_RL_BEST] = t->cb.rl_best;
     ts[TS_STOPPED] = t->stopped_early;
     ts[TS_REPRO] = t->repro ? 1.0 + (double)t->micro : 0.0;
+    dpt_train_fingerprint(t, ts);
 }
 
 static dpt_status unpack_state(dpt_train *t, const double *ts) {
@@ -105,6 +92,8 @@ dpt_status dpt_train_resume(dpt_train *t) {
                 "%s: written with seed %u, but this run's seed is %u: an exact resume "
                 "needs the same seed",
                 t->resumed_from, meta.seed, t->cfg->seed);
+        if (st == DPT_OK) /* the same computation: model, loss, optimizer, batch, data */
+            st = dpt_train_check_same(t, &meta);
         if (st == DPT_OK && meta.epoch > t->cfg->epochs)
             st = dpt_error_set(DPT_ERR_CHECKPOINT,
                                "%s: already %lld epochs done, more than this run's %d",
@@ -132,6 +121,9 @@ dpt_status dpt_train_resume(dpt_train *t) {
     dpt_optim_set_iterations(t->optim, it);
     t->epoch = meta.epoch;
     t->global_step = meta.global_step;
+    if (c->rank == 0 && t->start_step_in_epoch > 0) /* --allow-changes with another batch */
+        meta.step_in_epoch = t->start_step_in_epoch;
+    dpt_comm_bcast(c, &meta.step_in_epoch, sizeof meta.step_in_epoch);
     t->start_step_in_epoch = meta.step_in_epoch;
     memcpy(t->resume_sums, meta.epoch_sums, sizeof t->resume_sums);
     dpt_status ust = unpack_state(t, meta.trainer_state); /* same bytes on every rank */

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "dptrain/checkpoint.h"
 #include "dptrain/comm.h"
 #include "dptrain/config.h"
 #include "dptrain/data.h"
@@ -71,6 +72,30 @@ DPT_NODISCARD dpt_status dpt_train_step_reproducible(dpt_train *t, const dpt_ord
 /* resume.c: rank 0 reads the newest valid checkpoint of the run directory, every rank receives
  * its state (nothing when there is none); rank 0 writes one. Collective. */
 DPT_NODISCARD dpt_status dpt_train_resume(dpt_train *t);
+/* The trainer state's slots in a checkpoint (resume.c, sameness.c). */
+enum {
+    TS_PRESENT = 0,
+    TS_LR,
+    TS_ES_WAIT,
+    TS_ES_HAS_BEST,
+    TS_ES_BEST,
+    TS_ES_BEST_EPOCH,
+    TS_ES_STOPPED_EPOCH,
+    TS_RL_WAIT,
+    TS_RL_COOLDOWN,
+    TS_RL_BEST,
+    TS_STOPPED,
+    TS_REPRO,   /* 1 + micro-batch size in reproducible mode, else 0 (older files: 0) */
+    TS_N_TRAIN, /* the fingerprint (sameness.c): training samples, */
+    TS_BATCH,   /* the global batch, */
+    TS_VSPLIT,  /* validation_split, */
+    TS_KINDS,   /* 1 + shuffle + 2 loss kind + 256 optimizer kind (0: an older checkpoint) */
+};
+/* sameness.c: this run's fingerprint into ts; whether the checkpoint's run (meta, the stored
+ * config) is this one: DPT_ERR_CHECKPOINT naming the first difference, unless --allow-changes.
+ * Rank 0. */
+void dpt_train_fingerprint(const dpt_train *t, double *ts);
+DPT_NODISCARD dpt_status dpt_train_check_same(dpt_train *t, const dpt_ckpt_meta *meta);
 DPT_NODISCARD dpt_status dpt_train_checkpoint(dpt_train *t, int64_t epoch, int64_t step_in_epoch,
                                               const double sums[3]);
 void dpt_train_teardown(dpt_train *t);
