@@ -21,6 +21,35 @@ static void grads_ready(void *ctx, int64_t off, int64_t len) {
     dpt_gradex_ready((dpt_gradex *)ctx, off, len);
 }
 
+/* The ranks must see the same split (a file replaced or appended while the job starts, stale NFS
+ * attributes): its metadata, as integers, compared across ranks before anything depends on it.
+ * DPT_ERR_DATA naming the file, the split and what differs. Collective. */
+static dpt_status agree_on_data(const dpt_train *t, const char *group, const dpt_data_info *in) {
+    int64_t scale_bits = 0;
+    memcpy(&scale_bits, &in->x_scale, sizeof in->x_scale);
+    double mine[6] = {(double)in->n,
+                      (double)dpt_shape_size(&in->x_shape),
+                      (double)in->y_cols,
+                      (double)(in->x_uint8 + 2 * in->y_integer + 4 * in->has_y + 8 * in->has_w),
+                      (double)scale_bits,
+                      (double)in->x_shape.rank};
+    double lo[6], hi[6];
+    for (int i = 0; i < 6; i++)
+        lo[i] = -mine[i], hi[i] = mine[i];
+    dpt_comm_allreduce_max_f64(t->c, lo, 6);
+    dpt_comm_allreduce_max_f64(t->c, hi, 6);
+    static const char *const what[6] = {"the number of samples",  "the sample size", "y's columns",
+                                        "the dtypes or datasets", "x's scale",       "x's rank"};
+    for (int i = 0; i < 6; i++)
+        if (-lo[i] != hi[i])
+            return dpt_error_set(DPT_ERR_DATA,
+                                 "%s: /%s: the ranks see different files (%s: %.17g on some, "
+                                 "%.17g on others; replaced while the job started, or a stale "
+                                 "network file system?)",
+                                 t->cfg->data_path, group, what[i], -lo[i], hi[i]);
+    return DPT_OK;
+}
+
 /* 1. the data's metadata (every rank reads it itself: cheap, and errors agree) and the split:
  * Keras's validation_split is the LAST fraction of the samples, before any shuffling. */
 static dpt_status plan_data(dpt_train *t) {
@@ -37,6 +66,10 @@ static dpt_status plan_data(dpt_train *t) {
     if (st == DPT_OK && cfg->test_group[0])
         st = dpt_data_probe(cfg->data_path, cfg->test_group, &t->tinfo);
     st = dpt_comm_agree(c, st);
+    if (st == DPT_OK)
+        st = dpt_comm_agree(c, agree_on_data(t, cfg->train_group, &t->info));
+    if (st == DPT_OK && cfg->validation_group[0])
+        st = dpt_comm_agree(c, agree_on_data(t, cfg->validation_group, &t->vinfo));
     if (st != DPT_OK)
         return st;
     int64_t n = t->info.n;
