@@ -13,7 +13,7 @@
 
 /* ---- assertions that stay on in release builds -------------------------------------------- */
 
-/* Called by DPT_ASSERT after printing; the dist module installs one that calls MPI_Abort.
+/* Called by DPT_ASSERT after printing; the comm room installs one that calls MPI_Abort.
  * Default: abort(). */
 typedef void (*dpt_abort_fn)(int code);
 void dpt_set_abort_hook(dpt_abort_fn fn);

@@ -1,6 +1,6 @@
 /* dptrain — the training loop: fit, evaluate, predict over a dpt_comm. Collective: every rank of
  * the communicator calls these with the same configuration. Rank 0 prints progress and writes the
- * run directory's files. Uses nn, optim, data, dist and io; holds no command-line parsing.
+ * run directory's files. Uses nn, optim, data, comm and io; holds no command-line parsing.
  */
 #ifndef DPTRAIN_TRAIN_H
 #define DPTRAIN_TRAIN_H
