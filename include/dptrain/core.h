@@ -1,6 +1,6 @@
 /* dptrain — small core services: checked allocation, always-on assertions, logging rank prefix,
  * shape arithmetic that cannot overflow, and the Philox-4x32-10 counter-based generator.
- * Knows nothing of MPI or HDF5 (the abort hook is installed by the dist module).
+ * Knows nothing of MPI or HDF5 (the abort hook is installed by the comm room).
  */
 #ifndef DPTRAIN_CORE_H
 #define DPTRAIN_CORE_H
