@@ -21,6 +21,12 @@
 
 /* Writes the model's weights in Keras 2 legacy layout to `path` (atomically). */
 DPT_NODISCARD dpt_status dpt_weights_save_keras(const char *path, const dpt_model *m);
+/* The same weights as a Keras legacy full-model file: model_config (the model's Keras JSON, as
+ * to_json() wrote it) at the root and the weights under /model_weights, so that Keras's
+ * load_model(path) builds the model and load_weights(path) still reads them. model_config NULL
+ * or "": dpt_weights_save_keras. */
+DPT_NODISCARD dpt_status dpt_weights_save_keras_model(const char *path, const dpt_model *m,
+                                                      const char *model_config);
 
 /* Loads weights into the model, by position as Keras does (layers with weights, in order), shapes
  * checked. Accepts Keras 2 legacy files (root or /model_weights), Keras 3 legacy .h5 and Keras 3

@@ -901,6 +901,39 @@ dpt_status dpt_weights_save_keras(const char *path, const dpt_model *m) {
     return dpt_ckpt_h5_write_atomic(path, fill_weights, (void *)(uintptr_t)m);
 }
 
+typedef struct {
+    const dpt_model *m;
+    const char *model_config;
+} model_file;
+
+/* Keras's legacy full-model layout: backend, keras_version and model_config at the root, the
+ * weights under /model_weights (Keras's load_weights looks there too) */
+static dpt_status fill_model(hid_t f, const char *path, void *ctx) {
+    const model_file *mf = ctx;
+    dpt_status st = dpt_ckpt_h5_write_str(f, "backend", path, DPT_KERAS_BACKEND);
+    if (st == DPT_OK)
+        st = dpt_ckpt_h5_write_str(f, "keras_version", path, DPT_KERAS_VERSION);
+    if (st == DPT_OK)
+        st = dpt_ckpt_h5_write_str(f, "model_config", path, mf->model_config);
+    if (st != DPT_OK)
+        return st;
+    hid_t g = H5Gcreate2(f, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return dpt_error_set(DPT_ERR_IO, "%s: cannot create group /model_weights", path);
+    st = dpt_ckpt_h5_write_weights(g, path, mf->m);
+    H5Gclose(g);
+    return st;
+}
+
+dpt_status dpt_weights_save_keras_model(const char *path, const dpt_model *m,
+                                        const char *model_config) {
+    DPT_ASSERT(path && m);
+    if (!model_config || !model_config[0])
+        return dpt_weights_save_keras(path, m);
+    model_file mf = {m, model_config};
+    return dpt_ckpt_h5_write_atomic(path, fill_model, &mf);
+}
+
 dpt_status dpt_weights_load_keras(const char *path, dpt_model *m) {
     DPT_ASSERT(path && m);
     hid_t f;

@@ -3,8 +3,11 @@
  * epoch (validation, the report, --profile, callbacks, the epoch's checkpoint) and the end of the
  * run (best weights, the test split, final.h5). Collective. */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "dptrain/checkpoint.h"
 #include "dptrain/train.h"
@@ -253,7 +256,10 @@ static dpt_status save_final(dpt_train *t) {
     if (t->c->rank == 0) {
         char path[DPT_PATH_MAX];
         snprintf(path, sizeof path, "%s/final.h5", t->opts.run_dir);
-        ws = dpt_weights_save_keras(path, t->model);
+        /* with the model's Keras JSON: keras.models.load_model("final.h5") opens it */
+        char *mc = t->cfg->model_json ? json_dumps(t->cfg->model_json, JSON_COMPACT) : NULL;
+        ws = dpt_weights_save_keras_model(path, t->model, mc);
+        free(mc);
     }
     ws = dpt_comm_agree(t->c, ws);
     dpt_watchdog_release(t->global_step);

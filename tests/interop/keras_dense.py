@@ -21,4 +21,6 @@ m = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="rel
                       keras.layers.Dense(1, activation="sigmoid")])
 h.check_train("dense-adam", m, x, y, loss="binary_crossentropy", batch_size=8, epochs=2,
               optimizer={"class_name": "Adam", "config": {"learning_rate": 0.01}})
+h.check_load_model("dense-adam", x)
+h.check_load_model("dense-sgd", x)
 sys.exit(h.report())

@@ -199,6 +199,19 @@ class Harness:
             ok &= self.record("%s: history %s vs Keras" % (name, key), diff, tol)
         return ok
 
+    def check_load_model(self, name, x, tol=1e-5):
+        """Keras's load_model opens the final.h5 of check_train's run NAME (the model config is in
+        it) and predicts what dptrain predicts from it."""
+        run = self.path(name + "-run")
+        final = os.path.join(run, "final.h5")
+        m = keras.models.load_model(final, compile=False)
+        ref = np.asarray(m.predict(x, verbose=0))
+        cfg = self.path(name + "-train.json")
+        data = self.path(name + "-train.h5")
+        got = self.predict(final, cfg, data, "train", name + "-loadmodel")
+        return self.record(name + ": keras.models.load_model(final.h5) predicts as dptrain",
+                           float(np.max(np.abs(got.reshape(ref.shape) - ref))), tol)
+
     def report(self):
         print("%d checks, %d failed%s" % (len(self.lines), len(self.failures),
               (": " + ", ".join(self.failures)) if self.failures else ""))
