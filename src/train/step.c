@@ -52,6 +52,30 @@ static void class_weights(const dpt_config *cfg, const float *y, int64_t cnt, in
     }
 }
 
+/* Forward over the cnt rows in t->xb, the loss (with the split's sample weights or
+ * fit.class_weight, plus the activity penalty) ADDED into *loss and *correct, this rank's share
+ * of the metrics, and backward into the model's gradient buffer. A bad label ends the job. */
+static void forward_backward(dpt_train *t, const dpt_pass *p, int64_t cnt, double *loss,
+                             double *correct) {
+    dpt_model *m = t->model;
+    const float *out = dpt_model_forward(m, p, t->xb, cnt);
+    int64_t K = dpt_model_output_size(m), T = dpt_loss_target_size(t->cfg->loss, K);
+    const float *sw = t->train ? dpt_shard_w(t->train) : NULL;
+    if (sw) /* the split's sample weights `w` */
+        for (int64_t i = 0; i < cnt; i++)
+            t->wb[i] = sw[t->rows[i]];
+    else if (t->wb) /* fit.class_weight */
+        class_weights(t->cfg, t->yb, cnt, T, t->wb);
+    dpt_status st = dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb,
+                                          t->wb, cnt, K, t->dout, loss, correct);
+    *loss += dpt_model_activity_loss(m); /* activity_regularizer: a sum */
+    if (st != DPT_OK)
+        dpt_comm_abort(t->c, st); /* a bad label found mid-step: end the job */
+    if (t->n_mstate > 0) /* this rank's share of the step's metrics (summed at the epoch's end) */
+        dpt_metrics_accumulate(&t->ms, dpt_model_head_act(m), out, t->yb, cnt, K, T, t->m_step);
+    dpt_model_backward(m, p, t->dout, cnt);
+}
+
 /* Reads the cnt rows, runs forward, the loss and backward (the gradient lands in the model's
  * buffer, the exchange's slot with SHM); loss and correct into s. A collective model (batch
  * norm) runs even with no local rows. */
@@ -75,23 +99,7 @@ static void step_compute(dpt_train *t, int64_t cnt, dpt_step_stats *s) {
                   .seed = t->cfg->seed,
                   .rank = (uint32_t)c->rank,
                   .step = (uint64_t)t->global_step};
-    const float *out = dpt_model_forward(m, &p, t->xb, cnt);
-    int64_t K = dpt_model_output_size(m), T = dpt_loss_target_size(t->cfg->loss, K);
-    const float *sw = t->train ? dpt_shard_w(t->train) : NULL;
-    if (sw) /* the split's sample weights `w` */
-        for (int64_t i = 0; i < cnt; i++)
-            t->wb[i] = sw[t->rows[i]];
-    else if (t->wb) /* fit.class_weight */
-        class_weights(t->cfg, t->yb, cnt, T, t->wb);
-    dpt_status st =
-        dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb, t->wb, cnt, K,
-                              t->dout, &s->v[DPT_STAT_LOSS], &s->v[DPT_STAT_CORRECT]);
-    s->v[DPT_STAT_LOSS] += dpt_model_activity_loss(m); /* activity_regularizer: a sum */
-    if (st != DPT_OK)
-        dpt_comm_abort(c, st); /* a bad label found mid-step: end the job */
-    if (t->n_mstate > 0) /* this rank's share of the step's metrics (summed at the epoch's end) */
-        dpt_metrics_accumulate(&t->ms, dpt_model_head_act(m), out, t->yb, cnt, K, T, t->m_step);
-    dpt_model_backward(m, &p, t->dout, cnt);
+    forward_backward(t, &p, cnt, &s->v[DPT_STAT_LOSS], &s->v[DPT_STAT_CORRECT]);
     t->prof[PROF_COMPUTE] += dpt_now() - t1;
 }
 
@@ -230,22 +238,9 @@ static void micro_compute(dpt_train *t, const dpt_order *ord, int64_t q0, int64_
                   .seed = t->cfg->seed,
                   .rank = (uint32_t)j,
                   .step = (uint64_t)t->global_step};
-    const float *out = dpt_model_forward(m, &p, t->xb, cnt);
     row[0] = row[1] = 0;
     row[2] = (double)cnt;
-    int64_t K = dpt_model_output_size(m);
-    const float *sw = dpt_shard_w(t->train);
-    if (sw) /* the split's sample weights `w` */
-        for (int64_t i = 0; i < cnt; i++)
-            t->wb[i] = sw[t->rows[i]];
-    else if (t->wb) /* fit.class_weight */
-        class_weights(t->cfg, t->yb, cnt, dpt_loss_target_size(t->cfg->loss, K), t->wb);
-    dpt_status st = dpt_loss_compute_spec(&t->cfg->loss_spec, dpt_model_head_act(m), out, t->yb,
-                                          t->wb, cnt, K, t->dout, &row[0], &row[1]);
-    row[0] += dpt_model_activity_loss(m); /* activity_regularizer: a sum */
-    if (st != DPT_OK)
-        dpt_comm_abort(t->c, st); /* a bad label found mid-step: end the job */
-    dpt_model_backward(m, &p, t->dout, cnt);
+    forward_backward(t, &p, cnt, &row[0], &row[1]);
     (void)dpt_model_grads(m); /* finishes the lazy zeroing */
     t->prof[PROF_COMPUTE] += dpt_now() - t1;
 }
