@@ -195,6 +195,9 @@ check_help plot src/cli/cmd_plot.c
 run_cmd "$WORK/help-ev" 10 "$DPTRAIN" help evaluate
 [ "$RC" -eq 0 ] && grep -q -- '--data FILE\[:GROUP\]' "$WORK/help-ev.out" && grep -q -- '--config' "$WORK/help-ev.out" &&
     ok "help evaluate" || not_ok "help evaluate"
+run_cmd "$WORK/help-layers" 10 "$DPTRAIN" help layers
+[ "$RC" -eq 0 ] && grep -qx "  LSTM" "$WORK/help-layers.out" && grep -qx "  Dense" "$WORK/help-layers.out" &&
+    ok "help layers lists the registered classes" || not_ok "help layers" "exit $RC"
 for cmd in summary help; do
     run_cmd "$WORK/help-$cmd" 10 "$DPTRAIN" help "$cmd"
     [ "$RC" -eq 0 ] && grep -q "usage: .*dptrain" "$WORK/help-$cmd.out" && ok "help $cmd" || not_ok "help $cmd"

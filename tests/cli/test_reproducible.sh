@@ -87,6 +87,8 @@ expect_fail "--order local" 2 "--order local: refused with fit.reproducible" 30 
     $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json --data "$data" --reproducible --order local
 expect_fail "resume a reproducible checkpoint in the default mode" 5 "in reproducible mode" 30 \
     $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json --data "$big" --epochs 4 --run-dir "$WORK/k" --resume
+expect_fail "a training set above the memory limit" 4 "with fit.reproducible every rank holds all" 30 \
+    $MPIRUN -np 2 "$DPTRAIN" fit examples/tutorial.json --data "$data" --reproducible --memory-limit 1K
 sed 's/"momentum": 0.9/"momentum": 0.9, "synchronized": true/' "$cnn" >"$WORK/sync.json"
 expect_fail "synchronized BatchNormalization" 3 "synchronized: true is not supported with fit.reproducible" 30 \
     $MPIRUN -np 1 "$DPTRAIN" fit "$WORK/sync.json" --data "$data"

@@ -42,4 +42,20 @@ run_cmd "$WORK/allow" 30 "${R[@]}" --data "$WORK/d.h5" --allow-changes
 [ "$RC" -eq 0 ] && grep -q "resuming anyway (--allow-changes)" "$WORK/allow.err" &&
     ok "--allow-changes resumes with a warning naming the change" ||
     not_ok "--allow-changes: exit $RC" "$(tail -2 "$WORK/allow.err")"
+# --allow-changes with another batch mid-epoch: only where the epoch's position stays whole
+rm -rf "$WORK/m" && "$DPTRAIN" fit "$cfg" --data "$WORK/d.h5" --epochs 1 --run-dir "$WORK/m" \
+    --checkpoint-every 5 --keep 10 --verbose 0 >/dev/null 2>&1
+mid=$(ls "$WORK/m"/ckpt-*-000000010.h5 2>/dev/null | head -1)
+if [ -n "$mid" ]; then
+    rm -f "$WORK/m/last.h5" && for f in "$WORK/m"/ckpt-*.h5; do [ "$f" = "$mid" ] || rm -f "$f"; done
+    M=("$DPTRAIN" fit "$cfg" --data "$WORK/d.h5" --epochs 1 --run-dir "$WORK/m" --resume --verbose 0 --allow-changes)
+    expect_fail "--allow-changes, another batch, position not whole" 5 \
+        "the epoch's position (320 samples) must be a multiple of the new batch size 48" 30 "${M[@]}" --batch-size 48
+    run_cmd "$WORK/m64" 30 "${M[@]}" --batch-size 64
+    [ "$RC" -eq 0 ] && grep -q "fit.batch_size: 32 in the checkpoint, 64 now; resuming anyway" "$WORK/m64.err" &&
+        ok "--allow-changes, another batch whose multiple the position is: resumes" ||
+        not_ok "--allow-changes with batch 64: exit $RC" "$(tail -2 "$WORK/m64.err")"
+else
+    not_ok "no mid-epoch checkpoint ckpt-*-000000010.h5" "$(ls "$WORK/m")"
+fi
 finish
